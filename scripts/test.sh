@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The project's one test command (README and .ci/run call exactly this): bring the real services up,
+# then rustfmt, clippy, and every test (unit + integration against those services).
+#
+# Set NRT_KEEP_STACK=1 to leave services running that this script started.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+PHASES=()
+T_START=$SECONDS
+
+phase() {
+  local name=$1; shift
+  local t0=$SECONDS
+  printf '\n=== %s\n' "$name"
+  if "$@"; then
+    PHASES+=("$(printf '%-8s %4ds  ok' "$name" $((SECONDS - t0)))")
+  else
+    local rc=$?
+    PHASES+=("$(printf '%-8s %4ds  FAILED (exit %d)' "$name" $((SECONDS - t0)) "$rc")")
+    summary
+    exit "$rc"
+  fi
+}
+
+summary() {
+  printf '\n=== phase durations\n'
+  printf '%s\n' "${PHASES[@]}"
+  printf '%-8s %4ds\n' total $((SECONDS - T_START))
+}
+
+# Stop afterwards only what this run started; a developer's running stack stays up.
+started_here=0
+scripts/stack.sh status >/dev/null 2>&1 || started_here=1
+cleanup() {
+  if [[ $started_here == 1 && -z ${NRT_KEEP_STACK:-} ]]; then
+    scripts/stack.sh down >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+phase stack scripts/stack.sh up
+phase fmt cargo fmt --check
+phase clippy cargo clippy --all-targets --all-features -- -D warnings
+run_tests() {
+  mkdir -p .stack
+  cargo test --features integration 2>&1 | tee .stack/test-output.log
+}
+phase test run_tests
+summary
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' .stack/test-output.log

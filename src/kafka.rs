@@ -1,0 +1,99 @@
+//! rdkafka client settings in one place, so every producer and consumer of the project is configured
+//! the same way, plus topic creation.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    #[error("kafka at {brokers}: {source}")]
+    Client {
+        brokers: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("kafka at {brokers}: creating topic {topic}: {code}")]
+    CreateTopic {
+        brokers: String,
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// Settings shared by every client: where the brokers are and how fast to notice they are gone.
+pub fn base_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.brokers)
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.max.ms", "5000");
+    cfg
+}
+
+/// An idempotent producer: `acks=all` and `enable.idempotence` mean a retried send can neither be lost
+/// nor written twice by the broker.
+pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = base_config(kafka);
+    cfg.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5");
+    cfg
+}
+
+/// An at-least-once consumer, the rust-rdkafka way: offsets are stored by the application only once a
+/// record is durable in every sink, and the background auto-commit only commits what was stored.
+pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut cfg = base_config(kafka);
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    cfg
+}
+
+/// Creates `topic` if it does not exist yet; an existing topic is left as it is (its partition count
+/// included: changing it would move keys between partitions).
+pub async fn ensure_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    timeout: Duration,
+) -> Result<(), KafkaSetupError> {
+    let client_err = |source| KafkaSetupError::Client {
+        brokers: kafka.brokers.clone(),
+        source,
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(kafka).create().map_err(client_err)?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let results = admin
+        .create_topics([&new_topic], &opts)
+        .await
+        .map_err(client_err)?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaSetupError::CreateTopic {
+                    brokers: kafka.brokers.clone(),
+                    topic: name,
+                    code,
+                })
+            }
+        }
+    }
+    Ok(())
+}

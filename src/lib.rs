@@ -1,0 +1,11 @@
+//! nrt-pipeline: HTTP events → Avro (Confluent wire format) → Kafka → MinIO (JSONL) + ClickHouse.
+//!
+//! The library holds everything; `src/main.rs` only parses the command line and starts things.
+//! `actors.md` tells the data flow in one page.
+
+pub mod clickhouse;
+pub mod config;
+pub mod doctor;
+pub mod kafka;
+pub mod probes;
+pub mod s3;

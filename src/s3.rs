@@ -1,0 +1,207 @@
+//! The one module that talks to S3. rusoto is archived upstream; keeping it behind `ObjectStore` means
+//! swapping the client touches this file only, never the actors.
+
+use std::time::Duration;
+
+use rusoto_core::credential::StaticProvider;
+use rusoto_core::{HttpClient, Region, RusotoError};
+use rusoto_s3::{
+    CreateBucketError, CreateBucketRequest, GetObjectRequest, HeadBucketRequest,
+    ListObjectsV2Request, PutObjectRequest, S3Client, S3,
+};
+use tokio::io::AsyncReadExt;
+
+use crate::config::S3Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("s3 at {endpoint}: {op} {bucket}/{key}: {message}")]
+    Request {
+        endpoint: String,
+        op: &'static str,
+        bucket: String,
+        key: String,
+        message: String,
+        /// True when retrying may succeed (network, throttling, 5xx); false for refusals such as 403/404.
+        transient: bool,
+    },
+}
+
+impl S3Error {
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            S3Error::Request {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// One bucket on one S3 endpoint.
+#[derive(Clone)]
+pub struct ObjectStore {
+    client: S3Client,
+    endpoint: String,
+    bucket: String,
+}
+
+impl ObjectStore {
+    pub fn new(cfg: &S3Config) -> Self {
+        // rusoto's own rustls client refuses plain http; a local MinIO speaks nothing else.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = HttpClient::from_connector(connector);
+        let creds = StaticProvider::new_minimal(
+            cfg.access_key.expose().to_owned(),
+            cfg.secret_key.expose().to_owned(),
+        );
+        // A custom region makes rusoto use path-style URLs (endpoint/bucket/key), which MinIO needs.
+        let region = Region::Custom {
+            name: cfg.region.clone(),
+            endpoint: cfg.endpoint.trim_end_matches('/').to_owned(),
+        };
+        ObjectStore {
+            client: S3Client::new_with(http, creds, region),
+            endpoint: cfg.endpoint.clone(),
+            bucket: cfg.bucket.clone(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn err<E: std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: RusotoError<E>,
+    ) -> S3Error {
+        let transient = match &e {
+            RusotoError::HttpDispatch(_) => true,
+            RusotoError::Unknown(resp) => {
+                resp.status.is_server_error() || resp.status.as_u16() == 429
+            }
+            _ => false,
+        };
+        let message = match &e {
+            // The raw body of an S3 error is XML; its status and first line say enough and carry no secrets.
+            RusotoError::Unknown(resp) => format!("HTTP {}", resp.status),
+            other => other.to_string(),
+        };
+        S3Error::Request {
+            endpoint: self.endpoint.clone(),
+            op,
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            message,
+            transient,
+        }
+    }
+
+    /// Creates the bucket unless it exists already (owned by us or not yet created by a racing peer).
+    pub async fn ensure_bucket(&self) -> Result<(), S3Error> {
+        let head = HeadBucketRequest {
+            bucket: self.bucket.clone(),
+            ..Default::default()
+        };
+        if self.client.head_bucket(head).await.is_ok() {
+            return Ok(());
+        }
+        let req = CreateBucketRequest {
+            bucket: self.bucket.clone(),
+            ..Default::default()
+        };
+        match self.client.create_bucket(req).await {
+            Ok(_) => Ok(()),
+            Err(RusotoError::Service(CreateBucketError::BucketAlreadyOwnedByYou(_))) => Ok(()),
+            Err(e) => Err(self.err("create-bucket", "", e)),
+        }
+    }
+
+    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), S3Error> {
+        let req = PutObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            content_length: Some(body.len() as i64),
+            content_type: Some(content_type.to_owned()),
+            body: Some(body.into()),
+            ..Default::default()
+        };
+        self.client
+            .put_object(req)
+            .await
+            .map_err(|e| self.err("put", key, e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str, timeout: Duration) -> Result<Vec<u8>, S3Error> {
+        let req = GetObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
+        let out = self
+            .client
+            .get_object(req)
+            .await
+            .map_err(|e| self.err("get", key, e))?;
+        let mut buf = Vec::with_capacity(out.content_length.unwrap_or(0).max(0) as usize);
+        if let Some(body) = out.body {
+            let mut reader = body.into_async_read();
+            match tokio::time::timeout(timeout, reader.read_to_end(&mut buf)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(self.read_err(key, e.to_string())),
+                Err(_) => {
+                    return Err(self.read_err(key, format!("body not read within {timeout:?}")))
+                }
+            }
+        }
+        Ok(buf)
+    }
+
+    fn read_err(&self, key: &str, message: String) -> S3Error {
+        S3Error::Request {
+            endpoint: self.endpoint.clone(),
+            op: "get",
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            message,
+            transient: true,
+        }
+    }
+
+    /// Every key under `prefix`, following continuation tokens.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let req = ListObjectsV2Request {
+                bucket: self.bucket.clone(),
+                prefix: Some(prefix.to_owned()),
+                continuation_token: token.take(),
+                ..Default::default()
+            };
+            let out = self
+                .client
+                .list_objects_v2(req)
+                .await
+                .map_err(|e| self.err("list", prefix, e))?;
+            keys.extend(
+                out.contents
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|o| o.key),
+            );
+            match out.next_continuation_token {
+                Some(t) if out.is_truncated == Some(true) => token = Some(t),
+                _ => return Ok(keys),
+            }
+        }
+    }
+}
