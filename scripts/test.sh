@@ -41,7 +41,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Confluent's Python client, the independent reference the registry tests compare against. Cached in a
+# venv, rebuilt only when tests/python/requirements.txt changes.
+python_deps() {
+  local venv=${NRT_CACHE:-$HOME/.cache/nrt}/venv req=tests/python/requirements.txt
+  if [[ ! -x $venv/bin/python ]] || ! cmp -s "$req" "$venv/requirements.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2; return 1; }
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    cp "$req" "$venv/requirements.txt"
+  fi
+  export NRT_PYTHON=$venv/bin/python
+  "$NRT_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0])'
+}
+
 phase stack scripts/stack.sh up
+phase pydeps python_deps
 phase fmt cargo fmt --check
 phase clippy cargo clippy --all-targets --all-features -- -D warnings
 run_tests() {

@@ -7,5 +7,8 @@ pub mod clickhouse;
 pub mod config;
 pub mod doctor;
 pub mod kafka;
+pub mod metrics;
 pub mod probes;
+pub mod registry;
 pub mod s3;
+pub mod wire;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use nrt_pipeline::doctor;
+use nrt_pipeline::{doctor, registry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,7 +22,9 @@ enum Command {
     /// Check that Kafka, the schema registry, MinIO, ClickHouse and Prometheus answer.
     ///
     /// Exits 0 only when every one does.
-    Doctor(doctor::DoctorArgs),
+    Doctor(Box<doctor::DoctorArgs>),
+    /// Serve a Confluent-compatible Schema Registry (Avro) with durable local storage.
+    Registry(registry::RegistryArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Registry(args) => {
+            actix_web::rt::System::new().block_on(registry::serve(&args))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

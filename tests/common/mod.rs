@@ -46,3 +46,71 @@ pub fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}{}", &id[..12])
 }
+
+/// A real `nrt registry` process on a free port with its own data directory, killed on drop.
+pub struct RegistryProcess {
+    child: std::process::Child,
+    pub url: String,
+    pub data_dir: std::path::PathBuf,
+    owns_dir: bool,
+}
+
+impl RegistryProcess {
+    /// Starts a registry on a fresh, empty data directory.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("nrt-registry-test-"));
+        let mut p = Self::start_in(&dir);
+        p.owns_dir = true;
+        p
+    }
+
+    /// Starts a registry on `dir` (kept on drop), e.g. to restart one on the same data.
+    pub fn start_in(dir: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nrt"))
+            .args(["registry", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `nrt registry`: {e}"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("no stdout from nrt registry"));
+        let mut line = String::new();
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let url = match (read, line.trim().rsplit_once(' ')) {
+            (Ok(n), Some((_, url))) if n > 0 && url.starts_with("http://") => url.to_owned(),
+            _ => {
+                let _ = child.kill();
+                panic!("nrt registry did not report its address (stdout: {line:?})");
+            }
+        };
+        RegistryProcess {
+            child,
+            url,
+            data_dir: dir.to_owned(),
+            owns_dir: false,
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything that was not already durable.
+    pub fn kill(mut self) -> std::path::PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.owns_dir = false;
+        self.data_dir.clone()
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
