@@ -66,7 +66,7 @@ pub struct RegistryConfig {
     #[arg(
         id = "registry-url",
         long = "registry-url",
-        env = "NRT_REGISTRY_URL",
+        env = "NRT_SCHEMA_REGISTRY_URL",
         default_value = "http://127.0.0.1:8081"
     )]
     pub url: String,
@@ -185,7 +185,188 @@ pub struct ServicesConfig {
     pub prometheus: PrometheusConfig,
 }
 
+/// Which chains `nrt run` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Poller → Encoder → KafkaPublisher.
+    Producer,
+    /// KafkaReader → Batcher → MinioWriter + ClickhouseWriter.
+    Consumer,
+    /// Both, in one process.
+    All,
+}
+
+impl Role {
+    pub fn produces(self) -> bool {
+        matches!(self, Role::Producer | Role::All)
+    }
+    pub fn consumes(self) -> bool {
+        matches!(self, Role::Consumer | Role::All)
+    }
+}
+
+/// The pipeline's own knobs.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineConfig {
+    /// Kafka topic of the events (the registry subject is `<topic>-value`).
+    #[arg(
+        id = "topic",
+        long = "topic",
+        env = "NRT_TOPIC",
+        default_value = "events.v1"
+    )]
+    pub topic: String,
+    /// Partitions of the topic when the publisher creates it.
+    #[arg(id = "topic-partitions", long = "topic-partitions", env = "NRT_TOPIC_PARTITIONS", default_value_t = 3,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub partitions: i32,
+    /// Replication factor of the topic when the publisher creates it.
+    #[arg(id = "topic-replication", long = "topic-replication", env = "NRT_TOPIC_REPLICATION", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication: i32,
+    /// Consumer group of the KafkaReader.
+    #[arg(
+        id = "group-id",
+        long = "group-id",
+        env = "NRT_GROUP_ID",
+        default_value = "nrt-consumer"
+    )]
+    pub group_id: String,
+    /// Base URL of the events API the Poller polls.
+    #[arg(
+        id = "mock-api-url",
+        long = "mock-api-url",
+        env = "NRT_MOCK_API_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub mock_api_url: String,
+    /// Events asked for per poll (`GET /events?n=`).
+    #[arg(id = "poll-batch", long = "poll-batch", env = "NRT_POLL_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub poll_batch: u32,
+    /// Pause between polls when the API returned less than a full batch, in milliseconds.
+    #[arg(
+        id = "poll-interval-ms",
+        long = "poll-interval-ms",
+        env = "NRT_POLL_INTERVAL_MS",
+        default_value_t = 100
+    )]
+    pub poll_interval_ms: u64,
+    /// Time-based flush: a partition's open batch is written at the latest this long after its first record.
+    #[arg(id = "flush-interval-ms", long = "flush-interval-ms", env = "NRT_FLUSH_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub flush_interval_ms: u64,
+    /// Size-based flush: records per batch.
+    #[arg(id = "batch-max-records", long = "batch-max-records", env = "NRT_BATCH_MAX_RECORDS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub batch_max_records: u64,
+    /// Size-based flush: Avro bytes per batch.
+    #[arg(id = "batch-max-bytes", long = "batch-max-bytes", env = "NRT_BATCH_MAX_BYTES", default_value_t = 16 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
+    pub batch_max_bytes: u64,
+    /// Backpressure: the KafkaReader stops reading while this many bytes are read but not committed.
+    #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 128 << 20,
+          value_parser = clap::value_parser!(u64).range(1 << 16..=1 << 36))]
+    pub max_inflight_bytes: u64,
+    /// Key prefix of the JSONL objects in the bucket (e.g. `prod/`); empty for the bucket root.
+    #[arg(
+        id = "s3-prefix",
+        long = "s3-prefix",
+        env = "NRT_S3_PREFIX",
+        default_value = ""
+    )]
+    pub s3_prefix: String,
+    /// ClickHouse table of the typed rows (in --clickhouse-database).
+    #[arg(
+        id = "clickhouse-table",
+        long = "clickhouse-table",
+        env = "NRT_CLICKHOUSE_TABLE",
+        default_value = "events_raw"
+    )]
+    pub clickhouse_table: String,
+    /// Address of the admin API (/health /ready /metrics /actors); port 0 picks a free port.
+    #[arg(
+        id = "admin-addr",
+        long = "admin-addr",
+        env = "NRT_ADMIN_ADDR",
+        default_value = "127.0.0.1:9180"
+    )]
+    pub admin_addr: String,
+}
+
+impl PipelineConfig {
+    /// Checks what clap's types cannot, naming the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        let ident =
+            |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ident(&self.clickhouse_table) {
+            return Err(format!(
+                "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
+                self.clickhouse_table
+            ));
+        }
+        let topic_ok = !self.topic.is_empty()
+            && self.topic.len() <= 249
+            && self
+                .topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !topic_ok {
+            return Err(format!(
+                "NRT_TOPIC / --topic: '{}' is not a valid Kafka topic name",
+                self.topic
+            ));
+        }
+        if self.group_id.is_empty() {
+            return Err("NRT_GROUP_ID / --group-id: must not be empty".into());
+        }
+        if !self.mock_api_url.starts_with("http://") && !self.mock_api_url.starts_with("https://") {
+            return Err(format!(
+                "NRT_MOCK_API_URL / --mock-api-url: '{}' is not an http(s) URL",
+                self.mock_api_url
+            ));
+        }
+        if self.admin_addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "NRT_ADMIN_ADDR / --admin-addr: '{}' is not an address like 127.0.0.1:9180",
+                self.admin_addr
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl ServicesConfig {
+    /// Checks what clap's types cannot, naming the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                "NRT_SCHEMA_REGISTRY_URL / --registry-url",
+                &self.registry.url,
+            ),
+            ("NRT_S3_ENDPOINT / --s3-endpoint", &self.s3.endpoint),
+            (
+                "NRT_CLICKHOUSE_URL / --clickhouse-url",
+                &self.clickhouse.url,
+            ),
+        ];
+        for (name, url) in checks {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(format!("{name}: '{url}' is not an http(s) URL"));
+            }
+        }
+        let db = &self.clickhouse.database;
+        if db.is_empty() || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "NRT_CLICKHOUSE_DATABASE / --clickhouse-database: '{db}' is not a plain name"
+            ));
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err("NRT_KAFKA_BROKERS / --kafka-brokers: must not be empty".into());
+        }
+        Ok(())
+    }
+
     /// The configuration from the environment and defaults alone, as tests and tools need it.
     pub fn from_env() -> Result<Self, clap::Error> {
         #[derive(clap::Parser)]

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use nrt_pipeline::{doctor, registry};
+use nrt_pipeline::{doctor, mock_api, registry, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,8 +23,12 @@ enum Command {
     ///
     /// Exits 0 only when every one does.
     Doctor(Box<doctor::DoctorArgs>),
+    /// Run the pipeline: the actors of a role and the admin API, until SIGTERM.
+    Run(Box<run::RunArgs>),
     /// Serve a Confluent-compatible Schema Registry (Avro) with durable local storage.
     Registry(registry::RegistryArgs),
+    /// Serve the synthetic events API the Poller polls.
+    MockApi(mock_api::MockApiArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,14 +40,51 @@ fn main() -> ExitCode {
         }
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let hint = env_hint(&e);
+            let _ = e.print();
+            if let Some(var) = hint {
+                eprintln!("note: this setting can also come from the environment variable {var}; check its value");
+            }
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
+        Err(e) if e.is::<run::ConfigError>() => {
+            eprintln!("nrt: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("nrt: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment variable behind the flag a clap error is about, so "invalid value" names it.
+fn env_hint(e: &clap::Error) -> Option<String> {
+    let arg = e.get(clap::error::ContextKind::InvalidArg)?.to_string();
+    let long = arg
+        .split_whitespace()
+        .next()?
+        .trim_start_matches("--")
+        .to_owned();
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut stack = vec![&cmd];
+    while let Some(c) = stack.pop() {
+        if let Some(env) = c
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()))
+            .and_then(|a| a.get_env())
+        {
+            return Some(env.to_string_lossy().into_owned());
+        }
+        stack.extend(c.get_subcommands());
+    }
+    None
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,6 +99,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Run(args) => {
+            run::run(*args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::MockApi(args) => {
+            actix_web::rt::System::new().block_on(mock_api::serve(&args))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Registry(args) => {
             actix_web::rt::System::new().block_on(registry::serve(&args))?;

@@ -3,7 +3,9 @@
 //! Each server owns a `prometheus::Registry` (no process-wide global), so two components in one process
 //! or one test never register the same name twice.
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Metrics of `nrt registry`.
 #[derive(Clone)]
@@ -43,4 +45,114 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
     let mut buf = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut buf)?;
     String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
+/// Metrics of `nrt run` (every role).
+#[derive(Clone)]
+pub struct PipelineMetrics {
+    pub registry: Registry,
+    pub events_polled: IntCounter,
+    /// Poll failures by kind: connect, timeout, http_status, bad_json, invalid_event, encoder.
+    pub poll_errors: IntCounterVec,
+    pub events_encoded: IntCounter,
+    /// Events the broker acknowledged (acks=all).
+    pub events_published: IntCounter,
+    pub publish_errors: IntCounter,
+    pub events_consumed: IntCounter,
+    /// Records the reader could not turn into events, by kind.
+    pub decode_errors: IntCounterVec,
+    /// Events a sink acknowledged, by sink (minio, clickhouse).
+    pub events_written: IntCounterVec,
+    pub sink_bytes: IntCounterVec,
+    pub sink_errors: IntCounterVec,
+    pub batches_committed: IntCounter,
+    pub actor_restarts: IntCounterVec,
+    /// Bytes read from Kafka and not yet committed.
+    pub inflight_bytes: IntGauge,
+}
+
+impl PipelineMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let m = PipelineMetrics {
+            events_polled: counter(
+                "nrt_events_polled_total",
+                "Events received from the events API",
+            )?,
+            poll_errors: counter_vec(
+                "nrt_poll_errors_total",
+                "Failed polls of the events API by kind",
+                &["kind"],
+            )?,
+            events_encoded: counter(
+                "nrt_events_encoded_total",
+                "Events encoded to the Confluent Avro wire format",
+            )?,
+            events_published: counter(
+                "nrt_events_published_total",
+                "Events acknowledged by Kafka (acks=all)",
+            )?,
+            publish_errors: counter(
+                "nrt_publish_errors_total",
+                "Kafka deliveries that failed and were retried",
+            )?,
+            events_consumed: counter(
+                "nrt_events_consumed_total",
+                "Events read from Kafka and decoded",
+            )?,
+            decode_errors: counter_vec(
+                "nrt_decode_errors_total",
+                "Kafka records that could not be decoded, by kind",
+                &["kind"],
+            )?,
+            events_written: counter_vec(
+                "nrt_events_written_total",
+                "Events acknowledged by a sink",
+                &["sink"],
+            )?,
+            sink_bytes: counter_vec("nrt_sink_bytes_total", "Bytes sent to a sink", &["sink"])?,
+            sink_errors: counter_vec(
+                "nrt_sink_errors_total",
+                "Failed sink writes (retried), by sink",
+                &["sink"],
+            )?,
+            batches_committed: counter(
+                "nrt_batches_committed_total",
+                "Batches whose offsets were committed after both sinks acknowledged",
+            )?,
+            actor_restarts: counter_vec(
+                "nrt_actor_restarts_total",
+                "Actor restarts by the supervisor",
+                &["actor"],
+            )?,
+            inflight_bytes: {
+                let g = IntGauge::new(
+                    "nrt_inflight_bytes",
+                    "Bytes read from Kafka and not yet committed",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            registry,
+        };
+        let info = IntGaugeVec::new(
+            Opts::new("nrt_build_info", "Build of this nrt binary"),
+            &["version"],
+        )?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.registry.register(Box::new(info))?;
+        register_process(&m.registry)?;
+        Ok(m)
+    }
 }

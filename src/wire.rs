@@ -53,6 +53,29 @@ pub fn encode(schema_id: u32, schema: &Schema, value: Value) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// Frames many values of one schema; resolves the schema once for all of them.
+pub fn encode_all(
+    schema_id: u32,
+    schema: &Schema,
+    values: impl IntoIterator<Item = Value>,
+) -> Result<Vec<Vec<u8>>, WireError> {
+    let err = |e: apache_avro::Error| WireError::Encode {
+        schema_id,
+        message: e.to_string(),
+    };
+    let writer = GenericDatumWriter::builder(schema).build().map_err(err)?;
+    values
+        .into_iter()
+        .map(|value| {
+            let mut out = Vec::with_capacity(64);
+            out.push(MAGIC);
+            out.extend_from_slice(&schema_id.to_be_bytes());
+            writer.write_value(&mut out, value).map_err(err)?;
+            Ok(out)
+        })
+        .collect()
+}
+
 /// Decodes the Avro bytes written with `writer`, resolved into `reader` when given (schema evolution).
 /// Every byte must belong to the datum: trailing garbage means a corrupt record, not a valid one.
 pub fn decode(
@@ -81,11 +104,49 @@ pub fn decode(
         ));
     }
     match reader {
-        Some(reader) => value.resolve(reader).map_err(|e| WireError::Resolve {
-            schema_id,
-            message: e.to_string(),
-        }),
+        Some(reader) => widen_decimals(value)
+            .resolve(reader)
+            .map_err(|e| WireError::Resolve {
+                schema_id,
+                message: e.to_string(),
+            }),
         None => Ok(value),
+    }
+}
+
+/// Sign-extends every decimal in `value` to 32 bytes. apache-avro 0.22's resolution refuses a
+/// bytes-backed decimal whose byte length could not hold the schema's full precision (it applies the
+/// rule for `fixed` decimals to `bytes` ones), so a minimal encoding such as Java's or fastavro's (123.45
+/// is two bytes) fails to resolve against precision 18. 32 bytes hold any precision up to 76 digits.
+fn widen_decimals(value: Value) -> Value {
+    match value {
+        Value::Decimal(d) => match Vec::<u8>::try_from(&d) {
+            Ok(bytes) if bytes.len() < 32 => {
+                let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                    0xff
+                } else {
+                    0
+                };
+                let mut wide = vec![fill; 32 - bytes.len()];
+                wide.extend_from_slice(&bytes);
+                Value::Decimal(apache_avro::Decimal::from(wide))
+            }
+            _ => Value::Decimal(d),
+        },
+        Value::Record(fields) => Value::Record(
+            fields
+                .into_iter()
+                .map(|(n, v)| (n, widen_decimals(v)))
+                .collect(),
+        ),
+        Value::Union(i, v) => Value::Union(i, Box::new(widen_decimals(*v))),
+        Value::Array(items) => Value::Array(items.into_iter().map(widen_decimals).collect()),
+        Value::Map(map) => Value::Map(
+            map.into_iter()
+                .map(|(k, v)| (k, widen_decimals(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 

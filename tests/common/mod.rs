@@ -47,16 +47,90 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &id[..12])
 }
 
-/// A real `nrt registry` process on a free port with its own data directory, killed on drop.
-pub struct RegistryProcess {
+/// A real `nrt` subprocess that announces its address on stdout ("… listening on http://ADDR").
+/// Killed on drop.
+pub struct NrtProcess {
     child: std::process::Child,
+    pub url: String,
+}
+
+impl NrtProcess {
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nrt"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `nrt {}`: {e}", args.join(" ")));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("no stdout from nrt"));
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line);
+        let url = match (read, line.trim().rsplit_once(' ')) {
+            (Ok(n), Some((_, url))) if n > 0 && url.starts_with("http://") => url.to_owned(),
+            _ => {
+                let _ = child.kill();
+                panic!(
+                    "`nrt {}` did not report its address (stdout: {line:?})",
+                    args.join(" ")
+                );
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        NrtProcess { child, url }
+    }
+
+    /// SIGTERM, then wait (at most 60 s, then SIGKILL). Returns the exit code, if it exited by itself.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
+    /// SIGKILL: no chance to flush anything that was not already durable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for NrtProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A real `nrt registry` process on a free port with its own data directory.
+pub struct RegistryProcess {
+    process: NrtProcess,
     pub url: String,
     pub data_dir: std::path::PathBuf,
     owns_dir: bool,
 }
 
 impl RegistryProcess {
-    /// Starts a registry on a fresh, empty data directory.
+    /// Starts a registry on a fresh, empty data directory (removed on drop).
     pub fn start() -> Self {
         let dir = std::env::temp_dir().join(unique("nrt-registry-test-"));
         let mut p = Self::start_in(&dir);
@@ -66,40 +140,28 @@ impl RegistryProcess {
 
     /// Starts a registry on `dir` (kept on drop), e.g. to restart one on the same data.
     pub fn start_in(dir: &std::path::Path) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nrt"))
-            .args(["registry", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `nrt registry`: {e}"));
-        let stdout = child
-            .stdout
-            .take()
-            .unwrap_or_else(|| panic!("no stdout from nrt registry"));
-        let mut line = String::new();
-        let read = std::io::BufReader::new(stdout).read_line(&mut line);
-        let url = match (read, line.trim().rsplit_once(' ')) {
-            (Ok(n), Some((_, url))) if n > 0 && url.starts_with("http://") => url.to_owned(),
-            _ => {
-                let _ = child.kill();
-                panic!("nrt registry did not report its address (stdout: {line:?})");
-            }
-        };
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let process = NrtProcess::spawn(
+            &[
+                "registry",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &dir_arg,
+            ],
+            &[("RUST_LOG", "warn")],
+        );
         RegistryProcess {
-            child,
-            url,
+            url: process.url.clone(),
+            process,
             data_dir: dir.to_owned(),
             owns_dir: false,
         }
     }
 
-    /// SIGKILL: no chance to flush anything that was not already durable.
+    /// SIGKILL; returns the data directory, now owned by the caller.
     pub fn kill(mut self) -> std::path::PathBuf {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         self.owns_dir = false;
         self.data_dir.clone()
     }
@@ -107,10 +169,111 @@ impl RegistryProcess {
 
 impl Drop for RegistryProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
     }
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `secs` with `what`.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The value of one sample in a Prometheus text exposition (`name{labels}` exactly as printed).
+pub async fn metric(admin_url: &str, sample: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{admin_url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Names one pipeline test uses alone: topic, group, MinIO key prefix, ClickHouse table.
+pub struct Names {
+    pub topic: String,
+    pub group: String,
+    pub prefix: String,
+    pub table: String,
+}
+
+pub const TEST_DATABASE: &str = "nrt_test";
+
+impl Names {
+    pub fn new(test: &str) -> Self {
+        let id = unique("");
+        Names {
+            topic: format!("nrt-test-{test}-{id}"),
+            group: format!("nrt-test-{test}-{id}"),
+            prefix: format!("test-{test}-{id}/"),
+            table: format!("{}_{id}", test.replace('-', "_")),
+        }
+    }
+
+    /// Environment for `nrt run` against these names (services come from the inherited environment).
+    pub fn env<'a>(&'a self, mock_url: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("NRT_TOPIC", &self.topic),
+            ("NRT_GROUP_ID", &self.group),
+            ("NRT_S3_PREFIX", &self.prefix),
+            ("NRT_CLICKHOUSE_DATABASE", TEST_DATABASE),
+            ("NRT_CLICKHOUSE_TABLE", &self.table),
+            ("NRT_MOCK_API_URL", mock_url),
+            ("NRT_ADMIN_ADDR", "127.0.0.1:0"),
+            ("NRT_FLUSH_INTERVAL_MS", "300"),
+            ("RUST_LOG", "warn"),
+        ]
+    }
+}
+
+/// `SELECT count() FROM t FINAL` (rows after replay duplicates collapse); None if the table is not there yet.
+pub async fn clickhouse_count(cfg: &ServicesConfig, table: &str, final_: bool) -> Option<u64> {
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    let client = nrt_pipeline::clickhouse::client(&ch);
+    let fin = if final_ { " FINAL" } else { "" };
+    client
+        .query(&format!("SELECT count() FROM {table}{fin}"))
+        .fetch_one::<u64>()
+        .await
+        .ok()
+}
+
+/// Every JSONL line under `prefix` in the configured bucket, with the key of its object.
+pub async fn minio_lines(cfg: &ServicesConfig, prefix: &str) -> Vec<(String, String)> {
+    let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3);
+    let keys = store.list(prefix).await.unwrap_or_default();
+    let mut lines = Vec::new();
+    for key in keys {
+        let body = store
+            .get(&key, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"));
+        let text = String::from_utf8(body).unwrap_or_else(|e| panic!("{key} is not UTF-8: {e}"));
+        lines.extend(text.lines().map(|l| (key.clone(), l.to_owned())));
+    }
+    lines
 }

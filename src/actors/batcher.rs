@@ -1,0 +1,280 @@
+//! Batcher: per-partition batches, flushed on time or size, written to both sinks, then committed.
+//!
+//! The commit rule lives here: a partition has at most one batch in flight; its offsets are committed
+//! only after MinioWriter and ClickhouseWriter both said Ok, and its next batch is written only after
+//! that commit returned. So after a crash at most one written-but-uncommitted batch exists per
+//! partition, and its replay starts at the same offset: same object key, same ClickHouse rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::clickhouse_writer::ClickhouseWriter;
+use super::messages::{Batch, Commit, SinkError, WriteBatch};
+use super::minio_writer::MinioWriter;
+use super::Shared;
+use crate::event::Event;
+use crate::retry::Backoff;
+
+pub const NAME: &str = "batcher";
+
+/// Records of one partition, contiguous after the previous `Decoded` of that partition.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Decoded {
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub events: Vec<(i64, Event)>,
+    pub bytes: usize,
+}
+
+/// The reader (re)started and will re-read from the committed offsets: forget open batches.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Reset;
+
+/// Where commits go; set by the KafkaReader when it starts (it is created after the Batcher).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommitTo(pub Recipient<Commit>);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub flush_interval: Duration,
+    pub max_records: usize,
+    pub max_bytes: usize,
+}
+
+struct Open {
+    first_offset: i64,
+    last_offset: i64,
+    events: Vec<(i64, Event)>,
+    bytes: usize,
+    opened: Instant,
+}
+
+pub struct Batcher {
+    topic: String,
+    limits: Limits,
+    open: HashMap<i32, Open>,
+    /// The batch being written and committed, per partition (kept so a restart can resume it).
+    in_flight: HashMap<i32, Arc<Batch>>,
+    minio: Addr<MinioWriter>,
+    clickhouse: Addr<ClickhouseWriter>,
+    commit_to: Option<Recipient<Commit>>,
+    shared: Shared,
+}
+
+impl Batcher {
+    pub fn new(
+        topic: String,
+        limits: Limits,
+        minio: Addr<MinioWriter>,
+        clickhouse: Addr<ClickhouseWriter>,
+        shared: Shared,
+    ) -> Self {
+        Batcher {
+            topic,
+            limits,
+            open: HashMap::new(),
+            in_flight: HashMap::new(),
+            minio,
+            clickhouse,
+            commit_to: None,
+            shared,
+        }
+    }
+
+    fn due(&self, open: &Open) -> bool {
+        open.events.len() >= self.limits.max_records
+            || open.bytes >= self.limits.max_bytes
+            || open.opened.elapsed() >= self.limits.flush_interval
+    }
+
+    /// Starts writing `partition`'s open batch if it is due and the partition has nothing in flight.
+    fn try_flush(&mut self, partition: i32, ctx: &mut Context<Self>) {
+        if self.in_flight.contains_key(&partition)
+            || !self.open.get(&partition).is_some_and(|o| self.due(o))
+        {
+            return;
+        }
+        if self.commit_to.is_none() {
+            return;
+        }
+        let Some(open) = self.open.remove(&partition) else {
+            return;
+        };
+        let batch = Arc::new(Batch {
+            topic: self.topic.clone(),
+            partition,
+            first_offset: open.first_offset,
+            last_offset: open.last_offset,
+            events: open.events,
+            bytes: open.bytes,
+        });
+        self.in_flight.insert(partition, batch.clone());
+        self.spawn_write(batch, ctx);
+    }
+
+    fn spawn_write(&mut self, batch: Arc<Batch>, ctx: &mut Context<Self>) {
+        let Some(commit_to) = self.commit_to.clone() else {
+            return;
+        };
+        let partition = batch.partition;
+        let job = write_and_commit(
+            batch,
+            self.minio.clone(),
+            self.clickhouse.clone(),
+            commit_to,
+            self.shared.clone(),
+        );
+        ctx.spawn(job.into_actor(self).map(move |_, act, ctx| {
+            act.in_flight.remove(&partition);
+            act.try_flush(partition, ctx);
+        }));
+    }
+}
+
+/// Writes to both sinks until both acknowledged (retrying only the one that failed), then commits.
+async fn write_and_commit(
+    batch: Arc<Batch>,
+    minio: Addr<MinioWriter>,
+    clickhouse: Addr<ClickhouseWriter>,
+    commit_to: Recipient<Commit>,
+    shared: Shared,
+) {
+    let (mut minio_done, mut clickhouse_done) = (false, false);
+    let mut backoff = Backoff::service();
+    let where_ = format!(
+        "{} p{} o{}..{}",
+        batch.topic, batch.partition, batch.first_offset, batch.last_offset
+    );
+    while !(minio_done && clickhouse_done) {
+        let write_minio = async {
+            match minio_done {
+                true => Ok(()),
+                false => flatten(minio.send(WriteBatch(batch.clone())).await, "minio"),
+            }
+        };
+        let write_clickhouse = async {
+            match clickhouse_done {
+                true => Ok(()),
+                false => flatten(
+                    clickhouse.send(WriteBatch(batch.clone())).await,
+                    "clickhouse",
+                ),
+            }
+        };
+        let (m, c) = futures::join!(write_minio, write_clickhouse);
+        for (result, done) in [(m, &mut minio_done), (c, &mut clickhouse_done)] {
+            match result {
+                Ok(()) => *done = true,
+                Err(e) => {
+                    // Even a permanent refusal is retried for now: skipping would lose the batch.
+                    // Dead-lettering refused batches is the reliability issue's job.
+                    if backoff.attempts() % 20 == 0 {
+                        log::warn!("batch {where_}: {e} (transient: {}); retrying", e.transient);
+                    }
+                    shared.health.error(NAME, format!("batch {where_}: {e}"));
+                }
+            }
+        }
+        if !(minio_done && clickhouse_done) {
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+    let commit = || Commit {
+        partition: batch.partition,
+        next_offset: batch.last_offset + 1,
+        bytes: batch.bytes,
+    };
+    backoff.reset();
+    loop {
+        match commit_to.send(commit()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) => log::warn!("batch {where_}: commit failed: {e}; retrying"),
+            Err(e) => log::warn!("batch {where_}: reader unavailable for commit: {e}; retrying"),
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+    shared.metrics.batches_committed.inc();
+}
+
+fn flatten(
+    sent: Result<Result<(), SinkError>, MailboxError>,
+    sink: &'static str,
+) -> Result<(), SinkError> {
+    sent.unwrap_or_else(|e| {
+        Err(SinkError {
+            sink,
+            message: format!("writer unavailable: {e}"),
+            transient: true,
+        })
+    })
+}
+
+impl Actor for Batcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.health.running(NAME);
+        // After a restart: the jobs of in-flight batches died with the old context; resume them, so no
+        // range is skipped and the commit order holds.
+        let resume: Vec<Arc<Batch>> = self.in_flight.values().cloned().collect();
+        for batch in resume {
+            self.spawn_write(batch, ctx);
+        }
+        let tick = (self.limits.flush_interval / 4)
+            .clamp(Duration::from_millis(5), Duration::from_millis(100));
+        ctx.run_interval(tick, |act, ctx| {
+            let partitions: Vec<i32> = act.open.keys().copied().collect();
+            for p in partitions {
+                act.try_flush(p, ctx);
+            }
+        });
+    }
+}
+
+impl Supervised for Batcher {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        // Open and in-flight batches are kept: they are exactly what was read and not committed.
+        self.shared.restarting(NAME);
+    }
+}
+
+impl Handler<Decoded> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Decoded, ctx: &mut Self::Context) {
+        let open = self.open.entry(msg.partition).or_insert_with(|| Open {
+            first_offset: msg.first_offset,
+            last_offset: msg.first_offset,
+            events: Vec::new(),
+            bytes: 0,
+            opened: Instant::now(),
+        });
+        open.last_offset = msg.last_offset;
+        open.bytes += msg.bytes;
+        open.events.extend(msg.events);
+        self.try_flush(msg.partition, ctx);
+    }
+}
+
+impl Handler<Reset> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Reset, _: &mut Self::Context) {
+        self.open.clear();
+    }
+}
+
+impl Handler<CommitTo> for Batcher {
+    type Result = ();
+
+    fn handle(&mut self, CommitTo(to): CommitTo, _: &mut Self::Context) {
+        self.commit_to = Some(to);
+    }
+}

@@ -1,0 +1,141 @@
+//! Encoder: registers the event schema under `<topic>-value` (TopicNameStrategy) on first use, keeps
+//! its id, and turns each batch of events into Confluent-framed Avro records for the KafkaPublisher.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use apache_avro::Schema;
+
+use super::kafka_publisher::{KafkaPublisher, Publish, Record};
+use super::Shared;
+use crate::event::Event;
+use crate::registry::RegistryClient;
+use crate::retry::Backoff;
+
+pub const NAME: &str = "encoder";
+
+/// Encode and publish these events; replies once Kafka acknowledged all of them.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct Events(pub Arc<Vec<Event>>);
+
+pub struct Encoder {
+    registry: Arc<RegistryClient>,
+    subject: String,
+    schema_text: Arc<str>,
+    schema: Arc<Schema>,
+    schema_id: Option<u32>,
+    publisher: Addr<KafkaPublisher>,
+    shared: Shared,
+}
+
+impl Encoder {
+    pub fn new(
+        registry: Arc<RegistryClient>,
+        topic: &str,
+        schema_text: &str,
+        publisher: Addr<KafkaPublisher>,
+        shared: Shared,
+    ) -> Result<Self, String> {
+        let schema = Schema::parse_str(schema_text)
+            .map_err(|e| format!("event schema does not parse: {e}"))?;
+        Ok(Encoder {
+            registry,
+            subject: format!("{topic}-value"),
+            schema_text: schema_text.into(),
+            schema: Arc::new(schema),
+            schema_id: None,
+            publisher,
+            shared,
+        })
+    }
+}
+
+impl Actor for Encoder {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        self.shared.health.running(NAME);
+    }
+}
+
+impl Supervised for Encoder {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.shared.restarting(NAME);
+    }
+}
+
+impl Handler<Events> for Encoder {
+    type Result = ResponseActFuture<Self, Result<usize, String>>;
+
+    fn handle(&mut self, Events(events): Events, _: &mut Self::Context) -> Self::Result {
+        let known_id = self.schema_id;
+        let (registry, subject, text) = (
+            self.registry.clone(),
+            self.subject.clone(),
+            self.schema_text.clone(),
+        );
+        let (schema, publisher, shared) = (
+            self.schema.clone(),
+            self.publisher.clone(),
+            self.shared.clone(),
+        );
+        let job = async move {
+            let id = match known_id {
+                Some(id) => id,
+                None => register(&registry, &subject, &text, &shared).await?,
+            };
+            let records = crate::wire::encode_all(id, &schema, events.iter().map(Event::to_avro))
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .zip(events.iter())
+                .map(|(payload, e)| Record {
+                    key: e.event_id.to_string(),
+                    payload,
+                })
+                .collect::<Vec<_>>();
+            shared.metrics.events_encoded.inc_by(records.len() as u64);
+            let published = publisher
+                .send(Publish(records))
+                .await
+                .map_err(|e| format!("publisher unavailable: {e}"))??;
+            Ok((id, published))
+        };
+        Box::pin(job.into_actor(self).map(|res, act, _| {
+            res.map(|(id, published)| {
+                act.schema_id = Some(id);
+                published
+            })
+        }))
+    }
+}
+
+/// Registers the schema, waiting out registry outages; a refusal (invalid or incompatible schema) is
+/// an error the operator must fix, so it is returned, not retried.
+async fn register(
+    registry: &RegistryClient,
+    subject: &str,
+    text: &str,
+    shared: &Shared,
+) -> Result<u32, String> {
+    let mut backoff = Backoff::service();
+    loop {
+        match registry.register(subject, text).await {
+            Ok(id) => {
+                log::info!("{NAME}: schema of {subject} has id {id}");
+                return Ok(id);
+            }
+            Err(e) if e.is_transient() => {
+                if backoff.attempts() % 10 == 0 {
+                    log::warn!("{NAME}: {e}; retrying");
+                }
+                shared.health.error(NAME, e.to_string());
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(e) => {
+                shared.health.error(NAME, e.to_string());
+                return Err(e.to_string());
+            }
+        }
+    }
+}

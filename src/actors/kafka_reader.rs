@@ -1,0 +1,338 @@
+//! KafkaReader: reads the topic in a consumer group, decodes each record through the writer schema
+//! its id names (fetched from the registry once, then cached) into our reader schema, and hands
+//! per-partition runs to the Batcher. Commits arrive back from the Batcher once both sinks have a batch.
+//!
+//! Backpressure: bytes read but not yet committed are counted; over `max_inflight_bytes` the read loop
+//! waits for commits instead of buffering more.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use apache_avro::Schema;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
+
+use super::batcher::{Batcher, CommitTo, Decoded, Reset};
+use super::messages::Commit;
+use super::Shared;
+use crate::config::KafkaConfig;
+use crate::event::Event;
+use crate::registry::RegistryClient;
+use crate::retry::Backoff;
+use crate::wire::{self, WireError};
+
+pub const NAME: &str = "kafka_reader";
+
+/// Records gathered before handing them over, and how long to wait for more once one arrived.
+const CHUNK_RECORDS: usize = 5_000;
+const CHUNK_WAIT: Duration = Duration::from_millis(20);
+
+pub struct ReaderSettings {
+    pub kafka: KafkaConfig,
+    pub topic: String,
+    pub group_id: String,
+    pub max_inflight_bytes: u64,
+}
+
+/// Bytes read but not committed, and a bell rung at each commit.
+#[derive(Default)]
+struct Inflight {
+    bytes: AtomicU64,
+    freed: Notify,
+}
+
+/// Stop reading and leave the group now (so a successor gets the partitions without waiting for the
+/// session timeout). Uncommitted batches are simply re-read by whoever reads next.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+pub struct KafkaReader {
+    settings: Arc<ReaderSettings>,
+    consumer: Option<Arc<StreamConsumer>>,
+    read_loop: Option<SpawnHandle>,
+    stopping: bool,
+    inflight: Arc<Inflight>,
+    batcher: Addr<Batcher>,
+    registry: Arc<RegistryClient>,
+    reader_schema: Arc<Schema>,
+    shared: Shared,
+}
+
+impl KafkaReader {
+    pub fn new(
+        settings: ReaderSettings,
+        batcher: Addr<Batcher>,
+        registry: Arc<RegistryClient>,
+        reader_schema: Arc<Schema>,
+        shared: Shared,
+    ) -> Self {
+        KafkaReader {
+            settings: Arc::new(settings),
+            consumer: None,
+            read_loop: None,
+            stopping: false,
+            inflight: Arc::default(),
+            batcher,
+            registry,
+            reader_schema,
+            shared,
+        }
+    }
+
+    fn connect(&self) -> Result<Arc<StreamConsumer>, String> {
+        let s = &self.settings;
+        let mut cfg = crate::kafka::consumer_config(&s.kafka, &s.group_id);
+        // Commits are explicit and synchronous, per batch, after both sinks acknowledged it.
+        cfg.set("enable.auto.commit", "false")
+            // A crashed consumer's partitions move to a live one after this long.
+            .set("session.timeout.ms", "10000")
+            // Bound what librdkafka prefetches while we hold back (backpressure).
+            .set("queued.max.messages.kbytes", "32768")
+            // Notice soon a topic created after we subscribed (the producer creates it on first publish).
+            .set("topic.metadata.refresh.interval.ms", "2000");
+        let consumer: StreamConsumer = cfg
+            .create()
+            .map_err(|e| format!("kafka at {}: {e}", s.kafka.brokers))?;
+        consumer
+            .subscribe(&[&s.topic])
+            .map_err(|e| format!("kafka at {}: subscribe {}: {e}", s.kafka.brokers, s.topic))?;
+        Ok(Arc::new(consumer))
+    }
+}
+
+impl Actor for KafkaReader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.stopping {
+            return;
+        }
+        self.shared.health.starting(NAME);
+        self.batcher.do_send(CommitTo(ctx.address().recipient()));
+        // A (re)started reader reads from the committed offsets: whatever the Batcher holds open is stale.
+        self.batcher.do_send(Reset);
+        self.inflight = Arc::default();
+        self.shared.metrics.inflight_bytes.set(0);
+        let consumer = match self.connect() {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("{NAME}: {e}");
+                self.shared.health.error(NAME, e);
+                ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
+                return;
+            }
+        };
+        self.consumer = Some(consumer.clone());
+        self.shared.health.running(NAME);
+        let job = ReadLoop {
+            consumer,
+            settings: self.settings.clone(),
+            inflight: self.inflight.clone(),
+            batcher: self.batcher.clone(),
+            registry: self.registry.clone(),
+            reader_schema: self.reader_schema.clone(),
+            shared: self.shared.clone(),
+        };
+        let handle = ctx.spawn(job.run().into_actor(self).map(|res, act, ctx| {
+            if let Err(e) = res {
+                log::error!("{NAME}: {e}; restarting");
+                act.shared.health.error(NAME, e);
+                ctx.stop();
+            }
+        }));
+        self.read_loop = Some(handle);
+    }
+}
+
+impl Handler<Shutdown> for KafkaReader {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        if let Some(h) = self.read_loop.take() {
+            ctx.cancel_future(h);
+        }
+        let consumer = self.consumer.take();
+        Box::pin(async move {
+            if let Some(c) = consumer {
+                // Unsubscribing sends LeaveGroup; it blocks on the broker, so off the actor thread.
+                let _ = tokio::task::spawn_blocking(move || c.unsubscribe()).await;
+            }
+        })
+    }
+}
+
+impl Supervised for KafkaReader {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.shared.restarting(NAME);
+        self.consumer = None;
+    }
+}
+
+impl Handler<Commit> for KafkaReader {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
+        let consumer = self.consumer.clone();
+        let topic = self.settings.topic.clone();
+        let inflight = self.inflight.clone();
+        let gauge = self.shared.metrics.inflight_bytes.clone();
+        Box::pin(async move {
+            let consumer = consumer.ok_or("not connected")?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, msg.partition, Offset::Offset(msg.next_offset))
+                .map_err(|e| e.to_string())?;
+            // A synchronous commit blocks its thread until the broker answered: keep it off the actors'.
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("commit p{} @{}: {e}", msg.partition, msg.next_offset))?;
+            let before = inflight.bytes.fetch_sub(msg.bytes as u64, Ordering::SeqCst);
+            gauge.set(before.saturating_sub(msg.bytes as u64) as i64);
+            inflight.freed.notify_waiters();
+            Ok(())
+        })
+    }
+}
+
+struct ReadLoop {
+    consumer: Arc<StreamConsumer>,
+    settings: Arc<ReaderSettings>,
+    inflight: Arc<Inflight>,
+    batcher: Addr<Batcher>,
+    registry: Arc<RegistryClient>,
+    reader_schema: Arc<Schema>,
+    shared: Shared,
+}
+
+#[derive(Default)]
+struct Run {
+    first_offset: i64,
+    last_offset: i64,
+    events: Vec<(i64, Event)>,
+    bytes: usize,
+}
+
+impl ReadLoop {
+    async fn run(self) -> Result<(), String> {
+        let mut errors_logged = Instant::now() - Duration::from_secs(60);
+        loop {
+            self.wait_for_room().await;
+            let mut runs: BTreeMap<i32, Run> = BTreeMap::new();
+            let mut count = 0;
+            let mut deadline = None;
+            while count < CHUNK_RECORDS {
+                let next = match deadline {
+                    None => Ok(self.consumer.recv().await),
+                    Some(d) => tokio::time::timeout_at(d, self.consumer.recv()).await,
+                };
+                let msg = match next {
+                    Err(_) => break,
+                    Ok(Err(e)) => {
+                        // Broker hiccups surface here; librdkafka reconnects by itself.
+                        if errors_logged.elapsed() > Duration::from_secs(10) {
+                            log::warn!("{NAME}: {e}");
+                            errors_logged = Instant::now();
+                        }
+                        self.shared.health.error(NAME, e.to_string());
+                        continue;
+                    }
+                    Ok(Ok(m)) => m,
+                };
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
+                count += 1;
+                let payload = msg.payload().unwrap_or_default();
+                let run = runs.entry(msg.partition()).or_insert_with(|| Run {
+                    first_offset: msg.offset(),
+                    ..Run::default()
+                });
+                run.last_offset = msg.offset();
+                run.bytes += payload.len();
+                match self.decode(payload).await {
+                    Ok(event) => run.events.push((msg.offset(), event)),
+                    Err(kind) => {
+                        self.shared
+                            .metrics
+                            .decode_errors
+                            .with_label_values(&[kind])
+                            .inc();
+                        if errors_logged.elapsed() > Duration::from_secs(10) {
+                            log::warn!(
+                                "{NAME}: p{} @{}: undecodable record ({kind}) skipped",
+                                msg.partition(),
+                                msg.offset()
+                            );
+                            errors_logged = Instant::now();
+                        }
+                    }
+                }
+            }
+            for (partition, run) in runs {
+                self.shared
+                    .metrics
+                    .events_consumed
+                    .inc_by(run.events.len() as u64);
+                let now = self
+                    .inflight
+                    .bytes
+                    .fetch_add(run.bytes as u64, Ordering::SeqCst)
+                    + run.bytes as u64;
+                self.shared.metrics.inflight_bytes.set(now as i64);
+                let decoded = Decoded {
+                    partition,
+                    first_offset: run.first_offset,
+                    last_offset: run.last_offset,
+                    events: run.events,
+                    bytes: run.bytes,
+                };
+                self.batcher
+                    .send(decoded)
+                    .await
+                    .map_err(|e| format!("batcher unavailable: {e}"))?;
+            }
+        }
+    }
+
+    async fn wait_for_room(&self) {
+        loop {
+            let freed = self.inflight.freed.notified();
+            if self.inflight.bytes.load(Ordering::SeqCst) < self.settings.max_inflight_bytes {
+                return;
+            }
+            // Commits ring the bell; the timeout covers a commit that raced the check above.
+            let _ = tokio::time::timeout(Duration::from_millis(200), freed).await;
+        }
+    }
+
+    /// The event in one record, or the kind of reason it has none. An unreachable registry is waited
+    /// for (a record whose schema we cannot fetch yet is not a bad record).
+    async fn decode(&self, payload: &[u8]) -> Result<Event, &'static str> {
+        let (id, avro) = wire::split(payload).map_err(|e| match e {
+            WireError::TooShort(_) => "too_short",
+            _ => "bad_magic",
+        })?;
+        let mut backoff = Backoff::service();
+        let writer = loop {
+            match self.registry.schema_by_id(id).await {
+                Ok(s) => break s,
+                Err(e) if e.is_transient() => {
+                    self.shared.health.error(NAME, e.to_string());
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(_) => return Err("unknown_schema"),
+            }
+        };
+        let value =
+            wire::decode(id, avro, &writer, Some(&self.reader_schema)).map_err(|e| match e {
+                WireError::Resolve { .. } => "schema_resolution",
+                _ => "corrupt",
+            })?;
+        Event::from_avro(value).map_err(|_| "invalid_event")
+    }
+}

@@ -1,0 +1,112 @@
+//! The admin API of `nrt run` (actix-web): `/health` liveness, `/ready` readiness, `/metrics` for
+//! Prometheus, `/actors` for people. Read-only; nothing here echoes configuration or credentials.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::json;
+
+use crate::actors::health::Health;
+use crate::config::{Role, ServicesConfig};
+use crate::metrics::{self, PipelineMetrics};
+use crate::probes::{self, Service};
+
+pub struct AdminState {
+    pub health: Arc<Health>,
+    pub metrics: PipelineMetrics,
+    pub services: ServicesConfig,
+    pub role: Role,
+    pub http: reqwest::Client,
+}
+
+impl AdminState {
+    /// What this role depends on: the producer needs Kafka and the registry; the consumer all four sinks
+    /// and sources.
+    fn dependencies(&self) -> Vec<Service> {
+        let mut deps = vec![Service::Kafka, Service::Registry];
+        if self.role.consumes() {
+            deps.extend([Service::Minio, Service::Clickhouse]);
+        }
+        deps
+    }
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn ready(state: web::Data<AdminState>) -> HttpResponse {
+    let timeout = Duration::from_secs(2);
+    let checks = state
+        .dependencies()
+        .into_iter()
+        .map(|s| probes::probe(&state.services, s, &state.http, timeout));
+    let results = futures::future::join_all(checks).await;
+    let not_running = state.health.not_running();
+    let down: Vec<&str> = results
+        .iter()
+        .filter(|p| !p.ok)
+        .map(|p| p.service.name())
+        .collect();
+    let services: serde_json::Map<String, serde_json::Value> = results
+        .iter()
+        .map(|p| {
+            (
+                p.service.name().to_owned(),
+                json!({"ok": p.ok, "detail": p.detail}),
+            )
+        })
+        .collect();
+    let is_ready = down.is_empty() && not_running.is_empty();
+    let body = json!({
+        "ready": is_ready,
+        "services_down": down,
+        "actors_not_running": not_running,
+        "services": services,
+    });
+    if is_ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
+    match metrics::encode(&state.metrics.registry) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(text),
+        Err(e) => HttpResponse::InternalServerError().json(json!({"error": e.to_string()})),
+    }
+}
+
+async fn actors(state: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.health.snapshot())
+}
+
+/// Binds the admin API; the caller runs (and stops) the returned server.
+pub fn bind(
+    addr: &str,
+    state: AdminState,
+) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/health", web::get().to(health))
+            .route("/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics_text))
+            .route("/actors", web::get().to(actors))
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(json!({"error": "no such route"}))
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)
+    .map_err(|e| anyhow::anyhow!("admin API: cannot listen on {addr}: {e}"))?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}

@@ -1,0 +1,402 @@
+//! The Event and its forms: JSON (Mock API and MinIO JSONL), Avro (Kafka), ClickHouse row.
+//!
+//! Money is `Money` (integer cents), never a float; time is `Millis` (UTC epoch milliseconds).
+
+use std::fmt;
+use std::str::FromStr;
+
+use apache_avro::types::Value;
+use apache_avro::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+/// The Avro schema of `events.v1`, registered under `events.v1-value`.
+pub const SCHEMA_V1: &str = include_str!("../schemas/events.v1.avsc");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_id: i64,
+    pub amount: Money,
+    pub currency: String,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("field {0} is missing")]
+    Missing(&'static str),
+    #[error("field {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
+    EventError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Event {
+    /// Checks what serde's types cannot: a non-empty type and an ISO 4217-shaped currency.
+    pub fn validate(&self) -> Result<(), EventError> {
+        if self.kind.is_empty() || self.kind.len() > 64 {
+            return Err(invalid("type", "must be 1 to 64 characters"));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(
+                "currency",
+                format!("'{}' is not an ISO 4217 code", self.currency),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Avro value of this event under `SCHEMA_V1`.
+    pub fn to_avro(&self) -> Value {
+        Value::Record(vec![
+            ("event_id".into(), Value::Uuid(self.event_id)),
+            ("type".into(), Value::String(self.kind.clone())),
+            ("user_id".into(), Value::Long(self.user_id)),
+            ("amount".into(), Value::Decimal(self.amount.to_decimal())),
+            ("currency".into(), Value::String(self.currency.clone())),
+            (
+                "created_at".into(),
+                Value::TimestampMillis(self.created_at.0),
+            ),
+        ])
+    }
+
+    /// The event in a decoded Avro record (already resolved into the reader schema, so fields a newer
+    /// writer added are gone and the ones we know are present).
+    pub fn from_avro(value: Value) -> Result<Event, EventError> {
+        let Value::Record(fields) = value else {
+            return Err(invalid("record", "the datum is not a record"));
+        };
+        let mut event_id = None;
+        let mut kind = None;
+        let mut user_id = None;
+        let mut amount = None;
+        let mut currency = None;
+        let mut created_at = None;
+        for (name, v) in fields {
+            match (name.as_str(), v) {
+                ("event_id", Value::Uuid(u)) => event_id = Some(u),
+                ("event_id", Value::String(s)) => {
+                    event_id =
+                        Some(Uuid::parse_str(&s).map_err(|e| invalid("event_id", e.to_string()))?)
+                }
+                ("type", Value::String(s)) => kind = Some(s),
+                ("user_id", Value::Long(n)) => user_id = Some(n),
+                ("amount", Value::Decimal(d)) => amount = Some(Money::from_decimal(&d)?),
+                ("currency", Value::String(s)) => currency = Some(s),
+                ("created_at", Value::TimestampMillis(ms) | Value::Long(ms)) => {
+                    created_at = Some(Millis(ms))
+                }
+                ("event_id" | "type" | "user_id" | "amount" | "currency" | "created_at", other) => {
+                    return Err(invalid(
+                        "record",
+                        format!("field {name} has unexpected value {other:?}"),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let event = Event {
+            event_id: event_id.ok_or(EventError::Missing("event_id"))?,
+            kind: kind.ok_or(EventError::Missing("type"))?,
+            user_id: user_id.ok_or(EventError::Missing("user_id"))?,
+            amount: amount.ok_or(EventError::Missing("amount"))?,
+            currency: currency.ok_or(EventError::Missing("currency"))?,
+            created_at: created_at.ok_or(EventError::Missing("created_at"))?,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+}
+
+/// An amount of money in cents. JSON form: a string with exactly two decimals ("-12.30"), because a
+/// JSON number goes through a float in most readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(pub i64);
+
+impl Money {
+    /// Decimal(18, 2) holds |cents| < 10^18.
+    const LIMIT: i64 = 1_000_000_000_000_000_000;
+
+    /// Minimal two's-complement big-endian bytes, as Java Avro and fastavro write them.
+    fn to_decimal(self) -> Decimal {
+        let be = self.0.to_be_bytes();
+        let mut start = 0;
+        // Drop a leading byte while the next one still carries the same sign.
+        while start < 7
+            && ((be[start] == 0 && be[start + 1] & 0x80 == 0)
+                || (be[start] == 0xff && be[start + 1] & 0x80 != 0))
+        {
+            start += 1;
+        }
+        Decimal::from(&be[start..])
+    }
+
+    fn from_decimal(d: &Decimal) -> Result<Money, EventError> {
+        let bytes = Vec::<u8>::try_from(d).map_err(|e| invalid("amount", e.to_string()))?;
+        let Some(first) = bytes.first() else {
+            return Err(invalid("amount", "empty decimal"));
+        };
+        let fill = if first & 0x80 != 0 { 0xff } else { 0 };
+        // Any length is fine as long as what lies beyond the low 8 bytes is only sign extension.
+        let cut = bytes.len().saturating_sub(8);
+        if bytes[..cut].iter().any(|b| *b != fill) {
+            return Err(invalid("amount", "does not fit 18 digits"));
+        }
+        let mut be = [fill; 8];
+        be[8 - (bytes.len() - cut)..].copy_from_slice(&bytes[cut..]);
+        let cents = i64::from_be_bytes(be);
+        if cents.unsigned_abs() >= Money::LIMIT as u64 {
+            return Err(invalid("amount", "does not fit 18 digits"));
+        }
+        Ok(Money(cents))
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+impl FromStr for Money {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not an amount with at most two decimals");
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || whole.len() > 16
+            || frac.len() > 2
+            || !all_digits(whole)
+            || !all_digits(frac)
+        {
+            return Err(bad());
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+        let cents = whole * 100 + frac;
+        if cents >= Money::LIMIT {
+            return Err(bad());
+        }
+        Ok(Money(if neg { -cents } else { cents }))
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = std::borrow::Cow::<str>::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A UTC instant in milliseconds since the Unix epoch. JSON form: RFC 3339 with milliseconds and `Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub fn now() -> Millis {
+        Millis(chrono::Utc::now().timestamp_millis())
+    }
+
+    pub fn to_datetime(self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::from_timestamp_millis(self.0)
+    }
+
+    /// Whole seconds, as ClickHouse's `DateTime` (UInt32) holds them; clamped to its range.
+    pub fn to_clickhouse_datetime(self) -> u32 {
+        self.0.div_euclid(1000).clamp(0, u32::MAX as i64) as u32
+    }
+}
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_datetime() {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+            None => write!(f, "{}ms", self.0),
+        }
+    }
+}
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = std::borrow::Cow::<str>::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&raw)
+            .map(|t| Millis(t.timestamp_millis()))
+            .map_err(|e| serde::de::Error::custom(format!("'{raw}' is not an RFC 3339 time: {e}")))
+    }
+}
+
+/// One row of `analytics.events_raw`, in the column order of schemas/clickhouse/002_events_raw.sql.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct EventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_id: i64,
+    /// Decimal(18, 2) travels in RowBinary as its scaled Int64: cents.
+    pub amount: i64,
+    pub currency: String,
+    /// DateTime: seconds.
+    pub created_at: u32,
+    pub created_at_ms: i64,
+    pub ingested_at: u32,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+}
+
+impl EventRow {
+    pub fn new(e: &Event, ingested_at: Millis, partition: i32, offset: i64) -> Self {
+        EventRow {
+            event_id: e.event_id,
+            kind: e.kind.clone(),
+            user_id: e.user_id,
+            amount: e.amount.0,
+            currency: e.currency.clone(),
+            created_at: e.created_at.to_clickhouse_datetime(),
+            created_at_ms: e.created_at.0,
+            ingested_at: ingested_at.to_clickhouse_datetime(),
+            kafka_partition: partition,
+            kafka_offset: offset,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            event_id: Uuid::from_u128(0x6f1c2a4e_8b0d_4c8e_9a57_3f4f1d2e7b10),
+            kind: "refund".into(),
+            user_id: 42,
+            amount: Money(-12_345),
+            currency: "EUR".into(),
+            created_at: Millis(1_795_771_800_123),
+        }
+    }
+
+    #[test]
+    fn money_is_exact_text() {
+        assert_eq!(Money(-12_345).to_string(), "-123.45");
+        assert_eq!(Money(5).to_string(), "0.05");
+        assert_eq!("123.4".parse(), Ok(Money(12_340)));
+        assert_eq!("-0.07".parse(), Ok(Money(-7)));
+        assert_eq!("12".parse(), Ok(Money(1_200)));
+        for bad in [
+            "",
+            "1.234",
+            "1e3",
+            "0x10",
+            "1.2.3",
+            "-",
+            ".5",
+            "12345678901234567.00",
+            " 1",
+        ] {
+            assert!(bad.parse::<Money>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_round_trip_and_format() {
+        let e = sample();
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"event_id":"6f1c2a4e-8b0d-4c8e-9a57-3f4f1d2e7b10","type":"refund","user_id":42,"amount":"-123.45","currency":"EUR","created_at":"2026-11-27T09:30:00.123Z"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).ok(), Some(e));
+    }
+
+    #[test]
+    fn bad_json_is_an_error_naming_the_field() {
+        let missing = r#"{"event_id":"6f1c2a4e-8b0d-4c8e-9a57-3f4f1d2e7b10","type":"x","user_id":1,"currency":"EUR","created_at":"2026-11-27T09:30:00.123Z"}"#;
+        let err = serde_json::from_str::<Event>(missing)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(err.as_ref().is_err_and(|m| m.contains("amount")), "{err:?}");
+        let float = missing.replace(r#""currency""#, r#""amount":1.5,"currency""#);
+        assert!(serde_json::from_str::<Event>(&float).is_err());
+        let mut e = sample();
+        e.currency = "euro".into();
+        assert!(matches!(
+            e.validate(),
+            Err(EventError::Invalid {
+                field: "currency",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn avro_round_trip_through_the_schema() {
+        let schema = apache_avro::Schema::parse_str(SCHEMA_V1).map_err(|e| e.to_string());
+        let schema = schema
+            .as_ref()
+            .map_err(Clone::clone)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for cents in [
+            0,
+            1,
+            -1,
+            127,
+            128,
+            -129,
+            99_999_999_999_999_999,
+            -99_999_999_999_999_999,
+        ] {
+            let mut e = sample();
+            e.amount = Money(cents);
+            let bytes =
+                crate::wire::encode(7, schema, e.to_avro()).unwrap_or_else(|err| panic!("{err}"));
+            let minimal = match cents {
+                0 | 1 | -1 | 127 => 1,
+                128 | -129 => 2,
+                _ => 8,
+            };
+            // header 5 + 16-byte uuid string (len 1 + 36) + ...: check only the amount's length byte.
+            let amount_len_at = 5 + 37 + 7 + 1;
+            assert_eq!(
+                bytes[amount_len_at],
+                (minimal * 2) as u8,
+                "zigzag length of {cents}"
+            );
+            let (_, avro) = crate::wire::split(&bytes).unwrap_or_else(|err| panic!("{err}"));
+            let value = crate::wire::decode(7, avro, schema, Some(schema))
+                .unwrap_or_else(|err| panic!("{err}"));
+            assert_eq!(Event::from_avro(value), Ok(e));
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! An independent producer (Confluent's Python client with its AvroSerializer, writer schema = ours
+//! plus one optional field) feeds the topic; `nrt run --role consumer` must land every event.
+#![cfg(feature = "integration")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Names, NrtProcess, Service};
+
+const EVENTS: usize = 2_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_lands_events_of_an_evolved_writer_schema() {
+    let cfg = common::services();
+    for s in [
+        Service::Kafka,
+        Service::Registry,
+        Service::Minio,
+        Service::Clickhouse,
+    ] {
+        common::require(s, &cfg).await;
+    }
+    let names = Names::new("pyprod");
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
+        panic!("NRT_PYTHON is not set: scripts/test.sh installs Confluent's client and sets it")
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/produce_evolved.py"
+    );
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events.v1.avsc");
+    let out = Command::new(&python)
+        .args([
+            script,
+            &cfg.kafka.brokers,
+            &cfg.registry.url,
+            &names.topic,
+            schema,
+            &EVENTS.to_string(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "producer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let produced: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let ids: HashSet<String> = produced["ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(ids.len(), EVENTS);
+
+    let consumer = NrtProcess::spawn(
+        &["run", "--role", "consumer"],
+        &names.env("http://127.0.0.1:1"),
+    );
+    common::wait_for(90, "every Python-produced event in ClickHouse", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS as u64).then_some(())
+    })
+    .await;
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = common::TEST_DATABASE.to_owned();
+    let client = nrt_pipeline::clickhouse::client(&ch);
+    let landed: Vec<String> = client
+        .query(&format!(
+            "SELECT toString(event_id) FROM {} FINAL",
+            names.table
+        ))
+        .fetch_all()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(landed.into_iter().collect::<HashSet<_>>(), ids);
+    // Money exact through fastavro's minimal decimal encoding: sum of i*7 cents over odd i.
+    let cents: i64 = (0..EVENTS as i64)
+        .filter(|i| i % 2 == 1)
+        .map(|i| i * 7)
+        .sum();
+    let sum: String = client
+        .query(&format!(
+            "SELECT toString(sum(amount)) FROM {} FINAL",
+            names.table
+        ))
+        .fetch_one()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sum, format!("{}.{:02}", cents / 100, cents % 100));
+    let lines = common::wait_for(30, "every event in MinIO", || async {
+        let lines = common::minio_lines(&cfg, &names.prefix).await;
+        (lines.len() >= EVENTS).then_some(lines)
+    })
+    .await;
+    assert_eq!(lines.len(), EVENTS);
+    assert_eq!(
+        common::metric(&consumer.url, "nrt_events_consumed_total").await,
+        Some(EVENTS as f64)
+    );
+}
