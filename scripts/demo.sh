@@ -31,6 +31,5 @@ MSG
 target/debug/nrt mock-api --listen 127.0.0.1:8000 &
 mock=$!
 trap 'kill $mock 2>/dev/null || true' EXIT
-exec_status=0
-target/debug/nrt run --role all || exec_status=$?
-exit $exec_status
+trap 'kill $mock 2>/dev/null || true; exit 130' INT TERM
+target/debug/nrt run --role all

@@ -97,3 +97,27 @@ pub async fn ensure_topic(
     }
     Ok(())
 }
+
+/// Waits until `topic` exists, creating it if needed, through broker outages; `on_error` hears each
+/// failure with the number of attempts so far (to log without flooding).
+pub async fn ensure_topic_retrying(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    mut on_error: impl FnMut(&KafkaSetupError, u32),
+) {
+    let mut backoff = crate::retry::Backoff::service();
+    while let Err(e) = ensure_topic(
+        kafka,
+        topic,
+        partitions,
+        replication,
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        on_error(&e, backoff.attempts());
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,clickhouse=warn,actix_server=warn"),
+    )
+    .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

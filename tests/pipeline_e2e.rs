@@ -18,32 +18,18 @@ const EVENTS: u64 = 20_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn mock_api_to_minio_and_clickhouse() {
     let cfg = common::services();
-    for s in [
-        Service::Kafka,
-        Service::Registry,
-        Service::Minio,
-        Service::Clickhouse,
-    ] {
-        common::require(s, &cfg).await;
-    }
-    let names = Names::new("e2e");
-    let limit = EVENTS.to_string();
-    let seed = SEED.to_string();
-    let epoch = EPOCH_MS.to_string();
-    let mock = NrtProcess::spawn(
+    common::require_all(
+        &cfg,
         &[
-            "mock-api",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-            &seed,
-            "--limit",
-            &limit,
-            "--epoch-ms",
-            &epoch,
+            Service::Kafka,
+            Service::Registry,
+            Service::Minio,
+            Service::Clickhouse,
         ],
-        &[("RUST_LOG", "warn")],
-    );
+    )
+    .await;
+    let names = Names::new("e2e");
+    let mock = common::spawn_mock(SEED, EVENTS, EPOCH_MS);
     let started = Instant::now();
     let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &names.env(&mock.url));
 

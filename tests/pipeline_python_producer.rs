@@ -15,14 +15,16 @@ const EVENTS: usize = 2_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_lands_events_of_an_evolved_writer_schema() {
     let cfg = common::services();
-    for s in [
-        Service::Kafka,
-        Service::Registry,
-        Service::Minio,
-        Service::Clickhouse,
-    ] {
-        common::require(s, &cfg).await;
-    }
+    common::require_all(
+        &cfg,
+        &[
+            Service::Kafka,
+            Service::Registry,
+            Service::Minio,
+            Service::Clickhouse,
+        ],
+    )
+    .await;
     let names = Names::new("pyprod");
     nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
         .await

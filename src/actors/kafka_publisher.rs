@@ -79,24 +79,23 @@ impl Handler<Publish> for KafkaPublisher {
         );
         let need_topic = !self.topic_ready;
         let job = async move {
-            let mut backoff = Backoff::service();
             if need_topic {
                 let s = &settings;
-                while let Err(e) = crate::kafka::ensure_topic(
+                crate::kafka::ensure_topic_retrying(
                     &s.kafka,
                     &s.topic,
                     s.partitions,
                     s.replication,
-                    Duration::from_secs(10),
+                    |e, attempts| {
+                        if attempts % 10 == 0 {
+                            log::warn!("{NAME}: {e}; retrying");
+                        }
+                        shared.health.error(NAME, e.to_string());
+                    },
                 )
-                .await
-                {
-                    log::warn!("{NAME}: {e}; retrying");
-                    shared.health.error(NAME, e.to_string());
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                backoff.reset();
+                .await;
             }
+            let mut backoff = Backoff::service();
             let total = records.len();
             let mut pending = records;
             loop {

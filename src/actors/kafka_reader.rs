@@ -35,6 +35,9 @@ const CHUNK_WAIT: Duration = Duration::from_millis(20);
 pub struct ReaderSettings {
     pub kafka: KafkaConfig,
     pub topic: String,
+    /// Used to create the topic if the consumer starts before any producer did.
+    pub partitions: i32,
+    pub replication: i32,
     pub group_id: String,
     pub max_inflight_bytes: u64,
 }
@@ -220,7 +223,29 @@ struct Run {
 }
 
 impl ReadLoop {
+    /// Makes sure the topic exists (a consumer may start first), then subscribes.
+    async fn subscribe(&self) -> Result<(), String> {
+        let s = &self.settings;
+        crate::kafka::ensure_topic_retrying(
+            &s.kafka,
+            &s.topic,
+            s.partitions,
+            s.replication,
+            |e, attempts| {
+                if attempts % 10 == 0 {
+                    log::warn!("{NAME}: {e}; retrying");
+                }
+                self.shared.health.error(NAME, e.to_string());
+            },
+        )
+        .await;
+        self.consumer
+            .subscribe(&[&s.topic])
+            .map_err(|e| format!("kafka at {}: subscribe {}: {e}", s.kafka.brokers, s.topic))
+    }
+
     async fn run(self) -> Result<(), String> {
+        self.subscribe().await?;
         let mut errors_logged = Instant::now() - Duration::from_secs(60);
         loop {
             self.wait_for_room().await;

@@ -83,6 +83,8 @@ pub fn start(
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),
             topic: pipeline.topic.clone(),
+            partitions: pipeline.partitions,
+            replication: pipeline.replication,
             group_id: pipeline.group_id.clone(),
             max_inflight_bytes: pipeline.max_inflight_bytes,
         };

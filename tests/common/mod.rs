@@ -40,6 +40,32 @@ pub async fn require(service: Service, cfg: &ServicesConfig) {
     );
 }
 
+/// `require` for each of `services`.
+pub async fn require_all(cfg: &ServicesConfig, services: &[Service]) {
+    for s in services {
+        require(*s, cfg).await;
+    }
+}
+
+/// `nrt mock-api` on a free port serving `limit` events of the stream seeded with `seed`.
+pub fn spawn_mock(seed: u64, limit: u64, epoch_ms: i64) -> NrtProcess {
+    let (seed, limit, epoch) = (seed.to_string(), limit.to_string(), epoch_ms.to_string());
+    NrtProcess::spawn(
+        &[
+            "mock-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            &seed,
+            "--limit",
+            &limit,
+            "--epoch-ms",
+            &epoch,
+        ],
+        &[("RUST_LOG", "warn")],
+    )
+}
+
 /// A name no other test run uses: `prefix` + 12 random hex digits (lowercase, valid for topics,
 /// groups, buckets and ClickHouse tables alike).
 pub fn unique(prefix: &str) -> String {

@@ -1,0 +1,89 @@
+//! Bad input from the events API: HTTP 500s, invalid JSON, events missing fields. The Poller keeps
+//! running, counts each failure by kind exactly, backs off, and recovers: every event gets published.
+#![cfg(feature = "integration")]
+
+mod common;
+
+use common::{Names, NrtProcess, Service};
+
+const EVENTS: u64 = 3_000;
+
+async fn arm(mock: &str, mode: &str, requests: u32) {
+    let status = reqwest::Client::new()
+        .post(format!("{mock}/chaos"))
+        .json(&serde_json::json!({"mode": mode, "requests": requests}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(status.ok(), Some(200), "arming {mode}");
+}
+
+async fn wait_count(admin: &str, sample: &str, want: f64) {
+    common::wait_for(60, sample, || async {
+        (common::metric(admin, sample).await? == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poller_survives_and_counts_api_failures() {
+    let cfg = common::services();
+    common::require_all(&cfg, &[Service::Kafka, Service::Registry]).await;
+    let names = Names::new("faults");
+    let mock = common::spawn_mock(9, EVENTS, 1_767_225_600_000);
+    arm(&mock.url, "error", 4).await;
+    let mut env = names.env(&mock.url);
+    env.push(("NRT_POLL_BATCH", "100"));
+    let mut producer = NrtProcess::spawn(&["run", "--role", "producer"], &env);
+    let admin = producer.url.clone();
+
+    wait_count(&admin, r#"nrt_poll_errors_total{kind="http_status"}"#, 4.0).await;
+    common::wait_for(30, "polling to recover after the 500s", || async {
+        (common::metric(&admin, "nrt_events_published_total").await? > 0.0).then_some(())
+    })
+    .await;
+    arm(&mock.url, "bad_json", 3).await;
+    wait_count(&admin, r#"nrt_poll_errors_total{kind="bad_json"}"#, 3.0).await;
+    arm(&mock.url, "missing_field", 2).await;
+    wait_count(
+        &admin,
+        r#"nrt_poll_errors_total{kind="invalid_batch"}"#,
+        2.0,
+    )
+    .await;
+    wait_count(&admin, "nrt_events_published_total", EVENTS as f64).await;
+
+    assert!(producer.is_running(), "the producer crashed");
+    assert_eq!(
+        common::metric(&admin, r#"nrt_poll_errors_total{kind="invalid_event"}"#).await,
+        Some(2.0)
+    );
+    assert_eq!(
+        common::metric(&admin, r#"nrt_poll_errors_total{kind="http_status"}"#).await,
+        Some(4.0)
+    );
+    assert_eq!(
+        common::metric(&admin, r#"nrt_poll_errors_total{kind="bad_json"}"#).await,
+        Some(3.0)
+    );
+    assert_eq!(
+        common::metric(&admin, "nrt_events_polled_total").await,
+        Some(EVENTS as f64)
+    );
+    let health: serde_json::Value = reqwest::get(format!("{}/health", mock.url))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health["faults"], 9);
+    let actors: serde_json::Value = reqwest::get(format!("{admin}/actors"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(actors["poller"]["state"], "running", "{actors}");
+    assert_eq!(actors["poller"]["restarts"], 0, "{actors}");
+    assert_eq!(producer.terminate(), Some(0));
+}
