@@ -8,6 +8,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
 CACHE=${NRT_CACHE:-$HOME/.cache/nrt}
 STACK=${NRT_STACK_DIR:-$ROOT/.stack}
 PIDS=$STACK/pids

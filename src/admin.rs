@@ -15,6 +15,8 @@ use crate::probes::{self, Service};
 
 pub struct AdminState {
     pub health: Arc<Health>,
+    #[cfg(feature = "fault-injection")]
+    pub crashers: crate::actors::fault::Crashers,
     pub metrics: PipelineMetrics,
     pub services: ServicesConfig,
     pub role: Role,
@@ -86,6 +88,18 @@ async fn actors(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(state.health.snapshot())
 }
 
+/// Test builds only (feature `fault-injection`): stop an actor as a bug would; its supervisor restarts it.
+#[cfg(feature = "fault-injection")]
+async fn crash(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    match state.crashers.get(name.as_str()) {
+        Some(actor) => {
+            actor.do_send(crate::actors::fault::Crash);
+            HttpResponse::Accepted().json(json!({"crashed": name.as_str()}))
+        }
+        None => HttpResponse::NotFound().json(json!({"error": format!("no actor named {name}")})),
+    }
+}
+
 /// Binds the admin API; the caller runs (and stops) the returned server.
 pub fn bind(
     addr: &str,
@@ -93,8 +107,10 @@ pub fn bind(
 ) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
+        let app = App::new();
+        #[cfg(feature = "fault-injection")]
+        let app = app.route("/actors/{name}/crash", web::post().to(crash));
+        app.app_data(state.clone())
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics_text))

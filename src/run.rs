@@ -43,6 +43,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("starting the pipeline: {e}"))?;
     let state = AdminState {
         health: shared.health.clone(),
+        #[cfg(feature = "fault-injection")]
+        crashers: started.crashers.clone(),
         metrics: shared.metrics.clone(),
         services: args.services.clone(),
         role: args.role,

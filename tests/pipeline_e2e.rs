@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use common::{Names, NrtProcess, Service};
+use common::{Names, NrtProcess};
 use nrt_pipeline::event::{Event, EventRow};
 use nrt_pipeline::mock_api::Generator;
 
@@ -18,16 +18,7 @@ const EVENTS: u64 = 20_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn mock_api_to_minio_and_clickhouse() {
     let cfg = common::services();
-    common::require_all(
-        &cfg,
-        &[
-            Service::Kafka,
-            Service::Registry,
-            Service::Minio,
-            Service::Clickhouse,
-        ],
-    )
-    .await;
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
     let names = Names::new("e2e");
     let mock = common::spawn_mock(SEED, EVENTS, EPOCH_MS);
     let started = Instant::now();

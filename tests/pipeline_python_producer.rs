@@ -8,23 +8,14 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Names, NrtProcess, Service};
+use common::{Names, NrtProcess};
 
 const EVENTS: usize = 2_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_lands_events_of_an_evolved_writer_schema() {
     let cfg = common::services();
-    common::require_all(
-        &cfg,
-        &[
-            Service::Kafka,
-            Service::Registry,
-            Service::Minio,
-            Service::Clickhouse,
-        ],
-    )
-    .await;
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
     let names = Names::new("pyprod");
     nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
         .await

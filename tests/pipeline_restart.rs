@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Names, NrtProcess, Service};
+use common::{Names, NrtProcess};
 use nrt_pipeline::mock_api::Generator;
 
 const SEED: u64 = 5;
@@ -16,26 +16,11 @@ const EVENTS: u64 = 30_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_restart_mid_stream_loses_and_duplicates_nothing() {
     let cfg = common::services();
-    common::require_all(
-        &cfg,
-        &[
-            Service::Kafka,
-            Service::Registry,
-            Service::Minio,
-            Service::Clickhouse,
-        ],
-    )
-    .await;
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
     let names = Names::new("restart");
     let mock = common::spawn_mock(SEED, EVENTS, EPOCH_MS);
     // Slow the source down (100 events per ~25 ms) so the stream is still flowing when the consumer stops.
-    let armed = reqwest::Client::new()
-        .post(format!("{}/chaos", mock.url))
-        .json(&serde_json::json!({"mode": "slow", "requests": 100_000, "delay_ms": 25}))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
-    assert_eq!(armed.ok(), Some(200));
+    common::arm_chaos(&mock.url, "slow", 100_000, 25).await;
 
     let mut env = names.env(&mock.url);
     env.push(("NRT_POLL_BATCH", "100"));
@@ -83,14 +68,7 @@ async fn consumer_restart_mid_stream_loses_and_duplicates_nothing() {
     let expected: HashSet<String> = (0..EVENTS)
         .map(|_| generator.next_event().event_id.to_string())
         .collect();
-    let minio_ids: Vec<String> = lines
-        .iter()
-        .map(|(key, l)| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{key}: {e}"));
-            v["event_id"].as_str().unwrap_or_default().to_owned()
-        })
-        .collect();
+    let minio_ids = common::event_ids(&lines);
     assert_eq!(
         minio_ids.len() as u64,
         EVENTS,

@@ -8,16 +8,6 @@ use common::{Names, NrtProcess, Service};
 
 const EVENTS: u64 = 3_000;
 
-async fn arm(mock: &str, mode: &str, requests: u32) {
-    let status = reqwest::Client::new()
-        .post(format!("{mock}/chaos"))
-        .json(&serde_json::json!({"mode": mode, "requests": requests}))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
-    assert_eq!(status.ok(), Some(200), "arming {mode}");
-}
-
 async fn wait_count(admin: &str, sample: &str, want: f64) {
     common::wait_for(60, sample, || async {
         (common::metric(admin, sample).await? == want).then_some(())
@@ -31,7 +21,7 @@ async fn poller_survives_and_counts_api_failures() {
     common::require_all(&cfg, &[Service::Kafka, Service::Registry]).await;
     let names = Names::new("faults");
     let mock = common::spawn_mock(9, EVENTS, 1_767_225_600_000);
-    arm(&mock.url, "error", 4).await;
+    common::arm_chaos(&mock.url, "error", 4, 0).await;
     let mut env = names.env(&mock.url);
     env.push(("NRT_POLL_BATCH", "100"));
     let mut producer = NrtProcess::spawn(&["run", "--role", "producer"], &env);
@@ -42,9 +32,9 @@ async fn poller_survives_and_counts_api_failures() {
         (common::metric(&admin, "nrt_events_published_total").await? > 0.0).then_some(())
     })
     .await;
-    arm(&mock.url, "bad_json", 3).await;
+    common::arm_chaos(&mock.url, "bad_json", 3, 0).await;
     wait_count(&admin, r#"nrt_poll_errors_total{kind="bad_json"}"#, 3.0).await;
-    arm(&mock.url, "missing_field", 2).await;
+    common::arm_chaos(&mock.url, "missing_field", 2, 0).await;
     wait_count(
         &admin,
         r#"nrt_poll_errors_total{kind="invalid_batch"}"#,
@@ -70,19 +60,9 @@ async fn poller_survives_and_counts_api_failures() {
         common::metric(&admin, "nrt_events_polled_total").await,
         Some(EVENTS as f64)
     );
-    let health: serde_json::Value = reqwest::get(format!("{}/health", mock.url))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let health = common::get_json(&format!("{}/health", mock.url)).await;
     assert_eq!(health["faults"], 9);
-    let actors: serde_json::Value = reqwest::get(format!("{admin}/actors"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let actors = common::get_json(&format!("{admin}/actors")).await;
     assert_eq!(actors["poller"]["state"], "running", "{actors}");
     assert_eq!(actors["poller"]["restarts"], 0, "{actors}");
     assert_eq!(producer.terminate(), Some(0));

@@ -196,7 +196,12 @@ impl Handler<Commit> for KafkaReader {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("commit p{} @{}: {e}", msg.partition, msg.next_offset))?;
-            let before = inflight.bytes.fetch_sub(msg.bytes as u64, Ordering::SeqCst);
+            // Saturating: a batch read before a reader restart is committed against the new counter.
+            let release = |b: u64| Some(b.saturating_sub(msg.bytes as u64));
+            let before = inflight
+                .bytes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, release)
+                .unwrap_or_default();
             gauge.set(before.saturating_sub(msg.bytes as u64) as i64);
             inflight.freed.notify_waiters();
             Ok(())

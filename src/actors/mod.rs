@@ -6,6 +6,8 @@
 pub mod batcher;
 pub mod clickhouse_writer;
 pub mod encoder;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod health;
 pub mod kafka_publisher;
 pub mod kafka_reader;

@@ -26,6 +26,21 @@ use crate::s3::ObjectStore;
 pub struct Started {
     pub poller: Option<Addr<Poller>>,
     pub reader: Option<Addr<KafkaReader>>,
+    #[cfg(feature = "fault-injection")]
+    pub crashers: super::fault::Crashers,
+}
+
+impl Started {
+    #[cfg(feature = "fault-injection")]
+    fn crashable<A>(&mut self, name: &'static str, addr: &Addr<A>)
+    where
+        A: Actor<Context = actix::Context<A>> + actix::Handler<super::fault::Crash>,
+    {
+        self.crashers.insert(name, addr.clone().recipient());
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn crashable<A: Actor>(&mut self, _: &'static str, _: &Addr<A>) {}
 }
 
 /// Starts the chains of `role` in the current actix System.
@@ -57,6 +72,7 @@ pub fn start(
             );
             Supervisor::start(move |_| MinioWriter::new(store, prefix, sh))
         };
+        started.crashable(minio_writer::NAME, &minio);
         let clickhouse = {
             let w = ClickhouseWriter::new(
                 &services.clickhouse,
@@ -65,6 +81,7 @@ pub fn start(
             );
             Supervisor::start(move |_| w)
         };
+        started.crashable(clickhouse_writer::NAME, &clickhouse);
         let limits = Limits {
             flush_interval: Duration::from_millis(pipeline.flush_interval_ms),
             max_records: pipeline.batch_max_records as usize,
@@ -78,6 +95,7 @@ pub fn start(
             shared.clone(),
         );
         let batcher = Supervisor::start(move |_| b);
+        started.crashable(batcher::NAME, &batcher);
         let reader_schema =
             Arc::new(Schema::parse_str(SCHEMA_V1).map_err(|e| format!("event schema: {e}"))?);
         let settings = ReaderSettings {
@@ -95,7 +113,9 @@ pub fn start(
             reader_schema,
             shared.clone(),
         );
-        started.reader = Some(Supervisor::start(move |_| r));
+        let reader = Supervisor::start(move |_| r);
+        started.crashable(kafka_reader::NAME, &reader);
+        started.reader = Some(reader);
     }
     if role.produces() {
         for name in [poller::NAME, encoder::NAME, kafka_publisher::NAME] {

@@ -66,6 +66,47 @@ pub fn spawn_mock(seed: u64, limit: u64, epoch_ms: i64) -> NrtProcess {
     )
 }
 
+/// The services every pipeline test needs.
+pub const PIPELINE_SERVICES: [Service; 4] = [
+    Service::Kafka,
+    Service::Registry,
+    Service::Minio,
+    Service::Clickhouse,
+];
+
+/// `POST /chaos` on the mock API: the next `requests` event requests fail as `mode` says.
+pub async fn arm_chaos(mock_url: &str, mode: &str, requests: u32, delay_ms: u64) {
+    let status = reqwest::Client::new()
+        .post(format!("{mock_url}/chaos"))
+        .json(&serde_json::json!({"mode": mode, "requests": requests, "delay_ms": delay_ms}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(status.ok(), Some(200), "arming chaos {mode}");
+}
+
+/// GET a JSON document, panicking with the URL on any failure.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let resp = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// The event_id of every JSONL line (one entry per line, duplicates kept).
+pub fn event_ids(lines: &[(String, String)]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|(key, l)| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{key}: bad line {l}: {e}"));
+            v["event_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
 /// A name no other test run uses: `prefix` + 12 random hex digits (lowercase, valid for topics,
 /// groups, buckets and ClickHouse tables alike).
 pub fn unique(prefix: &str) -> String {

@@ -1,0 +1,44 @@
+//! Test-only fault injection (cargo feature `fault-injection`, never in release images): makes an actor
+//! fail the way a bug would, so supervision is tested on the real pipeline.
+
+use std::collections::BTreeMap;
+
+use actix::prelude::*;
+
+use super::batcher::Batcher;
+use super::clickhouse_writer::ClickhouseWriter;
+use super::encoder::Encoder;
+use super::kafka_publisher::KafkaPublisher;
+use super::kafka_reader::KafkaReader;
+use super::minio_writer::MinioWriter;
+use super::poller::Poller;
+
+/// Stop now, abandoning whatever the actor was doing; its supervisor restarts it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+/// The actors that can be crashed, by name.
+pub type Crashers = BTreeMap<&'static str, Recipient<Crash>>;
+
+macro_rules! crashable {
+    ($($actor:ty),*) => {$(
+        impl Handler<Crash> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+                log::warn!("fault injection: {} stops", stringify!($actor));
+                ctx.stop();
+            }
+        }
+    )*};
+}
+
+crashable!(
+    Poller,
+    Encoder,
+    KafkaPublisher,
+    KafkaReader,
+    Batcher,
+    MinioWriter,
+    ClickhouseWriter
+);
