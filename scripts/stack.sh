@@ -233,6 +233,7 @@ start_prometheus() {
   local dir=$STACK/prometheus
   mkdir -p "$dir/data"
   cp "$ROOT/scripts/stack/prometheus.yml" "$dir/prometheus.yml"
+  cp "$ROOT/prometheus/alerts.yml" "$dir/alerts.yml"
   spawn prometheus prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
     --web.listen-address=127.0.0.1:9090 --web.enable-lifecycle --storage.tsdb.retention.time=2d
 }

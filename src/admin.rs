@@ -101,10 +101,7 @@ async fn crash(state: web::Data<AdminState>, name: web::Path<String>) -> HttpRes
 }
 
 /// Binds the admin API; the caller runs (and stops) the returned server.
-pub fn bind(
-    addr: &str,
-    state: AdminState,
-) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
+pub fn bind(addr: &str, state: AdminState) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let app = App::new();

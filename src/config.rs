@@ -209,12 +209,7 @@ impl Role {
 #[derive(Debug, Clone, Args)]
 pub struct PipelineConfig {
     /// Kafka topic of the events (the registry subject is `<topic>-value`).
-    #[arg(
-        id = "topic",
-        long = "topic",
-        env = "NRT_TOPIC",
-        default_value = "events.v1"
-    )]
+    #[arg(id = "topic", long = "topic", env = "NRT_TOPIC", default_value = "events.v1")]
     pub topic: String,
     /// Partitions of the topic when the publisher creates it.
     #[arg(id = "topic-partitions", long = "topic-partitions", env = "NRT_TOPIC_PARTITIONS", default_value_t = 3,
@@ -297,8 +292,7 @@ pub struct PipelineConfig {
 impl PipelineConfig {
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
-        let ident =
-            |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let ident = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !ident(&self.clickhouse_table) {
             return Err(format!(
                 "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
@@ -340,15 +334,9 @@ impl ServicesConfig {
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
-            (
-                "NRT_SCHEMA_REGISTRY_URL / --registry-url",
-                &self.registry.url,
-            ),
+            ("NRT_SCHEMA_REGISTRY_URL / --registry-url", &self.registry.url),
             ("NRT_S3_ENDPOINT / --s3-endpoint", &self.s3.endpoint),
-            (
-                "NRT_CLICKHOUSE_URL / --clickhouse-url",
-                &self.clickhouse.url,
-            ),
+            ("NRT_CLICKHOUSE_URL / --clickhouse-url", &self.clickhouse.url),
         ];
         for (name, url) in checks {
             if !url.starts_with("http://") && !url.starts_with("https://") {
@@ -408,13 +396,9 @@ mod tests {
             #[command(flatten)]
             services: ServicesConfig,
         }
-        let o = <Only as clap::Parser>::try_parse_from(["nrt", "--kafka-brokers", "h:1"])
-            .map(|o| o.services);
+        let o = <Only as clap::Parser>::try_parse_from(["nrt", "--kafka-brokers", "h:1"]).map(|o| o.services);
         let services = o.map_err(|e| e.to_string());
-        assert_eq!(
-            services.as_ref().map(|s| s.kafka.brokers.as_str()),
-            Ok("h:1")
-        );
+        assert_eq!(services.as_ref().map(|s| s.kafka.brokers.as_str()), Ok("h:1"));
         assert_eq!(
             services.map(|s| s.clickhouse.database),
             Ok("analytics".to_string())

@@ -29,10 +29,7 @@ pub enum EventError {
     #[error("field {0} is missing")]
     Missing(&'static str),
     #[error("field {field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
@@ -65,10 +62,7 @@ impl Event {
             ("user_id".into(), Value::Long(self.user_id)),
             ("amount".into(), Value::Decimal(self.amount.to_decimal())),
             ("currency".into(), Value::String(self.currency.clone())),
-            (
-                "created_at".into(),
-                Value::TimestampMillis(self.created_at.0),
-            ),
+            ("created_at".into(), Value::TimestampMillis(self.created_at.0)),
         ])
     }
 
@@ -88,16 +82,13 @@ impl Event {
             match (name.as_str(), v) {
                 ("event_id", Value::Uuid(u)) => event_id = Some(u),
                 ("event_id", Value::String(s)) => {
-                    event_id =
-                        Some(Uuid::parse_str(&s).map_err(|e| invalid("event_id", e.to_string()))?)
+                    event_id = Some(Uuid::parse_str(&s).map_err(|e| invalid("event_id", e.to_string()))?)
                 }
                 ("type", Value::String(s)) => kind = Some(s),
                 ("user_id", Value::Long(n)) => user_id = Some(n),
                 ("amount", Value::Decimal(d)) => amount = Some(Money::from_decimal(&d)?),
                 ("currency", Value::String(s)) => currency = Some(s),
-                ("created_at", Value::TimestampMillis(ms) | Value::Long(ms)) => {
-                    created_at = Some(Millis(ms))
-                }
+                ("created_at", Value::TimestampMillis(ms) | Value::Long(ms)) => created_at = Some(Millis(ms)),
                 ("event_id" | "type" | "user_id" | "amount" | "currency" | "created_at", other) => {
                     return Err(invalid(
                         "record",
@@ -182,12 +173,7 @@ impl FromStr for Money {
         };
         let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
         let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty()
-            || whole.len() > 16
-            || frac.len() > 2
-            || !all_digits(whole)
-            || !all_digits(frac)
-        {
+        if whole.is_empty() || whole.len() > 16 || frac.len() > 2 || !all_digits(whole) || !all_digits(frac) {
             return Err(bad());
         }
         let whole: i64 = whole.parse().map_err(|_| bad())?;
@@ -379,8 +365,7 @@ mod tests {
         ] {
             let mut e = sample();
             e.amount = Money(cents);
-            let bytes =
-                crate::wire::encode(7, schema, e.to_avro()).unwrap_or_else(|err| panic!("{err}"));
+            let bytes = crate::wire::encode(7, schema, e.to_avro()).unwrap_or_else(|err| panic!("{err}"));
             let minimal = match cents {
                 0 | 1 | -1 | 127 => 1,
                 128 | -129 => 2,
@@ -394,8 +379,8 @@ mod tests {
                 "zigzag length of {cents}"
             );
             let (_, avro) = crate::wire::split(&bytes).unwrap_or_else(|err| panic!("{err}"));
-            let value = crate::wire::decode(7, avro, schema, Some(schema))
-                .unwrap_or_else(|err| panic!("{err}"));
+            let value =
+                crate::wire::decode(7, avro, schema, Some(schema)).unwrap_or_else(|err| panic!("{err}"));
             assert_eq!(Event::from_avro(value), Ok(e));
         }
     }

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
@@ -59,6 +61,41 @@ pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
     cfg
 }
 
+/// How often librdkafka reports statistics (consumer lag, producer queue) to `StatsContext`.
+pub const STATS_INTERVAL_MS: &str = "5000";
+
+/// A client context that turns librdkafka's periodic statistics into our gauges.
+#[derive(Clone, Default)]
+pub struct StatsContext {
+    /// Consumers: lag per topic and partition.
+    pub lag: Option<prometheus::IntGaugeVec>,
+    /// Producers: messages waiting for acknowledgement.
+    pub queue: Option<prometheus::IntGauge>,
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, stats: Statistics) {
+        if let Some(queue) = &self.queue {
+            queue.set(stats.msg_cnt as i64);
+        }
+        if let Some(lag) = &self.lag {
+            for (topic, t) in &stats.topics {
+                // Partition -1 is librdkafka's internal UA partition; -1 lag means "not known yet".
+                for (p, part) in t
+                    .partitions
+                    .iter()
+                    .filter(|(p, part)| **p >= 0 && part.consumer_lag >= 0)
+                {
+                    lag.with_label_values(&[topic.as_str(), &p.to_string()])
+                        .set(part.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for StatsContext {}
+
 /// Creates `topic` if it does not exist yet; an existing topic is left as it is (its partition count
 /// included: changing it would move keys between partitions).
 pub async fn ensure_topic(
@@ -72,8 +109,7 @@ pub async fn ensure_topic(
         brokers: kafka.brokers.clone(),
         source,
     };
-    let admin: AdminClient<DefaultClientContext> =
-        base_config(kafka).create().map_err(client_err)?;
+    let admin: AdminClient<DefaultClientContext> = base_config(kafka).create().map_err(client_err)?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
     let opts = AdminOptions::new()
         .operation_timeout(Some(timeout))
@@ -108,15 +144,7 @@ pub async fn ensure_topic_retrying(
     mut on_error: impl FnMut(&KafkaSetupError, u32),
 ) {
     let mut backoff = crate::retry::Backoff::service();
-    while let Err(e) = ensure_topic(
-        kafka,
-        topic,
-        partitions,
-        replication,
-        Duration::from_secs(10),
-    )
-    .await
-    {
+    while let Err(e) = ensure_topic(kafka, topic, partitions, replication, Duration::from_secs(10)).await {
         on_error(&e, backoff.attempts());
         tokio::time::sleep(backoff.next_delay()).await;
     }

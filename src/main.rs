@@ -49,7 +49,9 @@ fn main() -> ExitCode {
             let hint = env_hint(&e);
             let _ = e.print();
             if let Some(var) = hint {
-                eprintln!("note: this setting can also come from the environment variable {var}; check its value");
+                eprintln!(
+                    "note: this setting can also come from the environment variable {var}; check its value"
+                );
             }
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
@@ -70,11 +72,7 @@ fn main() -> ExitCode {
 /// The environment variable behind the flag a clap error is about, so "invalid value" names it.
 fn env_hint(e: &clap::Error) -> Option<String> {
     let arg = e.get(clap::error::ContextKind::InvalidArg)?.to_string();
-    let long = arg
-        .split_whitespace()
-        .next()?
-        .trim_start_matches("--")
-        .to_owned();
+    let long = arg.split_whitespace().next()?.trim_start_matches("--").to_owned();
     let cmd = <Cli as clap::CommandFactory>::command();
     let mut stack = vec![&cmd];
     while let Some(c) = stack.pop() {

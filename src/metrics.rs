@@ -4,7 +4,8 @@
 //! or one test never register the same name twice.
 
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Metrics of `nrt registry`.
@@ -47,6 +48,29 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
     String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
 }
 
+/// Label values of `nrt_poll_errors_total{kind}`.
+pub const POLL_ERROR_KINDS: [&str; 9] = [
+    "connect",
+    "timeout",
+    "request",
+    "body",
+    "http_status",
+    "bad_json",
+    "invalid_event",
+    "invalid_batch",
+    "publish",
+];
+
+/// Label values of `nrt_decode_errors_total{kind}`.
+pub const DECODE_ERROR_KINDS: [&str; 6] = [
+    "too_short",
+    "bad_magic",
+    "unknown_schema",
+    "corrupt",
+    "schema_resolution",
+    "invalid_event",
+];
+
 /// Metrics of `nrt run` (every role).
 #[derive(Clone)]
 pub struct PipelineMetrics {
@@ -69,6 +93,24 @@ pub struct PipelineMetrics {
     pub actor_restarts: IntCounterVec,
     /// Bytes read from Kafka and not yet committed.
     pub inflight_bytes: IntGauge,
+    /// Events per batch written, by sink.
+    pub batch_events: HistogramVec,
+    /// Time to write one batch to a sink (until acknowledged), by sink.
+    pub flush_seconds: HistogramVec,
+    /// Event `created_at` → ClickHouse insert acknowledged.
+    pub freshness_seconds: Histogram,
+    /// Consumer lag per partition, from librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// Messages in librdkafka's producer queue (not yet acknowledged), from its statistics.
+    pub producer_queue: IntGauge,
+    /// Writer-schema lookups by id: `hit` (cached) or `miss` (asked the registry).
+    pub registry_cache: IntCounterVec,
+    /// Records sent to the dead-letter topic.
+    pub dead_letters: IntCounter,
+    /// Unix time of the last offset commit (alerts: no flush for 3 × the flush interval).
+    pub last_commit: prometheus::Gauge,
+    /// The configured flush interval, so alerts can compare against it.
+    pub flush_interval: prometheus::Gauge,
 }
 
 impl PipelineMetrics {
@@ -86,10 +128,7 @@ impl PipelineMetrics {
                 Ok(c)
             };
         let m = PipelineMetrics {
-            events_polled: counter(
-                "nrt_events_polled_total",
-                "Events received from the events API",
-            )?,
+            events_polled: counter("nrt_events_polled_total", "Events received from the events API")?,
             poll_errors: counter_vec(
                 "nrt_poll_errors_total",
                 "Failed polls of the events API by kind",
@@ -107,10 +146,7 @@ impl PipelineMetrics {
                 "nrt_publish_errors_total",
                 "Kafka deliveries that failed and were retried",
             )?,
-            events_consumed: counter(
-                "nrt_events_consumed_total",
-                "Events read from Kafka and decoded",
-            )?,
+            events_consumed: counter("nrt_events_consumed_total", "Events read from Kafka and decoded")?,
             decode_errors: counter_vec(
                 "nrt_decode_errors_total",
                 "Kafka records that could not be decoded, by kind",
@@ -144,8 +180,93 @@ impl PipelineMetrics {
                 registry.register(Box::new(g.clone()))?;
                 g
             },
+            batch_events: {
+                let opts = HistogramOpts::new("nrt_batch_events", "Events per batch written, by sink")
+                    .buckets(exponential_buckets(1.0, 4.0, 10)?);
+                let h = HistogramVec::new(opts, &["sink"])?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            flush_seconds: {
+                let opts = HistogramOpts::new(
+                    "nrt_flush_duration_seconds",
+                    "Time to write one batch to a sink, by sink",
+                )
+                .buckets(exponential_buckets(0.001, 2.5, 12)?);
+                let h = HistogramVec::new(opts, &["sink"])?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            freshness_seconds: {
+                let opts = HistogramOpts::new(
+                    "nrt_freshness_seconds",
+                    "End-to-end freshness: event created_at to ClickHouse insert acknowledged",
+                )
+                .buckets(vec![
+                    0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+                ]);
+                let h = Histogram::with_opts(opts)?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            consumer_lag: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "nrt_consumer_lag",
+                        "Consumer lag in records per partition (librdkafka statistics)",
+                    ),
+                    &["topic", "partition"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            producer_queue: {
+                let g = IntGauge::new(
+                    "nrt_producer_queue_messages",
+                    "Messages in the producer queue, not yet acknowledged",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            registry_cache: counter_vec(
+                "nrt_registry_cache_total",
+                "Writer-schema lookups by id, by result (hit, miss)",
+                &["result"],
+            )?,
+            dead_letters: counter("nrt_dead_letters_total", "Records sent to the dead-letter topic")?,
+            last_commit: {
+                let g = prometheus::Gauge::new(
+                    "nrt_last_commit_timestamp_seconds",
+                    "Unix time of the last offset commit",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            flush_interval: {
+                let g = prometheus::Gauge::new(
+                    "nrt_flush_interval_seconds",
+                    "Configured time-based flush interval",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             registry,
         };
+        // Known label values exist from the start, so dashboards show 0 instead of "no data".
+        for sink in ["minio", "clickhouse"] {
+            m.events_written.with_label_values(&[sink]);
+            m.sink_bytes.with_label_values(&[sink]);
+            m.sink_errors.with_label_values(&[sink]);
+        }
+        for result in ["hit", "miss"] {
+            m.registry_cache.with_label_values(&[result]);
+        }
+        for kind in POLL_ERROR_KINDS {
+            m.poll_errors.with_label_values(&[kind]);
+        }
+        for kind in DECODE_ERROR_KINDS {
+            m.decode_errors.with_label_values(&[kind]);
+        }
         let info = IntGaugeVec::new(
             Opts::new("nrt_build_info", "Build of this nrt binary"),
             &["version"],

@@ -32,11 +32,7 @@ pub struct MockApiArgs {
     #[arg(long, env = "NRT_MOCK_API_LIMIT")]
     pub limit: Option<u64>,
     /// With --seed: the first event's created_at, in Unix milliseconds (default 2026-01-01T00:00:00Z).
-    #[arg(
-        long,
-        env = "NRT_MOCK_API_EPOCH_MS",
-        default_value_t = 1_767_225_600_000
-    )]
+    #[arg(long, env = "NRT_MOCK_API_EPOCH_MS", default_value_t = 1_767_225_600_000)]
     pub epoch_ms: i64,
 }
 
@@ -189,9 +185,7 @@ fn take_events(s: &mut State, n: usize) -> Vec<Event> {
 
 fn fault_response(mode: ChaosMode) -> HttpResponse {
     match mode {
-        ChaosMode::Error => {
-            HttpResponse::InternalServerError().json(json!({"error": "injected failure"}))
-        }
+        ChaosMode::Error => HttpResponse::InternalServerError().json(json!({"error": "injected failure"})),
         ChaosMode::BadJson => HttpResponse::Ok()
             .content_type("application/json")
             .body("{\"events\": [tru"),
@@ -234,8 +228,7 @@ async fn events(state: Shared, q: web::Query<BatchQuery>) -> HttpResponse {
 
 async fn health(state: Shared) -> HttpResponse {
     let s = lock(&state);
-    HttpResponse::Ok()
-        .json(json!({"status": "ok", "served": s.served, "faults": s.faults, "limit": s.limit}))
+    HttpResponse::Ok().json(json!({"status": "ok", "served": s.served, "faults": s.faults, "limit": s.limit}))
 }
 
 async fn chaos(state: Shared, body: web::Bytes) -> HttpResponse {
@@ -244,9 +237,7 @@ async fn chaos(state: Shared, body: web::Bytes) -> HttpResponse {
             lock(&state).chaos = (c.requests > 0).then_some(c);
             HttpResponse::Ok().json(json!({"status": "armed"}))
         }
-        Err(e) => {
-            HttpResponse::BadRequest().json(json!({"error": format!("invalid chaos body: {e}")}))
-        }
+        Err(e) => HttpResponse::BadRequest().json(json!({"error": format!("invalid chaos body: {e}")})),
     }
 }
 

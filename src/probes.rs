@@ -78,10 +78,7 @@ pub struct Probe {
 }
 
 /// Probes every service concurrently; each one is bounded by `timeout`.
-pub async fn probe_all(
-    cfg: &ServicesConfig,
-    timeout: Duration,
-) -> Result<Vec<Probe>, reqwest::Error> {
+pub async fn probe_all(cfg: &ServicesConfig, timeout: Duration) -> Result<Vec<Probe>, reqwest::Error> {
     let http = reqwest::Client::builder().timeout(timeout).build()?;
     let probes = Service::ALL.map(|s| probe(cfg, s, &http, timeout));
     Ok(futures::future::join_all(probes).await)

@@ -57,11 +57,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         // Machine-readable: tests start with --admin-addr 127.0.0.1:0 and read the port here.
         println!("nrt admin listening on http://{addr}");
     }
-    log::info!(
-        "nrt run: role {:?}, topic {}",
-        args.role,
-        args.pipeline.topic
-    );
+    log::info!("nrt run: role {:?}, topic {}", args.role, args.pipeline.topic);
     let handle = server.handle();
     actix::spawn(async move {
         if let Err(e) = server.await {

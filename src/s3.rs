@@ -6,8 +6,8 @@ use std::time::Duration;
 use rusoto_core::credential::StaticProvider;
 use rusoto_core::{HttpClient, Region, RusotoError};
 use rusoto_s3::{
-    CreateBucketError, CreateBucketRequest, GetObjectRequest, HeadBucketRequest,
-    ListObjectsV2Request, PutObjectRequest, S3Client, S3,
+    CreateBucketError, CreateBucketRequest, GetObjectRequest, HeadBucketRequest, ListObjectsV2Request,
+    PutObjectRequest, S3Client, S3,
 };
 use tokio::io::AsyncReadExt;
 
@@ -29,13 +29,7 @@ pub enum S3Error {
 
 impl S3Error {
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            S3Error::Request {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self, S3Error::Request { transient: true, .. })
     }
 }
 
@@ -76,17 +70,10 @@ impl ObjectStore {
         &self.bucket
     }
 
-    fn err<E: std::error::Error + 'static>(
-        &self,
-        op: &'static str,
-        key: &str,
-        e: RusotoError<E>,
-    ) -> S3Error {
+    fn err<E: std::error::Error + 'static>(&self, op: &'static str, key: &str, e: RusotoError<E>) -> S3Error {
         let transient = match &e {
             RusotoError::HttpDispatch(_) => true,
-            RusotoError::Unknown(resp) => {
-                resp.status.is_server_error() || resp.status.as_u16() == 429
-            }
+            RusotoError::Unknown(resp) => resp.status.is_server_error() || resp.status.as_u16() == 429,
             _ => false,
         };
         let message = match &e {
@@ -157,9 +144,7 @@ impl ObjectStore {
             match tokio::time::timeout(timeout, reader.read_to_end(&mut buf)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(self.read_err(key, e.to_string())),
-                Err(_) => {
-                    return Err(self.read_err(key, format!("body not read within {timeout:?}")))
-                }
+                Err(_) => return Err(self.read_err(key, format!("body not read within {timeout:?}"))),
             }
         }
         Ok(buf)
@@ -192,12 +177,7 @@ impl ObjectStore {
                 .list_objects_v2(req)
                 .await
                 .map_err(|e| self.err("list", prefix, e))?;
-            keys.extend(
-                out.contents
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|o| o.key),
-            );
+            keys.extend(out.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
             match out.next_continuation_token {
                 Some(t) if out.is_truncated == Some(true) => token = Some(t),
                 _ => return Ok(keys),

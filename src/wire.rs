@@ -133,19 +133,12 @@ fn widen_decimals(value: Value) -> Value {
             }
             _ => Value::Decimal(d),
         },
-        Value::Record(fields) => Value::Record(
-            fields
-                .into_iter()
-                .map(|(n, v)| (n, widen_decimals(v)))
-                .collect(),
-        ),
+        Value::Record(fields) => {
+            Value::Record(fields.into_iter().map(|(n, v)| (n, widen_decimals(v))).collect())
+        }
         Value::Union(i, v) => Value::Union(i, Box::new(widen_decimals(*v))),
         Value::Array(items) => Value::Array(items.into_iter().map(widen_decimals).collect()),
-        Value::Map(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| (k, widen_decimals(v)))
-                .collect(),
-        ),
+        Value::Map(map) => Value::Map(map.into_iter().map(|(k, v)| (k, widen_decimals(v))).collect()),
         other => other,
     }
 }

@@ -48,10 +48,7 @@ async fn create_insert_select() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     for row in &rows {
-        insert
-            .write(row)
-            .await
-            .unwrap_or_else(|e| panic!("write: {e}"));
+        insert.write(row).await.unwrap_or_else(|e| panic!("write: {e}"));
     }
     insert.end().await.unwrap_or_else(|e| panic!("insert: {e}"));
 

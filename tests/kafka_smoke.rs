@@ -70,19 +70,11 @@ async fn produce_then_consume_in_a_group_with_committed_offsets() {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = tokio::time::timeout(left, consumer.recv())
             .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "only {} of {RECORDS} records arrived within 60 s",
-                    seen.len()
-                )
-            })
+            .unwrap_or_else(|_| panic!("only {} of {RECORDS} records arrived within 60 s", seen.len()))
             .unwrap_or_else(|e| panic!("consume: {e}"));
         let payload = String::from_utf8(msg.payload().unwrap_or_default().to_vec())
             .unwrap_or_else(|e| panic!("payload is not UTF-8: {e}"));
-        assert!(
-            seen.insert(payload.clone()),
-            "record delivered twice: {payload}"
-        );
+        assert!(seen.insert(payload.clone()), "record delivered twice: {payload}");
         consumer
             .store_offset_from_message(&msg)
             .unwrap_or_else(|e| panic!("store offset: {e}"));
@@ -110,8 +102,5 @@ async fn produce_then_consume_in_a_group_with_committed_offsets() {
         }
     }
     expected_next.retain(|_, v| *v > 0);
-    assert_eq!(
-        got, expected_next,
-        "committed offsets differ from the acked ones"
-    );
+    assert_eq!(got, expected_next, "committed offsets differ from the acked ones");
 }

@@ -60,14 +60,9 @@ async fn mock_api_to_minio_and_clickhouse() {
     assert_eq!(lines.len() as u64, EVENTS, "JSONL lines across objects");
     let minio_events: Vec<Event> = lines
         .iter()
-        .map(|(key, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{key}: bad JSONL line {l}: {e}"))
-        })
+        .map(|(key, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{key}: bad JSONL line {l}: {e}")))
         .collect();
-    let minio_ids: HashSet<String> = minio_events
-        .iter()
-        .map(|e| e.event_id.to_string())
-        .collect();
+    let minio_ids: HashSet<String> = minio_events.iter().map(|e| e.event_id.to_string()).collect();
     assert_eq!(
         minio_ids.len() as u64,
         EVENTS,
@@ -91,10 +86,7 @@ async fn mock_api_to_minio_and_clickhouse() {
     ch.database = common::TEST_DATABASE.to_owned();
     let client = nrt_pipeline::clickhouse::client(&ch);
     let ids: Vec<String> = client
-        .query(&format!(
-            "SELECT toString(event_id) FROM {} FINAL",
-            names.table
-        ))
+        .query(&format!("SELECT toString(event_id) FROM {} FINAL", names.table))
         .fetch_all()
         .await
         .unwrap_or_else(|e| panic!("select ids: {e}"));
@@ -111,8 +103,7 @@ async fn mock_api_to_minio_and_clickhouse() {
     for want in expected.iter().step_by(199) {
         let in_minio = minio_events.iter().find(|e| e.event_id == want.event_id);
         assert_eq!(in_minio, Some(want), "MinIO copy of {}", want.event_id);
-        let row =
-            by_id(want.event_id).unwrap_or_else(|| panic!("{} not in ClickHouse", want.event_id));
+        let row = by_id(want.event_id).unwrap_or_else(|| panic!("{} not in ClickHouse", want.event_id));
         assert_eq!(
             (
                 row.kind.as_str(),

@@ -23,10 +23,7 @@ async fn consumer_lands_events_of_an_evolved_writer_schema() {
     let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
         panic!("NRT_PYTHON is not set: scripts/test.sh installs Confluent's client and sets it")
     });
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/produce_evolved.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/produce_evolved.py");
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events.v1.avsc");
     let out = Command::new(&python)
         .args([
@@ -44,22 +41,14 @@ async fn consumer_lands_events_of_an_evolved_writer_schema() {
         "producer failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let produced: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let produced: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
     let ids: HashSet<String> = produced["ids"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     assert_eq!(ids.len(), EVENTS);
 
-    let consumer = NrtProcess::spawn(
-        &["run", "--role", "consumer"],
-        &names.env("http://127.0.0.1:1"),
-    );
+    let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:1"));
     common::wait_for(90, "every Python-produced event in ClickHouse", || async {
         (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS as u64).then_some(())
     })
@@ -68,19 +57,13 @@ async fn consumer_lands_events_of_an_evolved_writer_schema() {
     ch.database = common::TEST_DATABASE.to_owned();
     let client = nrt_pipeline::clickhouse::client(&ch);
     let landed: Vec<String> = client
-        .query(&format!(
-            "SELECT toString(event_id) FROM {} FINAL",
-            names.table
-        ))
+        .query(&format!("SELECT toString(event_id) FROM {} FINAL", names.table))
         .fetch_all()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(landed.into_iter().collect::<HashSet<_>>(), ids);
     // Money exact through fastavro's minimal decimal encoding: sum of i*7 cents over odd i.
-    let cents: i64 = (0..EVENTS as i64)
-        .filter(|i| i % 2 == 1)
-        .map(|i| i * 7)
-        .sum();
+    let cents: i64 = (0..EVENTS as i64).filter(|i| i % 2 == 1).map(|i| i * 7).sum();
     let sum: String = client
         .query(&format!(
             "SELECT toString(sum(amount)) FROM {} FINAL",

@@ -41,13 +41,9 @@ async fn consumer_restart_mid_stream_loses_and_duplicates_nothing() {
     );
 
     let second = NrtProcess::spawn(&["run", "--role", "consumer"], &env);
-    common::wait_for(
-        180,
-        "every event in ClickHouse after the restart",
-        || async {
-            (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS).then_some(())
-        },
-    )
+    common::wait_for(180, "every event in ClickHouse after the restart", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS).then_some(())
+    })
     .await;
     let lines = common::wait_for(60, "every event in MinIO", || async {
         let lines = common::minio_lines(&cfg, &names.prefix).await;

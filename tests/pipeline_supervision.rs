@@ -35,21 +35,12 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
     let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
     let admin = pipeline.url.clone();
 
-    let crashed = [
-        "kafka_reader",
-        "batcher",
-        "clickhouse_writer",
-        "minio_writer",
-    ];
+    let crashed = ["kafka_reader", "batcher", "clickhouse_writer", "minio_writer"];
     for (i, actor) in crashed.iter().enumerate() {
         let at = 2_000 * (i as u64 + 1);
-        common::wait_for(
-            120,
-            &format!("{at} rows before crashing {actor}"),
-            || async {
-                (common::clickhouse_count(&cfg, &names.table, false).await? >= at).then_some(())
-            },
-        )
+        common::wait_for(120, &format!("{at} rows before crashing {actor}"), || async {
+            (common::clickhouse_count(&cfg, &names.table, false).await? >= at).then_some(())
+        })
         .await;
         crash(&admin, actor).await;
     }

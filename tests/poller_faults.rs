@@ -35,12 +35,7 @@ async fn poller_survives_and_counts_api_failures() {
     common::arm_chaos(&mock.url, "bad_json", 3, 0).await;
     wait_count(&admin, r#"nrt_poll_errors_total{kind="bad_json"}"#, 3.0).await;
     common::arm_chaos(&mock.url, "missing_field", 2, 0).await;
-    wait_count(
-        &admin,
-        r#"nrt_poll_errors_total{kind="invalid_batch"}"#,
-        2.0,
-    )
-    .await;
+    wait_count(&admin, r#"nrt_poll_errors_total{kind="invalid_batch"}"#, 2.0).await;
     wait_count(&admin, "nrt_events_published_total", EVENTS as f64).await;
 
     assert!(producer.is_running(), "the producer crashed");

@@ -26,12 +26,7 @@ impl Api {
         }
     }
 
-    async fn raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> (u16, Value) {
+    async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{}", self.base, path));
@@ -47,8 +42,8 @@ impl Api {
             .text()
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
         (status, value)
     }
 
@@ -59,20 +54,12 @@ impl Api {
         self.raw(reqwest::Method::DELETE, path, None).await
     }
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.raw(
-            reqwest::Method::POST,
-            path,
-            Some(body.to_string().into_bytes()),
-        )
-        .await
+        self.raw(reqwest::Method::POST, path, Some(body.to_string().into_bytes()))
+            .await
     }
     async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.raw(
-            reqwest::Method::PUT,
-            path,
-            Some(body.to_string().into_bytes()),
-        )
-        .await
+        self.raw(reqwest::Method::PUT, path, Some(body.to_string().into_bytes()))
+            .await
     }
     async fn register(&self, subject: &str, schema: &str) -> (u16, Value) {
         self.post(
@@ -116,10 +103,7 @@ async fn every_endpoint_and_error_code() {
 
     // Register; the same schema again (even reformatted) returns the same id and adds no version.
     assert_eq!(api.register(s, V1).await, (200, json!({"id": 1})));
-    assert_eq!(
-        api.register(s, V1_REFORMATTED).await,
-        (200, json!({"id": 1}))
-    );
+    assert_eq!(api.register(s, V1_REFORMATTED).await, (200, json!({"id": 1})));
     assert_eq!(api.register(s, V2).await, (200, json!({"id": 2})));
     assert_eq!(api.get("/subjects").await, (200, json!([s])));
     assert_eq!(
@@ -130,15 +114,10 @@ async fn every_endpoint_and_error_code() {
     let (st, v1) = api.get(&format!("/subjects/{s}/versions/1")).await;
     assert_eq!(st, 200);
     assert_eq!(
-        (
-            v1["subject"].clone(),
-            v1["id"].clone(),
-            v1["version"].clone()
-        ),
+        (v1["subject"].clone(), v1["id"].clone(), v1["version"].clone()),
         (json!(s), json!(1), json!(1))
     );
-    let stored: Value =
-        serde_json::from_str(v1["schema"].as_str().unwrap_or_default()).unwrap_or_default();
+    let stored: Value = serde_json::from_str(v1["schema"].as_str().unwrap_or_default()).unwrap_or_default();
     assert_eq!(stored["name"], "Event");
     assert_eq!(stored["fields"].as_array().map(Vec::len), Some(2));
     let (st, latest) = api.get(&format!("/subjects/{s}/versions/latest")).await;
@@ -149,21 +128,9 @@ async fn every_endpoint_and_error_code() {
     let (st, raw) = api.get(&format!("/subjects/{s}/versions/2/schema")).await;
     assert_eq!((st, raw["fields"].as_array().map(Vec::len)), (200, Some(3)));
 
-    assert_error(
-        api.get(&format!("/subjects/{s}/versions/3")).await,
-        404,
-        40402,
-    );
-    assert_error(
-        api.get(&format!("/subjects/{s}/versions/abc")).await,
-        422,
-        42202,
-    );
-    assert_error(
-        api.get(&format!("/subjects/{s}/versions/0")).await,
-        422,
-        42202,
-    );
+    assert_error(api.get(&format!("/subjects/{s}/versions/3")).await, 404, 40402);
+    assert_error(api.get(&format!("/subjects/{s}/versions/abc")).await, 422, 42202);
+    assert_error(api.get(&format!("/subjects/{s}/versions/0")).await, 422, 42202);
     assert_error(api.get("/subjects/nope/versions").await, 404, 40401);
     assert_error(api.get("/subjects/nope/versions/1").await, 404, 40401);
 
@@ -232,9 +199,7 @@ async fn every_endpoint_and_error_code() {
         400,
         400,
     );
-    let huge = json!({ "schema": "x".repeat(1 << 20) })
-        .to_string()
-        .into_bytes();
+    let huge = json!({ "schema": "x".repeat(1 << 20) }).to_string().into_bytes();
     assert_error(
         api.raw(
             reqwest::Method::POST,
@@ -258,8 +223,7 @@ async fn every_endpoint_and_error_code() {
         (200, json!({"compatibilityLevel": "FULL"}))
     );
     assert_error(
-        api.put("/config", json!({"compatibility": "SIDEWAYS"}))
-            .await,
+        api.put("/config", json!({"compatibility": "SIDEWAYS"})).await,
         422,
         42203,
     );
@@ -297,16 +261,10 @@ async fn every_endpoint_and_error_code() {
         .await;
     assert_eq!((st, verbose["is_compatible"].clone()), (200, json!(false)));
     assert!(
-        verbose["messages"]
-            .as_array()
-            .is_some_and(|m| !m.is_empty()),
+        verbose["messages"].as_array().is_some_and(|m| !m.is_empty()),
         "{verbose}"
     );
-    assert_error(
-        api.post(&check("9"), json!({"schema": V2})).await,
-        404,
-        40402,
-    );
+    assert_error(api.post(&check("9"), json!({"schema": V2})).await, 404, 40402);
     assert_error(
         api.post(
             "/compatibility/subjects/nope/versions/latest",
@@ -328,18 +286,13 @@ async fn every_endpoint_and_error_code() {
         api.delete(&format!("/subjects/{s}/versions/1")).await,
         (200, json!(1))
     );
-    assert_error(
-        api.delete(&format!("/subjects/{s}/versions/1")).await,
-        404,
-        40406,
-    );
+    assert_error(api.delete(&format!("/subjects/{s}/versions/1")).await, 404, 40406);
     assert_eq!(
         api.get(&format!("/subjects/{s}/versions")).await,
         (200, json!([2]))
     );
     assert_eq!(
-        api.get(&format!("/subjects/{s}/versions?deleted=true"))
-            .await,
+        api.get(&format!("/subjects/{s}/versions?deleted=true")).await,
         (200, json!([1, 2]))
     );
     assert_eq!(
@@ -352,10 +305,7 @@ async fn every_endpoint_and_error_code() {
         404,
         40405,
     );
-    assert_eq!(
-        api.delete(&format!("/subjects/{s}")).await,
-        (200, json!([2]))
-    );
+    assert_eq!(api.delete(&format!("/subjects/{s}")).await, (200, json!([2])));
     assert_error(api.delete(&format!("/subjects/{s}")).await, 404, 40404);
     assert_eq!(api.get("/subjects").await, (200, json!([])));
     assert_eq!(api.get("/subjects?deleted=true").await, (200, json!([s])));
@@ -378,11 +328,9 @@ async fn every_endpoint_and_error_code() {
         .text()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let line = r#"nrt_registry_requests_total{method="POST",route="/subjects/{subject}/versions",status="409"} 1"#;
-    assert!(
-        text.lines().any(|l| l == line),
-        "missing `{line}` in:\n{text}"
-    );
+    let line =
+        r#"nrt_registry_requests_total{method="POST",route="/subjects/{subject}/versions",status="409"} 1"#;
+    assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
 }
 
 fn record(fields: &str) -> String {
@@ -451,18 +399,14 @@ async fn compatibility_matrix() {
         for (level, ok) in [("BACKWARD", want.0), ("FORWARD", want.1), ("FULL", want.2)] {
             let subject = common::unique("matrix-");
             assert_eq!(
-                api.put(
-                    &format!("/config/{subject}"),
-                    json!({"compatibility": level})
-                )
-                .await
-                .0,
+                api.put(&format!("/config/{subject}"), json!({"compatibility": level}))
+                    .await
+                    .0,
                 200
             );
             assert_eq!(api.register(&subject, &base).await.0, 200);
             let path = format!("/compatibility/subjects/{subject}/versions/latest");
-            let checked =
-                api.post(&path, json!({"schema": changed})).await.1["is_compatible"] == json!(ok);
+            let checked = api.post(&path, json!({"schema": changed})).await.1["is_compatible"] == json!(ok);
             let (status, _) = api.register(&subject, changed).await;
             let registered = status == if ok { 200 } else { 409 };
             if !checked || !registered {
@@ -481,12 +425,9 @@ async fn compatibility_matrix() {
     for (level, v3_status) in [("BACKWARD", 200), ("BACKWARD_TRANSITIVE", 409)] {
         let subject = common::unique("transitive-");
         assert_eq!(
-            api.put(
-                &format!("/config/{subject}"),
-                json!({"compatibility": level})
-            )
-            .await
-            .0,
+            api.put(&format!("/config/{subject}"), json!({"compatibility": level}))
+                .await
+                .0,
             200
         );
         assert_eq!(api.register(&subject, &v1).await.0, 200, "{level} v1");
@@ -503,9 +444,7 @@ async fn state_survives_a_kill() {
     assert_eq!(api.register("a-value", V2).await, (200, json!({"id": 2})));
     assert_eq!(api.register("b-value", V2).await, (200, json!({"id": 2})));
     assert_eq!(
-        api.put("/config", json!({"compatibility": "FORWARD"}))
-            .await
-            .0,
+        api.put("/config", json!({"compatibility": "FORWARD"})).await.0,
         200
     );
     assert_eq!(
@@ -554,11 +493,7 @@ async fn concurrent_registrations_of_one_schema_get_one_id() {
     let attempts = (0..32).map(|i| {
         let api = &api;
         async move {
-            let subject = if i % 2 == 0 {
-                "same-value"
-            } else {
-                "other-value"
-            };
+            let subject = if i % 2 == 0 { "same-value" } else { "other-value" };
             api.register(subject, V2).await
         }
     });
@@ -567,12 +502,6 @@ async fn concurrent_registrations_of_one_schema_get_one_id() {
         results.iter().all(|r| *r == (200, json!({"id": 1}))),
         "{results:?}"
     );
-    assert_eq!(
-        api.get("/subjects/same-value/versions").await,
-        (200, json!([1]))
-    );
-    assert_eq!(
-        api.get("/subjects/other-value/versions").await,
-        (200, json!([1]))
-    );
+    assert_eq!(api.get("/subjects/same-value/versions").await, (200, json!([1])));
+    assert_eq!(api.get("/subjects/other-value/versions").await, (200, json!([1])));
 }

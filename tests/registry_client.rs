@@ -10,39 +10,26 @@ use common::RegistryProcess;
 use nrt_pipeline::config::RegistryConfig;
 use nrt_pipeline::registry::RegistryClient;
 
-const SCHEMA: &str =
-    r#"{"type":"record","name":"E","namespace":"t","fields":[{"name":"a","type":"long"}]}"#;
+const SCHEMA: &str = r#"{"type":"record","name":"E","namespace":"t","fields":[{"name":"a","type":"long"}]}"#;
 
 #[tokio::test]
 async fn known_schemas_survive_a_registry_outage() {
     let reg = RegistryProcess::start();
-    let cfg = RegistryConfig {
-        url: reg.url.clone(),
-    };
-    let client =
-        RegistryClient::new(&cfg, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = RegistryConfig { url: reg.url.clone() };
+    let client = RegistryClient::new(&cfg, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
 
     let id = client
         .register("e-value", SCHEMA)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(id, 1);
-    let fetched = client
-        .schema_by_id(id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let latest = client
-        .latest("e-value")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fetched = client.schema_by_id(id).await.unwrap_or_else(|e| panic!("{e}"));
+    let latest = client.latest("e-value").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((latest.id, latest.version), (1, 1));
     assert_eq!(*latest.schema, *fetched);
 
     // Unknown id while the registry is up: a permanent 40403.
-    let missing = client
-        .schema_by_id(99)
-        .await
-        .expect_err("id 99 does not exist");
+    let missing = client.schema_by_id(99).await.expect_err("id 99 does not exist");
     assert_eq!(missing.error_code(), Some(40403));
     assert!(!missing.is_transient(), "{missing}");
 
@@ -66,11 +53,8 @@ async fn known_schemas_survive_a_registry_outage() {
 #[tokio::test]
 async fn invalid_schema_is_a_permanent_error() {
     let reg = RegistryProcess::start();
-    let cfg = RegistryConfig {
-        url: reg.url.clone(),
-    };
-    let client =
-        RegistryClient::new(&cfg, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = RegistryConfig { url: reg.url.clone() };
+    let client = RegistryClient::new(&cfg, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
     let err = client
         .register("e-value", "{not avro")
         .await

@@ -17,10 +17,7 @@ use nrt_pipeline::config::RegistryConfig;
 use nrt_pipeline::registry::RegistryClient;
 use nrt_pipeline::wire;
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/python/confluent_compat.py"
-);
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/confluent_compat.py");
 
 fn python(args: &[&str]) -> Json {
     let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
@@ -52,15 +49,9 @@ fn expected_event() -> Value {
         ("type".into(), Value::String("purchase".into())),
         ("user_id".into(), Value::Long(42)),
         // 123.45 at scale 2: unscaled 12345 = 0x3039, minimal two's complement.
-        (
-            "amount".into(),
-            Value::Decimal(Decimal::from(vec![0x30, 0x39])),
-        ),
+        ("amount".into(), Value::Decimal(Decimal::from(vec![0x30, 0x39]))),
         ("currency".into(), Value::String("EUR".into())),
-        (
-            "created_at".into(),
-            Value::TimestampMillis(1_795_771_800_123),
-        ),
+        ("created_at".into(), Value::TimestampMillis(1_795_771_800_123)),
         (
             "note".into(),
             Value::Union(1, Box::new(Value::String("é and ü".into()))),
@@ -75,9 +66,7 @@ fn hex(bytes: &[u8]) -> String {
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("bad hex {s}: {e}"))
-        })
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("bad hex {s}: {e}")))
         .collect()
 }
 
@@ -92,10 +81,7 @@ async fn confluent_python_client_and_serializer_interoperate() {
         seen["id_again"], 1,
         "re-registering a reformatted schema must return its id: {seen}"
     );
-    assert_eq!(
-        seen["lookup"],
-        json!({"id": 1, "version": 1, "subject": subject})
-    );
+    assert_eq!(seen["lookup"], json!({"id": 1, "version": 1, "subject": subject}));
     assert_eq!(seen["latest"], json!({"id": 1, "version": 1}));
     assert_eq!(seen["subjects"], json!([subject]));
     assert_eq!(seen["versions"], json!([1]));
@@ -116,24 +102,15 @@ async fn confluent_python_client_and_serializer_interoperate() {
     let bytes = unhex(seen["serialized_hex"].as_str().unwrap_or_default());
     let (id, avro) = wire::split(&bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(id, 1);
-    let cfg = RegistryConfig {
-        url: reg.url.clone(),
-    };
-    let client =
-        RegistryClient::new(&cfg, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
-    let writer = client
-        .schema_by_id(id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = RegistryConfig { url: reg.url.clone() };
+    let client = RegistryClient::new(&cfg, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let writer = client.schema_by_id(id).await.unwrap_or_else(|e| panic!("{e}"));
     let decoded = wire::decode(id, avro, &writer, None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(decoded, expected_event());
 
     // Our bytes, their deserializer; and ours are byte-identical to theirs.
     let ours = wire::encode(id, &writer, expected_event()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        hex(&ours),
-        seen["serialized_hex"].as_str().unwrap_or_default()
-    );
+    assert_eq!(hex(&ours), seen["serialized_hex"].as_str().unwrap_or_default());
     let theirs = python(&["consume", &reg.url, &hex(&ours)]);
     assert_eq!(
         theirs["deserialized"],
@@ -149,10 +126,7 @@ async fn confluent_python_client_and_serializer_interoperate() {
     );
 
     // Our client sees what theirs registered.
-    let latest = client
-        .latest(subject)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let latest = client.latest(subject).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((latest.id, latest.version), (1, 1));
     let same = serde_json::to_string(&*writer).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(client.register(subject, &same).await.ok(), Some(1));

@@ -14,15 +14,9 @@ async fn create_bucket_put_get_list_round_trip() {
     common::require(common::Service::Minio, &cfg).await;
     cfg.s3.bucket = common::unique("nrt-test-");
     let store = ObjectStore::new(&cfg.s3);
-    store
-        .ensure_bucket()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    store.ensure_bucket().await.unwrap_or_else(|e| panic!("{e}"));
     // Idempotent: the writer calls it at every start.
-    store
-        .ensure_bucket()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    store.ensure_bucket().await.unwrap_or_else(|e| panic!("{e}"));
 
     let prefix = "dt=2026-11-27/hour=09/";
     // Every byte value, to prove bodies are passed through untouched.
@@ -32,15 +26,9 @@ async fn create_bucket_put_get_list_round_trip() {
             format!("{prefix}events_20261127_090000_p0_o0.jsonl"),
             b"{\"a\":1}\n{\"a\":2}\n".to_vec(),
         ),
-        (
-            format!("{prefix}events_20261127_090001_p1_o42.jsonl"),
-            binary,
-        ),
+        (format!("{prefix}events_20261127_090001_p1_o42.jsonl"), binary),
         (format!("{prefix}empty.jsonl"), Vec::new()),
-        (
-            "dt=2026-11-27/hour=10/other.jsonl".to_owned(),
-            b"x".to_vec(),
-        ),
+        ("dt=2026-11-27/hour=10/other.jsonl".to_owned(), b"x".to_vec()),
     ];
     for (key, body) in &objects {
         store
@@ -64,11 +52,7 @@ async fn create_bucket_put_get_list_round_trip() {
 
     // Overwriting a key replaces the object: what makes a replayed batch land once.
     store
-        .put(
-            &objects[0].0,
-            b"replaced\n".to_vec(),
-            "application/x-ndjson",
-        )
+        .put(&objects[0].0, b"replaced\n".to_vec(), "application/x-ndjson")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let got = store
@@ -85,10 +69,7 @@ async fn refusals_are_permanent_errors() {
     common::require(common::Service::Minio, &cfg).await;
     cfg.s3.bucket = common::unique("nrt-test-");
     let store = ObjectStore::new(&cfg.s3);
-    store
-        .ensure_bucket()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    store.ensure_bucket().await.unwrap_or_else(|e| panic!("{e}"));
 
     let missing = store.get("no/such/key", Duration::from_secs(10)).await;
     let err = missing.expect_err("a missing key must be an error");

@@ -96,8 +96,7 @@ impl Batcher {
 
     /// Starts writing `partition`'s open batch if it is due and the partition has nothing in flight.
     fn try_flush(&mut self, partition: i32, ctx: &mut Context<Self>) {
-        if self.in_flight.contains_key(&partition)
-            || !self.open.get(&partition).is_some_and(|o| self.due(o))
+        if self.in_flight.contains_key(&partition) || !self.open.get(&partition).is_some_and(|o| self.due(o))
         {
             return;
         }
@@ -162,10 +161,7 @@ async fn write_and_commit(
         let write_clickhouse = async {
             match clickhouse_done {
                 true => Ok(()),
-                false => flatten(
-                    clickhouse.send(WriteBatch(batch.clone())).await,
-                    "clickhouse",
-                ),
+                false => flatten(clickhouse.send(WriteBatch(batch.clone())).await, "clickhouse"),
             }
         };
         let (m, c) = futures::join!(write_minio, write_clickhouse);
@@ -201,12 +197,13 @@ async fn write_and_commit(
         tokio::time::sleep(backoff.next_delay()).await;
     }
     shared.metrics.batches_committed.inc();
+    shared
+        .metrics
+        .last_commit
+        .set(crate::event::Millis::now().0 as f64 / 1000.0);
 }
 
-fn flatten(
-    sent: Result<Result<(), SinkError>, MailboxError>,
-    sink: &'static str,
-) -> Result<(), SinkError> {
+fn flatten(sent: Result<Result<(), SinkError>, MailboxError>, sink: &'static str) -> Result<(), SinkError> {
     sent.unwrap_or_else(|e| {
         Err(SinkError {
             sink,
@@ -227,8 +224,8 @@ impl Actor for Batcher {
         for batch in resume {
             self.spawn_write(batch, ctx);
         }
-        let tick = (self.limits.flush_interval / 4)
-            .clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let tick =
+            (self.limits.flush_interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
         ctx.run_interval(tick, |act, ctx| {
             let partitions: Vec<i32> = act.open.keys().copied().collect();
             for p in partitions {

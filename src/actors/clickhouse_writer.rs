@@ -109,27 +109,26 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             .map(|(offset, e)| EventRow::new(e, now, batch.partition, *offset))
             .collect();
         let ddl = (!self.table_ready).then(|| ddl(&self.database, &self.table));
-        let (client, server, table) =
-            (self.client.clone(), self.server.clone(), self.table.clone());
+        let (client, server, table) = (self.client.clone(), self.server.clone(), self.table.clone());
+        let started = std::time::Instant::now();
+        let created: Vec<i64> = batch.events.iter().map(|(_, e)| e.created_at.0).collect();
+        // RowBinary size: the fixed-width columns, plus each string and its length byte.
+        let bytes: usize = rows
+            .iter()
+            .map(|r| 16 + 8 * 5 + 4 * 3 + r.kind.len() + r.currency.len() + 2)
+            .sum();
         let write = async move {
             for statement in ddl.unwrap_or_default() {
-                server
-                    .query(&statement)
-                    .execute()
-                    .await
-                    .map_err(sink_error)?;
+                server.query(&statement).execute().await.map_err(sink_error)?;
             }
-            let mut insert = client
-                .insert::<EventRow>(&table)
-                .await
-                .map_err(sink_error)?;
+            let mut insert = client.insert::<EventRow>(&table).await.map_err(sink_error)?;
             for row in &rows {
                 insert.write(row).await.map_err(sink_error)?;
             }
             insert.end().await.map_err(sink_error)?;
             Ok::<usize, SinkError>(rows.len())
         };
-        Box::pin(write.into_actor(self).map(|res, act, _| {
+        Box::pin(write.into_actor(self).map(move |res, act, _| {
             let m = &act.shared.metrics;
             match res {
                 Ok(n) => {
@@ -137,6 +136,20 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                     m.events_written
                         .with_label_values(&["clickhouse"])
                         .inc_by(n as u64);
+                    m.sink_bytes
+                        .with_label_values(&["clickhouse"])
+                        .inc_by(bytes as u64);
+                    m.batch_events
+                        .with_label_values(&["clickhouse"])
+                        .observe(n as f64);
+                    m.flush_seconds
+                        .with_label_values(&["clickhouse"])
+                        .observe(started.elapsed().as_secs_f64());
+                    // Freshness ends here: an event is queryable once ClickHouse acknowledged it.
+                    let now = Millis::now().0;
+                    for c in &created {
+                        m.freshness_seconds.observe((now - c).max(0) as f64 / 1000.0);
+                    }
                     act.shared.health.running(NAME);
                     Ok(())
                 }

@@ -37,8 +37,8 @@ impl Encoder {
         publisher: Addr<KafkaPublisher>,
         shared: Shared,
     ) -> Result<Self, String> {
-        let schema = Schema::parse_str(schema_text)
-            .map_err(|e| format!("event schema does not parse: {e}"))?;
+        let schema =
+            Schema::parse_str(schema_text).map_err(|e| format!("event schema does not parse: {e}"))?;
         Ok(Encoder {
             registry,
             subject: format!("{topic}-value"),
@@ -75,11 +75,7 @@ impl Handler<Events> for Encoder {
             self.subject.clone(),
             self.schema_text.clone(),
         );
-        let (schema, publisher, shared) = (
-            self.schema.clone(),
-            self.publisher.clone(),
-            self.shared.clone(),
-        );
+        let (schema, publisher, shared) = (self.schema.clone(), self.publisher.clone(), self.shared.clone());
         let job = async move {
             let id = match known_id {
                 Some(id) => id,

@@ -67,10 +67,7 @@ impl Health {
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, ActorStatus> {
-        self.actors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.actors.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Names of the actors that are not running.

@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::Shared;
 use crate::config::KafkaConfig;
+use crate::kafka::StatsContext;
 use crate::retry::Backoff;
 
 pub const NAME: &str = "kafka_publisher";
@@ -34,7 +35,7 @@ pub struct TopicSettings {
 }
 
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: FutureProducer<StatsContext>,
     settings: std::sync::Arc<TopicSettings>,
     topic_ready: bool,
     shared: Shared,
@@ -42,8 +43,13 @@ pub struct KafkaPublisher {
 
 impl KafkaPublisher {
     pub fn new(settings: TopicSettings, shared: Shared) -> Result<Self, String> {
+        let context = StatsContext {
+            lag: None,
+            queue: Some(shared.metrics.producer_queue.clone()),
+        };
         let producer = crate::kafka::producer_config(&settings.kafka)
-            .create()
+            .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS)
+            .create_with_context(context)
             .map_err(|e| format!("kafka at {}: {e}", settings.kafka.brokers))?;
         Ok(KafkaPublisher {
             producer,
@@ -72,11 +78,8 @@ impl Handler<Publish> for KafkaPublisher {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
     fn handle(&mut self, Publish(records): Publish, _: &mut Self::Context) -> Self::Result {
-        let (producer, settings, shared) = (
-            self.producer.clone(),
-            self.settings.clone(),
-            self.shared.clone(),
-        );
+        let (producer, settings, shared) =
+            (self.producer.clone(), self.settings.clone(), self.shared.clone());
         let need_topic = !self.topic_ready;
         let job = async move {
             if need_topic {
@@ -100,9 +103,7 @@ impl Handler<Publish> for KafkaPublisher {
             let mut pending = records;
             loop {
                 let sends = pending.iter().map(|r| {
-                    let record = FutureRecord::to(&settings.topic)
-                        .key(&r.key)
-                        .payload(&r.payload);
+                    let record = FutureRecord::to(&settings.topic).key(&r.key).payload(&r.payload);
                     // Waits (backpressure) while librdkafka's local queue is full.
                     producer.send(record, Duration::from_secs(60))
                 });

@@ -22,6 +22,7 @@ use super::messages::Commit;
 use super::Shared;
 use crate::config::KafkaConfig;
 use crate::event::Event;
+use crate::kafka::StatsContext;
 use crate::registry::RegistryClient;
 use crate::retry::Backoff;
 use crate::wire::{self, WireError};
@@ -57,7 +58,7 @@ pub struct Shutdown;
 
 pub struct KafkaReader {
     settings: Arc<ReaderSettings>,
-    consumer: Option<Arc<StreamConsumer>>,
+    consumer: Option<Arc<StreamConsumer<StatsContext>>>,
     read_loop: Option<SpawnHandle>,
     stopping: bool,
     inflight: Arc<Inflight>,
@@ -88,7 +89,7 @@ impl KafkaReader {
         }
     }
 
-    fn connect(&self) -> Result<Arc<StreamConsumer>, String> {
+    fn connect(&self) -> Result<Arc<StreamConsumer<StatsContext>>, String> {
         let s = &self.settings;
         let mut cfg = crate::kafka::consumer_config(&s.kafka, &s.group_id);
         // Commits are explicit and synchronous, per batch, after both sinks acknowledged it.
@@ -97,14 +98,16 @@ impl KafkaReader {
             .set("session.timeout.ms", "10000")
             // Bound what librdkafka prefetches while we hold back (backpressure).
             .set("queued.max.messages.kbytes", "32768")
-            // Notice soon a topic created after we subscribed (the producer creates it on first publish).
-            .set("topic.metadata.refresh.interval.ms", "2000");
-        let consumer: StreamConsumer = cfg
-            .create()
+            // Notice partitions added to the topic soon.
+            .set("topic.metadata.refresh.interval.ms", "10000")
+            .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS);
+        let context = StatsContext {
+            lag: Some(self.shared.metrics.consumer_lag.clone()),
+            queue: None,
+        };
+        let consumer: StreamConsumer<StatsContext> = cfg
+            .create_with_context(context)
             .map_err(|e| format!("kafka at {}: {e}", s.kafka.brokers))?;
-        consumer
-            .subscribe(&[&s.topic])
-            .map_err(|e| format!("kafka at {}: subscribe {}: {e}", s.kafka.brokers, s.topic))?;
         Ok(Arc::new(consumer))
     }
 }
@@ -210,7 +213,7 @@ impl Handler<Commit> for KafkaReader {
 }
 
 struct ReadLoop {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<StatsContext>>,
     settings: Arc<ReaderSettings>,
     inflight: Arc<Inflight>,
     batcher: Addr<Batcher>,
@@ -287,11 +290,7 @@ impl ReadLoop {
                 match self.decode(payload).await {
                     Ok(event) => run.events.push((msg.offset(), event)),
                     Err(kind) => {
-                        self.shared
-                            .metrics
-                            .decode_errors
-                            .with_label_values(&[kind])
-                            .inc();
+                        self.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
                         if errors_logged.elapsed() > Duration::from_secs(10) {
                             log::warn!(
                                 "{NAME}: p{} @{}: undecodable record ({kind}) skipped",
@@ -308,11 +307,8 @@ impl ReadLoop {
                     .metrics
                     .events_consumed
                     .inc_by(run.events.len() as u64);
-                let now = self
-                    .inflight
-                    .bytes
-                    .fetch_add(run.bytes as u64, Ordering::SeqCst)
-                    + run.bytes as u64;
+                let now =
+                    self.inflight.bytes.fetch_add(run.bytes as u64, Ordering::SeqCst) + run.bytes as u64;
                 self.shared.metrics.inflight_bytes.set(now as i64);
                 let decoded = Decoded {
                     partition,
@@ -358,11 +354,10 @@ impl ReadLoop {
                 Err(_) => return Err("unknown_schema"),
             }
         };
-        let value =
-            wire::decode(id, avro, &writer, Some(&self.reader_schema)).map_err(|e| match e {
-                WireError::Resolve { .. } => "schema_resolution",
-                _ => "corrupt",
-            })?;
+        let value = wire::decode(id, avro, &writer, Some(&self.reader_schema)).map_err(|e| match e {
+            WireError::Resolve { .. } => "schema_resolution",
+            _ => "corrupt",
+        })?;
         Event::from_avro(value).map_err(|_| "invalid_event")
     }
 }

@@ -103,6 +103,7 @@ impl Handler<WriteBatch> for MinioWriter {
             body.len(),
             batch.events.len(),
         );
+        let started = std::time::Instant::now();
         let write = async move {
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
@@ -120,9 +121,13 @@ impl Handler<WriteBatch> for MinioWriter {
                     m.events_written
                         .with_label_values(&["minio"])
                         .inc_by(events as u64);
-                    m.sink_bytes
+                    m.sink_bytes.with_label_values(&["minio"]).inc_by(bytes as u64);
+                    m.batch_events
                         .with_label_values(&["minio"])
-                        .inc_by(bytes as u64);
+                        .observe(events as f64);
+                    m.flush_seconds
+                        .with_label_values(&["minio"])
+                        .observe(started.elapsed().as_secs_f64());
                     act.shared.health.running(NAME);
                 }
                 Err(e) => {

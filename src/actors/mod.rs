@@ -31,10 +31,7 @@ impl Shared {
     /// Bookkeeping of a supervisor restart, called from each actor's `Supervised::restarting`.
     pub fn restarting(&self, actor: &'static str) {
         self.health.restarting(actor);
-        self.metrics
-            .actor_restarts
-            .with_label_values(&[actor])
-            .inc();
+        self.metrics.actor_restarts.with_label_values(&[actor]).inc();
         log::warn!("{actor}: restarting");
     }
 }

@@ -43,11 +43,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(
-        settings: PollSettings,
-        encoder: Addr<Encoder>,
-        shared: Shared,
-    ) -> Result<Self, String> {
+    pub fn new(settings: PollSettings, encoder: Addr<Encoder>, shared: Shared) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -111,8 +107,7 @@ impl Handler<Shutdown> for Poller {
         stop.requested.store(true, Ordering::SeqCst);
         Box::pin(async move {
             while !stop.finished.load(Ordering::SeqCst) {
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(100), stop.done.notified()).await;
+                let _ = tokio::time::timeout(Duration::from_millis(100), stop.done.notified()).await;
             }
         })
     }
@@ -142,11 +137,7 @@ async fn poll_loop(
         let events = match fetch(&http, &url, &shared).await {
             Ok(events) => events,
             Err(e) => {
-                shared
-                    .metrics
-                    .poll_errors
-                    .with_label_values(&[e.kind])
-                    .inc();
+                shared.metrics.poll_errors.with_label_values(&[e.kind]).inc();
                 streak += 1;
                 // The first failure of a streak and every 50th after it: enough to see, not a flood.
                 if streak == 1 || streak % 50 == 0 {
@@ -156,9 +147,7 @@ async fn poll_loop(
                         e.kind
                     );
                 }
-                shared
-                    .health
-                    .error(NAME, format!("{}: {}", e.kind, e.message));
+                shared.health.error(NAME, format!("{}: {}", e.kind, e.message));
                 tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
@@ -189,11 +178,7 @@ async fn deliver(events: Arc<Vec<Event>>, encoder: &Addr<Encoder>, shared: &Shar
             Ok(Err(e)) => e,
             Err(e) => format!("encoder unavailable: {e}"),
         };
-        shared
-            .metrics
-            .poll_errors
-            .with_label_values(&["publish"])
-            .inc();
+        shared.metrics.poll_errors.with_label_values(&["publish"]).inc();
         if backoff.attempts() % 10 == 0 {
             log::warn!(
                 "{NAME}: batch of {} not published yet: {err}; retrying",
@@ -205,11 +190,7 @@ async fn deliver(events: Arc<Vec<Event>>, encoder: &Addr<Encoder>, shared: &Shar
     }
 }
 
-async fn fetch(
-    http: &reqwest::Client,
-    url: &str,
-    shared: &Shared,
-) -> Result<Vec<Event>, PollError> {
+async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec<Event>, PollError> {
     let resp = http.get(url).send().await.map_err(|e| {
         let kind = if e.is_timeout() {
             "timeout"

@@ -50,11 +50,15 @@ pub fn start(
     pipeline: &PipelineConfig,
     shared: &Shared,
 ) -> Result<Started, String> {
-    let registry = Arc::new(
-        RegistryClient::new(&services.registry, Duration::from_secs(10))
-            .map_err(|e| e.to_string())?,
-    );
+    let registry = RegistryClient::new(&services.registry, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?
+        .with_cache_metrics(shared.metrics.registry_cache.clone());
+    let registry = Arc::new(registry);
     let mut started = Started::default();
+    shared
+        .metrics
+        .flush_interval
+        .set(pipeline.flush_interval_ms as f64 / 1000.0);
     if role.consumes() {
         for name in [
             kafka_reader::NAME,
@@ -63,6 +67,7 @@ pub fn start(
             clickhouse_writer::NAME,
         ] {
             shared.health.starting(name);
+            shared.metrics.actor_restarts.with_label_values(&[name]);
         }
         let minio = {
             let (store, prefix, sh) = (
@@ -87,17 +92,10 @@ pub fn start(
             max_records: pipeline.batch_max_records as usize,
             max_bytes: pipeline.batch_max_bytes as usize,
         };
-        let b = Batcher::new(
-            pipeline.topic.clone(),
-            limits,
-            minio,
-            clickhouse,
-            shared.clone(),
-        );
+        let b = Batcher::new(pipeline.topic.clone(), limits, minio, clickhouse, shared.clone());
         let batcher = Supervisor::start(move |_| b);
         started.crashable(batcher::NAME, &batcher);
-        let reader_schema =
-            Arc::new(Schema::parse_str(SCHEMA_V1).map_err(|e| format!("event schema: {e}"))?);
+        let reader_schema = Arc::new(Schema::parse_str(SCHEMA_V1).map_err(|e| format!("event schema: {e}"))?);
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),
             topic: pipeline.topic.clone(),
@@ -106,13 +104,7 @@ pub fn start(
             group_id: pipeline.group_id.clone(),
             max_inflight_bytes: pipeline.max_inflight_bytes,
         };
-        let r = KafkaReader::new(
-            settings,
-            batcher,
-            registry.clone(),
-            reader_schema,
-            shared.clone(),
-        );
+        let r = KafkaReader::new(settings, batcher, registry.clone(), reader_schema, shared.clone());
         let reader = Supervisor::start(move |_| r);
         started.crashable(kafka_reader::NAME, &reader);
         started.reader = Some(reader);
@@ -120,6 +112,7 @@ pub fn start(
     if role.produces() {
         for name in [poller::NAME, encoder::NAME, kafka_publisher::NAME] {
             shared.health.starting(name);
+            shared.metrics.actor_restarts.with_label_values(&[name]);
         }
         let topic = TopicSettings {
             kafka: services.kafka.clone(),
@@ -140,11 +133,7 @@ pub fn start(
             batch: pipeline.poll_batch,
             interval: Duration::from_millis(pipeline.poll_interval_ms),
         };
-        started.poller = Some(start_supervised(Poller::new(
-            settings,
-            encoder,
-            shared.clone(),
-        )?));
+        started.poller = Some(start_supervised(Poller::new(settings, encoder, shared.clone())?));
     }
     Ok(started)
 }

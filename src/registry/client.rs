@@ -31,11 +31,7 @@ pub enum ClientError {
     #[error("schema registry URL '{0}' is not an http(s) base URL")]
     BadUrl(String),
     #[error("schema registry at {url}: schema {id} does not parse: {message}")]
-    BadSchema {
-        url: String,
-        id: u32,
-        message: String,
-    },
+    BadSchema { url: String, id: u32, message: String },
 }
 
 impl ClientError {
@@ -71,6 +67,8 @@ pub struct RegistryClient {
     base_url: reqwest::Url,
     by_id: RwLock<HashMap<u32, Arc<Schema>>>,
     registered: RwLock<HashMap<(String, String), u32>>,
+    /// Counts of schema-by-id lookups served from the cache (hit) or the registry (miss).
+    cache_metrics: Option<prometheus::IntCounterVec>,
 }
 
 #[derive(Deserialize)]
@@ -98,7 +96,20 @@ impl RegistryClient {
             base_url,
             by_id: RwLock::default(),
             registered: RwLock::default(),
+            cache_metrics: None,
         })
+    }
+
+    /// Counts cache hits and misses of `schema_by_id` in `counter{result="hit"|"miss"}`.
+    pub fn with_cache_metrics(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.cache_metrics = Some(counter);
+        self
+    }
+
+    fn count(&self, result: &str) {
+        if let Some(c) = &self.cache_metrics {
+            c.with_label_values(&[result]).inc();
+        }
     }
 
     /// The base URL with `segments` appended, each percent-encoded (a subject may hold any character).
@@ -164,8 +175,10 @@ impl RegistryClient {
     /// The writer schema with global id `id`; cached forever once fetched.
     pub async fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>, ClientError> {
         if let Some(s) = read(&self.by_id).get(&id) {
+            self.count("hit");
             return Ok(s.clone());
         }
+        self.count("miss");
         #[derive(Deserialize)]
         struct Body {
             schema: String,

@@ -42,9 +42,7 @@ impl CompatLevel {
     fn transitive(self) -> bool {
         matches!(
             self,
-            CompatLevel::BackwardTransitive
-                | CompatLevel::ForwardTransitive
-                | CompatLevel::FullTransitive
+            CompatLevel::BackwardTransitive | CompatLevel::ForwardTransitive | CompatLevel::FullTransitive
         )
     }
 
@@ -119,9 +117,10 @@ pub fn check(level: CompatLevel, new: &Schema, existing: &[&Schema]) -> Vec<Stri
 pub fn can_read(writer: &Schema, reader: &Schema) -> Result<(), String> {
     match SchemaCompatibility::can_read(writer, reader) {
         Ok(Compatibility::Full) => Ok(()),
-        Ok(Compatibility::Partial) => {
-            Err("some data of the writer schema has no match in the reader schema (union branch or enum symbol)".into())
-        }
+        Ok(Compatibility::Partial) => Err(
+            "some data of the writer schema has no match in the reader schema (union branch or enum symbol)"
+                .into(),
+        ),
         Err(e) => match renamed_by_alias(writer, reader) {
             Some(reader) => can_read(writer, &reader),
             None => Err(e.to_string()),
@@ -138,11 +137,10 @@ fn renamed_by_alias(writer: &Schema, reader: &Schema) -> Option<Schema> {
         return None;
     }
     let old_name = w.name.fullname(None);
-    let aliased = r.aliases.as_ref().is_some_and(|aliases| {
-        aliases
-            .iter()
-            .any(|a| a.fullname(r.name.namespace()) == old_name)
-    });
+    let aliased = r
+        .aliases
+        .as_ref()
+        .is_some_and(|aliases| aliases.iter().any(|a| a.fullname(r.name.namespace()) == old_name));
     if !aliased {
         return None;
     }
@@ -166,10 +164,7 @@ mod tests {
 
     #[test]
     fn levels_parse_case_insensitively() {
-        assert_eq!(
-            "backward_transitive".parse(),
-            Ok(CompatLevel::BackwardTransitive)
-        );
+        assert_eq!("backward_transitive".parse(), Ok(CompatLevel::BackwardTransitive));
         assert_eq!("FULL".parse(), Ok(CompatLevel::Full));
         assert_eq!("sideways".parse::<CompatLevel>(), Err(()));
     }
@@ -184,9 +179,8 @@ mod tests {
     #[test]
     fn record_renamed_with_alias_is_readable() {
         let old = s(V1);
-        let renamed = s(
-            r#"{"type":"record","name":"F","aliases":["E"],"fields":[{"name":"a","type":"int"}]}"#,
-        );
+        let renamed =
+            s(r#"{"type":"record","name":"F","aliases":["E"],"fields":[{"name":"a","type":"int"}]}"#);
         let unaliased = s(r#"{"type":"record","name":"F","fields":[{"name":"a","type":"int"}]}"#);
         assert_eq!(can_read(&old, &renamed), Ok(()));
         assert!(can_read(&old, &unaliased).is_err());
@@ -196,8 +190,7 @@ mod tests {
     fn non_transitive_checks_only_the_latest() {
         let v1 = s(V1);
         // v2 drops "a" and adds "b" with a default: backward compatible with v1 only by default value.
-        let v2 =
-            s(r#"{"type":"record","name":"E","fields":[{"name":"b","type":"int","default":0}]}"#);
+        let v2 = s(r#"{"type":"record","name":"E","fields":[{"name":"b","type":"int","default":0}]}"#);
         // v3 requires "a" again, without default: readable from v1 data, not from v2 data.
         let v3 = s(V1);
         assert!(check(CompatLevel::Backward, &v2, &[&v1]).is_empty());

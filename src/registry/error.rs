@@ -19,17 +19,16 @@ pub enum RegistryError {
     SubjectSoftDeleted(String),
     #[error("Subject '{0}' was not deleted first before being permanently deleted")]
     SubjectNotSoftDeleted(String),
-    #[error("Subject '{subject}' Version {version} was soft deleted.Set permanent=true to delete permanently")]
+    #[error(
+        "Subject '{subject}' Version {version} was soft deleted.Set permanent=true to delete permanently"
+    )]
     VersionSoftDeleted { subject: String, version: u32 },
     #[error("Subject '{subject}' Version {version} was not deleted first before being permanently deleted")]
     VersionNotSoftDeleted { subject: String, version: u32 },
     #[error("Subject '{0}' does not have subject-level compatibility configured")]
     SubjectConfigNotFound(String),
     #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details:?}")]
-    Incompatible {
-        subject: String,
-        details: Vec<String>,
-    },
+    Incompatible { subject: String, details: Vec<String> },
     #[error("Invalid schema: {0}")]
     InvalidSchema(String),
     #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]

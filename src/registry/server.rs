@@ -176,15 +176,13 @@ struct ConfigBody {
 async fn read_json<T: serde::de::DeserializeOwned>(mut payload: web::Payload) -> Result<T> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| RegistryError::BadRequest(format!("cannot read request body: {e}")))?;
+        let chunk = chunk.map_err(|e| RegistryError::BadRequest(format!("cannot read request body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(RegistryError::PayloadTooLarge(MAX_BODY_BYTES));
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| RegistryError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&body).map_err(|e| RegistryError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// Runs a store change (which fsyncs) off the async worker thread.
@@ -195,9 +193,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 fn parse_id(raw: &str) -> Result<u32> {
-    raw.parse().map_err(|_| {
-        RegistryError::BadRequest(format!("schema id '{raw}' is not a positive integer"))
-    })
+    raw.parse()
+        .map_err(|_| RegistryError::BadRequest(format!("schema id '{raw}' is not a positive integer")))
 }
 
 fn parse_level(raw: &str) -> Result<CompatLevel> {
@@ -223,11 +220,7 @@ async fn list_versions(
     Ok(ok(&store.versions(&path, q.deleted)?))
 }
 
-async fn register(
-    store: StoreData,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> Result<HttpResponse> {
+async fn register(store: StoreData, path: web::Path<String>, payload: web::Payload) -> Result<HttpResponse> {
     let schema = read_json::<SchemaBody>(payload).await?.avro()?;
     let subject = path.into_inner();
     let id = blocking(move || store.register(&subject, &schema)).await?;
@@ -257,10 +250,7 @@ async fn get_version(
     )?))
 }
 
-async fn get_version_schema(
-    store: StoreData,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse> {
+async fn get_version_schema(store: StoreData, path: web::Path<(String, String)>) -> Result<HttpResponse> {
     let (subject, version) = path.into_inner();
     let v = store.version(&subject, VersionSpec::parse(&version)?, false)?;
     Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(v.schema))
@@ -273,10 +263,9 @@ async fn delete_subject(
 ) -> Result<HttpResponse> {
     let permanent = q.permanent;
     let subject = path.into_inner();
-    Ok(ok(&blocking(move || {
-        store.delete_subject(&subject, permanent)
-    })
-    .await?))
+    Ok(ok(
+        &blocking(move || store.delete_subject(&subject, permanent)).await?
+    ))
 }
 
 async fn delete_version(
@@ -294,9 +283,7 @@ async fn delete_version(
 }
 
 async fn schema_by_id(store: StoreData, path: web::Path<String>) -> Result<HttpResponse> {
-    Ok(ok(
-        &json!({ "schema": store.schema_by_id(parse_id(&path)?)? }),
-    ))
+    Ok(ok(&json!({ "schema": store.schema_by_id(parse_id(&path)?)? })))
 }
 
 async fn raw_schema_by_id(store: StoreData, path: web::Path<String>) -> Result<HttpResponse> {

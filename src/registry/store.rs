@@ -105,8 +105,7 @@ pub struct Store {
 /// schema. Whitespace and attribute order disappear; defaults, docs, aliases and logical types stay, so
 /// two schemas that differ in meaning never share an id (Parsing Canonical Form would drop those).
 pub fn normalize(text: &str) -> Result<(Schema, String), RegistryError> {
-    let schema =
-        Schema::parse_str(text).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+    let schema = Schema::parse_str(text).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
     let normalized =
         serde_json::to_string(&schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
     Ok((schema, normalized))
@@ -141,9 +140,7 @@ impl Store {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied change: changes are made on a copy.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies `change` to a copy of the state, writes it durably, then makes it visible.
@@ -164,8 +161,7 @@ impl Store {
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let bytes = serde_json::to_vec(state).map_err(|e| RegistryError::Store(e.to_string()))?;
         let mut f = fs::File::create(&tmp).map_err(|e| store_err("creating", &tmp, e))?;
-        f.write_all(&bytes)
-            .map_err(|e| store_err("writing", &tmp, e))?;
+        f.write_all(&bytes).map_err(|e| store_err("writing", &tmp, e))?;
         f.sync_all().map_err(|e| store_err("syncing", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| store_err("renaming", &path, e))?;
         fs::File::open(&self.dir)
@@ -174,11 +170,7 @@ impl Store {
     }
 
     fn level_of(state: &State, subject: &str) -> CompatLevel {
-        state
-            .subject_config
-            .get(subject)
-            .copied()
-            .unwrap_or(state.global)
+        state.subject_config.get(subject).copied().unwrap_or(state.global)
     }
 
     /// Registers `text` under `subject`; the same schema again returns the id it already has.
@@ -234,12 +226,7 @@ impl Store {
     }
 
     /// Which version of `subject` is `text`?
-    pub fn lookup(
-        &self,
-        subject: &str,
-        text: &str,
-        deleted: bool,
-    ) -> Result<SchemaVersion, RegistryError> {
+    pub fn lookup(&self, subject: &str, text: &str, deleted: bool) -> Result<SchemaVersion, RegistryError> {
         let (_, normalized) = normalize(text)?;
         let inner = self.lock();
         let subj = Self::subject(&inner.state, subject, deleted)?;
@@ -355,11 +342,7 @@ impl Store {
     }
 
     /// Soft-deletes every live version, or (`permanent`) forgets a subject whose versions are all soft-deleted.
-    pub fn delete_subject(
-        &self,
-        subject: &str,
-        permanent: bool,
-    ) -> Result<Vec<u32>, RegistryError> {
+    pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<u32>, RegistryError> {
         let mut inner = self.lock();
         self.commit(&mut inner, |state| {
             let subj = state
@@ -455,11 +438,7 @@ impl Store {
         }
     }
 
-    pub fn set_subject_level(
-        &self,
-        subject: &str,
-        level: CompatLevel,
-    ) -> Result<(), RegistryError> {
+    pub fn set_subject_level(&self, subject: &str, level: CompatLevel) -> Result<(), RegistryError> {
         let mut inner = self.lock();
         self.commit(&mut inner, |state| {
             state.subject_config.insert(subject.to_owned(), level);

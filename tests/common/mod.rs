@@ -10,8 +10,7 @@ use std::time::Duration;
 use nrt_pipeline::config::ServicesConfig;
 use nrt_pipeline::probes;
 
-pub const START_HINT: &str =
-    "start the real services with `scripts/stack.sh up` (or run `scripts/test.sh`)";
+pub const START_HINT: &str = "start the real services with `scripts/stack.sh up` (or run `scripts/test.sh`)";
 
 /// The configuration the tests run against. A malformed `.env` fails here, by design.
 pub fn services() -> ServicesConfig {
@@ -156,9 +155,7 @@ impl NrtProcess {
     /// SIGTERM, then wait (at most 60 s, then SIGKILL). Returns the exit code, if it exited by itself.
     pub fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -209,13 +206,7 @@ impl RegistryProcess {
     pub fn start_in(dir: &std::path::Path) -> Self {
         let dir_arg = dir.to_string_lossy().into_owned();
         let process = NrtProcess::spawn(
-            &[
-                "registry",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                &dir_arg,
-            ],
+            &["registry", "--listen", "127.0.0.1:0", "--data-dir", &dir_arg],
             &[("RUST_LOG", "warn")],
         );
         RegistryProcess {
@@ -270,13 +261,8 @@ pub async fn metric(admin_url: &str, sample: &str) -> Option<f64> {
         .text()
         .await
         .ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix(sample)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Names one pipeline test uses alone: topic, group, MinIO key prefix, ClickHouse table.
