@@ -21,7 +21,8 @@ SERVICES=(kafka minio clickhouse prometheus registry)
 MINIO_TAG=RELEASE.2025-09-07T16-13-09Z
 MINIO_COMMIT=07c3a429bfed
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/stack/kafka/pom.xml")
-APT_PACKAGES=(clickhouse-server clickhouse-client prometheus kcat curl openssl)
+# docker-compose only validates docker-compose.yml in the tests (it needs no engine for that).
+APT_PACKAGES=(clickhouse-server clickhouse-client prometheus kcat curl openssl docker-compose)
 
 KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
 MINIO_BIN=$CACHE/minio-$MINIO_TAG/minio

@@ -15,7 +15,7 @@ use crate::probes::{self, Service};
 
 pub struct AdminState {
     pub health: Arc<Health>,
-    #[cfg(feature = "fault-injection")]
+    #[cfg(debug_assertions)]
     pub crashers: crate::actors::fault::Crashers,
     pub metrics: PipelineMetrics,
     pub services: ServicesConfig,
@@ -88,8 +88,8 @@ async fn actors(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(state.health.snapshot())
 }
 
-/// Test builds only (feature `fault-injection`): stop an actor as a bug would; its supervisor restarts it.
-#[cfg(feature = "fault-injection")]
+/// Debug builds only (`debug_assertions`): stop an actor as a bug would; its supervisor restarts it.
+#[cfg(debug_assertions)]
 async fn crash(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
     match state.crashers.get(name.as_str()) {
         Some(actor) => {
@@ -105,7 +105,7 @@ pub fn bind(addr: &str, state: AdminState) -> anyhow::Result<(actix_web::dev::Se
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let app = App::new();
-        #[cfg(feature = "fault-injection")]
+        #[cfg(debug_assertions)]
         let app = app.route("/actors/{name}/crash", web::post().to(crash));
         app.app_data(state.clone())
             .route("/health", web::get().to(health))

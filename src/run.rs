@@ -43,7 +43,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("starting the pipeline: {e}"))?;
     let state = AdminState {
         health: shared.health.clone(),
-        #[cfg(feature = "fault-injection")]
+        #[cfg(debug_assertions)]
         crashers: started.crashers.clone(),
         metrics: shared.metrics.clone(),
         services: args.services.clone(),

@@ -1,5 +1,5 @@
 //! Supervision on the real pipeline: consumer-side actors are made to fail mid-stream (the
-//! `fault-injection` hook); each is restarted by its supervisor, the restarts are counted exactly, and
+//! debug-build-only crash hook of the admin API); each is restarted by its supervisor, the restarts are counted exactly, and
 //! no event is lost or left duplicated.
 #![cfg(feature = "integration")]
 

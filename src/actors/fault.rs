@@ -1,5 +1,6 @@
-//! Test-only fault injection (cargo feature `fault-injection`, never in release images): makes an actor
-//! fail the way a bug would, so supervision is tested on the real pipeline.
+//! Test-only fault injection, compiled into debug builds only (never into `--release`, so never into the
+//! image): makes an actor fail the way a bug would, so supervision is tested on the real pipeline. Gated on
+//! `debug_assertions` rather than a cargo feature so tests and image build with the same features.
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 pub mod batcher;
 pub mod clickhouse_writer;
 pub mod encoder;
-#[cfg(feature = "fault-injection")]
+#[cfg(debug_assertions)]
 pub mod fault;
 pub mod health;
 pub mod kafka_publisher;

@@ -26,12 +26,12 @@ use crate::s3::ObjectStore;
 pub struct Started {
     pub poller: Option<Addr<Poller>>,
     pub reader: Option<Addr<KafkaReader>>,
-    #[cfg(feature = "fault-injection")]
+    #[cfg(debug_assertions)]
     pub crashers: super::fault::Crashers,
 }
 
 impl Started {
-    #[cfg(feature = "fault-injection")]
+    #[cfg(debug_assertions)]
     fn crashable<A>(&mut self, name: &'static str, addr: &Addr<A>)
     where
         A: Actor<Context = actix::Context<A>> + actix::Handler<super::fault::Crash>,
@@ -39,7 +39,7 @@ impl Started {
         self.crashers.insert(name, addr.clone().recipient());
     }
 
-    #[cfg(not(feature = "fault-injection"))]
+    #[cfg(not(debug_assertions))]
     fn crashable<A: Actor>(&mut self, _: &'static str, _: &Addr<A>) {}
 }
 
