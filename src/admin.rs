@@ -15,6 +15,8 @@ use crate::probes::{self, Service};
 
 pub struct AdminState {
     pub health: Arc<Health>,
+    /// Guards the mutating endpoints; empty switches them off.
+    pub token: crate::config::Secret,
     #[cfg(debug_assertions)]
     pub crashers: crate::actors::fault::Crashers,
     pub metrics: PipelineMetrics,
@@ -90,7 +92,14 @@ async fn actors(state: web::Data<AdminState>) -> HttpResponse {
 
 /// Debug builds only (`debug_assertions`): stop an actor as a bug would; its supervisor restarts it.
 #[cfg(debug_assertions)]
-async fn crash(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+async fn crash(
+    state: web::Data<AdminState>,
+    name: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&state.token, &req) {
+        return refused;
+    }
     match state.crashers.get(name.as_str()) {
         Some(actor) => {
             actor.do_send(crate::actors::fault::Crash);
@@ -98,6 +107,42 @@ async fn crash(state: web::Data<AdminState>, name: web::Path<String>) -> HttpRes
         }
         None => HttpResponse::NotFound().json(json!({"error": format!("no actor named {name}")})),
     }
+}
+
+/// Mutating endpoints need `Authorization: Bearer <NRT_ADMIN_TOKEN>`: 403 when no token is configured
+/// (they are off), 401 when the header is missing or wrong. The answer never echoes what was sent.
+/// Returns the refusal to send, or None when the request may proceed.
+pub fn refusal(token: &crate::config::Secret, req: &actix_web::HttpRequest) -> Option<HttpResponse> {
+    if token.is_empty() {
+        return Some(
+            HttpResponse::Forbidden()
+                .json(json!({"error": "mutating endpoints are off: set NRT_ADMIN_TOKEN"})),
+        );
+    }
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        None
+    } else {
+        Some(
+            HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", "Bearer"))
+                .json(json!({"error": "missing or wrong bearer token"})),
+        )
+    }
+}
+
+/// Compares in time that depends on the lengths only, not on where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
 }
 
 /// Binds the admin API; the caller runs (and stops) the returned server.
@@ -122,4 +167,18 @@ pub fn bind(addr: &str, state: AdminState) -> anyhow::Result<(actix_web::dev::Se
     .map_err(|e| anyhow::anyhow!("admin API: cannot listen on {addr}: {e}"))?;
     let addrs = server.addrs();
     Ok((server.run(), addrs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cree"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cret!"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(!constant_time_eq(b"x\xff", b"x"));
+    }
 }

@@ -219,6 +219,14 @@ pub struct PipelineConfig {
     #[arg(id = "topic-replication", long = "topic-replication", env = "NRT_TOPIC_REPLICATION", default_value_t = 1,
           value_parser = clap::value_parser!(i32).range(1..=16))]
     pub replication: i32,
+    /// Dead-letter topic for records that cannot be decoded; empty means `<topic>.dlq`.
+    #[arg(
+        id = "dlq-topic",
+        long = "dlq-topic",
+        env = "NRT_DLQ_TOPIC",
+        default_value = ""
+    )]
+    pub dlq_topic: String,
     /// Consumer group of the KafkaReader.
     #[arg(
         id = "group-id",
@@ -287,9 +295,27 @@ pub struct PipelineConfig {
         default_value = "127.0.0.1:9180"
     )]
     pub admin_addr: String,
+    /// Bearer token for the admin API's mutating endpoints; without one they are switched off.
+    #[arg(
+        id = "admin-token",
+        long = "admin-token",
+        env = "NRT_ADMIN_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub admin_token: Secret,
 }
 
 impl PipelineConfig {
+    /// The dead-letter topic: the configured one, or `<topic>.dlq`.
+    pub fn dead_letter_topic(&self) -> String {
+        if self.dlq_topic.is_empty() {
+            format!("{}.dlq", self.topic)
+        } else {
+            self.dlq_topic.clone()
+        }
+    }
+
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         let ident = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');

@@ -7,6 +7,7 @@ pub mod actors;
 pub mod admin;
 pub mod clickhouse;
 pub mod config;
+pub mod dead_letters;
 pub mod doctor;
 pub mod event;
 pub mod kafka;

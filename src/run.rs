@@ -43,6 +43,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("starting the pipeline: {e}"))?;
     let state = AdminState {
         health: shared.health.clone(),
+        token: args.pipeline.admin_token.clone(),
         #[cfg(debug_assertions)]
         crashers: started.crashers.clone(),
         metrics: shared.metrics.clone(),

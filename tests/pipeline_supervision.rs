@@ -14,13 +14,25 @@ const SEED: u64 = 11;
 const EPOCH_MS: i64 = 1_767_225_600_000;
 const EVENTS: u64 = 20_000;
 
-async fn crash(admin: &str, actor: &str) {
-    let status = reqwest::Client::new()
-        .post(format!("{admin}/actors/{actor}/crash"))
-        .send()
+const TOKEN: &str = "test-admin-token-7f3a";
+
+async fn crash_with(admin: &str, actor: &str, token: Option<&str>) -> u16 {
+    let mut req = reqwest::Client::new().post(format!("{admin}/actors/{actor}/crash"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send()
         .await
-        .map(|r| r.status().as_u16());
-    assert_eq!(status.ok(), Some(202), "crashing {actor}");
+        .map(|r| r.status().as_u16())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn crash(admin: &str, actor: &str) {
+    assert_eq!(
+        crash_with(admin, actor, Some(TOKEN)).await,
+        202,
+        "crashing {actor}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,8 +44,25 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
     common::arm_chaos(&mock.url, "slow", 100_000, 25).await;
     let mut env = names.env(&mock.url);
     env.push(("NRT_POLL_BATCH", "100"));
+    env.push(("NRT_ADMIN_TOKEN", TOKEN));
     let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
     let admin = pipeline.url.clone();
+    // The mutating endpoint wants the token: none or a wrong one is refused, and nothing is crashed.
+    assert_eq!(crash_with(&admin, "batcher", None).await, 401);
+    assert_eq!(crash_with(&admin, "batcher", Some("wrong-token")).await, 401);
+    for path in ["actors", "ready", "metrics"] {
+        let body = reqwest::get(format!("{admin}/{path}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = body.text().await.unwrap_or_default();
+        assert!(!text.contains(TOKEN), "/{path} shows the admin token");
+        for secret in [&cfg.s3.secret_key, &cfg.clickhouse.password] {
+            assert!(
+                secret.is_empty() || !text.contains(secret.expose()),
+                "/{path} shows a credential"
+            );
+        }
+    }
 
     let crashed = ["kafka_reader", "batcher", "clickhouse_writer", "minio_writer"];
     for (i, actor) in crashed.iter().enumerate() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use apache_avro::Schema;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message as _;
+use rdkafka::message::{Message as _, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
@@ -21,6 +21,7 @@ use super::batcher::{Batcher, CommitTo, Decoded, Reset};
 use super::messages::Commit;
 use super::Shared;
 use crate::config::KafkaConfig;
+use crate::dead_letters::{DeadLetter, DeadLetterQueue};
 use crate::event::Event;
 use crate::kafka::StatsContext;
 use crate::registry::RegistryClient;
@@ -39,6 +40,8 @@ pub struct ReaderSettings {
     /// Used to create the topic if the consumer starts before any producer did.
     pub partitions: i32,
     pub replication: i32,
+    /// Where undecodable records go (created like the topic).
+    pub dlq_topic: String,
     pub group_id: String,
     pub max_inflight_bytes: u64,
 }
@@ -58,6 +61,7 @@ pub struct Shutdown;
 
 pub struct KafkaReader {
     settings: Arc<ReaderSettings>,
+    dlq: Arc<DeadLetterQueue>,
     consumer: Option<Arc<StreamConsumer<StatsContext>>>,
     read_loop: Option<SpawnHandle>,
     stopping: bool,
@@ -75,9 +79,11 @@ impl KafkaReader {
         registry: Arc<RegistryClient>,
         reader_schema: Arc<Schema>,
         shared: Shared,
-    ) -> Self {
-        KafkaReader {
+    ) -> Result<Self, String> {
+        let dlq = Arc::new(DeadLetterQueue::new(&settings.kafka, settings.dlq_topic.clone())?);
+        Ok(KafkaReader {
             settings: Arc::new(settings),
+            dlq,
             consumer: None,
             read_loop: None,
             stopping: false,
@@ -86,7 +92,7 @@ impl KafkaReader {
             registry,
             reader_schema,
             shared,
-        }
+        })
     }
 
     fn connect(&self) -> Result<Arc<StreamConsumer<StatsContext>>, String> {
@@ -138,6 +144,7 @@ impl Actor for KafkaReader {
         self.shared.health.running(NAME);
         let job = ReadLoop {
             consumer,
+            dlq: self.dlq.clone(),
             settings: self.settings.clone(),
             inflight: self.inflight.clone(),
             batcher: self.batcher.clone(),
@@ -214,6 +221,7 @@ impl Handler<Commit> for KafkaReader {
 
 struct ReadLoop {
     consumer: Arc<StreamConsumer<StatsContext>>,
+    dlq: Arc<DeadLetterQueue>,
     settings: Arc<ReaderSettings>,
     inflight: Arc<Inflight>,
     batcher: Addr<Batcher>,
@@ -247,6 +255,19 @@ impl ReadLoop {
             },
         )
         .await;
+        crate::kafka::ensure_topic_retrying(
+            &s.kafka,
+            &s.dlq_topic,
+            s.partitions,
+            s.replication,
+            |e, attempts| {
+                if attempts % 10 == 0 {
+                    log::warn!("{NAME}: {e}; retrying");
+                }
+                self.shared.health.error(NAME, e.to_string());
+            },
+        )
+        .await;
         self.consumer
             .subscribe(&[&s.topic])
             .map_err(|e| format!("kafka at {}: subscribe {}: {e}", s.kafka.brokers, s.topic))
@@ -258,6 +279,7 @@ impl ReadLoop {
         loop {
             self.wait_for_room().await;
             let mut runs: BTreeMap<i32, Run> = BTreeMap::new();
+            let mut letters = Vec::new();
             let mut count = 0;
             let mut deadline = None;
             while count < CHUNK_RECORDS {
@@ -289,18 +311,42 @@ impl ReadLoop {
                 run.bytes += payload.len();
                 match self.decode(payload).await {
                     Ok(event) => run.events.push((msg.offset(), event)),
-                    Err(kind) => {
+                    Err((kind, message)) => {
                         self.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
                         if errors_logged.elapsed() > Duration::from_secs(10) {
                             log::warn!(
-                                "{NAME}: p{} @{}: undecodable record ({kind}) skipped",
+                                "{NAME}: p{} @{}: undecodable record ({kind}: {message}): to {}",
                                 msg.partition(),
-                                msg.offset()
+                                msg.offset(),
+                                self.dlq.topic
                             );
                             errors_logged = Instant::now();
                         }
+                        letters.push(DeadLetter {
+                            key: msg.key().map(<[u8]>::to_vec),
+                            payload: payload.to_vec(),
+                            topic: msg.topic().to_owned(),
+                            partition: msg.partition(),
+                            offset: msg.offset(),
+                            timestamp: match msg.timestamp() {
+                                Timestamp::NotAvailable => None,
+                                t => t.to_millis(),
+                            },
+                            kind,
+                            message,
+                        });
                     }
                 }
+            }
+            // Poison records are handled once the dead-letter topic has them: only then may their
+            // offsets move towards a commit (with the batch their range belongs to).
+            if !letters.is_empty() {
+                let n = letters.len() as u64;
+                let shared = &self.shared;
+                self.dlq
+                    .send_all(letters, |e| shared.health.error(NAME, e.to_owned()))
+                    .await;
+                shared.metrics.dead_letters.inc_by(n);
             }
             for (partition, run) in runs {
                 self.shared
@@ -338,10 +384,10 @@ impl ReadLoop {
 
     /// The event in one record, or the kind of reason it has none. An unreachable registry is waited
     /// for (a record whose schema we cannot fetch yet is not a bad record).
-    async fn decode(&self, payload: &[u8]) -> Result<Event, &'static str> {
+    async fn decode(&self, payload: &[u8]) -> Result<Event, (&'static str, String)> {
         let (id, avro) = wire::split(payload).map_err(|e| match e {
-            WireError::TooShort(_) => "too_short",
-            _ => "bad_magic",
+            WireError::TooShort(_) => ("too_short", e.to_string()),
+            _ => ("bad_magic", e.to_string()),
         })?;
         let mut backoff = Backoff::service();
         let writer = loop {
@@ -351,13 +397,13 @@ impl ReadLoop {
                     self.shared.health.error(NAME, e.to_string());
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
-                Err(_) => return Err("unknown_schema"),
+                Err(e) => return Err(("unknown_schema", e.to_string())),
             }
         };
         let value = wire::decode(id, avro, &writer, Some(&self.reader_schema)).map_err(|e| match e {
-            WireError::Resolve { .. } => "schema_resolution",
-            _ => "corrupt",
+            WireError::Resolve { .. } => ("schema_resolution", e.to_string()),
+            _ => ("corrupt", e.to_string()),
         })?;
-        Event::from_avro(value).map_err(|_| "invalid_event")
+        Event::from_avro(value).map_err(|e| ("invalid_event", e.to_string()))
     }
 }

@@ -101,10 +101,11 @@ pub fn start(
             topic: pipeline.topic.clone(),
             partitions: pipeline.partitions,
             replication: pipeline.replication,
+            dlq_topic: pipeline.dead_letter_topic(),
             group_id: pipeline.group_id.clone(),
             max_inflight_bytes: pipeline.max_inflight_bytes,
         };
-        let r = KafkaReader::new(settings, batcher, registry.clone(), reader_schema, shared.clone());
+        let r = KafkaReader::new(settings, batcher, registry.clone(), reader_schema, shared.clone())?;
         let reader = Supervisor::start(move |_| r);
         started.crashable(kafka_reader::NAME, &reader);
         started.reader = Some(reader);

@@ -1,0 +1,111 @@
+//! The dead-letter topic: records the consumer cannot turn into events (no magic byte, unknown schema
+//! id, corrupt Avro, schema resolution failure) go there untouched, with headers saying why and where
+//! they came from. A poison record then counts as handled: it never blocks its partition, and its
+//! offset is committed only after the dead-letter write was acknowledged.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::config::KafkaConfig;
+use crate::event::Millis;
+use crate::retry::Backoff;
+
+/// One record on its way to the dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's own timestamp (ms), if it had one.
+    pub timestamp: Option<i64>,
+    /// Short machine-readable reason: too_short, bad_magic, unknown_schema, corrupt, ...
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl DeadLetter {
+    fn headers(&self) -> OwnedHeaders {
+        let (partition, offset) = (self.partition.to_string(), self.offset.to_string());
+        let (timestamp, now) = (self.timestamp.map(|t| t.to_string()), Millis::now().0.to_string());
+        let mut h = OwnedHeaders::new()
+            .insert(Header {
+                key: "nrt.error.kind",
+                value: Some(self.kind),
+            })
+            .insert(Header {
+                key: "nrt.error.message",
+                value: Some(&self.message),
+            })
+            .insert(Header {
+                key: "nrt.original.topic",
+                value: Some(&self.topic),
+            })
+            .insert(Header {
+                key: "nrt.original.partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "nrt.original.offset",
+                value: Some(&offset),
+            })
+            .insert(Header {
+                key: "nrt.dead_lettered_at",
+                value: Some(&now),
+            });
+        if let Some(t) = &timestamp {
+            h = h.insert(Header {
+                key: "nrt.original.timestamp",
+                value: Some(t),
+            });
+        }
+        h
+    }
+}
+
+pub struct DeadLetterQueue {
+    producer: FutureProducer,
+    pub topic: String,
+}
+
+impl DeadLetterQueue {
+    pub fn new(kafka: &KafkaConfig, topic: String) -> Result<Self, String> {
+        let producer = crate::kafka::producer_config(kafka)
+            .create()
+            .map_err(|e| format!("kafka at {}: dead-letter producer: {e}", kafka.brokers))?;
+        Ok(DeadLetterQueue { producer, topic })
+    }
+
+    /// Writes every letter, retrying the failed ones, and returns once the broker acknowledged all.
+    pub async fn send_all(&self, letters: Vec<DeadLetter>, mut on_error: impl FnMut(&str)) {
+        let mut pending = letters;
+        let mut backoff = Backoff::service();
+        while !pending.is_empty() {
+            let sends = pending.iter().map(|l| {
+                let mut record = FutureRecord::to(&self.topic)
+                    .payload(&l.payload)
+                    .headers(l.headers());
+                if let Some(key) = &l.key {
+                    record = record.key(key);
+                }
+                self.producer.send(record, Duration::from_secs(60))
+            });
+            let results = join_all(sends).await;
+            let mut failed = Vec::new();
+            for (letter, result) in pending.into_iter().zip(results) {
+                if let Err((e, _)) = result {
+                    on_error(&format!("dead-letter write to {}: {e}", self.topic));
+                    failed.push(letter);
+                }
+            }
+            pending = failed;
+            if !pending.is_empty() {
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
