@@ -239,35 +239,18 @@ struct Run {
 }
 
 impl ReadLoop {
-    /// Makes sure the topic exists (a consumer may start first), then subscribes.
+    /// Makes sure the topic and its dead-letter topic exist (a consumer may start first), then subscribes.
     async fn subscribe(&self) -> Result<(), String> {
         let s = &self.settings;
-        crate::kafka::ensure_topic_retrying(
-            &s.kafka,
-            &s.topic,
-            s.partitions,
-            s.replication,
-            |e, attempts| {
+        for topic in [&s.topic, &s.dlq_topic] {
+            let on_error = |e: &crate::kafka::KafkaSetupError, attempts: u32| {
                 if attempts % 10 == 0 {
                     log::warn!("{NAME}: {e}; retrying");
                 }
                 self.shared.health.error(NAME, e.to_string());
-            },
-        )
-        .await;
-        crate::kafka::ensure_topic_retrying(
-            &s.kafka,
-            &s.dlq_topic,
-            s.partitions,
-            s.replication,
-            |e, attempts| {
-                if attempts % 10 == 0 {
-                    log::warn!("{NAME}: {e}; retrying");
-                }
-                self.shared.health.error(NAME, e.to_string());
-            },
-        )
-        .await;
+            };
+            crate::kafka::ensure_topic_retrying(&s.kafka, topic, s.partitions, s.replication, on_error).await;
+        }
         self.consumer
             .subscribe(&[&s.topic])
             .map_err(|e| format!("kafka at {}: subscribe {}: {e}", s.kafka.brokers, s.topic))
