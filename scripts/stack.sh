@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real services, natively, without Docker: install on first use (cached), start, stop, check.
 #
-#   scripts/stack.sh up | down | status | logs [SERVICE] | stop SERVICE | start SERVICE
+#   scripts/stack.sh up | down | status | logs [SERVICE] | stop SERVICE | kill SERVICE | start SERVICE
 #
 # Installs into ${NRT_CACHE:-$HOME/.cache/nrt}; state, logs and pid files live in ./.stack/.
 # Everything listens on 127.0.0.1 only.
@@ -318,12 +318,24 @@ case $cmd in
     valid_service "${2:-}"
     stop_one "$2"
     ;;
+  kill)
+    # SIGKILL, as a crash or a pulled plug would: fault tests use it (a graceful stop of ClickHouse, for
+    # one, keeps serving open connections for up to 30 s).
+    valid_service "${2:-}"
+    p=$(pid_of "$2")
+    if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+      kill -KILL "$p" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      log "$2 killed"
+    fi
+    rm -f "$PIDS/$2.pid"
+    ;;
   logs)
     if [[ -n ${2:-} ]]; then valid_service "$2"; tail -n "${LINES_N:-100}" "$LOGS/$2.log"
     else for svc in "${SERVICES[@]}"; do [[ -f $LOGS/$svc.log ]] && { echo "== $svc"; tail -n 20 "$LOGS/$svc.log"; }; done; fi
     ;;
   *)
-    echo "usage: $0 up|down|status|logs [SERVICE]|stop SERVICE|start SERVICE" >&2
+    echo "usage: $0 up|down|status|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE" >&2
     exit 2
     ;;
 esac
