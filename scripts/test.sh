@@ -63,7 +63,8 @@ phase fmt cargo fmt --check
 phase clippy cargo clippy --all-targets --all-features -- -D warnings
 run_tests() {
   mkdir -p .stack
-  cargo test --features integration 2>&1 | tee .stack/test-output.log
+  # --show-output: the fault and end-to-end tests print their figures (counts, rates) into the CI log.
+  cargo test --features integration -- --show-output 2>&1 | tee .stack/test-output.log
 }
 phase test run_tests
 summary

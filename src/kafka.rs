@@ -71,6 +71,9 @@ pub struct StatsContext {
     pub lag: Option<prometheus::IntGaugeVec>,
     /// Producers: messages waiting for acknowledgement.
     pub queue: Option<prometheus::IntGauge>,
+    /// Consumers: bumped at every partition assignment. After a (re)assignment librdkafka fetches
+    /// from the committed offsets again, so whatever was read before it must be dropped, not written.
+    pub assignments: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl ClientContext for StatsContext {
@@ -94,7 +97,17 @@ impl ClientContext for StatsContext {
     }
 }
 
-impl ConsumerContext for StatsContext {}
+impl ConsumerContext for StatsContext {
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let (rdkafka::consumer::Rebalance::Assign(_), Some(n)) = (rebalance, &self.assignments) {
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
 
 /// Creates `topic` if it does not exist yet; an existing topic is left as it is (its partition count
 /// included: changing it would move keys between partitions).

@@ -31,9 +31,10 @@ pub struct Decoded {
     pub bytes: usize,
 }
 
-/// The reader (re)started and will re-read from the committed offsets: forget open batches.
+/// The reader (re)started, or its partitions were (re)assigned: it will re-read from the committed
+/// offsets, so open batches are forgotten. Replies with the bytes dropped (no longer in flight).
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "usize")]
 pub struct Reset;
 
 /// Where commits go; set by the KafkaReader when it starts (it is created after the Batcher).
@@ -261,10 +262,10 @@ impl Handler<Decoded> for Batcher {
 }
 
 impl Handler<Reset> for Batcher {
-    type Result = ();
+    type Result = usize;
 
-    fn handle(&mut self, _: Reset, _: &mut Self::Context) {
-        self.open.clear();
+    fn handle(&mut self, _: Reset, _: &mut Self::Context) -> usize {
+        self.open.drain().map(|(_, o)| o.bytes).sum()
     }
 }
 

@@ -46,6 +46,7 @@ impl KafkaPublisher {
         let context = StatsContext {
             lag: None,
             queue: Some(shared.metrics.producer_queue.clone()),
+            assignments: None,
         };
         let producer = crate::kafka::producer_config(&settings.kafka)
             .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS)

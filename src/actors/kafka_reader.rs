@@ -61,6 +61,8 @@ pub struct Shutdown;
 
 pub struct KafkaReader {
     settings: Arc<ReaderSettings>,
+    /// Partition assignments seen by the consumer (see `StatsContext::assignments`).
+    assignments: Arc<AtomicU64>,
     dlq: Arc<DeadLetterQueue>,
     consumer: Option<Arc<StreamConsumer<StatsContext>>>,
     read_loop: Option<SpawnHandle>,
@@ -83,6 +85,7 @@ impl KafkaReader {
         let dlq = Arc::new(DeadLetterQueue::new(&settings.kafka, settings.dlq_topic.clone())?);
         Ok(KafkaReader {
             settings: Arc::new(settings),
+            assignments: Arc::default(),
             dlq,
             consumer: None,
             read_loop: None,
@@ -110,6 +113,7 @@ impl KafkaReader {
         let context = StatsContext {
             lag: Some(self.shared.metrics.consumer_lag.clone()),
             queue: None,
+            assignments: Some(self.assignments.clone()),
         };
         let consumer: StreamConsumer<StatsContext> = cfg
             .create_with_context(context)
@@ -144,6 +148,7 @@ impl Actor for KafkaReader {
         self.shared.health.running(NAME);
         let job = ReadLoop {
             consumer,
+            assignments: self.assignments.clone(),
             dlq: self.dlq.clone(),
             settings: self.settings.clone(),
             inflight: self.inflight.clone(),
@@ -221,6 +226,7 @@ impl Handler<Commit> for KafkaReader {
 
 struct ReadLoop {
     consumer: Arc<StreamConsumer<StatsContext>>,
+    assignments: Arc<AtomicU64>,
     dlq: Arc<DeadLetterQueue>,
     settings: Arc<ReaderSettings>,
     inflight: Arc<Inflight>,
@@ -264,6 +270,7 @@ impl ReadLoop {
             let mut runs: BTreeMap<i32, Run> = BTreeMap::new();
             let mut letters = Vec::new();
             let mut count = 0;
+            let mut generation = self.assignments.load(Ordering::SeqCst);
             let mut deadline = None;
             while count < CHUNK_RECORDS {
                 let next = match deadline {
@@ -283,6 +290,17 @@ impl ReadLoop {
                     }
                     Ok(Ok(m)) => m,
                 };
+                let now_generation = self.assignments.load(Ordering::SeqCst);
+                if now_generation != generation {
+                    // Partitions were (re)assigned during this recv: fetching restarted from the committed
+                    // offsets, so everything read before it (this chunk, the Batcher's open batches) will
+                    // come again. Drop it rather than write it twice.
+                    generation = now_generation;
+                    runs.clear();
+                    letters.clear();
+                    count = 0;
+                    self.forget_open_batches().await?;
+                }
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
                 count += 1;
                 let payload = msg.payload().unwrap_or_default();
@@ -352,6 +370,28 @@ impl ReadLoop {
                     .map_err(|e| format!("batcher unavailable: {e}"))?;
             }
         }
+    }
+
+    /// Tells the Batcher to drop its open batches and takes their bytes off the in-flight count.
+    async fn forget_open_batches(&self) -> Result<(), String> {
+        let dropped = self
+            .batcher
+            .send(Reset)
+            .await
+            .map_err(|e| format!("batcher unavailable: {e}"))?;
+        let release = |b: u64| Some(b.saturating_sub(dropped as u64));
+        let _ = self
+            .inflight
+            .bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, release);
+        self.shared
+            .metrics
+            .inflight_bytes
+            .set(self.inflight.bytes.load(Ordering::SeqCst) as i64);
+        if dropped > 0 {
+            log::warn!("{NAME}: partitions reassigned; dropped {dropped} uncommitted bytes, re-reading them from the committed offsets");
+        }
+        Ok(())
     }
 
     async fn wait_for_room(&self) {
