@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Names, NrtProcess};
 use nrt_pipeline::config::ServicesConfig;
-use nrt_pipeline::mock_api::Generator;
 
 const EPOCH_MS: i64 = 1_767_225_600_000;
 
@@ -63,30 +61,6 @@ async fn rows(cfg: &ServicesConfig, names: &Names, at_least: u64) {
     .await;
 }
 
-/// Every event of the seeded stream exactly once in ClickHouse (FINAL) and in MinIO. Returns the
-/// number of ClickHouse rows before merging (replayed duplicates not yet collapsed).
-async fn assert_all_landed_once(cfg: &ServicesConfig, names: &Names, seed: u64, events: u64) -> u64 {
-    common::wait_for(240, "every event in ClickHouse", || async {
-        (common::clickhouse_count(cfg, &names.table, true).await? == events).then_some(())
-    })
-    .await;
-    let lines = common::wait_for(120, "every event in MinIO", || async {
-        let lines = common::minio_lines(cfg, &names.prefix).await;
-        (lines.len() as u64 >= events).then_some(lines)
-    })
-    .await;
-    let mut generator = Generator::seeded(seed, EPOCH_MS);
-    let expected: HashSet<String> = (0..events)
-        .map(|_| generator.next_event().event_id.to_string())
-        .collect();
-    let ids = common::event_ids(&lines);
-    assert_eq!(ids.len() as u64, events, "an event sits in two MinIO objects");
-    assert_eq!(ids.into_iter().collect::<HashSet<_>>(), expected, "MinIO ids");
-    common::clickhouse_count(cfg, &names.table, false)
-        .await
-        .unwrap_or_default()
-}
-
 async fn no_restarts(admin: &str) {
     let actors = common::get_json(&format!("{admin}/actors")).await;
     for (name, status) in actors.as_object().into_iter().flatten() {
@@ -110,7 +84,7 @@ async fn sink_outage(service: &'static str, seed: u64) {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
     let down = started.elapsed();
-    let raw = assert_all_landed_once(&cfg, &names, seed, EVENTS).await;
+    let raw = common::assert_all_landed_once(&cfg, &names, seed, EPOCH_MS, EVENTS).await;
     let errors = common::metric(
         &pipeline.url,
         &format!("nrt_sink_errors_total{{sink=\"{service}\"}}"),
@@ -155,7 +129,7 @@ async fn kafka_broker_restarted_mid_stream() {
         let _outage = Outage::begin("kafka");
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
-    let raw = assert_all_landed_once(&cfg, &names, 33, EVENTS).await;
+    let raw = common::assert_all_landed_once(&cfg, &names, 33, EPOCH_MS, EVENTS).await;
     assert_eq!(
         common::metric(&producer.url, "nrt_events_published_total").await,
         Some(EVENTS as f64)
@@ -192,7 +166,7 @@ async fn registry_stopped_known_schemas_keep_landing() {
         after > before + 5_000,
         "events stopped landing while the registry was down: {before} -> {after}"
     );
-    assert_all_landed_once(&cfg, &names, 34, EVENTS).await;
+    common::assert_all_landed_once(&cfg, &names, 34, EPOCH_MS, EVENTS).await;
     no_restarts(&pipeline.url).await;
     println!(
         "fault registry down 8 s: {} events landed meanwhile from cached schemas; {EVENTS} in all",
@@ -228,7 +202,7 @@ async fn consumer_killed_five_times() {
         );
         consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &env);
     }
-    let raw = assert_all_landed_once(&cfg, &names, 35, EVENTS).await;
+    let raw = common::assert_all_landed_once(&cfg, &names, 35, EPOCH_MS, EVENTS).await;
     println!("fault kill -9 consumer x5 (at {kills:?} rows): {EVENTS} events, 0 lost, 0 duplicates after FINAL ({raw} raw rows), 0 duplicate ids in MinIO");
     drop(consumer);
 }

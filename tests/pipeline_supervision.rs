@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::collections::HashSet;
-
 use common::{Names, NrtProcess};
-use nrt_pipeline::mock_api::Generator;
 
 const SEED: u64 = 11;
 const EPOCH_MS: i64 = 1_767_225_600_000;
@@ -73,15 +70,7 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
         .await;
         crash(&admin, actor).await;
     }
-    common::wait_for(180, "every event in ClickHouse", || async {
-        (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS).then_some(())
-    })
-    .await;
-    let lines = common::wait_for(60, "every event in MinIO", || async {
-        let lines = common::minio_lines(&cfg, &names.prefix).await;
-        (lines.len() as u64 >= EVENTS).then_some(lines)
-    })
-    .await;
+    let raw = common::assert_all_landed_once(&cfg, &names, SEED, EPOCH_MS, EVENTS).await;
 
     let actors = common::get_json(&format!("{admin}/actors")).await;
     for actor in crashed {
@@ -92,20 +81,6 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
     }
     assert_eq!(actors["poller"]["restarts"], 0, "{actors}");
 
-    let mut generator = Generator::seeded(SEED, EPOCH_MS);
-    let expected: HashSet<String> = (0..EVENTS)
-        .map(|_| generator.next_event().event_id.to_string())
-        .collect();
-    let minio_ids = common::event_ids(&lines);
-    assert_eq!(
-        minio_ids.len() as u64,
-        EVENTS,
-        "an event sits in two MinIO objects"
-    );
-    assert_eq!(minio_ids.into_iter().collect::<HashSet<_>>(), expected);
-    let raw = common::clickhouse_count(&cfg, &names.table, false)
-        .await
-        .unwrap_or_default();
     println!("supervision: 4 actors crashed and restarted; {EVENTS} events FINAL ({raw} rows before merge)");
     assert_eq!(pipeline.terminate(), Some(0));
 }

@@ -341,14 +341,18 @@ impl Store {
             .collect())
     }
 
+    fn subject_mut<'a>(state: &'a mut State, subject: &str) -> Result<&'a mut SubjectState, RegistryError> {
+        state
+            .subjects
+            .get_mut(subject)
+            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_owned()))
+    }
+
     /// Soft-deletes every live version, or (`permanent`) forgets a subject whose versions are all soft-deleted.
     pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<u32>, RegistryError> {
         let mut inner = self.lock();
         self.commit(&mut inner, |state| {
-            let subj = state
-                .subjects
-                .get_mut(subject)
-                .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_owned()))?;
+            let subj = Self::subject_mut(state, subject)?;
             let live: Vec<u32> = subj.live().map(|v| v.version).collect();
             if permanent {
                 if !live.is_empty() {
@@ -375,10 +379,7 @@ impl Store {
     ) -> Result<u32, RegistryError> {
         let mut inner = self.lock();
         self.commit(&mut inner, |state| {
-            let subj = state
-                .subjects
-                .get_mut(subject)
-                .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_owned()))?;
+            let subj = Self::subject_mut(state, subject)?;
             // A numbered version is found even when soft-deleted (to answer 40406 rather than 40402); a soft
             // delete of "latest" means the latest live one.
             let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));

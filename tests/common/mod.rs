@@ -330,3 +330,37 @@ pub async fn minio_lines(cfg: &ServicesConfig, prefix: &str) -> Vec<(String, Str
     }
     lines
 }
+
+/// Every event of the seeded stream exactly once in ClickHouse (FINAL) and in MinIO. Returns the
+/// number of ClickHouse rows before merging (replayed duplicates not yet collapsed).
+pub async fn assert_all_landed_once(
+    cfg: &ServicesConfig,
+    names: &Names,
+    seed: u64,
+    epoch_ms: i64,
+    events: u64,
+) -> u64 {
+    wait_for(240, "every event in ClickHouse", || async {
+        (clickhouse_count(cfg, &names.table, true).await? == events).then_some(())
+    })
+    .await;
+    let lines = wait_for(120, "every event in MinIO", || async {
+        let lines = minio_lines(cfg, &names.prefix).await;
+        (lines.len() as u64 >= events).then_some(lines)
+    })
+    .await;
+    let mut generator = nrt_pipeline::mock_api::Generator::seeded(seed, epoch_ms);
+    let expected: std::collections::HashSet<String> = (0..events)
+        .map(|_| generator.next_event().event_id.to_string())
+        .collect();
+    let ids = event_ids(&lines);
+    assert_eq!(ids.len() as u64, events, "an event sits in two MinIO objects");
+    assert_eq!(
+        ids.into_iter().collect::<std::collections::HashSet<_>>(),
+        expected,
+        "MinIO ids"
+    );
+    clickhouse_count(cfg, &names.table, false)
+        .await
+        .unwrap_or_default()
+}
