@@ -90,7 +90,8 @@ async fn actors(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(state.health.snapshot())
 }
 
-/// Debug builds only (`debug_assertions`): stop an actor as a bug would; its supervisor restarts it.
+/// Debug builds only (`debug_assertions`): make an actor stop (`?how=stop`, the default) or panic
+/// (`?how=panic`) as a bug would; its supervisor restarts it.
 #[cfg(debug_assertions)]
 async fn crash(
     state: web::Data<AdminState>,
@@ -100,9 +101,17 @@ async fn crash(
     if let Some(refused) = refusal(&state.token, &req) {
         return refused;
     }
+    let panic = match req.query_string() {
+        "" | "how=stop" => false,
+        "how=panic" => true,
+        other => {
+            return HttpResponse::BadRequest()
+                .json(json!({"error": format!("unknown query {other:?}: use how=stop or how=panic")}))
+        }
+    };
     match state.crashers.get(name.as_str()) {
         Some(actor) => {
-            actor.do_send(crate::actors::fault::Crash);
+            actor.do_send(crate::actors::fault::Crash { panic });
             HttpResponse::Accepted().json(json!({"crashed": name.as_str()}))
         }
         None => HttpResponse::NotFound().json(json!({"error": format!("no actor named {name}")})),

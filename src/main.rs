@@ -56,6 +56,15 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    // A panic is a bug, caught by the actor's supervisor (the actor restarts): one log line with where,
+    // through the logger like everything else; the backtrace only when RUST_BACKTRACE asks for it.
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => log::error!("{info}\n{backtrace}"),
+            _ => log::error!("{info}"),
+        }
+    }));
     match run(cli) {
         Ok(code) => code,
         Err(e) if e.is::<run::ConfigError>() => {

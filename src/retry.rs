@@ -35,6 +35,12 @@ impl Backoff {
         half + rand::thread_rng().gen_range(Duration::ZERO..=half)
     }
 
+    /// The same backoff as if `attempts` delays had been taken already.
+    pub fn after(mut self, attempts: u32) -> Self {
+        self.attempt = attempts;
+        self
+    }
+
     pub fn attempts(&self) -> u32 {
         self.attempt
     }

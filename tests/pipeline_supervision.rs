@@ -13,8 +13,8 @@ const EVENTS: u64 = 20_000;
 
 const TOKEN: &str = "test-admin-token-7f3a";
 
-async fn crash_with(admin: &str, actor: &str, token: Option<&str>) -> u16 {
-    let mut req = reqwest::Client::new().post(format!("{admin}/actors/{actor}/crash"));
+async fn crash_with(admin: &str, actor: &str, how: &str, token: Option<&str>) -> u16 {
+    let mut req = reqwest::Client::new().post(format!("{admin}/actors/{actor}/crash?how={how}"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -24,11 +24,11 @@ async fn crash_with(admin: &str, actor: &str, token: Option<&str>) -> u16 {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn crash(admin: &str, actor: &str) {
+async fn crash(admin: &str, actor: &str, how: &str) {
     assert_eq!(
-        crash_with(admin, actor, Some(TOKEN)).await,
+        crash_with(admin, actor, how, Some(TOKEN)).await,
         202,
-        "crashing {actor}"
+        "crashing {actor} ({how})"
     );
 }
 
@@ -45,8 +45,12 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
     let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
     let admin = pipeline.url.clone();
     // The mutating endpoint wants the token: none or a wrong one is refused, and nothing is crashed.
-    assert_eq!(crash_with(&admin, "batcher", None).await, 401);
-    assert_eq!(crash_with(&admin, "batcher", Some("wrong-token")).await, 401);
+    assert_eq!(crash_with(&admin, "batcher", "stop", None).await, 401);
+    assert_eq!(
+        crash_with(&admin, "batcher", "stop", Some("wrong-token")).await,
+        401
+    );
+    assert_eq!(crash_with(&admin, "batcher", "explode", Some(TOKEN)).await, 400);
     for path in ["actors", "ready", "metrics"] {
         let body = reqwest::get(format!("{admin}/{path}"))
             .await
@@ -61,26 +65,72 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
         }
     }
 
-    let crashed = ["kafka_reader", "batcher", "clickhouse_writer", "minio_writer"];
-    for (i, actor) in crashed.iter().enumerate() {
+    // Two stop (a fatal error), two panic (a bug): both kinds come back the same way.
+    let crashed = [
+        ("kafka_reader", "stop"),
+        ("batcher", "panic"),
+        ("clickhouse_writer", "panic"),
+        ("minio_writer", "stop"),
+    ];
+    for (i, (actor, how)) in crashed.iter().enumerate() {
         let at = 2_000 * (i as u64 + 1);
         common::wait_for(120, &format!("{at} rows before crashing {actor}"), || async {
             (common::clickhouse_count(&cfg, &names.table, false).await? >= at).then_some(())
         })
         .await;
-        crash(&admin, actor).await;
+        crash(&admin, actor, how).await;
     }
+    // A crash loop: MinioWriter panics five more times in a row. Restarts back off, and readiness says so.
+    common::wait_for(120, "10000 rows before the crash loop", || async {
+        (common::clickhouse_count(&cfg, &names.table, false).await? >= 10_000).then_some(())
+    })
+    .await;
+    for _ in 0..5 {
+        crash(&admin, "minio_writer", "panic").await;
+    }
+    let looping = common::wait_for(30, "minio_writer crash-looping in /actors", || async {
+        let actors = common::get_json(&format!("{admin}/actors")).await;
+        (actors["minio_writer"]["crash_looping"] == true).then_some(actors)
+    })
+    .await;
+    let ready = reqwest::get(format!("{admin}/ready"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ready.status().as_u16(),
+        503,
+        "/ready while minio_writer crash-loops"
+    );
+    let body: serde_json::Value = ready.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let not_running = body["actors_not_running"].to_string();
+    assert!(not_running.contains("minio_writer"), "/ready: {body}");
+    println!(
+        "supervision: crash loop seen: minio_writer {} restarts in the last minute",
+        looping["minio_writer"]["recent_restarts"]
+    );
     let raw = common::assert_all_landed_once(&cfg, &names, SEED, EPOCH_MS, EVENTS).await;
 
     let actors = common::get_json(&format!("{admin}/actors")).await;
-    for actor in crashed {
-        assert_eq!(actors[actor]["restarts"], 1, "{actor}: {actors}");
+    let expected = |actor: &str| if actor == "minio_writer" { 6 } else { 1 };
+    for (actor, _) in crashed {
+        assert_eq!(actors[actor]["restarts"], expected(actor), "{actor}: {actors}");
         assert_eq!(actors[actor]["state"], "running", "{actor}: {actors}");
         let sample = format!("nrt_actor_restarts_total{{actor=\"{actor}\"}}");
-        assert_eq!(common::metric(&admin, &sample).await, Some(1.0), "{sample}");
+        assert_eq!(
+            common::metric(&admin, &sample).await,
+            Some(expected(actor) as f64),
+            "{sample}"
+        );
     }
     assert_eq!(actors["poller"]["restarts"], 0, "{actors}");
+    let panicked = actors["clickhouse_writer"]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        panicked.contains("panicked"),
+        "clickhouse_writer's last error: {panicked}"
+    );
 
-    println!("supervision: 4 actors crashed and restarted; {EVENTS} events FINAL ({raw} rows before merge)");
+    println!("supervision: 4 actors crashed (2 stops, 2 panics) and restarted, 1 crash loop; {EVENTS} events FINAL ({raw} rows before merge)");
     assert_eq!(pipeline.terminate(), Some(0));
 }

@@ -239,7 +239,6 @@ impl Actor for Batcher {
 impl Supervised for Batcher {
     fn restarting(&mut self, _: &mut Self::Context) {
         // Open and in-flight batches are kept: they are exactly what was read and not committed.
-        self.shared.restarting(NAME);
     }
 }
 

@@ -89,11 +89,7 @@ impl Actor for ClickhouseWriter {
     }
 }
 
-impl Supervised for ClickhouseWriter {
-    fn restarting(&mut self, _: &mut Self::Context) {
-        self.shared.restarting(NAME);
-    }
-}
+impl Supervised for ClickhouseWriter {}
 
 impl Handler<WriteBatch> for ClickhouseWriter {
     type Result = ResponseActFuture<Self, Result<(), SinkError>>;

@@ -59,11 +59,7 @@ impl Actor for Encoder {
     }
 }
 
-impl Supervised for Encoder {
-    fn restarting(&mut self, _: &mut Self::Context) {
-        self.shared.restarting(NAME);
-    }
-}
+impl Supervised for Encoder {}
 
 impl Handler<Events> for Encoder {
     type Result = ResponseActFuture<Self, Result<usize, String>>;

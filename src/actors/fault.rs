@@ -14,10 +14,13 @@ use super::kafka_reader::KafkaReader;
 use super::minio_writer::MinioWriter;
 use super::poller::Poller;
 
-/// Stop now, abandoning whatever the actor was doing; its supervisor restarts it.
+/// Fail now, abandoning whatever the actor was doing: stop (a fatal error) or panic (a bug). Either way
+/// its supervisor restarts it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Crash;
+pub struct Crash {
+    pub panic: bool,
+}
 
 /// The actors that can be crashed, by name.
 pub type Crashers = BTreeMap<&'static str, Recipient<Crash>>;
@@ -26,7 +29,10 @@ macro_rules! crashable {
     ($($actor:ty),*) => {$(
         impl Handler<Crash> for $actor {
             type Result = ();
-            fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+            fn handle(&mut self, crash: Crash, ctx: &mut Self::Context) {
+                if crash.panic {
+                    panic!("fault injection: {} panics", stringify!($actor));
+                }
                 log::warn!("fault injection: {} stops", stringify!($actor));
                 ctx.stop();
             }

@@ -69,11 +69,7 @@ impl Actor for KafkaPublisher {
     }
 }
 
-impl Supervised for KafkaPublisher {
-    fn restarting(&mut self, _: &mut Self::Context) {
-        self.shared.restarting(NAME);
-    }
-}
+impl Supervised for KafkaPublisher {}
 
 impl Handler<Publish> for KafkaPublisher {
     type Result = ResponseActFuture<Self, Result<usize, String>>;

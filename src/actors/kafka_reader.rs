@@ -188,7 +188,6 @@ impl Handler<Shutdown> for KafkaReader {
 
 impl Supervised for KafkaReader {
     fn restarting(&mut self, _: &mut Self::Context) {
-        self.shared.restarting(NAME);
         self.consumer = None;
     }
 }

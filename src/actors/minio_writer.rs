@@ -69,11 +69,7 @@ impl Actor for MinioWriter {
     }
 }
 
-impl Supervised for MinioWriter {
-    fn restarting(&mut self, _: &mut Self::Context) {
-        self.shared.restarting(NAME);
-    }
-}
+impl Supervised for MinioWriter {}
 
 impl Handler<WriteBatch> for MinioWriter {
     type Result = ResponseActFuture<Self, Result<(), SinkError>>;

@@ -28,10 +28,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Bookkeeping of a supervisor restart, called from each actor's `Supervised::restarting`.
-    pub fn restarting(&self, actor: &'static str) {
-        self.health.restarting(actor);
+    /// Bookkeeping of a supervisor restart; returns the restarts inside the crash-loop window.
+    pub fn restarting(&self, actor: &'static str) -> usize {
         self.metrics.actor_restarts.with_label_values(&[actor]).inc();
         log::warn!("{actor}: restarting");
+        self.health.restarting(actor)
     }
 }

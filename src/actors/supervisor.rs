@@ -1,11 +1,23 @@
-//! Starts the actors of a role under actix supervisors: an actor that stops (a fatal error in it) is
-//! restarted with the same address and state, counted in `nrt_actor_restarts_total` and `/actors`; the
-//! others keep running.
+//! Starts the actors of a role, each under a supervisor: an actor that stops (a fatal error in it) or
+//! panics (a bug) is restarted with the same address, mailbox and state, counted in
+//! `nrt_actor_restarts_total` and `/actors`; the others keep running.
+//!
+//! actix's own `Supervisor` restarts an actor that stops, but a panic unwinds through it and the actor
+//! is gone for good (its address dead, its senders failing forever). `Supervise` below is the same loop
+//! with the panic caught, and with a backoff: the first restart is immediate, the next ones inside a
+//! minute wait 100 ms, 200 ms, … up to 30 s, so a crash-looping actor neither spins nor floods the logs
+//! (`health.rs` shows it in `/ready` and `/actors`).
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use actix::{Actor, Addr, Supervisor};
+use actix::dev::ContextFut;
+use actix::{Actor, Addr, AsyncContext, Context, Supervised};
 use apache_avro::Schema;
 
 use super::batcher::{Batcher, Limits};
@@ -19,7 +31,94 @@ use super::{batcher, Shared};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::event::SCHEMA_V1;
 use crate::registry::RegistryClient;
+use crate::retry::Backoff;
 use crate::s3::ObjectStore;
+
+/// Runs one actor and restarts it whenever it stops or panics, as long as anyone holds its address.
+struct Supervise<A: Actor<Context = Context<A>> + Supervised> {
+    name: &'static str,
+    actor: ContextFut<A, Context<A>>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    shared: Shared,
+}
+
+impl<A: Actor<Context = Context<A>> + Supervised> Supervise<A> {
+    /// Starts `actor` on the current arbiter; its address outlives any number of restarts.
+    fn start(name: &'static str, actor: A, shared: &Shared) -> Addr<A> {
+        let ctx = Context::new();
+        let addr = ctx.address();
+        actix::spawn(Supervise {
+            name,
+            actor: ctx.into_future(actor),
+            pause: None,
+            shared: shared.clone(),
+        });
+        addr
+    }
+}
+
+/// How long to wait before the `recent`-th restart inside the window.
+pub fn restart_delay(recent: usize) -> Duration {
+    match recent {
+        0 | 1 => Duration::ZERO,
+        n => Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
+            .after((n - 2) as u32)
+            .next_delay(),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+impl<A: Actor<Context = Context<A>> + Supervised> Future for Supervise<A> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            if let Some(pause) = this.pause.as_mut() {
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.pause = None;
+                // False once nobody holds the address any more: then the actor is done for good.
+                if !this.actor.restart() {
+                    return Poll::Ready(());
+                }
+                continue;
+            }
+            // A panic leaves the actor's state as the unwinding found it; `restart()` then clears its
+            // context and calls `Supervised::restarting`, exactly as after a stop.
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.actor).poll(cx)));
+            match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(())) => {}
+                Err(payload) => {
+                    let message = format!("panicked: {}", panic_message(payload.as_ref()));
+                    log::error!("{}: {message}", this.name);
+                    this.shared.health.error(this.name, message);
+                }
+            }
+            if !this.actor.address().connected() {
+                return Poll::Ready(());
+            }
+            let recent = this.shared.restarting(this.name);
+            let delay = restart_delay(recent);
+            if !delay.is_zero() {
+                log::warn!(
+                    "{}: {recent} restarts in the last minute; next one in {delay:?}",
+                    this.name
+                );
+            }
+            this.pause = Some(Box::pin(tokio::time::sleep(delay)));
+        }
+    }
+}
 
 /// The addresses of what was started (kept alive by the caller for the life of the process).
 #[derive(Default)]
@@ -34,7 +133,7 @@ impl Started {
     #[cfg(debug_assertions)]
     fn crashable<A>(&mut self, name: &'static str, addr: &Addr<A>)
     where
-        A: Actor<Context = actix::Context<A>> + actix::Handler<super::fault::Crash>,
+        A: Actor<Context = Context<A>> + actix::Handler<super::fault::Crash>,
     {
         self.crashers.insert(name, addr.clone().recipient());
     }
@@ -75,7 +174,7 @@ pub fn start(
                 pipeline.s3_prefix.clone(),
                 shared.clone(),
             );
-            Supervisor::start(move |_| MinioWriter::new(store, prefix, sh))
+            Supervise::start(minio_writer::NAME, MinioWriter::new(store, prefix, sh), shared)
         };
         started.crashable(minio_writer::NAME, &minio);
         let clickhouse = {
@@ -84,7 +183,7 @@ pub fn start(
                 pipeline.clickhouse_table.clone(),
                 shared.clone(),
             );
-            Supervisor::start(move |_| w)
+            Supervise::start(clickhouse_writer::NAME, w, shared)
         };
         started.crashable(clickhouse_writer::NAME, &clickhouse);
         let limits = Limits {
@@ -93,7 +192,7 @@ pub fn start(
             max_bytes: pipeline.batch_max_bytes as usize,
         };
         let b = Batcher::new(pipeline.topic.clone(), limits, minio, clickhouse, shared.clone());
-        let batcher = Supervisor::start(move |_| b);
+        let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         let reader_schema = Arc::new(Schema::parse_str(SCHEMA_V1).map_err(|e| format!("event schema: {e}"))?);
         let settings = ReaderSettings {
@@ -106,7 +205,7 @@ pub fn start(
             max_inflight_bytes: pipeline.max_inflight_bytes,
         };
         let r = KafkaReader::new(settings, batcher, registry.clone(), reader_schema, shared.clone())?;
-        let reader = Supervisor::start(move |_| r);
+        let reader = Supervise::start(kafka_reader::NAME, r, shared);
         started.crashable(kafka_reader::NAME, &reader);
         started.reader = Some(reader);
     }
@@ -121,27 +220,36 @@ pub fn start(
             partitions: pipeline.partitions,
             replication: pipeline.replication,
         };
-        let publisher = start_supervised(KafkaPublisher::new(topic, shared.clone())?);
-        let encoder = start_supervised(Encoder::new(
-            registry,
-            &pipeline.topic,
-            SCHEMA_V1,
-            publisher,
-            shared.clone(),
-        )?);
+        let publisher = Supervise::start(
+            kafka_publisher::NAME,
+            KafkaPublisher::new(topic, shared.clone())?,
+            shared,
+        );
+        let encoder = Encoder::new(registry, &pipeline.topic, SCHEMA_V1, publisher, shared.clone())?;
+        let encoder = Supervise::start(encoder::NAME, encoder, shared);
         let settings = PollSettings {
             api_url: pipeline.mock_api_url.clone(),
             batch: pipeline.poll_batch,
             interval: Duration::from_millis(pipeline.poll_interval_ms),
         };
-        started.poller = Some(start_supervised(Poller::new(settings, encoder, shared.clone())?));
+        let poller = Poller::new(settings, encoder, shared.clone())?;
+        started.poller = Some(Supervise::start(poller::NAME, poller, shared));
     }
     Ok(started)
 }
 
-fn start_supervised<A>(actor: A) -> Addr<A>
-where
-    A: Actor<Context = actix::Context<A>> + actix::Supervised,
-{
-    Supervisor::start(move |_| actor)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_up_to_thirty_seconds() {
+        assert_eq!(restart_delay(1), Duration::ZERO);
+        let second = restart_delay(2);
+        assert!(second >= Duration::from_millis(50) && second <= Duration::from_millis(100));
+        let fifth = restart_delay(5);
+        assert!(fifth >= Duration::from_millis(400) && fifth <= Duration::from_millis(800));
+        assert!(restart_delay(100) <= Duration::from_secs(30));
+        assert!(restart_delay(100) >= Duration::from_secs(15));
+    }
 }
