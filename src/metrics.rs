@@ -93,6 +93,7 @@ pub struct PipelineMetrics {
     pub actor_restarts: IntCounterVec,
     /// Bytes read from Kafka and not yet committed.
     pub inflight_bytes: IntGauge,
+    pub paused_partitions: IntGauge,
     /// Events per batch written, by sink.
     pub batch_events: HistogramVec,
     /// Time to write one batch to a sink (until acknowledged), by sink.
@@ -176,6 +177,14 @@ impl PipelineMetrics {
                 let g = IntGauge::new(
                     "nrt_inflight_bytes",
                     "Bytes read from Kafka and not yet committed",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            paused_partitions: {
+                let g = IntGauge::new(
+                    "nrt_consumer_paused_partitions",
+                    "Partitions the reader paused because too many bytes are in flight (backpressure)",
                 )?;
                 registry.register(Box::new(g.clone()))?;
                 g

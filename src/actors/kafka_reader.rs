@@ -2,8 +2,10 @@
 //! its id names (fetched from the registry once, then cached) into our reader schema, and hands
 //! per-partition runs to the Batcher. Commits arrive back from the Batcher once both sinks have a batch.
 //!
-//! Backpressure: bytes read but not yet committed are counted; over `max_inflight_bytes` the read loop
-//! waits for commits instead of buffering more.
+//! Backpressure: bytes read but not yet committed are counted; over `max_inflight_bytes` the reader
+//! pauses its partitions (librdkafka stops fetching and drops what it prefetched) and keeps polling, so it
+//! stays in the group however long a sink is down; it resumes them as soon as commits free room. Memory
+//! is thus bounded by `max_inflight_bytes`, one chunk, and librdkafka's prefetch queue (sized from it).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use apache_avro::Schema;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message as _, Timestamp};
+use rdkafka::message::{BorrowedMessage, Message as _, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
@@ -105,8 +107,11 @@ impl KafkaReader {
         cfg.set("enable.auto.commit", "false")
             // A crashed consumer's partitions move to a live one after this long.
             .set("session.timeout.ms", "10000")
-            // Bound what librdkafka prefetches while we hold back (backpressure).
-            .set("queued.max.messages.kbytes", "32768")
+            // What librdkafka prefetches is memory too: a quarter of the in-flight budget, 1–64 MiB.
+            .set(
+                "queued.max.messages.kbytes",
+                prefetch_kbytes(s.max_inflight_bytes).to_string(),
+            )
             // Notice partitions added to the topic soon.
             .set("topic.metadata.refresh.interval.ms", "10000")
             .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS);
@@ -122,6 +127,10 @@ impl KafkaReader {
     }
 }
 
+fn prefetch_kbytes(max_inflight_bytes: u64) -> u64 {
+    (max_inflight_bytes / 4 / 1024).clamp(1024, 65536)
+}
+
 impl Actor for KafkaReader {
     type Context = Context<Self>;
 
@@ -135,6 +144,7 @@ impl Actor for KafkaReader {
         self.batcher.do_send(Reset);
         self.inflight = Arc::default();
         self.shared.metrics.inflight_bytes.set(0);
+        self.shared.metrics.paused_partitions.set(0);
         let consumer = match self.connect() {
             Ok(c) => c,
             Err(e) => {
@@ -264,27 +274,24 @@ impl ReadLoop {
     async fn run(self) -> Result<(), String> {
         self.subscribe().await?;
         let mut errors_logged = Instant::now() - Duration::from_secs(60);
+        let mut generation = self.assignments.load(Ordering::SeqCst);
+        let mut paused = None;
         loop {
-            self.wait_for_room().await;
+            let mut held = self.hold(&mut paused, &mut errors_logged).await;
             let mut runs: BTreeMap<i32, Run> = BTreeMap::new();
             let mut letters = Vec::new();
             let mut count = 0;
-            let mut generation = self.assignments.load(Ordering::SeqCst);
             let mut deadline = None;
             while count < CHUNK_RECORDS {
-                let next = match deadline {
-                    None => Ok(self.consumer.recv().await),
-                    Some(d) => tokio::time::timeout_at(d, self.consumer.recv()).await,
+                let next = match (held.take(), deadline) {
+                    (Some(m), _) => Ok(Ok(m)),
+                    (None, None) => Ok(self.consumer.recv().await),
+                    (None, Some(d)) => tokio::time::timeout_at(d, self.consumer.recv()).await,
                 };
                 let msg = match next {
                     Err(_) => break,
                     Ok(Err(e)) => {
-                        // Broker hiccups surface here; librdkafka reconnects by itself.
-                        if errors_logged.elapsed() > Duration::from_secs(10) {
-                            log::warn!("{NAME}: {e}");
-                            errors_logged = Instant::now();
-                        }
-                        self.shared.health.error(NAME, e.to_string());
+                        self.consumer_error(&e, &mut errors_logged);
                         continue;
                     }
                     Ok(Ok(m)) => m,
@@ -393,14 +400,73 @@ impl ReadLoop {
         Ok(())
     }
 
-    async fn wait_for_room(&self) {
+    /// Broker hiccups surface here; librdkafka reconnects by itself.
+    fn consumer_error(&self, e: &rdkafka::error::KafkaError, errors_logged: &mut Instant) {
+        if errors_logged.elapsed() > Duration::from_secs(10) {
+            log::warn!("{NAME}: {e}");
+            *errors_logged = Instant::now();
+        }
+        self.shared.health.error(NAME, e.to_string());
+    }
+
+    /// Returns at once while there is room for more in flight. Otherwise pauses every assigned partition
+    /// and keeps polling (group membership, rebalances) until commits free room, then resumes them.
+    /// A record can still arrive meanwhile, from a partition assigned after the pause: it is returned,
+    /// to be handled like any other (the bound is exceeded by one chunk at most).
+    async fn hold<'a>(
+        &'a self,
+        paused: &mut Option<u64>,
+        errors_logged: &mut Instant,
+    ) -> Option<BorrowedMessage<'a>> {
         loop {
             let freed = self.inflight.freed.notified();
             if self.inflight.bytes.load(Ordering::SeqCst) < self.settings.max_inflight_bytes {
+                if paused.take().is_some() {
+                    self.set_paused(false);
+                }
+                return None;
+            }
+            let generation = self.assignments.load(Ordering::SeqCst);
+            if *paused != Some(generation) {
+                self.set_paused(true);
+                *paused = Some(generation);
+            }
+            tokio::select! {
+                _ = freed => {}
+                next = tokio::time::timeout(Duration::from_millis(500), self.consumer.recv()) => match next {
+                    Err(_) => {}
+                    Ok(Err(e)) => self.consumer_error(&e, errors_logged),
+                    Ok(Ok(m)) => return Some(m),
+                },
+            }
+        }
+    }
+
+    fn set_paused(&self, pause: bool) {
+        let assignment = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn!("{NAME}: no assignment to pause/resume: {e}");
                 return;
             }
-            // Commits ring the bell; the timeout covers a commit that raced the check above.
-            let _ = tokio::time::timeout(Duration::from_millis(200), freed).await;
+        };
+        let done = match pause {
+            true => self.consumer.pause(&assignment),
+            false => self.consumer.resume(&assignment),
+        };
+        match done {
+            Ok(()) => {
+                let n = if pause { assignment.count() as i64 } else { 0 };
+                self.shared.metrics.paused_partitions.set(n);
+                log::info!(
+                    "{NAME}: {} {} partitions ({} bytes in flight, bound {})",
+                    if pause { "paused" } else { "resumed" },
+                    assignment.count(),
+                    self.inflight.bytes.load(Ordering::SeqCst),
+                    self.settings.max_inflight_bytes
+                );
+            }
+            Err(e) => log::warn!("{NAME}: pause/resume: {e}"),
         }
     }
 
