@@ -271,6 +271,11 @@ pub struct PipelineConfig {
     #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 128 << 20,
           value_parser = clap::value_parser!(u64).range(1 << 16..=1 << 36))]
     pub max_inflight_bytes: u64,
+    /// Graceful shutdown: on SIGTERM/SIGINT, how long to drain (publish what was polled, write and commit
+    /// open batches) before exiting anyway; a second signal exits at once.
+    #[arg(id = "shutdown-timeout-ms", long = "shutdown-timeout-ms", env = "NRT_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub shutdown_timeout_ms: u64,
     /// Key prefix of the JSONL objects in the bucket (e.g. `prod/`); empty for the bucket root.
     #[arg(
         id = "s3-prefix",

@@ -110,10 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Run(args) => {
-            run::run(*args)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run(args) => run::run(*args),
         Command::MockApi(args) => {
             actix_web::rt::System::new().block_on(mock_api::serve(&args))?;
             Ok(ExitCode::SUCCESS)

@@ -1,12 +1,13 @@
 //! `nrt run --role producer|consumer|all`: the actors of the role, under their supervisors, and the
 //! admin API, in one actix System, until SIGTERM or Ctrl-C.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::actors::{self, health::Health, Shared};
+use crate::actors::{self, health::Health, kafka_reader, Shared};
 use crate::admin::{self, AdminState};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::metrics::PipelineMetrics;
@@ -27,14 +28,14 @@ pub struct RunArgs {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.services.validate().map_err(ConfigError)?;
     args.pipeline.validate().map_err(ConfigError)?;
     let system = actix::System::new();
     system.block_on(serve(args))
 }
 
-async fn serve(args: RunArgs) -> anyhow::Result<()> {
+async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     let shared = Shared {
         metrics: PipelineMetrics::new()?,
         health: Arc::new(Health::default()),
@@ -66,21 +67,48 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     wait_for_signal().await?;
-    log::info!("nrt run: stopping");
-    let grace = Duration::from_secs(30);
-    if let Some(poller) = &started.poller {
-        if tokio::time::timeout(grace, poller.send(actors::poller::Shutdown))
-            .await
-            .is_err()
-        {
-            log::warn!("poller did not stop within {grace:?}");
+    let timeout = Duration::from_millis(args.pipeline.shutdown_timeout_ms);
+    log::info!("nrt run: draining (at most {timeout:?}; a second signal exits at once)");
+    actix::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            log::warn!("nrt run: second signal: exiting now; what is not committed will be read again");
+            std::process::exit(SECOND_SIGNAL_EXIT);
         }
-    }
+    });
+    let drained = tokio::time::timeout(timeout, drain(&started)).await.is_ok();
     if let Some(reader) = &started.reader {
-        let _ = tokio::time::timeout(grace, reader.send(actors::kafka_reader::Shutdown)).await;
+        // Leaving the group lets a successor take the partitions without waiting for the session timeout.
+        let _ = tokio::time::timeout(Duration::from_secs(5), reader.send(kafka_reader::Shutdown)).await;
     }
     handle.stop(true).await;
-    Ok(())
+    if drained {
+        log::info!("nrt run: drained; every batch read was written and committed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        log::warn!(
+            "nrt run: not drained within {timeout:?} (a sink or Kafka is down?); what is not committed will \
+             be read again by the next consumer"
+        );
+        Ok(ExitCode::from(NOT_DRAINED_EXIT))
+    }
+}
+
+/// Exit codes of a shutdown that did not finish its drain: nothing is lost (uncommitted batches are
+/// read again), but the operator should know.
+pub const NOT_DRAINED_EXIT: u8 = 75;
+pub const SECOND_SIGNAL_EXIT: i32 = 130;
+
+/// Graceful shutdown: publish what was polled, stop reading, write and commit every open batch.
+async fn drain(started: &actors::supervisor::Started) {
+    if let Some(poller) = &started.poller {
+        let _ = poller.send(actors::poller::Shutdown).await;
+    }
+    if let Some(reader) = &started.reader {
+        let _ = reader.send(kafka_reader::StopReading).await;
+    }
+    if let Some(batcher) = &started.batcher {
+        let _ = batcher.send(actors::batcher::Drain).await;
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -10,8 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Names, NrtProcess};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const SEED: u64 = 39;
 const EPOCH_MS: i64 = 1_767_225_600_000;
@@ -77,7 +75,7 @@ async fn a_full_topic_behind_a_dead_sink_keeps_memory_bounded() {
     .await;
     // The backlog waits in Kafka, not in the consumer: hold it a while longer.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let lag = kafka_lag(&cfg, &names);
+    let lag = common::kafka_lag(&cfg, &names);
     let inflight = common::metric(&consumer.url, "nrt_inflight_bytes")
         .await
         .unwrap_or_default();
@@ -117,39 +115,4 @@ async fn a_full_topic_behind_a_dead_sink_keeps_memory_bounded() {
         inflight <= (MAX_INFLIGHT + (4 << 20)) as f64,
         "{inflight} bytes in flight"
     );
-}
-
-/// The group's lag summed over partitions, as Kafka says: high watermark minus committed offset.
-/// (The consumer's own lag metric comes from fetches, which a paused partition does not make.)
-fn kafka_lag(cfg: &nrt_pipeline::config::ServicesConfig, names: &Names) -> u64 {
-    let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &names.group)
-        .create()
-        .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer
-        .fetch_metadata(Some(&names.topic), timeout)
-        .unwrap_or_else(|e| panic!("metadata of {}: {e}", names.topic));
-    let mut tpl = TopicPartitionList::new();
-    for topic in metadata.topics() {
-        for p in topic.partitions() {
-            tpl.add_partition(&names.topic, p.id());
-        }
-    }
-    let committed = consumer
-        .committed_offsets(tpl, timeout)
-        .unwrap_or_else(|e| panic!("committed offsets of {}: {e}", names.group));
-    committed
-        .elements()
-        .iter()
-        .map(|e| {
-            let (low, high) = consumer
-                .fetch_watermarks(&names.topic, e.partition(), timeout)
-                .unwrap_or_else(|err| panic!("watermarks: {err}"));
-            let from = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => low,
-            };
-            (high - from).max(0) as u64
-        })
-        .sum()
 }

@@ -42,6 +42,12 @@ pub struct Reset;
 #[rtype(result = "()")]
 pub struct CommitTo(pub Recipient<Commit>);
 
+/// Graceful shutdown: write every open batch now, whatever its age, and reply once all of them are
+/// written and committed. Records that still arrive are flushed the same way.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub flush_interval: Duration,
@@ -66,6 +72,9 @@ pub struct Batcher {
     minio: Addr<MinioWriter>,
     clickhouse: Addr<ClickhouseWriter>,
     commit_to: Option<Recipient<Commit>>,
+    /// Set by `Drain`: every batch is due, and these are told once nothing is open or in flight.
+    draining: bool,
+    drained: Vec<tokio::sync::oneshot::Sender<()>>,
     shared: Shared,
 }
 
@@ -85,12 +94,15 @@ impl Batcher {
             minio,
             clickhouse,
             commit_to: None,
+            draining: false,
+            drained: Vec::new(),
             shared,
         }
     }
 
     fn due(&self, open: &Open) -> bool {
-        open.events.len() >= self.limits.max_records
+        self.draining
+            || open.events.len() >= self.limits.max_records
             || open.bytes >= self.limits.max_bytes
             || open.opened.elapsed() >= self.limits.flush_interval
     }
@@ -134,7 +146,16 @@ impl Batcher {
         ctx.spawn(job.into_actor(self).map(move |_, act, ctx| {
             act.in_flight.remove(&partition);
             act.try_flush(partition, ctx);
+            act.tell_if_drained();
         }));
+    }
+
+    fn tell_if_drained(&mut self) {
+        if self.draining && self.open.is_empty() && self.in_flight.is_empty() {
+            for done in self.drained.drain(..) {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -257,6 +278,24 @@ impl Handler<Decoded> for Batcher {
         open.bytes += msg.bytes;
         open.events.extend(msg.events);
         self.try_flush(msg.partition, ctx);
+    }
+}
+
+impl Handler<Drain> for Batcher {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
+        self.draining = true;
+        let (done, drained) = tokio::sync::oneshot::channel();
+        self.drained.push(done);
+        let partitions: Vec<i32> = self.open.keys().copied().collect();
+        for p in partitions {
+            self.try_flush(p, ctx);
+        }
+        self.tell_if_drained();
+        Box::pin(async move {
+            let _ = drained.await;
+        })
     }
 }
 

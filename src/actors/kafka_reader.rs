@@ -55,6 +55,12 @@ struct Inflight {
     freed: Notify,
 }
 
+/// Graceful shutdown, first step: stop reading (what was read stays with the Batcher, to be drained and
+/// committed); the consumer stays in the group so those commits still go through.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopReading;
+
 /// Stop reading and leave the group now (so a successor gets the partitions without waiting for the
 /// session timeout). Uncommitted batches are simply re-read by whoever reads next.
 #[derive(Debug, Message)]
@@ -175,6 +181,17 @@ impl Actor for KafkaReader {
             }
         }));
         self.read_loop = Some(handle);
+    }
+}
+
+impl Handler<StopReading> for KafkaReader {
+    type Result = ();
+
+    fn handle(&mut self, _: StopReading, ctx: &mut Self::Context) {
+        self.stopping = true;
+        if let Some(h) = self.read_loop.take() {
+            ctx.cancel_future(h);
+        }
     }
 }
 

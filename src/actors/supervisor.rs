@@ -125,6 +125,7 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for Supervise<A> {
 pub struct Started {
     pub poller: Option<Addr<Poller>>,
     pub reader: Option<Addr<KafkaReader>>,
+    pub batcher: Option<Addr<Batcher>>,
     #[cfg(debug_assertions)]
     pub crashers: super::fault::Crashers,
 }
@@ -194,6 +195,7 @@ pub fn start(
         let b = Batcher::new(pipeline.topic.clone(), limits, minio, clickhouse, shared.clone());
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
+        started.batcher = Some(batcher.clone());
         let reader_schema = Arc::new(Schema::parse_str(SCHEMA_V1).map_err(|e| format!("event schema: {e}"))?);
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),

@@ -154,17 +154,30 @@ impl NrtProcess {
 
     /// SIGTERM, then wait (at most 60 s, then SIGKILL). Returns the exit code, if it exited by itself.
     pub fn terminate(&mut self) -> Option<i32> {
+        self.signal("TERM");
+        let code = self.wait_exit(std::time::Duration::from_secs(60));
+        if code.is_none() {
+            self.kill();
+        }
+        code
+    }
+
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
+    }
+
+    /// Waits at most `limit` for the process to exit; its exit code if it did.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code();
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         None
     }
 
@@ -380,4 +393,41 @@ pub async fn assert_all_landed_once(
     clickhouse_count(cfg, &names.table, false)
         .await
         .unwrap_or_default()
+}
+
+/// The group's lag summed over the topic's partitions, as Kafka says: high watermark minus committed
+/// offset (the whole partition when nothing is committed).
+pub fn kafka_lag(cfg: &ServicesConfig, names: &Names) -> u64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &names.group)
+        .create()
+        .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(&names.topic), timeout)
+        .unwrap_or_else(|e| panic!("metadata of {}: {e}", names.topic));
+    let mut tpl = TopicPartitionList::new();
+    for topic in metadata.topics() {
+        for p in topic.partitions() {
+            tpl.add_partition(&names.topic, p.id());
+        }
+    }
+    let committed = consumer
+        .committed_offsets(tpl, timeout)
+        .unwrap_or_else(|e| panic!("committed offsets of {}: {e}", names.group));
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(&names.topic, e.partition(), timeout)
+                .unwrap_or_else(|err| panic!("watermarks: {err}"));
+            let from = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            (high - from).max(0) as u64
+        })
+        .sum()
 }
