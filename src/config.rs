@@ -255,6 +255,10 @@ pub struct PipelineConfig {
         default_value_t = 100
     )]
     pub poll_interval_ms: u64,
+    /// How long the Poller waits for the events API before counting a `timeout` and retrying.
+    #[arg(id = "poll-timeout-ms", long = "poll-timeout-ms", env = "NRT_POLL_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub poll_timeout_ms: u64,
     /// Time-based flush: a partition's open batch is written at the latest this long after its first record.
     #[arg(id = "flush-interval-ms", long = "flush-interval-ms", env = "NRT_FLUSH_INTERVAL_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]

@@ -120,6 +120,9 @@ pub enum ChaosMode {
     MissingField,
     /// Answer correctly, after `delay_ms`.
     Slow,
+    /// Answer 503 after `delay_ms`, handing out no event: a stalled API that a client gives up on
+    /// (a timed-out request loses nothing).
+    Hang,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +164,10 @@ fn take(state: &Shared, n: usize) -> Answer {
         }
         if mode != ChaosMode::Slow {
             s.faults += 1;
+            if mode == ChaosMode::Hang {
+                drop(s);
+                std::thread::sleep(Duration::from_millis(delay.min(30_000)));
+            }
             return Answer::Fault(mode);
         }
         let events = take_events(&mut s, n);
@@ -189,6 +196,7 @@ fn fault_response(mode: ChaosMode) -> HttpResponse {
         ChaosMode::BadJson => HttpResponse::Ok()
             .content_type("application/json")
             .body("{\"events\": [tru"),
+        ChaosMode::Hang => HttpResponse::ServiceUnavailable().json(json!({"error": "injected stall"})),
         _ => HttpResponse::Ok().json(json!([{"event_id": Uuid::nil(), "type": "view"}])),
     }
 }

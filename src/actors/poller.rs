@@ -20,6 +20,8 @@ pub struct PollSettings {
     pub api_url: String,
     pub batch: u32,
     pub interval: Duration,
+    /// A request that has not answered by then counts as failed (`timeout`) and is retried.
+    pub timeout: Duration,
 }
 
 /// Stop polling; replies once the batch in hand (if any) is published, so nothing polled is dropped.
@@ -45,7 +47,7 @@ pub struct Poller {
 impl Poller {
     pub fn new(settings: PollSettings, encoder: Addr<Encoder>, shared: Shared) -> Result<Self, String> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(settings.timeout)
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(Poller {

@@ -233,6 +233,7 @@ pub fn start(
             api_url: pipeline.mock_api_url.clone(),
             batch: pipeline.poll_batch,
             interval: Duration::from_millis(pipeline.poll_interval_ms),
+            timeout: Duration::from_millis(pipeline.poll_timeout_ms),
         };
         let poller = Poller::new(settings, encoder, shared.clone())?;
         started.poller = Some(Supervise::start(poller::NAME, poller, shared));
