@@ -23,9 +23,12 @@ pub struct DeadLetter {
     pub offset: i64,
     /// The record's own timestamp (ms), if it had one.
     pub timestamp: Option<i64>,
-    /// Short machine-readable reason: too_short, bad_magic, unknown_schema, corrupt, ...
+    /// Short machine-readable reason: too_short, bad_magic, unknown_schema, corrupt, ..., or
+    /// `refused_by_<sink>` for an event a sink will not take.
     pub kind: &'static str,
     pub message: String,
+    /// What the payload is: the original record (`confluent-avro`) or the decoded event (`json`).
+    pub format: &'static str,
 }
 
 impl DeadLetter {
@@ -52,6 +55,10 @@ impl DeadLetter {
             .insert(Header {
                 key: "nrt.original.offset",
                 value: Some(&offset),
+            })
+            .insert(Header {
+                key: "nrt.payload.format",
+                value: Some(self.format),
             })
             .insert(Header {
                 key: "nrt.dead_lettered_at",

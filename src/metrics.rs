@@ -94,6 +94,7 @@ pub struct PipelineMetrics {
     /// Bytes read from Kafka and not yet committed.
     pub inflight_bytes: IntGauge,
     pub paused_partitions: IntGauge,
+    pub sink_refused: IntCounterVec,
     /// Events per batch written, by sink.
     pub batch_events: HistogramVec,
     /// Time to write one batch to a sink (until acknowledged), by sink.
@@ -181,6 +182,11 @@ impl PipelineMetrics {
                 registry.register(Box::new(g.clone()))?;
                 g
             },
+            sink_refused: counter_vec(
+                "nrt_sink_refused_total",
+                "Events a sink refused for good, dead-lettered, by sink",
+                &["sink"],
+            )?,
             paused_partitions: {
                 let g = IntGauge::new(
                     "nrt_consumer_paused_partitions",
@@ -270,6 +276,7 @@ impl PipelineMetrics {
         for result in ["hit", "miss"] {
             m.registry_cache.with_label_values(&[result]);
         }
+        m.sink_refused.with_label_values(&["clickhouse"]);
         for kind in POLL_ERROR_KINDS {
             m.poll_errors.with_label_values(&[kind]);
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Names, NrtProcess};
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const GOOD: u64 = 100_000;
@@ -128,19 +128,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_nothing_else_does() {
             .await
             .unwrap_or_else(|_| panic!("no record in {dlq_topic}"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let headers: BTreeMap<String, String> = msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = common::headers(&msg);
         assert_eq!(
             headers.get("nrt.original.topic"),
             Some(&names.topic),

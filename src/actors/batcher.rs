@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::clickhouse_writer::ClickhouseWriter;
-use super::messages::{Batch, Commit, SinkError, WriteBatch};
+use super::clickhouse_writer::{self, ClickhouseWriter, RefusedRows};
+use super::messages::{Batch, Commit, Failure, SinkError, WriteBatch};
 use super::minio_writer::MinioWriter;
 use super::Shared;
+use crate::dead_letters::{DeadLetter, DeadLetterQueue};
 use crate::event::Event;
 use crate::retry::Backoff;
 
@@ -48,6 +49,13 @@ pub struct CommitTo(pub Recipient<Commit>);
 #[rtype(result = "()")]
 pub struct Drain;
 
+/// Where batches go: both writers, and the dead-letter topic for rows a sink refuses.
+pub struct Sinks {
+    pub minio: Addr<MinioWriter>,
+    pub clickhouse: Addr<ClickhouseWriter>,
+    pub dlq: Arc<DeadLetterQueue>,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub flush_interval: Duration,
@@ -69,8 +77,7 @@ pub struct Batcher {
     open: HashMap<i32, Open>,
     /// The batch being written and committed, per partition (kept so a restart can resume it).
     in_flight: HashMap<i32, Arc<Batch>>,
-    minio: Addr<MinioWriter>,
-    clickhouse: Addr<ClickhouseWriter>,
+    sinks: Arc<Sinks>,
     commit_to: Option<Recipient<Commit>>,
     /// Set by `Drain`: every batch is due, and these are told once nothing is open or in flight.
     draining: bool,
@@ -79,20 +86,13 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn new(
-        topic: String,
-        limits: Limits,
-        minio: Addr<MinioWriter>,
-        clickhouse: Addr<ClickhouseWriter>,
-        shared: Shared,
-    ) -> Self {
+    pub fn new(topic: String, limits: Limits, sinks: Sinks, shared: Shared) -> Self {
         Batcher {
             topic,
             limits,
             open: HashMap::new(),
             in_flight: HashMap::new(),
-            minio,
-            clickhouse,
+            sinks: Arc::new(sinks),
             commit_to: None,
             draining: false,
             drained: Vec::new(),
@@ -136,13 +136,7 @@ impl Batcher {
             return;
         };
         let partition = batch.partition;
-        let job = write_and_commit(
-            batch,
-            self.minio.clone(),
-            self.clickhouse.clone(),
-            commit_to,
-            self.shared.clone(),
-        );
+        let job = write_and_commit(batch, self.sinks.clone(), commit_to, self.shared.clone());
         ctx.spawn(job.into_actor(self).map(move |_, act, ctx| {
             act.in_flight.remove(&partition);
             act.try_flush(partition, ctx);
@@ -159,50 +153,56 @@ impl Batcher {
     }
 }
 
-/// Writes to both sinks until both acknowledged (retrying only the one that failed), then commits.
+/// Writes to both sinks until both acknowledged (retrying only the one that failed), dead-letters the
+/// rows ClickHouse refused for good, then commits.
 async fn write_and_commit(
     batch: Arc<Batch>,
-    minio: Addr<MinioWriter>,
-    clickhouse: Addr<ClickhouseWriter>,
+    sinks: Arc<Sinks>,
     commit_to: Recipient<Commit>,
     shared: Shared,
 ) {
-    let (mut minio_done, mut clickhouse_done) = (false, false);
+    let (mut minio_done, mut refused) = (false, None);
     let mut backoff = Backoff::service();
     let where_ = format!(
         "{} p{} o{}..{}",
         batch.topic, batch.partition, batch.first_offset, batch.last_offset
     );
-    while !(minio_done && clickhouse_done) {
+    while !(minio_done && refused.is_some()) {
         let write_minio = async {
             match minio_done {
                 true => Ok(()),
-                false => flatten(minio.send(WriteBatch(batch.clone())).await, "minio"),
+                false => flatten(sinks.minio.send(WriteBatch(batch.clone())).await, "minio"),
             }
         };
         let write_clickhouse = async {
-            match clickhouse_done {
-                true => Ok(()),
-                false => flatten(clickhouse.send(WriteBatch(batch.clone())).await, "clickhouse"),
+            match refused {
+                Some(_) => None,
+                None => Some(clickhouse_writer::write_isolating(&sinks.clickhouse, &batch).await),
             }
         };
         let (m, c) = futures::join!(write_minio, write_clickhouse);
-        for (result, done) in [(m, &mut minio_done), (c, &mut clickhouse_done)] {
-            match result {
-                Ok(()) => *done = true,
-                Err(e) => {
-                    // Even a permanent refusal is retried for now: skipping would lose the batch.
-                    // Dead-lettering refused batches is the reliability issue's job.
-                    if backoff.attempts() % 20 == 0 {
-                        log::warn!("batch {where_}: {e} (transient: {}); retrying", e.transient);
-                    }
-                    shared.health.error(NAME, format!("batch {where_}: {e}"));
-                }
-            }
+        let mut failures = Vec::new();
+        match m {
+            Ok(()) => minio_done = true,
+            Err(e) => failures.push(e),
         }
-        if !(minio_done && clickhouse_done) {
+        match c {
+            Some(Ok(rows)) => refused = Some(rows),
+            Some(Err(e)) => failures.push(e),
+            None => {}
+        }
+        for e in &failures {
+            if backoff.attempts() % 20 == 0 {
+                log::warn!("batch {where_}: {e} ({:?}); retrying", e.failure);
+            }
+            shared.health.error(NAME, format!("batch {where_}: {e}"));
+        }
+        if !failures.is_empty() {
             tokio::time::sleep(backoff.next_delay()).await;
         }
+    }
+    if let Some(rows) = refused.filter(|r| !r.is_empty()) {
+        dead_letter_refused(&batch, rows, &sinks.dlq, &shared).await;
     }
     let commit = || Commit {
         partition: batch.partition,
@@ -230,9 +230,45 @@ fn flatten(sent: Result<Result<(), SinkError>, MailboxError>, sink: &'static str
         Err(SinkError {
             sink,
             message: format!("writer unavailable: {e}"),
-            transient: true,
+            failure: Failure::Transient,
         })
     })
+}
+
+/// Events ClickHouse will never take go to the dead-letter topic as JSON (the decoded event; MinIO has
+/// them too), before the batch's offsets are committed.
+async fn dead_letter_refused(batch: &Batch, rows: RefusedRows, dlq: &DeadLetterQueue, shared: &Shared) {
+    let letters: Vec<DeadLetter> = rows
+        .into_iter()
+        .map(|(offset, event, message)| DeadLetter {
+            key: Some(event.event_id.to_string().into_bytes()),
+            payload: serde_json::to_vec(&event).unwrap_or_default(),
+            topic: batch.topic.clone(),
+            partition: batch.partition,
+            offset,
+            timestamp: Some(event.created_at.0),
+            kind: "refused_by_clickhouse",
+            message,
+            format: "json",
+        })
+        .collect();
+    let n = letters.len() as u64;
+    log::warn!(
+        "batch {} p{} o{}..{}: ClickHouse refused {n} rows for good: to {}",
+        batch.topic,
+        batch.partition,
+        batch.first_offset,
+        batch.last_offset,
+        dlq.topic
+    );
+    dlq.send_all(letters, |e| shared.health.error(NAME, e.to_owned()))
+        .await;
+    shared.metrics.dead_letters.inc_by(n);
+    shared
+        .metrics
+        .sink_refused
+        .with_label_values(&["clickhouse"])
+        .inc_by(n);
 }
 
 impl Actor for Batcher {

@@ -4,9 +4,11 @@
 
 use actix::prelude::*;
 
-use super::messages::{SinkError, WriteBatch};
+use std::sync::Arc;
+
+use super::messages::{Batch, Failure, SinkError, WriteBatch};
 use super::Shared;
-use crate::event::{EventRow, Millis};
+use crate::event::{Event, EventRow, Millis};
 
 pub const NAME: &str = "clickhouse_writer";
 
@@ -55,30 +57,96 @@ pub fn ddl(database: &str, table: &str) -> Vec<String> {
         .collect()
 }
 
-/// Retrying cannot fix data ClickHouse refuses: e.g. Code 53 (type mismatch), 117 (incorrect data),
-/// 27/6 (cannot parse), 60 (unknown table after DDL), as Vector's ClickHouse sink also decides. Anything
-/// else (network, timeouts, overload, 5xx) is worth another try.
+/// ClickHouse error codes that mean "this data": one row of the block is refused (a value it cannot
+/// parse or that breaks a table rule), so the batch is split to find it. 6/25/26/27/38/41/72 cannot parse,
+/// 33 cannot read all data, 53 type mismatch, 69/321 out of range, 70 cannot convert, 117 incorrect
+/// data, 395 throwIf (a MATERIALIZED guard column), 469 violated constraint.
+const REFUSED_CODES: [u32; 15] = [6, 25, 26, 27, 33, 38, 41, 53, 69, 70, 72, 117, 321, 395, 469];
+/// Codes that mean "this setup": every write would fail the same way. 16 no such column, 47 unknown
+/// identifier, 60 unknown table, 62 syntax error, 81 unknown database, 164 readonly, 192 unknown user,
+/// 291/497 access denied, 516 authentication failed.
+const MISCONFIGURED_CODES: [u32; 10] = [16, 47, 60, 62, 81, 164, 192, 291, 497, 516];
+
+/// Transient unless the answer names a code of the two lists above: network errors, timeouts, overload
+/// (e.g. 241 memory limit, 252 too many parts, 159 timeout) and 5xx are worth another try.
 fn sink_error(e: clickhouse::error::Error) -> SinkError {
     use clickhouse::error::Error as E;
-    let transient = match &e {
-        E::Network(_) | E::TimedOut => true,
-        E::BadResponse(body) => ![
-            "Code: 53",
-            "Code: 117",
-            "Code: 27",
-            "Code: 6,",
-            "Code: 60",
-            "Code: 62",
-        ]
-        .iter()
-        .any(|code| body.contains(code)),
-        _ => false,
+    let failure = match &e {
+        E::Network(_) | E::TimedOut => Failure::Transient,
+        E::BadResponse(body) => match error_code(body) {
+            Some(c) if REFUSED_CODES.contains(&c) => Failure::Refused,
+            Some(c) if MISCONFIGURED_CODES.contains(&c) => Failure::Misconfigured,
+            _ => Failure::Transient,
+        },
+        // Rows the client itself cannot serialize, or an answer it does not understand.
+        _ => Failure::Misconfigured,
     };
     SinkError {
         sink: "clickhouse",
         message: e.to_string(),
-        transient,
+        failure,
     }
+}
+
+/// The number after "Code: " in a ClickHouse error answer.
+fn error_code(body: &str) -> Option<u32> {
+    let rest = &body[body.find("Code: ")? + "Code: ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Rows ClickHouse refused for good: the offset, the event, and what ClickHouse said.
+pub type RefusedRows = Vec<(i64, Event, String)>;
+
+/// Writes `batch`; when ClickHouse refuses the data, halves the batch until the refused rows are alone,
+/// writes every other row, and returns the refused ones (to be dead-lettered). A batch of which *every*
+/// row is refused is treated as a misconfiguration instead (a table that takes nothing is not poison
+/// data), so it is retried, not dead-lettered. Any other error ends the attempt: the caller retries the
+/// whole batch (rows written meanwhile collapse in the ReplacingMergeTree).
+pub async fn write_isolating(
+    writer: &Addr<ClickhouseWriter>,
+    batch: &Arc<Batch>,
+) -> Result<RefusedRows, SinkError> {
+    let mut parts = vec![batch.clone()];
+    let mut refused = RefusedRows::new();
+    while let Some(part) = parts.pop() {
+        let written = writer.send(WriteBatch(part.clone())).await.unwrap_or_else(|e| {
+            Err(SinkError {
+                sink: "clickhouse",
+                message: format!("writer unavailable: {e}"),
+                failure: Failure::Transient,
+            })
+        });
+        match written {
+            Ok(()) => {}
+            Err(e) if e.failure == Failure::Refused => match part.events.as_slice() {
+                [(offset, event)] => refused.push((*offset, event.clone(), e.message)),
+                events => {
+                    let (left, right) = events.split_at(events.len() / 2);
+                    for half in [right, left] {
+                        parts.push(Arc::new(Batch {
+                            topic: part.topic.clone(),
+                            partition: part.partition,
+                            first_offset: half.first().map_or(part.first_offset, |(o, _)| *o),
+                            last_offset: half.last().map_or(part.last_offset, |(o, _)| *o),
+                            events: half.to_vec(),
+                            bytes: 0,
+                        }));
+                    }
+                }
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    if batch.events.len() > 1 && refused.len() == batch.events.len() {
+        let why = refused.pop().map(|(_, _, m)| m).unwrap_or_default();
+        return Err(SinkError {
+            sink: "clickhouse",
+            message: format!("every row of the batch refused (a table or schema problem?): {why}"),
+            failure: Failure::Misconfigured,
+        });
+    }
+    Ok(refused)
 }
 
 impl Actor for ClickhouseWriter {
@@ -162,6 +230,23 @@ impl Handler<WriteBatch> for ClickhouseWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_classified() {
+        let answer = |code: u32| {
+            sink_error(clickhouse::error::Error::BadResponse(format!(
+                "Code: {code}, e.displayText() = DB::Exception: something (version 18.16.1)"
+            )))
+            .failure
+        };
+        assert_eq!(answer(395), Failure::Refused);
+        assert_eq!(answer(6), Failure::Refused);
+        assert_eq!(answer(60), Failure::Misconfigured);
+        assert_eq!(answer(516), Failure::Misconfigured);
+        assert_eq!(answer(241), Failure::Transient);
+        assert_eq!(error_code("Code: 395. DB::Exception"), Some(395));
+        assert_eq!(error_code("no code here"), None);
+    }
 
     #[test]
     fn ddl_targets_the_configured_table() {

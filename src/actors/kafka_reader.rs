@@ -86,11 +86,11 @@ impl KafkaReader {
     pub fn new(
         settings: ReaderSettings,
         batcher: Addr<Batcher>,
+        dlq: Arc<DeadLetterQueue>,
         registry: Arc<RegistryClient>,
         reader_schema: Arc<Schema>,
         shared: Shared,
     ) -> Result<Self, String> {
-        let dlq = Arc::new(DeadLetterQueue::new(&settings.kafka, settings.dlq_topic.clone())?);
         Ok(KafkaReader {
             settings: Arc::new(settings),
             assignments: Arc::default(),
@@ -358,6 +358,7 @@ impl ReadLoop {
                             },
                             kind,
                             message,
+                            format: "confluent-avro",
                         });
                     }
                 }

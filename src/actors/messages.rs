@@ -30,8 +30,21 @@ pub struct WriteBatch(pub Arc<Batch>);
 pub struct SinkError {
     pub sink: &'static str,
     pub message: String,
-    /// True when retrying may succeed (service down, timeout); false when the data is refused.
-    pub transient: bool,
+    pub failure: Failure,
+}
+
+/// What a sink error means for the batch; each writer decides it per error (documented there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Service down, timeout, overload: the same write may succeed later. Retried with backoff.
+    Transient,
+    /// The sink refuses this data (a row it will never take): the rows at fault are isolated and
+    /// dead-lettered, the others written.
+    Refused,
+    /// The sink refuses every write (credentials, missing table or bucket, schema mismatch): retried with
+    /// backoff and shown in `/actors`, never dead-lettered: the operator has to fix it, and no data is lost
+    /// meanwhile (the partition waits, then the backlog in Kafka).
+    Misconfigured,
 }
 
 /// Both sinks have the batch: commit `next_offset` for the partition (sent by the Batcher to the

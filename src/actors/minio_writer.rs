@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 
-use super::messages::{Batch, SinkError, WriteBatch};
+use super::messages::{Batch, Failure, SinkError, WriteBatch};
 use super::Shared;
 use crate::s3::{ObjectStore, S3Error};
 
@@ -56,7 +56,11 @@ pub fn jsonl(batch: &Batch) -> Result<Vec<u8>, serde_json::Error> {
 fn sink_error(e: S3Error) -> SinkError {
     SinkError {
         sink: "minio",
-        transient: e.is_transient(),
+        // S3 takes any bytes: a refusal (403, missing bucket, …) is about the setup, not the data.
+        failure: match e.is_transient() {
+            true => Failure::Transient,
+            false => Failure::Misconfigured,
+        },
         message: e.to_string(),
     }
 }
@@ -88,7 +92,7 @@ impl Handler<WriteBatch> for MinioWriter {
                         "cannot serialize batch p{} o{}: {e}",
                         batch.partition, batch.first_offset
                     ),
-                    transient: false,
+                    failure: Failure::Misconfigured,
                 };
                 return Box::pin(fut::ready(Err(err)));
             }

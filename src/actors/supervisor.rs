@@ -29,6 +29,7 @@ use super::minio_writer::{self, MinioWriter};
 use super::poller::{self, PollSettings, Poller};
 use super::{batcher, Shared};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
+use crate::dead_letters::DeadLetterQueue;
 use crate::event::SCHEMA_V1;
 use crate::registry::RegistryClient;
 use crate::retry::Backoff;
@@ -192,7 +193,15 @@ pub fn start(
             max_records: pipeline.batch_max_records as usize,
             max_bytes: pipeline.batch_max_bytes as usize,
         };
-        let b = Batcher::new(pipeline.topic.clone(), limits, minio, clickhouse, shared.clone());
+        // Shared by the reader (undecodable records) and the Batcher (rows a sink refuses).
+        let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())?;
+        let dlq = Arc::new(dlq);
+        let sinks = batcher::Sinks {
+            minio,
+            clickhouse,
+            dlq: dlq.clone(),
+        };
+        let b = Batcher::new(pipeline.topic.clone(), limits, sinks, shared.clone());
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         started.batcher = Some(batcher.clone());
@@ -206,7 +215,14 @@ pub fn start(
             group_id: pipeline.group_id.clone(),
             max_inflight_bytes: pipeline.max_inflight_bytes,
         };
-        let r = KafkaReader::new(settings, batcher, registry.clone(), reader_schema, shared.clone())?;
+        let r = KafkaReader::new(
+            settings,
+            batcher,
+            dlq,
+            registry.clone(),
+            reader_schema,
+            shared.clone(),
+        )?;
         let reader = Supervise::start(kafka_reader::NAME, r, shared);
         started.crashable(kafka_reader::NAME, &reader);
         started.reader = Some(reader);

@@ -431,3 +431,18 @@ pub fn kafka_lag(cfg: &ServicesConfig, names: &Names) -> u64 {
         })
         .sum()
 }
+
+/// A Kafka record's headers as text, by key.
+pub fn headers(msg: &impl rdkafka::message::Message) -> std::collections::BTreeMap<String, String> {
+    use rdkafka::message::Headers;
+    msg.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                    (h.key.to_owned(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
