@@ -122,12 +122,22 @@ pub struct NrtProcess {
 
 impl NrtProcess {
     pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn_with_stderr(args, envs, std::process::Stdio::inherit())
+    }
+
+    /// Like `spawn`, with the process's log (stderr) written to `log`.
+    pub fn spawn_logging_to(args: &[&str], envs: &[(&str, &str)], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        Self::spawn_with_stderr(args, envs, std::process::Stdio::from(file))
+    }
+
+    fn spawn_with_stderr(args: &[&str], envs: &[(&str, &str)], stderr: std::process::Stdio) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nrt"))
             .args(args)
             .envs(envs.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start `nrt {}`: {e}", args.join(" ")));
         let stdout = child
