@@ -1,6 +1,9 @@
 //! Confluent's wire format: magic byte 0, the writer schema's global id (4 bytes, big-endian), then the
 //! Avro binary encoding of one datum.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -74,6 +77,46 @@ pub fn encode_all(
             Ok(out)
         })
         .collect()
+}
+
+/// The consumer's decoders: one per writer schema id seen, each knowing whether its writer schema is
+/// the reader schema (then no resolution is needed: the common case, and the hot path).
+pub struct Decoders {
+    reader: Arc<Schema>,
+    by_id: HashMap<u32, (Arc<Schema>, bool)>,
+}
+
+impl Decoders {
+    pub fn new(reader: Arc<Schema>) -> Self {
+        Decoders {
+            reader,
+            by_id: HashMap::new(),
+        }
+    }
+
+    pub fn knows(&self, schema_id: u32) -> bool {
+        self.by_id.contains_key(&schema_id)
+    }
+
+    /// Remembers the writer schema registered under `schema_id`.
+    pub fn learn(&mut self, schema_id: u32, writer: Arc<Schema>) {
+        // Field for field, logical types and defaults included (the Parsing Canonical Form drops them).
+        let json = |s: &Schema| serde_json::to_value(s).ok();
+        let same = json(&writer).is_some() && json(&writer) == json(&self.reader);
+        self.by_id.insert(schema_id, (writer, same));
+    }
+
+    /// Decodes a record's Avro bytes into the reader schema; the id must have been learnt.
+    pub fn decode(&self, schema_id: u32, avro: &[u8]) -> Result<Value, WireError> {
+        let Some((writer, same)) = self.by_id.get(&schema_id) else {
+            return Err(WireError::Corrupt {
+                schema_id,
+                message: "writer schema not known to the decoder".into(),
+            });
+        };
+        let reader = (!same).then_some(&*self.reader);
+        decode(schema_id, avro, writer, reader)
+    }
 }
 
 /// Decodes the Avro bytes written with `writer`, resolved into `reader` when given (schema evolution).
@@ -173,6 +216,34 @@ mod tests {
         let (id, avro) = split(bytes).map_err(|e| e.to_string()).unwrap_or_default();
         assert_eq!(id, 0x01020304);
         assert_eq!(decode(id, avro, &s, None), Ok(value()));
+    }
+
+    #[test]
+    fn decoders_resolve_only_when_the_writer_differs() {
+        let reader = Arc::new(schema());
+        let mut decoders = Decoders::new(reader.clone());
+        let bytes = [5, 4, 0xc3, 0xa9];
+        assert!(decoders.decode(1, &bytes).is_err(), "an unknown id decodes");
+        decoders.learn(1, reader);
+        assert_eq!(decoders.decode(1, &bytes), Ok(value()));
+        // An older writer without `s`: resolution fills the reader's default.
+        let older =
+            Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}"#);
+        let older = older.map_err(|e| e.to_string()).map(Arc::new);
+        let with_default = Schema::parse_str(
+            r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"},{"name":"s","type":"string","default":"d"}]}"#,
+        );
+        let mut evolving = Decoders::new(Arc::new(
+            with_default
+                .map_err(|e| e.to_string())
+                .unwrap_or_else(|e| panic!("{e}")),
+        ));
+        evolving.learn(2, older.unwrap_or_else(|e| panic!("{e}")));
+        let expected = Value::Record(vec![
+            ("n".into(), Value::Long(-3)),
+            ("s".into(), Value::String("d".into())),
+        ]);
+        assert_eq!(evolving.decode(2, &[5]), Ok(expected));
     }
 
     #[test]

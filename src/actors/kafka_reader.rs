@@ -7,6 +7,7 @@
 //! stays in the group however long a sink is down; it resumes them as soon as commits free room. Memory
 //! is thus bounded by `max_inflight_bytes`, one chunk, and librdkafka's prefetch queue (sized from it).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -170,7 +171,7 @@ impl Actor for KafkaReader {
             inflight: self.inflight.clone(),
             batcher: self.batcher.clone(),
             registry: self.registry.clone(),
-            reader_schema: self.reader_schema.clone(),
+            decoders: RefCell::new(wire::Decoders::new(self.reader_schema.clone())),
             shared: self.shared.clone(),
         };
         let handle = ctx.spawn(job.run().into_actor(self).map(|res, act, ctx| {
@@ -258,7 +259,8 @@ struct ReadLoop {
     inflight: Arc<Inflight>,
     batcher: Addr<Batcher>,
     registry: Arc<RegistryClient>,
-    reader_schema: Arc<Schema>,
+    /// One decoder per writer schema id, built on the id's first record (never borrowed across an await).
+    decoders: RefCell<wire::Decoders>,
     shared: Shared,
 }
 
@@ -495,18 +497,21 @@ impl ReadLoop {
             WireError::TooShort(_) => ("too_short", e.to_string()),
             _ => ("bad_magic", e.to_string()),
         })?;
-        let mut backoff = Backoff::service();
-        let writer = loop {
-            match self.registry.schema_by_id(id).await {
-                Ok(s) => break s,
-                Err(e) if e.is_transient() => {
-                    self.shared.health.error(NAME, e.to_string());
-                    tokio::time::sleep(backoff.next_delay()).await;
+        if !self.decoders.borrow().knows(id) {
+            let mut backoff = Backoff::service();
+            let writer = loop {
+                match self.registry.schema_by_id(id).await {
+                    Ok(s) => break s,
+                    Err(e) if e.is_transient() => {
+                        self.shared.health.error(NAME, e.to_string());
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                    Err(e) => return Err(("unknown_schema", e.to_string())),
                 }
-                Err(e) => return Err(("unknown_schema", e.to_string())),
-            }
-        };
-        let value = wire::decode(id, avro, &writer, Some(&self.reader_schema)).map_err(|e| match e {
+            };
+            self.decoders.borrow_mut().learn(id, writer);
+        }
+        let value = self.decoders.borrow().decode(id, avro).map_err(|e| match e {
             WireError::Resolve { .. } => ("schema_resolution", e.to_string()),
             _ => ("corrupt", e.to_string()),
         })?;
