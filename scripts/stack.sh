@@ -239,6 +239,18 @@ start_prometheus() {
     --web.listen-address=127.0.0.1:9090 --web.enable-lifecycle --storage.tsdb.retention.time=2d
 }
 
+# A running Prometheus gets the checked-in config and rules again (they may have changed since it started).
+refresh_prometheus() {
+  local dir=$STACK/prometheus
+  if ! cmp -s "$ROOT/prometheus/alerts.yml" "$dir/alerts.yml" ||
+     ! cmp -s "$ROOT/scripts/stack/prometheus.yml" "$dir/prometheus.yml"; then
+    cp "$ROOT/scripts/stack/prometheus.yml" "$dir/prometheus.yml"
+    cp "$ROOT/prometheus/alerts.yml" "$dir/alerts.yml"
+    curl -sf -m 10 -X POST http://127.0.0.1:9090/-/reload >/dev/null || die "prometheus: reload refused"
+    log "prometheus: config and rules reloaded"
+  fi
+}
+
 start_registry() {
   mkdir -p "$STACK/registry"
   spawn registry "$(nrt_bin)" registry --listen 127.0.0.1:8081 --data-dir "$STACK/registry"
@@ -248,6 +260,7 @@ start_one() {
   local svc=$1
   if running "$svc"; then
     wait_healthy "$svc"
+    [[ $svc == prometheus ]] && refresh_prometheus
     return 0
   fi
   if [[ $svc == registry ]] && ! has_registry; then
