@@ -1,5 +1,6 @@
 //! The admin API of `nrt run` (actix-web): `/health` liveness, `/ready` readiness, `/metrics` for
-//! Prometheus, `/actors` for people. Read-only; nothing here echoes configuration or credentials.
+//! Prometheus, `/actors` for people; `POST /actors/{name}/restart` and `POST /flush` behind the admin
+//! token. Nothing here echoes configuration or credentials.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,13 @@ use std::time::Duration;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
+use actix::Recipient;
+
+use crate::actors::batcher::FlushNow;
 use crate::actors::health::Health;
+use crate::actors::messages::Restart;
 use crate::config::{Role, ServicesConfig};
 use crate::metrics::{self, PipelineMetrics};
 use crate::probes::{self, Service};
@@ -17,6 +24,9 @@ pub struct AdminState {
     pub health: Arc<Health>,
     /// Guards the mutating endpoints; empty switches them off.
     pub token: crate::config::Secret,
+    pub restarters: BTreeMap<&'static str, Recipient<Restart>>,
+    /// The consumer's Batcher, for `POST /flush` (none in the producer role).
+    pub flusher: Option<Recipient<FlushNow>>,
     #[cfg(debug_assertions)]
     pub crashers: crate::actors::fault::Crashers,
     pub metrics: PipelineMetrics,
@@ -88,6 +98,38 @@ async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
 
 async fn actors(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(state.health.snapshot())
+}
+
+/// Stops an actor; its supervisor restarts it at once (or after its backoff, if it keeps failing).
+async fn restart(
+    state: web::Data<AdminState>,
+    name: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&state.token, &req) {
+        return refused;
+    }
+    match state.restarters.get(name.as_str()) {
+        Some(actor) => {
+            actor.do_send(Restart);
+            HttpResponse::Accepted().json(json!({"restarting": name.as_str()}))
+        }
+        None => HttpResponse::NotFound().json(json!({"error": format!("no actor named {name}")})),
+    }
+}
+
+/// Writes every open batch now instead of at its flush time.
+async fn flush(state: web::Data<AdminState>, req: actix_web::HttpRequest) -> HttpResponse {
+    if let Some(refused) = refusal(&state.token, &req) {
+        return refused;
+    }
+    let Some(batcher) = &state.flusher else {
+        return HttpResponse::NotFound().json(json!({"error": "no consumer in this role: nothing to flush"}));
+    };
+    match batcher.send(FlushNow).await {
+        Ok(n) => HttpResponse::Accepted().json(json!({"flushing": n})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": format!("batcher: {e}")})),
+    }
 }
 
 /// Debug builds only (`debug_assertions`): make an actor stop (`?how=stop`, the default) or panic
@@ -166,6 +208,8 @@ pub fn bind(addr: &str, state: AdminState) -> anyhow::Result<(actix_web::dev::Se
             .route("/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics_text))
             .route("/actors", web::get().to(actors))
+            .route("/actors/{name}/restart", web::post().to(restart))
+            .route("/flush", web::post().to(flush))
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(json!({"error": "no such route"}))
             }))

@@ -45,6 +45,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     let state = AdminState {
         health: shared.health.clone(),
         token: args.pipeline.admin_token.clone(),
+        restarters: started.restarters.clone(),
+        flusher: started.batcher.clone().map(|b| b.recipient()),
         #[cfg(debug_assertions)]
         crashers: started.crashers.clone(),
         metrics: shared.metrics.clone(),

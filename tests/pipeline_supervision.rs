@@ -80,6 +80,14 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
         .await;
         crash(&admin, actor, how).await;
     }
+    // The operator's restart (all builds): ClickhouseWriter once more.
+    let restart = reqwest::Client::new()
+        .post(format!("{admin}/actors/clickhouse_writer/restart"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(restart.ok(), Some(202), "POST /actors/clickhouse_writer/restart");
     // A crash loop: MinioWriter panics five more times in a row. Restarts back off, and readiness says so.
     common::wait_for(120, "10000 rows before the crash loop", || async {
         (common::clickhouse_count(&cfg, &names.table, false).await? >= 10_000).then_some(())
@@ -111,7 +119,11 @@ async fn crashed_actors_restart_and_nothing_is_lost() {
     let raw = common::assert_all_landed_once(&cfg, &names, SEED, EPOCH_MS, EVENTS).await;
 
     let actors = common::get_json(&format!("{admin}/actors")).await;
-    let expected = |actor: &str| if actor == "minio_writer" { 6 } else { 1 };
+    let expected = |actor: &str| match actor {
+        "minio_writer" => 6,
+        "clickhouse_writer" => 2,
+        _ => 1,
+    };
     for (actor, _) in crashed {
         assert_eq!(actors[actor]["restarts"], expected(actor), "{actor}: {actors}");
         assert_eq!(actors[actor]["state"], "running", "{actor}: {actors}");

@@ -1,5 +1,6 @@
 //! Graceful shutdown: SIGTERM drains (open batches written and committed before the process exits 0),
 //! a drain that cannot finish gives up after NRT_SHUTDOWN_TIMEOUT_MS, and a second signal exits at once.
+//! `POST /flush` writes open batches on demand.
 #![cfg(feature = "integration")]
 
 mod common;
@@ -121,4 +122,41 @@ async fn a_stuck_drain_times_out_and_a_second_signal_exits_at_once() {
         took.as_secs_f64(),
         second.as_secs_f64()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn post_flush_writes_open_batches_now() {
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("flush");
+    const EVENTS: u64 = 3_000;
+    const TOKEN: &str = "flush-token-0b9e";
+    let mock = common::spawn_mock(45, EVENTS, EPOCH_MS);
+    let mut env = names.env(&mock.url);
+    env.push(("NRT_FLUSH_INTERVAL_MS", "600000"));
+    env.push(("NRT_ADMIN_TOKEN", TOKEN));
+    let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
+    consumed(&pipeline, EVENTS).await;
+    let post = |token: Option<&'static str>| {
+        let mut req = reqwest::Client::new().post(format!("{}/flush", pipeline.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.map(|r| r.status().as_u16()).ok() }
+    };
+    assert_eq!(post(None).await, Some(401), "/flush without the token");
+    assert_eq!(
+        common::kafka_lag(&cfg, &names),
+        EVENTS,
+        "flushed without being asked"
+    );
+    assert_eq!(post(Some(TOKEN)).await, Some(202));
+    common::wait_for(30, "every event written and committed after /flush", || async {
+        let rows = common::clickhouse_count(&cfg, &names.table, true).await?;
+        (rows == EVENTS && common::kafka_lag(&cfg, &names) == 0).then_some(())
+    })
+    .await;
+    let ids = common::event_ids(&common::minio_lines(&cfg, &names.prefix).await);
+    assert_eq!(ids.len() as u64, EVENTS, "MinIO lines after /flush");
+    println!("flush: POST /flush wrote and committed {EVENTS} events held in ten-minute batches (401 without the token)");
 }

@@ -43,6 +43,12 @@ pub struct Reset;
 #[rtype(result = "()")]
 pub struct CommitTo(pub Recipient<Commit>);
 
+/// `POST /flush`: write every open batch now, whatever its age (a partition with a batch in flight
+/// writes its open one right after). Replies with the number of open batches.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct FlushNow;
+
 /// Graceful shutdown: write every open batch now, whatever its age, and reply once all of them are
 /// written and committed. Records that still arrive are flushed the same way.
 #[derive(Debug, Message)]
@@ -69,6 +75,7 @@ struct Open {
     events: Vec<(i64, Event)>,
     bytes: usize,
     opened: Instant,
+    flush_now: bool,
 }
 
 pub struct Batcher {
@@ -102,6 +109,7 @@ impl Batcher {
 
     fn due(&self, open: &Open) -> bool {
         self.draining
+            || open.flush_now
             || open.events.len() >= self.limits.max_records
             || open.bytes >= self.limits.max_bytes
             || open.opened.elapsed() >= self.limits.flush_interval
@@ -309,11 +317,27 @@ impl Handler<Decoded> for Batcher {
             events: Vec::new(),
             bytes: 0,
             opened: Instant::now(),
+            flush_now: false,
         });
         open.last_offset = msg.last_offset;
         open.bytes += msg.bytes;
         open.events.extend(msg.events);
         self.try_flush(msg.partition, ctx);
+    }
+}
+
+impl Handler<FlushNow> for Batcher {
+    type Result = usize;
+
+    fn handle(&mut self, _: FlushNow, ctx: &mut Self::Context) -> usize {
+        let partitions: Vec<i32> = self.open.keys().copied().collect();
+        for p in &partitions {
+            if let Some(open) = self.open.get_mut(p) {
+                open.flush_now = true;
+            }
+            self.try_flush(*p, ctx);
+        }
+        partitions.len()
     }
 }
 

@@ -47,6 +47,11 @@ pub enum Failure {
     Misconfigured,
 }
 
+/// Stop and be restarted by the supervisor (`POST /actors/{name}/restart`): what a stuck actor needs.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Restart;
+
 /// Both sinks have the batch: commit `next_offset` for the partition (sent by the Batcher to the
 /// KafkaReader). The reply comes once the commit is done, so the Batcher never writes a partition's
 /// next batch before the previous one is committed.

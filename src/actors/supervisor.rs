@@ -17,7 +17,9 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix::dev::ContextFut;
-use actix::{Actor, Addr, AsyncContext, Context, Supervised};
+use std::collections::BTreeMap;
+
+use actix::{Actor, Addr, AsyncContext, Context, Recipient, Supervised};
 use apache_avro::Schema;
 
 use super::batcher::{Batcher, Limits};
@@ -25,6 +27,7 @@ use super::clickhouse_writer::{self, ClickhouseWriter};
 use super::encoder::{self, Encoder};
 use super::kafka_publisher::{self, KafkaPublisher, TopicSettings};
 use super::kafka_reader::{self, KafkaReader, ReaderSettings};
+use super::messages::Restart;
 use super::minio_writer::{self, MinioWriter};
 use super::poller::{self, PollSettings, Poller};
 use super::{batcher, Shared};
@@ -127,6 +130,8 @@ pub struct Started {
     pub poller: Option<Addr<Poller>>,
     pub reader: Option<Addr<KafkaReader>>,
     pub batcher: Option<Addr<Batcher>>,
+    /// Every actor, by name, for `POST /actors/{name}/restart`.
+    pub restarters: BTreeMap<&'static str, Recipient<Restart>>,
     #[cfg(debug_assertions)]
     pub crashers: super::fault::Crashers,
 }
@@ -135,14 +140,42 @@ impl Started {
     #[cfg(debug_assertions)]
     fn crashable<A>(&mut self, name: &'static str, addr: &Addr<A>)
     where
-        A: Actor<Context = Context<A>> + actix::Handler<super::fault::Crash>,
+        A: Actor<Context = Context<A>> + actix::Handler<super::fault::Crash> + actix::Handler<Restart>,
     {
+        self.restarters.insert(name, addr.clone().recipient());
         self.crashers.insert(name, addr.clone().recipient());
     }
 
     #[cfg(not(debug_assertions))]
-    fn crashable<A: Actor>(&mut self, _: &'static str, _: &Addr<A>) {}
+    fn crashable<A>(&mut self, name: &'static str, addr: &Addr<A>)
+    where
+        A: Actor<Context = Context<A>> + actix::Handler<Restart>,
+    {
+        self.restarters.insert(name, addr.clone().recipient());
+    }
 }
+
+macro_rules! restartable {
+    ($($actor:ty),*) => {$(
+        impl actix::Handler<Restart> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: Restart, ctx: &mut Self::Context) {
+                log::warn!("{}: restart requested through the admin API", stringify!($actor));
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    )*};
+}
+
+restartable!(
+    Poller,
+    Encoder,
+    KafkaPublisher,
+    KafkaReader,
+    Batcher,
+    MinioWriter,
+    ClickhouseWriter
+);
 
 /// Starts the chains of `role` in the current actix System.
 pub fn start(
@@ -243,8 +276,10 @@ pub fn start(
             KafkaPublisher::new(topic, shared.clone())?,
             shared,
         );
+        started.crashable(kafka_publisher::NAME, &publisher);
         let encoder = Encoder::new(registry, &pipeline.topic, SCHEMA_V1, publisher, shared.clone())?;
         let encoder = Supervise::start(encoder::NAME, encoder, shared);
+        started.crashable(encoder::NAME, &encoder);
         let settings = PollSettings {
             api_url: pipeline.mock_api_url.clone(),
             batch: pipeline.poll_batch,
@@ -252,7 +287,9 @@ pub fn start(
             timeout: Duration::from_millis(pipeline.poll_timeout_ms),
         };
         let poller = Poller::new(settings, encoder, shared.clone())?;
-        started.poller = Some(Supervise::start(poller::NAME, poller, shared));
+        let poller = Supervise::start(poller::NAME, poller, shared);
+        started.crashable(poller::NAME, &poller);
+        started.poller = Some(poller);
     }
     Ok(started)
 }
