@@ -10,6 +10,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
+# Declared in Cargo.toml: cargo refuses a manifest whose bench target is missing.
+COPY benches ./benches
 COPY schemas ./schemas
 RUN cargo build --release --locked --bin nrt
 

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for chunk in events.chunks(CHUNK) {
             let body = serde_json::to_vec(chunk).unwrap_or_default();
             black_box(
-                nrt_pipeline::actors::poller::parse_events(&body)
+                nrt_pipeline::event::parse_events(&body)
                     .map(|(e, _)| e.len())
                     .ok(),
             );

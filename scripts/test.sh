@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command (README and .ci/run call exactly this): bring the real services up,
-# then rustfmt, clippy, and every test (unit + integration against those services).
+# then rustfmt, clippy, every test (unit + integration against those services), and a short fuzz run.
 #
 # Set NRT_KEEP_STACK=1 to leave services running that this script started.
 set -euo pipefail
@@ -10,28 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-PHASES=()
-T_START=$SECONDS
-
-phase() {
-  local name=$1; shift
-  local t0=$SECONDS
-  printf '\n=== %s\n' "$name"
-  if "$@"; then
-    PHASES+=("$(printf '%-8s %4ds  ok' "$name" $((SECONDS - t0)))")
-  else
-    local rc=$?
-    PHASES+=("$(printf '%-8s %4ds  FAILED (exit %d)' "$name" $((SECONDS - t0)) "$rc")")
-    summary
-    exit "$rc"
-  fi
-}
-
-summary() {
-  printf '\n=== phase durations\n'
-  printf '%s\n' "${PHASES[@]}"
-  printf '%-8s %4ds\n' total $((SECONDS - T_START))
-}
+# shellcheck source=scripts/phases.sh
+source "$ROOT/scripts/phases.sh"
 
 # Stop afterwards only what this run started; a developer's running stack stays up.
 started_here=0
@@ -67,5 +47,7 @@ run_tests() {
   cargo test --features integration -- --show-output 2>&1 | tee .stack/test-output.log
 }
 phase test run_tests
+# cargo-fuzz on the wire decoder and the events parser (60 s each; scripts/fuzz.sh says how, on stable).
+phase fuzz scripts/fuzz.sh "${NRT_FUZZ_SECONDS:-60}"
 summary
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' .stack/test-output.log

@@ -242,7 +242,32 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
-/// One row of `analytics.events_raw`, in the column order of schemas/clickhouse/002_events_raw.sql.
+/// The events API's answer: a JSON array of events. Returns the valid events and, for each invalid
+/// one, why; an answer that is not a JSON array at all is an error. Fuzzed (`fuzz/`): any bytes in,
+/// never a panic.
+pub fn parse_events(body: &[u8]) -> Result<(Vec<Event>, Vec<String>), String> {
+    let raw: Vec<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON array: {e}"))?;
+    let mut events = Vec::with_capacity(raw.len());
+    let mut invalid = Vec::new();
+    for value in raw {
+        let parsed = serde_json::from_value::<Event>(value)
+            .map_err(|e| e.to_string())
+            .and_then(|e| {
+                e.validate().map_err(|err| err.to_string())?;
+                Ok(e)
+            });
+        match parsed {
+            Ok(e) => events.push(e),
+            Err(msg) => invalid.push(msg),
+        }
+    }
+    Ok((events, invalid))
+}
+
+/// One row of `analytics.events_raw`, in the column order of schemas/clickhouse/002_events_raw.sql
+/// (built with the pipeline only: it needs the `clickhouse` crate).
+#[cfg(feature = "runtime")]
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
 pub struct EventRow {
     #[serde(with = "clickhouse::serde::uuid")]
@@ -261,6 +286,7 @@ pub struct EventRow {
     pub kafka_offset: i64,
 }
 
+#[cfg(feature = "runtime")]
 impl EventRow {
     pub fn new(e: &Event, ingested_at: Millis, partition: i32, offset: i64) -> Self {
         EventRow {

@@ -3,19 +3,31 @@
 //! The library holds everything; `src/main.rs` only parses the command line and starts things.
 //! `actors.md` tells the data flow in one page.
 
-pub mod actors;
-pub mod admin;
-pub mod clickhouse;
-pub mod config;
-pub mod dead_letters;
-pub mod doctor;
+// The Event and the wire format need no service client; everything else comes with `runtime` (default).
 pub mod event;
-pub mod kafka;
-pub mod metrics;
-pub mod mock_api;
-pub mod probes;
-pub mod registry;
-pub mod retry;
-pub mod run;
-pub mod s3;
 pub mod wire;
+
+/// Declares modules that exist with the `runtime` feature only.
+macro_rules! runtime_modules {
+    ($($module:ident),* $(,)?) => {$(
+        #[cfg(feature = "runtime")]
+        pub mod $module;
+    )*};
+}
+
+runtime_modules!(
+    actors,
+    admin,
+    clickhouse,
+    config,
+    dead_letters,
+    doctor,
+    kafka,
+    metrics,
+    mock_api,
+    probes,
+    registry,
+    retry,
+    run,
+    s3,
+);

@@ -137,6 +137,26 @@ fn dockerfile_lints_clean_and_builds_what_the_tests_build() {
         "RUN cargo build --release --locked --bin nrt",
         "same (default) features as the tests"
     );
+    // Cargo refuses a manifest whose declared targets are missing: the build stage must copy them all.
+    let manifest = std::fs::read_to_string(format!("{ROOT}/Cargo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let copied: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    for (dir, table) in [
+        ("src", "[[bin]]"),
+        ("benches", "[[bench]]"),
+        ("examples", "[[example]]"),
+    ] {
+        if manifest.contains(table) {
+            assert!(
+                copied.contains(&dir),
+                "Cargo.toml declares a {table} target in {dir}/ but the Dockerfile does not copy {dir}"
+            );
+        }
+    }
     assert!(body.contains("\nUSER 10001\n"), "runs as a non-root user");
     assert!(
         body.contains("HEALTHCHECK") && body.contains("/health"),

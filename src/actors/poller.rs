@@ -213,7 +213,7 @@ async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec
         )
     })?;
     let (events, invalid) =
-        parse_events(&body).map_err(|e| poll_error("bad_json", format!("GET {url}: {e}")))?;
+        crate::event::parse_events(&body).map_err(|e| poll_error("bad_json", format!("GET {url}: {e}")))?;
     if !invalid.is_empty() {
         shared
             .metrics
@@ -226,27 +226,4 @@ async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec
         (true, Some(msg)) => Err(poll_error("invalid_batch", format!("GET {url}: {msg}"))),
         _ => Ok(events),
     }
-}
-
-/// The events API's answer: a JSON array of events. Returns the valid events and, for each invalid
-/// one, why; an answer that is not a JSON array at all is an error. Fuzzed (`fuzz/`): any bytes in,
-/// never a panic.
-pub fn parse_events(body: &[u8]) -> Result<(Vec<Event>, Vec<String>), String> {
-    let raw: Vec<serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| format!("not a JSON array: {e}"))?;
-    let mut events = Vec::with_capacity(raw.len());
-    let mut invalid = Vec::new();
-    for value in raw {
-        let parsed = serde_json::from_value::<Event>(value)
-            .map_err(|e| e.to_string())
-            .and_then(|e| {
-                e.validate().map_err(|err| err.to_string())?;
-                Ok(e)
-            });
-        match parsed {
-            Ok(e) => events.push(e),
-            Err(msg) => invalid.push(msg),
-        }
-    }
-    Ok((events, invalid))
 }

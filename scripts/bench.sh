@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Throughput of the release build on this machine, against the real services of scripts/stack.sh:
+#   1. codec: the CPU cost of each stage, single-threaded (cargo bench --bench codec);
+#   2. producer: a seeded Mock API of N events → Poller → Encoder → Kafka, until Kafka acked all N;
+#   3. consumer: those N events from Kafka → both sinks, until MinIO and ClickHouse acknowledged all N.
+# Prints events/s and the consumer's peak RSS. Figures, not pass/fail: nothing here is a test.
+#
+#   scripts/bench.sh [EVENTS]      (default 1000000)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/env.sh
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+
+N=${1:-1000000}
+[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "usage: scripts/bench.sh [EVENTS]" >&2; exit 2; }
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+t0=$SECONDS
+cargo build --release --quiet
+echo "release build: $((SECONDS - t0)) s"
+scripts/stack.sh up >/dev/null
+[[ -f .env ]] && { set -a; source .env; set +a; }
+
+echo; echo "=== codec (single thread, per stage)"
+cargo bench --quiet --bench codec 2>/dev/null | grep -v '^$'
+
+NRT=target/release/nrt
+id=$(date +%s)
+export NRT_TOPIC=nrt-bench-$id NRT_GROUP_ID=nrt-bench-$id NRT_S3_PREFIX=bench-$id/ \
+  NRT_CLICKHOUSE_DATABASE=nrt_bench NRT_CLICKHOUSE_TABLE=events_$id NRT_ADMIN_ADDR=127.0.0.1:0 \
+  NRT_POLL_BATCH=10000 RUST_LOG=warn
+
+# Starts `nrt ARGS...` in the background; sets PID and URL (its admin address, printed on stdout).
+spawn() {
+  local out=$WORK/$1.out
+  shift
+  "$NRT" "$@" >"$out" 2>>"$WORK/stderr.log" &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 1 100); do
+    URL=$(grep -o 'http://[0-9.:]*' "$out" | head -n1 || true)
+    [[ -n $URL ]] && return 0
+    sleep 0.1
+  done
+  echo "nrt $* did not start; its log:" >&2
+  cat "$WORK/stderr.log" >&2
+  exit 1
+}
+
+metric() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" '$1 == m {print int($2)}'; }
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f events/s (%.2f s)", n / (b - a), b - a}'; }
+
+"$NRT" mock-api --listen 127.0.0.1:18765 --seed 1 --limit "$N" >/dev/null 2>>"$WORK/stderr.log" &
+PIDS+=("$!")
+export NRT_MOCK_API_URL=http://127.0.0.1:18765
+sleep 0.5
+
+echo; echo "=== producer: $N events, Mock API → Kafka (acks=all)"
+spawn producer run --role producer
+producer=$PID
+start=""
+while :; do
+  published=$(metric "$URL" nrt_events_published_total)
+  [[ -z $start && ${published:-0} -gt 0 ]] && start=$(now)
+  [[ ${published:-0} -ge $N ]] && break
+  sleep 0.1
+done
+echo "producer: $(rate "$N" "$start" "$(now)")"
+kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
+
+echo; echo "=== consumer: $N events, Kafka → MinIO (JSONL) + ClickHouse, committed"
+spawn consumer run --role consumer
+consumer=$PID
+start=""
+while :; do
+  consumed=$(metric "$URL" nrt_events_consumed_total)
+  [[ -z $start && ${consumed:-0} -gt 0 ]] && start=$(now)
+  minio=$(metric "$URL" 'nrt_events_written_total{sink="minio"}')
+  clickhouse=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse"}')
+  [[ ${minio:-0} -ge $N && ${clickhouse:-0} -ge $N ]] && break
+  sleep 0.1
+done
+end=$(now)
+peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$consumer/status")
+echo "consumer: $(rate "$N" "$start" "$end"), peak RSS $peak"
+kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
+clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true
