@@ -55,6 +55,10 @@ spawn() {
   exit 1
 }
 
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+service_pids() { echo "$(pgrep -f kafka.Kafka | head -1) $(pgrep -x clickhouse-serv | head -1) $(pgrep -x minio | head -1)"; }
+
 metric() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" '$1 == m {print int($2)}'; }
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f events/s (%.2f s)", n / (b - a), b - a}'; }
@@ -78,12 +82,15 @@ echo "producer: $(rate "$N" "$start" "$(now)")"
 kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
 
 echo; echo "=== consumer: $N events, Kafka → MinIO (JSONL) + ClickHouse, committed"
+read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
+cpu_before="$(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
 spawn consumer run --role consumer
 consumer=$PID
 start=""
 while :; do
   consumed=$(metric "$URL" nrt_events_consumed_total)
   [[ -z $start && ${consumed:-0} -gt 0 ]] && start=$(now)
+  [[ -z ${read_all:-} && ${consumed:-0} -ge $N ]] && read_all=$(now)
   minio=$(metric "$URL" 'nrt_events_written_total{sink="minio"}')
   clickhouse=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse"}')
   [[ ${minio:-0} -ge $N && ${clickhouse:-0} -ge $N ]] && break
@@ -91,6 +98,15 @@ while :; do
 done
 end=$(now)
 peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$consumer/status")
-echo "consumer: $(rate "$N" "$start" "$end"), peak RSS $peak"
+echo "consumer: $(rate "$N" "$start" "$end"), peak RSS $peak; read and decoded: $(rate "$N" "$start" "$read_all")"
+cpu_after="$(cpu "$consumer") $(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
+awk -v b="$cpu_before" -v a="$cpu_after" 'BEGIN {
+  split(b, x, " "); split(a, y, " ");
+  printf "CPU seconds during the consumer run: nrt %.1f, Kafka %.1f, ClickHouse %.1f, MinIO %.1f\n",
+    y[1], y[2] - x[1], y[3] - x[2], y[4] - x[3] }'
+echo "busiest threads of the consumer (CPU seconds):"
+for t in /proc/"$consumer"/task/*; do
+  awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
+done | sort -rn | head -n 5
 kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
 clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true

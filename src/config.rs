@@ -272,7 +272,7 @@ pub struct PipelineConfig {
           value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
     pub batch_max_bytes: u64,
     /// Backpressure: the KafkaReader stops reading while this many bytes are read but not committed.
-    #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 128 << 20,
+    #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 32 << 20,
           value_parser = clap::value_parser!(u64).range(1 << 16..=1 << 36))]
     pub max_inflight_bytes: u64,
     /// Graceful shutdown: on SIGTERM/SIGINT, how long to drain (publish what was polled, write and commit

@@ -119,6 +119,9 @@ impl KafkaReader {
                 "queued.max.messages.kbytes",
                 prefetch_kbytes(s.max_inflight_bytes).to_string(),
             )
+            // Once that queue is full librdkafka postpones the partition's next fetch by this much (1 s by
+            // default); the queue drains in milliseconds here.
+            .set("fetch.queue.backoff.ms", "20")
             // Notice partitions added to the topic soon.
             .set("topic.metadata.refresh.interval.ms", "10000")
             .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS);
