@@ -109,10 +109,19 @@ async fn restart(
     if let Some(refused) = refusal(&state.token, &req) {
         return refused;
     }
-    match state.restarters.get(name.as_str()) {
+    deliver(&state.restarters, &name, Restart, "restarting")
+}
+
+/// Sends `msg` to the actor called `name`: 202 naming it, or 404.
+fn deliver<M>(actors: &BTreeMap<&'static str, Recipient<M>>, name: &str, msg: M, done: &str) -> HttpResponse
+where
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+{
+    match actors.get(name) {
         Some(actor) => {
-            actor.do_send(Restart);
-            HttpResponse::Accepted().json(json!({"restarting": name.as_str()}))
+            actor.do_send(msg);
+            HttpResponse::Accepted().json(json!({ done: name }))
         }
         None => HttpResponse::NotFound().json(json!({"error": format!("no actor named {name}")})),
     }
@@ -143,20 +152,11 @@ async fn crash(
     if let Some(refused) = refusal(&state.token, &req) {
         return refused;
     }
-    let panic = match req.query_string() {
-        "" | "how=stop" => false,
-        "how=panic" => true,
-        other => {
-            return HttpResponse::BadRequest()
-                .json(json!({"error": format!("unknown query {other:?}: use how=stop or how=panic")}))
-        }
-    };
-    match state.crashers.get(name.as_str()) {
-        Some(actor) => {
-            actor.do_send(crate::actors::fault::Crash { panic });
-            HttpResponse::Accepted().json(json!({"crashed": name.as_str()}))
-        }
-        None => HttpResponse::NotFound().json(json!({"error": format!("no actor named {name}")})),
+    match req.query_string() {
+        "" | "how=stop" => deliver(&state.restarters, &name, Restart, "crashed"),
+        "how=panic" => deliver(&state.crashers, &name, crate::actors::fault::Panic, "crashed"),
+        other => HttpResponse::BadRequest()
+            .json(json!({"error": format!("unknown query {other:?}: use how=stop or how=panic")})),
     }
 }
 

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Names, NrtProcess};
@@ -19,24 +18,6 @@ const MAX_INFLIGHT: u64 = 8 << 20;
 /// decoded into events (a few times their wire size), librdkafka's prefetch (a quarter of the bound),
 /// one chunk, and allocator slack.
 const RSS_GROWTH_BOUND: u64 = 5 * MAX_INFLIGHT;
-
-fn stack(cmd: &str, service: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh");
-    let ok = Command::new(script)
-        .args([cmd, service])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "stack.sh {cmd} {service} failed");
-}
-
-/// ClickHouse down (SIGKILL) until dropped, even if the test fails in between.
-struct Outage;
-
-impl Drop for Outage {
-    fn drop(&mut self) {
-        stack("start", "clickhouse");
-    }
-}
 
 const MIB: f64 = (1 << 20) as f64;
 
@@ -60,8 +41,7 @@ async fn a_full_topic_behind_a_dead_sink_keeps_memory_bounded() {
     .await;
     let (warm, _) = consumer.rss();
 
-    stack("kill", "clickhouse");
-    let outage = Outage;
+    let outage = common::Outage::begin("clickhouse");
     common::arm_chaos(&mock.url, "slow", 0, 0).await;
     let paused = common::wait_for(
         300,

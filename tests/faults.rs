@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Names, NrtProcess};
@@ -16,36 +15,6 @@ use nrt_pipeline::config::ServicesConfig;
 const EPOCH_MS: i64 = 1_767_225_600_000;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn stack(cmd: &str, service: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh");
-    let out = Command::new(script)
-        .args([cmd, service])
-        .output()
-        .unwrap_or_else(|e| panic!("{script} {cmd} {service}: {e}"));
-    assert!(
-        out.status.success(),
-        "stack.sh {cmd} {service} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Kills a service now (SIGKILL: a crash, not a polite shutdown) and starts it again when dropped, even
-/// if the test fails in between.
-struct Outage(&'static str);
-
-impl Outage {
-    fn begin(service: &'static str) -> Self {
-        stack("kill", service);
-        Outage(service)
-    }
-}
-
-impl Drop for Outage {
-    fn drop(&mut self) {
-        stack("start", self.0);
-    }
-}
 
 /// A pipeline fed by a slowed-down seeded source (about 4,000 events/s), so faults land mid-stream.
 async fn slow_source(seed: u64, events: u64) -> NrtProcess {
@@ -80,7 +49,7 @@ async fn sink_outage(service: &'static str, seed: u64) {
     rows(&cfg, &names, 3_000).await;
     let started = Instant::now();
     {
-        let _outage = Outage::begin(service);
+        let _outage = common::Outage::begin(service);
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
     let down = started.elapsed();
@@ -126,7 +95,7 @@ async fn kafka_broker_restarted_mid_stream() {
     let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env(&mock.url));
     rows(&cfg, &names, 3_000).await;
     {
-        let _outage = Outage::begin("kafka");
+        let _outage = common::Outage::begin("kafka");
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
     let raw = common::assert_all_landed_once(&cfg, &names, 33, EPOCH_MS, EVENTS).await;
@@ -152,7 +121,7 @@ async fn registry_stopped_known_schemas_keep_landing() {
     let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &names.env(&mock.url));
     rows(&cfg, &names, 3_000).await;
     let (before, after) = {
-        let _outage = Outage::begin("registry");
+        let _outage = common::Outage::begin("registry");
         let before = common::clickhouse_count(&cfg, &names.table, false)
             .await
             .unwrap_or_default();

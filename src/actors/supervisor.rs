@@ -90,11 +90,6 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for Supervise<A> {
                     return Poll::Pending;
                 }
                 this.pause = None;
-                // False once nobody holds the address any more: then the actor is done for good.
-                if !this.actor.restart() {
-                    return Poll::Ready(());
-                }
-                continue;
             }
             // A panic leaves the actor's state as the unwinding found it; `restart()` then clears its
             // context and calls `Supervised::restarting`, exactly as after a stop.
@@ -108,7 +103,9 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for Supervise<A> {
                     this.shared.health.error(this.name, message);
                 }
             }
-            if !this.actor.address().connected() {
+            // False once nobody holds the address any more: then the actor is done for good. Otherwise the
+            // context is reset now, and `started` runs when the pause is over (messages wait meanwhile).
+            if !this.actor.restart() {
                 return Poll::Ready(());
             }
             let recent = this.shared.restarting(this.name);
@@ -140,7 +137,7 @@ impl Started {
     #[cfg(debug_assertions)]
     fn crashable<A>(&mut self, name: &'static str, addr: &Addr<A>)
     where
-        A: Actor<Context = Context<A>> + actix::Handler<super::fault::Crash> + actix::Handler<Restart>,
+        A: Actor<Context = Context<A>> + actix::Handler<super::fault::Panic> + actix::Handler<Restart>,
     {
         self.restarters.insert(name, addr.clone().recipient());
         self.crashers.insert(name, addr.clone().recipient());
@@ -155,7 +152,9 @@ impl Started {
     }
 }
 
-macro_rules! restartable {
+/// What the admin API can ask of any actor: stop (its supervisor restarts it) and, in debug builds,
+/// panic (the fault-injection hook).
+macro_rules! admin_handlers {
     ($($actor:ty),*) => {$(
         impl actix::Handler<Restart> for $actor {
             type Result = ();
@@ -164,10 +163,18 @@ macro_rules! restartable {
                 actix::ActorContext::stop(ctx);
             }
         }
+
+        #[cfg(debug_assertions)]
+        impl actix::Handler<super::fault::Panic> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: super::fault::Panic, _: &mut Self::Context) {
+                panic!("fault injection: {} panics", stringify!($actor));
+            }
+        }
     )*};
 }
 
-restartable!(
+admin_handlers!(
     Poller,
     Encoder,
     KafkaPublisher,

@@ -456,3 +456,34 @@ pub fn headers(msg: &impl rdkafka::message::Message) -> std::collections::BTreeM
         })
         .unwrap_or_default()
 }
+
+/// `scripts/stack.sh CMD SERVICE` (stop, kill, start one service of the shared stack).
+pub fn stack(cmd: &str, service: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh");
+    let out = std::process::Command::new(script)
+        .args([cmd, service])
+        .output()
+        .unwrap_or_else(|e| panic!("{script} {cmd} {service}: {e}"));
+    assert!(
+        out.status.success(),
+        "stack.sh {cmd} {service} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Kills a service now (SIGKILL: a crash, not a polite shutdown) and starts it again when dropped, even
+/// if the test fails in between.
+pub struct Outage(&'static str);
+
+impl Outage {
+    pub fn begin(service: &'static str) -> Self {
+        stack("kill", service);
+        Outage(service)
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        stack("start", self.0);
+    }
+}
