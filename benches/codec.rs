@@ -84,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch = Batch {
         topic: "t".into(),
         partition: 0,
+        epoch: 1,
         first_offset: 0,
         last_offset: EVENTS as i64 - 1,
         events: events

@@ -227,6 +227,15 @@ pub struct PipelineConfig {
         default_value = ""
     )]
     pub dlq_topic: String,
+    /// The producer's Kafka `transactional.id`: stable across restarts of one producer, different for
+    /// every producer replica. Empty means `nrt-<topic>-<hostname>`.
+    #[arg(
+        id = "transactional-id",
+        long = "transactional-id",
+        env = "NRT_TRANSACTIONAL_ID",
+        default_value = ""
+    )]
+    pub transactional_id: String,
     /// Consumer group of the KafkaReader.
     #[arg(
         id = "group-id",
@@ -275,6 +284,11 @@ pub struct PipelineConfig {
     #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 32 << 20,
           value_parser = clap::value_parser!(u64).range(1 << 16..=1 << 36))]
     pub max_inflight_bytes: u64,
+    /// Rebalances: how long a revocation waits for the revoked partitions' batches in flight to be written
+    /// and committed before leaving them to the next owner (who reads them again from the last commit).
+    #[arg(id = "revoke-timeout-ms", long = "revoke-timeout-ms", env = "NRT_REVOKE_TIMEOUT_MS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(0..=120_000))]
+    pub revoke_timeout_ms: u64,
     /// Graceful shutdown: on SIGTERM/SIGINT, how long to drain (publish what was polled, write and commit
     /// open batches) before exiting anyway; a second signal exits at once.
     #[arg(id = "shutdown-timeout-ms", long = "shutdown-timeout-ms", env = "NRT_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000,
@@ -323,6 +337,21 @@ impl PipelineConfig {
         } else {
             self.dlq_topic.clone()
         }
+    }
+
+    /// The producer's `transactional.id`: the configured one, or `nrt-<topic>-<hostname>` (unique per
+    /// container, so `docker compose --scale` replicas never fence each other).
+    pub fn transactional_id(&self) -> String {
+        if !self.transactional_id.is_empty() {
+            return self.transactional_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("nrt-{}-{host}", self.topic)
     }
 
     /// Checks what clap's types cannot, naming the variable at fault.

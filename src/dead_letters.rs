@@ -3,15 +3,16 @@
 //! they came from. A poison record then counts as handled: it never blocks its partition, and its
 //! offset is committed only after the dead-letter write was acknowledged.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::KafkaConfig;
 use crate::event::Millis;
-use crate::retry::Backoff;
+use crate::retry::{Next, RetryPolicy};
 
 /// One record on its way to the dead-letter topic.
 #[derive(Debug, Clone)]
@@ -74,6 +75,15 @@ impl DeadLetter {
     }
 }
 
+/// Where dead letters go: the Kafka topic in the pipeline, a collecting fake in the Batcher's unit tests.
+pub trait DeadLetterSink: Send + Sync {
+    fn topic(&self) -> &str;
+
+    /// Writes every letter and returns once all are acknowledged (retrying as long as it takes);
+    /// `on_error` hears each failure.
+    fn send_all<'a>(&'a self, letters: Vec<DeadLetter>, on_error: &'a (dyn Fn(&str) + Sync)) -> BoxFuture<'a, ()>;
+}
+
 pub struct DeadLetterQueue {
     producer: FutureProducer,
     pub topic: String,
@@ -88,11 +98,11 @@ impl DeadLetterQueue {
     }
 
     /// Writes every letter, retrying the failed ones, and returns once the broker acknowledged all.
-    pub async fn send_all(&self, letters: Vec<DeadLetter>, mut on_error: impl FnMut(&str)) {
-        let mut pending = letters;
-        let mut backoff = Backoff::service();
-        while !pending.is_empty() {
-            let sends = pending.iter().map(|l| {
+    pub async fn send_all(&self, letters: Vec<DeadLetter>, on_error: &(dyn Fn(&str) + Sync)) {
+        let pending = Mutex::new(letters);
+        let attempt = || async {
+            let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+            let sends = batch.iter().map(|l| {
                 let mut record = FutureRecord::to(&self.topic)
                     .payload(&l.payload)
                     .headers(l.headers());
@@ -103,16 +113,32 @@ impl DeadLetterQueue {
             });
             let results = join_all(sends).await;
             let mut failed = Vec::new();
-            for (letter, result) in pending.into_iter().zip(results) {
+            let mut first_error = None;
+            for (letter, result) in batch.into_iter().zip(results) {
                 if let Err((e, _)) = result {
-                    on_error(&format!("dead-letter write to {}: {e}", self.topic));
+                    first_error.get_or_insert_with(|| format!("dead-letter write to {}: {e}", self.topic));
                     failed.push(letter);
                 }
             }
-            pending = failed;
-            if !pending.is_empty() {
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-        }
+            *pending.lock().unwrap_or_else(|p| p.into_inner()) = failed;
+            first_error.map_or(Ok(()), Err)
+        };
+        // Dead letters are what lets a partition move past a poison record: they are never given up.
+        let _ = RetryPolicy::SERVICE
+            .run(attempt, |e: &String, _| {
+                on_error(e);
+                Next::Retry
+            })
+            .await;
+    }
+}
+
+impl DeadLetterSink for DeadLetterQueue {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn send_all<'a>(&'a self, letters: Vec<DeadLetter>, on_error: &'a (dyn Fn(&str) + Sync)) -> BoxFuture<'a, ()> {
+        Box::pin(DeadLetterQueue::send_all(self, letters, on_error))
     }
 }

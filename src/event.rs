@@ -30,6 +30,12 @@ pub enum EventError {
     Missing(&'static str),
     #[error("field {field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// A time no sink can hold as it is (nanoseconds written as milliseconds, before 1970, after 2106):
+    /// dead-lettered with its own reason rather than stored wrapped or clamped.
+    #[error(
+        "created_at {0} ms is outside what ClickHouse DateTime holds (1970-01-01 to 2106-02-07 06:28:15 UTC)"
+    )]
+    CreatedAtOutOfRange(i64),
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
@@ -40,8 +46,12 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
 }
 
 impl Event {
-    /// Checks what serde's types cannot: a non-empty type and an ISO 4217-shaped currency.
+    /// Checks what serde's types cannot: a non-empty type, an ISO 4217-shaped currency, and a
+    /// `created_at` both sinks can represent exactly.
     pub fn validate(&self) -> Result<(), EventError> {
+        if !Millis::SINKABLE.contains(&self.created_at.0) {
+            return Err(EventError::CreatedAtOutOfRange(self.created_at.0));
+        }
         if self.kind.is_empty() || self.kind.len() > 64 {
             return Err(invalid("type", "must be 1 to 64 characters"));
         }
@@ -204,6 +214,10 @@ impl<'de> Deserialize<'de> for Money {
 pub struct Millis(pub i64);
 
 impl Millis {
+    /// What both sinks hold exactly: ClickHouse `DateTime` is seconds in a UInt32 (1970 to 2106-02-07
+    /// 06:28:15 UTC); the JSONL text and `created_at_ms` (Int64) hold anything inside that.
+    pub const SINKABLE: std::ops::RangeInclusive<i64> = 0..=(u32::MAX as i64) * 1000 + 999;
+
     pub fn now() -> Millis {
         Millis(chrono::Utc::now().timestamp_millis())
     }
@@ -212,7 +226,8 @@ impl Millis {
         chrono::DateTime::from_timestamp_millis(self.0)
     }
 
-    /// Whole seconds, as ClickHouse's `DateTime` (UInt32) holds them; clamped to its range.
+    /// Whole seconds, as ClickHouse's `DateTime` (UInt32) holds them; clamped to its range (events are
+    /// validated against `SINKABLE` first, so only the wall clock could ever be clamped).
     pub fn to_clickhouse_datetime(self) -> u32 {
         self.0.div_euclid(1000).clamp(0, u32::MAX as i64) as u32
     }
@@ -348,6 +363,22 @@ mod tests {
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
                 .unwrap_or_default();
             assert_eq!(Millis(ms).to_string(), expected, "{ms}");
+        }
+    }
+
+    #[test]
+    fn created_at_outside_what_the_sinks_hold_is_refused() {
+        let last = (u32::MAX as i64) * 1000 + 999;
+        for ok in [0, 1_795_771_800_123, last] {
+            let mut e = sample();
+            e.created_at = Millis(ok);
+            assert_eq!(e.validate(), Ok(()), "{ok}");
+        }
+        // nanoseconds instead of milliseconds, before 1970, after 2106, the extremes of long
+        for bad in [1_795_771_800_123_000_000, -1, last + 1, i64::MAX, i64::MIN] {
+            let mut e = sample();
+            e.created_at = Millis(bad);
+            assert_eq!(e.validate(), Err(EventError::CreatedAtOutOfRange(bad)), "{bad}");
         }
     }
 

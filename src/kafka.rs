@@ -6,7 +6,6 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -51,9 +50,12 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
 
 /// An at-least-once consumer, the rust-rdkafka way: offsets are stored by the application only once a
 /// record is durable in every sink, and the background auto-commit only commits what was stored.
+/// `read_committed`: records of a transaction the publisher aborted (a batch interrupted half-way and
+/// published again) are never seen.
 pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
     let mut cfg = base_config(kafka);
     cfg.set("group.id", group)
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -71,9 +73,6 @@ pub struct StatsContext {
     pub lag: Option<prometheus::IntGaugeVec>,
     /// Producers: messages waiting for acknowledgement.
     pub queue: Option<prometheus::IntGauge>,
-    /// Consumers: bumped at every partition assignment. After a (re)assignment librdkafka fetches
-    /// from the committed offsets again, so whatever was read before it must be dropped, not written.
-    pub assignments: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl ClientContext for StatsContext {
@@ -93,18 +92,6 @@ impl ClientContext for StatsContext {
                         .set(part.consumer_lag);
                 }
             }
-        }
-    }
-}
-
-impl ConsumerContext for StatsContext {
-    fn post_rebalance(
-        &self,
-        _: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let (rdkafka::consumer::Rebalance::Assign(_), Some(n)) = (rebalance, &self.assignments) {
-            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -156,9 +143,11 @@ pub async fn ensure_topic_retrying(
     replication: i32,
     mut on_error: impl FnMut(&KafkaSetupError, u32),
 ) {
-    let mut backoff = crate::retry::Backoff::service();
-    while let Err(e) = ensure_topic(kafka, topic, partitions, replication, Duration::from_secs(10)).await {
-        on_error(&e, backoff.attempts());
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+    let attempt = || ensure_topic(kafka, topic, partitions, replication, Duration::from_secs(10));
+    let created = crate::retry::RetryPolicy::SERVICE.run(attempt, |e, failures| {
+        on_error(e, failures);
+        crate::retry::Next::Retry
+    });
+    // Never gives up, so it never fails.
+    let _ = created.await;
 }

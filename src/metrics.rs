@@ -62,14 +62,21 @@ pub const POLL_ERROR_KINDS: [&str; 9] = [
 ];
 
 /// Label values of `nrt_decode_errors_total{kind}`.
-pub const DECODE_ERROR_KINDS: [&str; 6] = [
+pub const DECODE_ERROR_KINDS: [&str; 7] = [
     "too_short",
     "bad_magic",
     "unknown_schema",
     "corrupt",
     "schema_resolution",
     "invalid_event",
+    "created_at_out_of_range",
 ];
+
+/// Label values of `nrt_consumer_blocked{reason}`.
+pub const BLOCK_REASONS: [&str; 2] = ["registry_unreachable", "registry_lacks_schemas"];
+
+/// Label values of `nrt_rebalance_partitions_total{event}`.
+pub const REBALANCE_EVENTS: [&str; 3] = ["assigned", "revoked", "lost"];
 
 /// Metrics of `nrt run` (every role).
 #[derive(Clone)]
@@ -113,6 +120,19 @@ pub struct PipelineMetrics {
     pub last_commit: prometheus::Gauge,
     /// The configured flush interval, so alerts can compare against it.
     pub flush_interval: prometheus::Gauge,
+    /// 1 while the reader holds back because the registry cannot tell what the records are, by reason.
+    pub consumer_blocked: IntGaugeVec,
+    /// Partitions assigned to, revoked from or lost by this consumer.
+    pub rebalances: IntCounterVec,
+    /// How long revocations waited for the revoked partitions' batches in flight.
+    pub revoke_seconds: Histogram,
+    /// Revocations that gave up waiting (their batches were abandoned to the next owner).
+    pub revocations_timed_out: IntCounter,
+    /// Batches whose MinIO object existed already (written before a crash or by a former owner) and
+    /// whose boundaries were reused instead of writing again.
+    pub lake_reused: IntCounter,
+    /// Producer transactions (one per published batch), by outcome: committed, aborted.
+    pub transactions: IntCounterVec,
 }
 
 impl PipelineMetrics {
@@ -265,6 +285,45 @@ impl PipelineMetrics {
                 registry.register(Box::new(g.clone()))?;
                 g
             },
+            consumer_blocked: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "nrt_consumer_blocked",
+                        "1 while the reader pauses because the schema registry cannot tell what the records are",
+                    ),
+                    &["reason"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            rebalances: counter_vec(
+                "nrt_rebalance_partitions_total",
+                "Partitions assigned to, revoked from or lost by this consumer",
+                &["event"],
+            )?,
+            revoke_seconds: {
+                let opts = HistogramOpts::new(
+                    "nrt_revoke_wait_seconds",
+                    "Time a revocation waited for the revoked partitions' batches in flight",
+                )
+                .buckets(exponential_buckets(0.001, 4.0, 10)?);
+                let h = Histogram::with_opts(opts)?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            revocations_timed_out: counter(
+                "nrt_revocations_timed_out_total",
+                "Revocations that stopped waiting for batches in flight (abandoned to the next owner)",
+            )?,
+            lake_reused: counter(
+                "nrt_lake_objects_reused_total",
+                "Batches whose MinIO object already existed; its offset range was reused, nothing overwritten",
+            )?,
+            transactions: counter_vec(
+                "nrt_producer_transactions_total",
+                "Producer transactions (one per published batch) by outcome: committed, aborted",
+                &["outcome"],
+            )?,
             registry,
         };
         // Known label values exist from the start, so dashboards show 0 instead of "no data".
@@ -282,6 +341,15 @@ impl PipelineMetrics {
         }
         for kind in DECODE_ERROR_KINDS {
             m.decode_errors.with_label_values(&[kind]);
+        }
+        for reason in BLOCK_REASONS {
+            m.consumer_blocked.with_label_values(&[reason]);
+        }
+        for outcome in ["committed", "aborted"] {
+            m.transactions.with_label_values(&[outcome]);
+        }
+        for event in REBALANCE_EVENTS {
+            m.rebalances.with_label_values(&[event]);
         }
         let info = IntGaugeVec::new(
             Opts::new("nrt_build_info", "Build of this nrt binary"),

@@ -1,13 +1,15 @@
 //! The one module that talks to S3. rusoto is archived upstream; keeping it behind `ObjectStore` means
 //! swapping the client touches this file only, never the actors.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rusoto_core::credential::StaticProvider;
+use rusoto_core::signature::SignedRequest;
 use rusoto_core::{HttpClient, Region, RusotoError};
 use rusoto_s3::{
-    CreateBucketError, CreateBucketRequest, GetObjectRequest, HeadBucketRequest, ListObjectsV2Request,
-    PutObjectRequest, S3Client, S3,
+    CreateBucketError, CreateBucketRequest, GetObjectRequest, HeadBucketRequest, HeadObjectError,
+    HeadObjectRequest, ListObjectsV2Request, PutObjectRequest, S3Client, S3,
 };
 use tokio::io::AsyncReadExt;
 
@@ -33,10 +35,22 @@ impl S3Error {
     }
 }
 
+/// What a conditional create found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// The key exists already (it was left as it was); its user metadata (`x-amz-meta-*`, names
+    /// without the prefix) as far as a HEAD shows it.
+    Exists(HashMap<String, String>),
+}
+
 /// One bucket on one S3 endpoint.
 #[derive(Clone)]
 pub struct ObjectStore {
     client: S3Client,
+    /// The same connection, for requests rusoto's S3 API cannot express (conditional PUT).
+    raw: rusoto_core::Client,
+    region: Region,
     endpoint: String,
     bucket: String,
 }
@@ -44,12 +58,14 @@ pub struct ObjectStore {
 impl ObjectStore {
     pub fn new(cfg: &S3Config) -> Self {
         // rusoto's own rustls client refuses plain http; a local MinIO speaks nothing else.
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = HttpClient::from_connector(connector);
+        let http = || {
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .https_or_http()
+                .enable_http1()
+                .build();
+            HttpClient::from_connector(connector)
+        };
         let creds = StaticProvider::new_minimal(
             cfg.access_key.expose().to_owned(),
             cfg.secret_key.expose().to_owned(),
@@ -60,7 +76,9 @@ impl ObjectStore {
             endpoint: cfg.endpoint.trim_end_matches('/').to_owned(),
         };
         ObjectStore {
-            client: S3Client::new_with(http, creds, region),
+            client: S3Client::new_with(http(), creds.clone(), region.clone()),
+            raw: rusoto_core::Client::new_with(creds, http()),
+            region,
             endpoint: cfg.endpoint.clone(),
             bucket: cfg.bucket.clone(),
         }
@@ -125,6 +143,63 @@ impl ObjectStore {
             .await
             .map_err(|e| self.err("put", key, e))?;
         Ok(())
+    }
+
+    /// Creates `key` unless it exists (`If-None-Match: *`, honoured by S3 and by MinIO): of two writers
+    /// of one key the first wins and the second learns what is there, instead of overwriting it.
+    /// `meta` becomes the object's user metadata (`x-amz-meta-<name>`).
+    pub async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        meta: &BTreeMap<&str, String>,
+    ) -> Result<PutOutcome, S3Error> {
+        let mut req = SignedRequest::new("PUT", "s3", &self.region, &format!("/{}/{key}", self.bucket));
+        req.add_header("Content-Type", content_type);
+        req.add_header("If-None-Match", "*");
+        for (name, value) in meta {
+            req.add_header(format!("x-amz-meta-{name}"), value);
+        }
+        req.set_payload(Some(body));
+        let failed = |message: String, transient: bool| S3Error::Request {
+            endpoint: self.endpoint.clone(),
+            op: "put-if-absent",
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            message,
+            transient,
+        };
+        let mut resp = self
+            .raw
+            .sign_and_dispatch(req)
+            .await
+            .map_err(|e| failed(format!("{e:?}"), true))?;
+        let status = resp.status;
+        // The body (an XML error, or nothing) is read so the connection can be reused.
+        let _ = resp.buffer().await;
+        match status.as_u16() {
+            200..=299 => Ok(PutOutcome::Created),
+            412 => Ok(PutOutcome::Exists(self.metadata(key).await?)),
+            // 409: a conditional write raced another on the same key (S3); the next try sees the winner.
+            409 | 429 => Err(failed(format!("HTTP {status}"), true)),
+            _ => Err(failed(format!("HTTP {status}"), status.is_server_error())),
+        }
+    }
+
+    /// The user metadata of `key` (names without `x-amz-meta-`).
+    pub async fn metadata(&self, key: &str) -> Result<HashMap<String, String>, S3Error> {
+        let req = HeadObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
+        let out = self
+            .client
+            .head_object(req)
+            .await
+            .map_err(|e: RusotoError<HeadObjectError>| self.err("head", key, e))?;
+        Ok(out.metadata.unwrap_or_default())
     }
 
     pub async fn get(&self, key: &str, timeout: Duration) -> Result<Vec<u8>, S3Error> {

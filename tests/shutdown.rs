@@ -40,7 +40,7 @@ async fn sigterm_writes_and_commits_open_batches_then_exits_0() {
         "a batch was written before the drain"
     );
     assert_eq!(
-        common::kafka_lag(&cfg, &names),
+        common::uncommitted_records(&cfg, &names),
         EVENTS,
         "something was committed before the drain"
     );
@@ -58,7 +58,7 @@ async fn sigterm_writes_and_commits_open_batches_then_exits_0() {
     let ids = common::event_ids(&common::minio_lines(&cfg, &names.prefix).await);
     assert_eq!(ids.len() as u64, EVENTS, "MinIO lines after the drain");
     assert_eq!(
-        common::kafka_lag(&cfg, &names),
+        common::uncommitted_records(&cfg, &names),
         0,
         "uncommitted offsets after the drain"
     );
@@ -92,7 +92,7 @@ async fn a_stuck_drain_times_out_and_a_second_signal_exits_at_once() {
         "a 3 s drain timeout ended after {took:?}"
     );
     assert_eq!(
-        common::kafka_lag(&cfg, &names),
+        common::uncommitted_records(&cfg, &names),
         EVENTS,
         "committed without ClickHouse"
     );
@@ -112,7 +112,7 @@ async fn a_stuck_drain_times_out_and_a_second_signal_exits_at_once() {
     let second = t1.elapsed();
     assert_eq!(code, Some(130), "exit code after a second signal");
     assert_eq!(
-        common::kafka_lag(&cfg, &names),
+        common::uncommitted_records(&cfg, &names),
         EVENTS,
         "committed without ClickHouse"
     );
@@ -146,14 +146,14 @@ async fn post_flush_writes_open_batches_now() {
     };
     assert_eq!(post(None).await, Some(401), "/flush without the token");
     assert_eq!(
-        common::kafka_lag(&cfg, &names),
+        common::uncommitted_records(&cfg, &names),
         EVENTS,
         "flushed without being asked"
     );
     assert_eq!(post(Some(TOKEN)).await, Some(202));
     common::wait_for(30, "every event written and committed after /flush", || async {
         let rows = common::clickhouse_count(&cfg, &names.table, true).await?;
-        (rows == EVENTS && common::kafka_lag(&cfg, &names) == 0).then_some(())
+        (rows == EVENTS && common::uncommitted_records(&cfg, &names) == 0).then_some(())
     })
     .await;
     let ids = common::event_ids(&common::minio_lines(&cfg, &names.prefix).await);

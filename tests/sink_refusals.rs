@@ -69,7 +69,7 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
         || async {
             let sample = r#"nrt_sink_refused_total{sink="clickhouse"}"#;
             let n = common::metric(&pipeline.url, sample).await?;
-            (n as u64 == k && common::kafka_lag(&cfg, &names) == 0).then_some(())
+            (n as u64 == k && common::uncommitted_records(&cfg, &names) == 0).then_some(())
         },
     )
     .await;

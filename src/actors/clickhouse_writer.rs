@@ -4,9 +4,10 @@
 
 use actix::prelude::*;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::messages::{Batch, Failure, SinkError, WriteBatch};
+use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
 use crate::event::{Event, EventRow, Millis};
 
@@ -57,15 +58,17 @@ pub fn ddl(database: &str, table: &str) -> Vec<String> {
         .collect()
 }
 
-/// ClickHouse error codes that mean "this data": one row of the block is refused (a value it cannot
-/// parse or that breaks a table rule), so the batch is split to find it. 6/25/26/27/38/41/72 cannot parse,
-/// 33 cannot read all data, 53 type mismatch, 69/321 out of range, 70 cannot convert, 117 incorrect
-/// data, 395 throwIf (a MATERIALIZED guard column), 469 violated constraint.
-const REFUSED_CODES: [u32; 15] = [6, 25, 26, 27, 33, 38, 41, 53, 69, 70, 72, 117, 321, 395, 469];
-/// Codes that mean "this setup": every write would fail the same way. 16 no such column, 47 unknown
-/// identifier, 60 unknown table, 62 syntax error, 81 unknown database, 164 readonly, 192 unknown user,
-/// 291/497 access denied, 516 authentication failed.
-const MISCONFIGURED_CODES: [u32; 10] = [16, 47, 60, 62, 81, 164, 192, 291, 497, 516];
+/// ClickHouse error codes that mean "this data": one row of the block is refused by the table's own
+/// rules, evaluated per row (a MATERIALIZED/DEFAULT expression or a CONSTRAINT), so the batch is split
+/// to find it. 6/25/26/27/38/41/72 cannot parse (inside such an expression: RowBinary itself is never
+/// parsed as text), 69/321 out of range, 70 cannot convert, 117 incorrect data, 395 throwIf (a guard
+/// column), 469 violated constraint.
+const REFUSED_CODES: [u32; 13] = [6, 25, 26, 27, 38, 41, 69, 70, 72, 117, 321, 395, 469];
+/// Codes that mean "this setup": every write would fail the same way. 16 no such column, 33 cannot read
+/// all data and 53 type mismatch (the table's columns are not the rows we send), 47 unknown identifier,
+/// 60 unknown table, 62 syntax error, 81 unknown database, 164 readonly, 192 unknown user, 291/497
+/// access denied, 516 authentication failed.
+const MISCONFIGURED_CODES: [u32; 12] = [16, 33, 47, 53, 60, 62, 81, 164, 192, 291, 497, 516];
 
 /// Transient unless the answer names a code of the two lists above: network errors, timeouts, overload
 /// (e.g. 241 memory limit, 252 too many parts, 159 timeout) and 5xx are worth another try.
@@ -99,13 +102,17 @@ fn error_code(body: &str) -> Option<u32> {
 pub type RefusedRows = Vec<(i64, Event, String)>;
 
 /// Writes `batch`; when ClickHouse refuses the data, halves the batch until the refused rows are alone,
-/// writes every other row, and returns the refused ones (to be dead-lettered). A batch of which *every*
-/// row is refused is treated as a misconfiguration instead (a table that takes nothing is not poison
-/// data), so it is retried, not dead-lettered. Any other error ends the attempt: the caller retries the
-/// whole batch (rows written meanwhile collapse in the ReplacingMergeTree).
+/// writes every other row, and returns the refused ones (to be dead-lettered). Any other error ends the
+/// attempt: the caller retries the whole batch (rows written meanwhile collapse in the ReplacingMergeTree).
+///
+/// A table that takes nothing is a setup problem, not poison data, so it is retried and never
+/// dead-lettered: a batch of which every row is refused counts as `Misconfigured` when it has several
+/// rows, and also when it has one and ClickHouse took no row since the previous batch it refused whole
+/// (`took_rows`, shared by all partitions: a one-row batch alone says little).
 pub async fn write_isolating(
-    writer: &Addr<ClickhouseWriter>,
+    writer: &Recipient<WriteBatch>,
     batch: &Arc<Batch>,
+    took_rows: &AtomicBool,
 ) -> Result<RefusedRows, SinkError> {
     let mut parts = vec![batch.clone()];
     let mut refused = RefusedRows::new();
@@ -118,19 +125,19 @@ pub async fn write_isolating(
             })
         });
         match written {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) if e.failure == Failure::Refused => match part.events.as_slice() {
                 [(offset, event)] => refused.push((*offset, event.clone(), e.message)),
                 events => {
                     let (left, right) = events.split_at(events.len() / 2);
                     for half in [right, left] {
                         parts.push(Arc::new(Batch {
-                            topic: part.topic.clone(),
-                            partition: part.partition,
                             first_offset: half.first().map_or(part.first_offset, |(o, _)| *o),
                             last_offset: half.last().map_or(part.last_offset, |(o, _)| *o),
                             events: half.to_vec(),
                             bytes: 0,
+                            topic: part.topic.clone(),
+                            ..*part
                         }));
                     }
                 }
@@ -138,15 +145,20 @@ pub async fn write_isolating(
             Err(e) => return Err(e),
         }
     }
-    if batch.events.len() > 1 && refused.len() == batch.events.len() {
-        let why = refused.pop().map(|(_, _, m)| m).unwrap_or_default();
-        return Err(SinkError {
-            sink: "clickhouse",
-            message: format!("every row of the batch refused (a table or schema problem?): {why}"),
-            failure: Failure::Misconfigured,
-        });
+    if refused.len() < batch.events.len() {
+        took_rows.store(true, Ordering::SeqCst);
+        return Ok(refused);
     }
-    Ok(refused)
+    let whole_and_alone = batch.events.len() == 1 && took_rows.swap(false, Ordering::SeqCst);
+    if refused.is_empty() || whole_and_alone {
+        return Ok(refused);
+    }
+    let why = refused.pop().map(|(_, _, m)| m).unwrap_or_default();
+    Err(SinkError {
+        sink: "clickhouse",
+        message: format!("every row of the batch refused (a table or schema problem?): {why}"),
+        failure: Failure::Misconfigured,
+    })
 }
 
 impl Actor for ClickhouseWriter {
@@ -160,11 +172,11 @@ impl Actor for ClickhouseWriter {
 impl Supervised for ClickhouseWriter {}
 
 impl Handler<WriteBatch> for ClickhouseWriter {
-    type Result = ResponseActFuture<Self, Result<(), SinkError>>;
+    type Result = ResponseActFuture<Self, Result<SinkAck, SinkError>>;
 
     fn handle(&mut self, WriteBatch(batch): WriteBatch, _: &mut Self::Context) -> Self::Result {
         if batch.events.is_empty() {
-            return Box::pin(fut::ready(Ok(())));
+            return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
         let now = Millis::now();
         let rows: Vec<EventRow> = batch
@@ -212,10 +224,11 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                     // Freshness ends here: an event is queryable once ClickHouse acknowledged it.
                     let now = Millis::now().0;
                     for c in &created {
-                        m.freshness_seconds.observe((now - c).max(0) as f64 / 1000.0);
+                        m.freshness_seconds
+                            .observe(now.saturating_sub(*c).max(0) as f64 / 1000.0);
                     }
                     act.shared.health.running(NAME);
-                    Ok(())
+                    Ok(SinkAck::Written)
                 }
                 Err(e) => {
                     m.sink_errors.with_label_values(&["clickhouse"]).inc();
@@ -241,6 +254,8 @@ mod tests {
         };
         assert_eq!(answer(395), Failure::Refused);
         assert_eq!(answer(6), Failure::Refused);
+        assert_eq!(answer(33), Failure::Misconfigured, "columns do not match the rows");
+        assert_eq!(answer(53), Failure::Misconfigured);
         assert_eq!(answer(60), Failure::Misconfigured);
         assert_eq!(answer(516), Failure::Misconfigured);
         assert_eq!(answer(241), Failure::Transient);

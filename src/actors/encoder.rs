@@ -10,14 +10,18 @@ use super::kafka_publisher::{KafkaPublisher, Publish, Record};
 use super::Shared;
 use crate::event::Event;
 use crate::registry::RegistryClient;
-use crate::retry::Backoff;
+use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = "encoder";
 
-/// Encode and publish these events; replies once Kafka acknowledged all of them.
+/// Encode and publish these events as one transaction; replies once Kafka committed all of them.
+/// `batch` is the Poller's number for this batch, the same on every resend (see `Publish`).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<usize, String>")]
-pub struct Events(pub Arc<Vec<Event>>);
+pub struct Events {
+    pub batch: u64,
+    pub events: Arc<Vec<Event>>,
+}
 
 pub struct Encoder {
     registry: Arc<RegistryClient>,
@@ -64,7 +68,7 @@ impl Supervised for Encoder {}
 impl Handler<Events> for Encoder {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
-    fn handle(&mut self, Events(events): Events, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Events { batch, events }: Events, _: &mut Self::Context) -> Self::Result {
         let known_id = self.schema_id;
         let (registry, subject, text) = (
             self.registry.clone(),
@@ -88,7 +92,7 @@ impl Handler<Events> for Encoder {
                 .collect::<Vec<_>>();
             shared.metrics.events_encoded.inc_by(records.len() as u64);
             let published = publisher
-                .send(Publish(records))
+                .send(Publish { batch, records })
                 .await
                 .map_err(|e| format!("publisher unavailable: {e}"))??;
             Ok((id, published))
@@ -110,24 +114,26 @@ async fn register(
     text: &str,
     shared: &Shared,
 ) -> Result<u32, String> {
-    let mut backoff = Backoff::service();
-    loop {
-        match registry.register(subject, text).await {
-            Ok(id) => {
-                log::info!("{NAME}: schema of {subject} has id {id}");
-                return Ok(id);
-            }
-            Err(e) if e.is_transient() => {
-                if backoff.attempts() % 10 == 0 {
+    let registered = RetryPolicy::SERVICE
+        .run(
+            || registry.register(subject, text),
+            |e, failures| {
+                shared.health.error(NAME, e.to_string());
+                if !e.is_transient() {
+                    return Next::Stop;
+                }
+                if failures % 10 == 0 {
                     log::warn!("{NAME}: {e}; retrying");
                 }
-                shared.health.error(NAME, e.to_string());
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-            Err(e) => {
-                shared.health.error(NAME, e.to_string());
-                return Err(e.to_string());
-            }
+                Next::Retry
+            },
+        )
+        .await;
+    match registered {
+        Ok(id) => {
+            log::info!("{NAME}: schema of {subject} has id {id}");
+            Ok(id)
         }
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -21,6 +21,8 @@ pub enum ActorState {
     Starting,
     Running,
     Restarting,
+    /// Alive but holding back on purpose until something outside changes (`last_error` says what).
+    Blocked,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +78,16 @@ impl Health {
 
     pub fn running(&self, name: &'static str) {
         self.with(name, |s| s.state = ActorState::Running);
+    }
+
+    /// The actor waits for the outside world (`why`); it counts as not ready until `running` again.
+    pub fn blocked(&self, name: &'static str, why: impl Into<String>) {
+        let why = why.into();
+        self.with(name, |s| {
+            s.state = ActorState::Blocked;
+            s.last_error = Some(why);
+            s.last_error_at = Some(Millis::now().to_string());
+        });
     }
 
     /// Records an error. Errors never carry credentials: they are built from our own error types,

@@ -1,19 +1,38 @@
-//! KafkaPublisher: the idempotent producer (`enable.idempotence`, `acks=all`). An event counts as
-//! published only once the broker acknowledged it; a delivery that fails is retried (only that one)
-//! until it is acknowledged, so the reply to `Publish` means "all of them are in Kafka".
+//! KafkaPublisher: the transactional producer. Each `Publish` (one polled batch) is one Kafka
+//! transaction — begun, every record produced, committed — and consumers read `read_committed`, so a
+//! batch is visible whole or not at all: a restart of this actor or of the Encoder in the middle of a
+//! batch leaves an open transaction that is aborted before the next one, and the Poller's resend is
+//! the only copy anyone reads. A resend whose first attempt did commit (its reply was lost) is answered
+//! from the batches already committed, by id, without producing again.
+//!
+//! The transaction state lives behind one async lock that outlives restarts. Blocking librdkafka calls
+//! (init, begin, commit, abort) run off the actors' thread and carry the lock with them, so an attempt
+//! dropped half-way can never race the next one.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::Shared;
 use crate::config::KafkaConfig;
 use crate::kafka::StatsContext;
-use crate::retry::Backoff;
+use crate::retry::RetryPolicy;
 
 pub const NAME: &str = "kafka_publisher";
+
+/// How long one transaction may stay open before the broker aborts it (a producer that died with one
+/// open and never comes back holds `read_committed` readers of its partitions at most this long).
+const TRANSACTION_TIMEOUT_MS: u64 = 30_000;
+/// Timeout of each blocking transaction call; a call that times out is retried.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Batches remembered as committed, for resends whose reply was lost.
+const REMEMBERED: usize = 64;
 
 /// One encoded event: key = event_id (so an event always lands on the same partition).
 #[derive(Debug, Clone)]
@@ -22,39 +41,181 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-/// Publish these records; replies with how many the broker acknowledged (all of them, or an error).
+/// Publish these records as one transaction; `batch` identifies the polled batch across resends.
+/// Replies with how many records are committed in Kafka (all of them), or an error.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<usize, String>")]
-pub struct Publish(pub Vec<Record>);
+pub struct Publish {
+    pub batch: u64,
+    pub records: Vec<Record>,
+}
 
 pub struct TopicSettings {
     pub kafka: KafkaConfig,
     pub topic: String,
     pub partitions: i32,
     pub replication: i32,
+    /// `transactional.id`: stable across restarts of this producer (so a successor aborts what it left
+    /// open), different for every producer replica (two with one id fence each other).
+    pub transactional_id: String,
+}
+
+struct Txn {
+    producer: FutureProducer<StatsContext>,
+    settings: Arc<TopicSettings>,
+    /// `init_transactions` done for this producer.
+    ready: bool,
+    /// A transaction was begun and neither committed nor aborted (an attempt dropped half-way).
+    open: bool,
+    committed: VecDeque<u64>,
+    shared: Shared,
+}
+
+impl Txn {
+    fn new(settings: Arc<TopicSettings>, shared: Shared) -> KafkaResult<Self> {
+        Ok(Txn {
+            producer: producer(&settings, &shared)?,
+            settings,
+            ready: false,
+            open: false,
+            committed: VecDeque::new(),
+            shared,
+        })
+    }
+
+    /// Init once, abort what an earlier attempt left open, begin.
+    fn begin(&mut self) -> KafkaResult<()> {
+        if !self.ready {
+            self.producer.init_transactions(CALL_TIMEOUT)?;
+            self.ready = true;
+            self.open = false;
+        }
+        if self.open {
+            self.producer.abort_transaction(CALL_TIMEOUT)?;
+            self.open = false;
+            self.shared.metrics.transactions.with_label_values(&["aborted"]).inc();
+        }
+        self.producer.begin_transaction()?;
+        self.open = true;
+        Ok(())
+    }
+
+    /// Commits; the batch counts as committed before anyone awaits the answer.
+    fn commit(&mut self, batch: u64) -> KafkaResult<()> {
+        self.producer.commit_transaction(CALL_TIMEOUT)?;
+        self.open = false;
+        self.committed.push_back(batch);
+        if self.committed.len() > REMEMBERED {
+            self.committed.pop_front();
+        }
+        self.shared.metrics.transactions.with_label_values(&["committed"]).inc();
+        Ok(())
+    }
+
+    /// After a fatal error (fenced by a newer producer of the same id, an unrecoverable state): start
+    /// over with a new producer, whose `init_transactions` aborts whatever the old one left.
+    fn renew(&mut self) -> KafkaResult<()> {
+        self.producer = producer(&self.settings, &self.shared)?;
+        self.ready = false;
+        self.open = false;
+        Ok(())
+    }
+}
+
+fn producer(settings: &TopicSettings, shared: &Shared) -> KafkaResult<FutureProducer<StatsContext>> {
+    let context = StatsContext {
+        lag: None,
+        queue: Some(shared.metrics.producer_queue.clone()),
+    };
+    crate::kafka::producer_config(&settings.kafka)
+        .set("transactional.id", &settings.transactional_id)
+        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
+        .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS)
+        .create_with_context(context)
+}
+
+/// Runs a blocking transaction call off the actors' thread, holding the lock until it returns (even
+/// if the caller stops waiting).
+async fn blocking<R: Send + 'static>(
+    mut txn: OwnedMutexGuard<Txn>,
+    call: impl FnOnce(&mut Txn) -> R + Send + 'static,
+) -> Result<(OwnedMutexGuard<Txn>, R), String> {
+    tokio::task::spawn_blocking(move || {
+        let r = call(&mut txn);
+        (txn, r)
+    })
+    .await
+    .map_err(|e| format!("transaction call failed: {e}"))
+}
+
+#[derive(Debug)]
+enum Attempt {
+    Done,
+    /// The transaction cannot be committed: abort it (the next `begin` does) and produce again.
+    Again(KafkaError),
+    /// The producer is unusable: a new one, then produce again.
+    Renew(KafkaError),
+}
+
+fn classify(e: KafkaError) -> Attempt {
+    match &e {
+        KafkaError::Transaction(t) if t.is_fatal() => Attempt::Renew(e),
+        _ => Attempt::Again(e),
+    }
+}
+
+/// One try at publishing the batch as one transaction.
+async fn transact(
+    txn: OwnedMutexGuard<Txn>,
+    batch: u64,
+    records: Arc<Vec<Record>>,
+) -> Result<(OwnedMutexGuard<Txn>, Attempt), String> {
+    let (txn, begun) = blocking(txn, Txn::begin).await?;
+    if let Err(e) = begun {
+        return Ok((txn, classify(e)));
+    }
+    let topic = txn.settings.topic.clone();
+    let sends = records.iter().map(|r| {
+        let record = FutureRecord::to(&topic).key(&r.key).payload(&r.payload);
+        // Waits (backpressure) while librdkafka's local queue is full.
+        txn.producer.send(record, Duration::from_secs(60))
+    });
+    if let Some(e) = join_all(sends).await.into_iter().find_map(|r| r.err()) {
+        txn.shared.metrics.publish_errors.inc();
+        return Ok((txn, Attempt::Again(e.0)));
+    }
+    // A commit that fails retriably may have happened: it is retried as it is, never aborted.
+    let mut txn = txn;
+    let mut backoff = RetryPolicy::SERVICE.backoff();
+    loop {
+        let (back, committed) = blocking(txn, move |t| t.commit(batch)).await?;
+        txn = back;
+        match committed {
+            Ok(()) => return Ok((txn, Attempt::Done)),
+            Err(KafkaError::Transaction(t)) if t.is_retriable() => {
+                log::warn!("{NAME}: commit of batch {batch}: {t}; retrying the commit");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(e) => return Ok((txn, classify(e))),
+        }
+    }
 }
 
 pub struct KafkaPublisher {
-    producer: FutureProducer<StatsContext>,
-    settings: std::sync::Arc<TopicSettings>,
+    txn: Arc<Mutex<Txn>>,
+    settings: Arc<TopicSettings>,
     topic_ready: bool,
     shared: Shared,
 }
 
 impl KafkaPublisher {
     pub fn new(settings: TopicSettings, shared: Shared) -> Result<Self, String> {
-        let context = StatsContext {
-            lag: None,
-            queue: Some(shared.metrics.producer_queue.clone()),
-            assignments: None,
-        };
-        let producer = crate::kafka::producer_config(&settings.kafka)
-            .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS)
-            .create_with_context(context)
+        let settings = Arc::new(settings);
+        let txn = Txn::new(settings.clone(), shared.clone())
             .map_err(|e| format!("kafka at {}: {e}", settings.kafka.brokers))?;
         Ok(KafkaPublisher {
-            producer,
-            settings: std::sync::Arc::new(settings),
+            txn: Arc::new(Mutex::new(txn)),
+            settings,
             topic_ready: false,
             shared,
         })
@@ -74,9 +235,8 @@ impl Supervised for KafkaPublisher {}
 impl Handler<Publish> for KafkaPublisher {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
-    fn handle(&mut self, Publish(records): Publish, _: &mut Self::Context) -> Self::Result {
-        let (producer, settings, shared) =
-            (self.producer.clone(), self.settings.clone(), self.shared.clone());
+    fn handle(&mut self, Publish { batch, records }: Publish, _: &mut Self::Context) -> Self::Result {
+        let (txn, settings, shared) = (self.txn.clone(), self.settings.clone(), self.shared.clone());
         let need_topic = !self.topic_ready;
         let job = async move {
             if need_topic {
@@ -95,34 +255,33 @@ impl Handler<Publish> for KafkaPublisher {
                 )
                 .await;
             }
-            let mut backoff = Backoff::service();
             let total = records.len();
-            let mut pending = records;
+            let records = Arc::new(records);
+            let mut guard = txn.lock_owned().await;
+            let mut backoff = RetryPolicy::SERVICE.backoff();
             loop {
-                let sends = pending.iter().map(|r| {
-                    let record = FutureRecord::to(&settings.topic).key(&r.key).payload(&r.payload);
-                    // Waits (backpressure) while librdkafka's local queue is full.
-                    producer.send(record, Duration::from_secs(60))
-                });
-                let results = join_all(sends).await;
-                let failed: Vec<_> = pending
-                    .into_iter()
-                    .zip(results)
-                    .filter_map(|(r, res)| res.err().map(|(e, _)| (r, e)))
-                    .collect();
-                let acked = total - failed.len();
-                if failed.is_empty() {
-                    shared.metrics.events_published.inc_by(acked as u64);
+                if guard.committed.contains(&batch) {
                     return Ok(total);
                 }
-                shared.metrics.publish_errors.inc_by(failed.len() as u64);
-                let first = failed[0].1.to_string();
-                log::warn!(
-                    "{NAME}: {} of {total} deliveries failed ({first}); retrying them",
-                    failed.len()
-                );
-                shared.health.error(NAME, first);
-                pending = failed.into_iter().map(|(r, _)| r).collect();
+                let (back, attempt) = transact(guard, batch, records.clone()).await?;
+                guard = back;
+                let e = match attempt {
+                    Attempt::Done => {
+                        shared.metrics.events_published.inc_by(total as u64);
+                        return Ok(total);
+                    }
+                    Attempt::Again(e) => e,
+                    Attempt::Renew(e) => {
+                        let (back, renewed) = blocking(guard, Txn::renew).await?;
+                        guard = back;
+                        renewed.map_err(|e| format!("kafka at {}: {e}", settings.kafka.brokers))?;
+                        e
+                    }
+                };
+                if backoff.attempts() % 10 == 0 {
+                    log::warn!("{NAME}: batch {batch} of {total} not committed ({e}); producing it again");
+                }
+                shared.health.error(NAME, e.to_string());
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         };

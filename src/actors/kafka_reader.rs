@@ -1,38 +1,51 @@
-//! KafkaReader: reads the topic in a consumer group, decodes each record through the writer schema
-//! its id names (fetched from the registry once, then cached) into our reader schema, and hands
+//! KafkaReader: reads the topic in a consumer group, decodes each record through the writer schema its
+//! id names (fetched from the registry once, then cached) into our reader schema, and hands
 //! per-partition runs to the Batcher. Commits arrive back from the Batcher once both sinks have a batch.
 //!
-//! Backpressure: bytes read but not yet committed are counted; over `max_inflight_bytes` the reader
-//! pauses its partitions (librdkafka stops fetching and drops what it prefetched) and keeps polling, so it
-//! stays in the group however long a sink is down; it resumes them as soon as commits free room. Memory
-//! is thus bounded by `max_inflight_bytes`, one chunk, and librdkafka's prefetch queue (sized from it).
+//! The read loop runs on the reader's own arbiter (a thread of its own): decoding is CPU work kept off
+//! the actors' thread, and rdkafka runs the rebalance callbacks on the polling thread, where they may
+//! wait for the Batcher (`rebalance.rs`). The actor itself stays on the actors' thread: it starts and
+//! stops the loop and performs commits, each only while the partition is still ours (`Ownership`).
 //!
-//! This file is the actor (connect, commit, stop); `kafka_reader/read_loop.rs` is the loop it runs.
+//! Backpressure: the Batcher counts the bytes it holds (`Inflight`); over `max_inflight_bytes` the loop
+//! pauses its partitions (librdkafka stops fetching and drops what it prefetched) and keeps polling, so
+//! it stays in the group however long a sink is down, and resumes them as soon as commits free room.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod decode;
+mod read_loop;
+mod rebalance;
+mod unknown_ids;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use apache_avro::Schema;
+use futures::future::{AbortHandle, Abortable};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::batcher::{Batcher, CommitTo, Reset};
-use super::messages::Commit;
+use super::batcher::{Batcher, CommitTo};
+use super::inflight::Inflight;
+use super::messages::{Commit, CommitError};
+use super::ownership::{CommitRefused, Ownership};
 use super::Shared;
 use crate::config::KafkaConfig;
 use crate::dead_letters::DeadLetterQueue;
 use crate::kafka::StatsContext;
 use crate::registry::RegistryClient;
-use crate::wire;
-
-mod read_loop;
-
-use read_loop::{Inflight, ReadLoop};
+use read_loop::{ReadLoop, ReaderConsumer};
+use rebalance::ReaderContext;
 
 pub const NAME: &str = "kafka_reader";
+
+/// The assignment strategy, pinned: with cooperative-sticky a rebalance revokes only the partitions
+/// that move, so the others keep their open batches and nothing is fetched twice; the callbacks in
+/// `rebalance.rs` handle any strategy (eager revokes everything, then assigns it all again).
+pub const ASSIGNMENT_STRATEGY: &str = "cooperative-sticky";
+/// How long a member may take between polls before the group expels it; a revocation waits at most
+/// `revoke_timeout`, far less (checked in config).
+pub const MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
 pub struct ReaderSettings {
     pub kafka: KafkaConfig,
@@ -44,6 +57,21 @@ pub struct ReaderSettings {
     pub dlq_topic: String,
     pub group_id: String,
     pub max_inflight_bytes: u64,
+    /// How long a revocation waits for the revoked partitions' batches in flight.
+    pub revoke_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    #[error("kafka at {brokers}: {what}: {source}")]
+    Kafka {
+        brokers: String,
+        what: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("batcher unavailable: {0}")]
+    BatcherGone(#[from] MailboxError),
 }
 
 /// Graceful shutdown, first step: stop reading (what was read stays with the Batcher, to be drained and
@@ -58,50 +86,77 @@ pub struct StopReading;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// The read loop ended with an error: the actor stops, and its supervisor starts it again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct LoopFailed(ReaderError);
+
+/// What the read loop shares with the actor.
+struct Parts {
+    ownership: Arc<Ownership>,
+    inflight: Arc<Inflight>,
+    dlq: Arc<DeadLetterQueue>,
+    settings: Arc<ReaderSettings>,
+    batcher: Addr<Batcher>,
+    shared: Shared,
+}
+
 pub struct KafkaReader {
     settings: Arc<ReaderSettings>,
-    /// Partition assignments seen by the consumer (see `StatsContext::assignments`).
-    assignments: Arc<AtomicU64>,
-    dlq: Arc<DeadLetterQueue>,
-    consumer: Option<Arc<StreamConsumer<StatsContext>>>,
-    read_loop: Option<SpawnHandle>,
-    stopping: bool,
+    ownership: Arc<Ownership>,
     inflight: Arc<Inflight>,
+    dlq: Arc<DeadLetterQueue>,
+    consumer: Option<Arc<ReaderConsumer>>,
+    read_loop: Option<AbortHandle>,
+    /// The read loop's thread, for the life of the process.
+    arbiter: Arbiter,
+    stopping: bool,
+    /// Shared with the consumer's callbacks: set once the process leaves the group.
+    leaving: Arc<std::sync::atomic::AtomicBool>,
     batcher: Addr<Batcher>,
     registry: Arc<RegistryClient>,
     reader_schema: Arc<Schema>,
     shared: Shared,
 }
 
+/// Everything the reader is built from.
+pub struct ReaderParts {
+    pub settings: ReaderSettings,
+    pub batcher: Addr<Batcher>,
+    pub ownership: Arc<Ownership>,
+    pub inflight: Arc<Inflight>,
+    pub dlq: Arc<DeadLetterQueue>,
+    pub registry: Arc<RegistryClient>,
+    pub reader_schema: Arc<Schema>,
+    pub shared: Shared,
+}
+
 impl KafkaReader {
-    pub fn new(
-        settings: ReaderSettings,
-        batcher: Addr<Batcher>,
-        dlq: Arc<DeadLetterQueue>,
-        registry: Arc<RegistryClient>,
-        reader_schema: Arc<Schema>,
-        shared: Shared,
-    ) -> Result<Self, String> {
-        Ok(KafkaReader {
-            settings: Arc::new(settings),
-            assignments: Arc::default(),
-            dlq,
+    pub fn new(p: ReaderParts) -> Self {
+        KafkaReader {
+            settings: Arc::new(p.settings),
+            ownership: p.ownership,
+            inflight: p.inflight,
+            dlq: p.dlq,
             consumer: None,
             read_loop: None,
+            arbiter: Arbiter::new(),
             stopping: false,
-            inflight: Arc::default(),
-            batcher,
-            registry,
-            reader_schema,
-            shared,
-        })
+            leaving: Arc::default(),
+            batcher: p.batcher,
+            registry: p.registry,
+            reader_schema: p.reader_schema,
+            shared: p.shared,
+        }
     }
 
-    fn connect(&self) -> Result<Arc<StreamConsumer<StatsContext>>, String> {
+    fn connect(&self) -> Result<Arc<ReaderConsumer>, ReaderError> {
         let s = &self.settings;
         let mut cfg = crate::kafka::consumer_config(&s.kafka, &s.group_id);
         // Commits are explicit and synchronous, per batch, after both sinks acknowledged it.
         cfg.set("enable.auto.commit", "false")
+            .set("partition.assignment.strategy", ASSIGNMENT_STRATEGY)
+            .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
             // A crashed consumer's partitions move to a live one after this long.
             .set("session.timeout.ms", "10000")
             // What librdkafka prefetches is memory too: a quarter of the in-flight budget, 1–64 MiB.
@@ -115,15 +170,38 @@ impl KafkaReader {
             // Notice partitions added to the topic soon.
             .set("topic.metadata.refresh.interval.ms", "10000")
             .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS);
-        let context = StatsContext {
-            lag: Some(self.shared.metrics.consumer_lag.clone()),
-            queue: None,
-            assignments: Some(self.assignments.clone()),
+        let context = ReaderContext {
+            stats: StatsContext {
+                lag: Some(self.shared.metrics.consumer_lag.clone()),
+                queue: None,
+            },
+            topic: s.topic.clone(),
+            ownership: self.ownership.clone(),
+            batcher: self.batcher.clone().recipient(),
+            revoke_timeout: s.revoke_timeout,
+            leaving: self.leaving.clone(),
+            shared: self.shared.clone(),
+            mine: Default::default(),
         };
-        let consumer: StreamConsumer<StatsContext> = cfg
-            .create_with_context(context)
-            .map_err(|e| format!("kafka at {}: {e}", s.kafka.brokers))?;
+        let consumer: StreamConsumer<ReaderContext> =
+            cfg.create_with_context(context)
+                .map_err(|source| ReaderError::Kafka {
+                    brokers: s.kafka.brokers.clone(),
+                    what: "create consumer",
+                    source,
+                })?;
         Ok(Arc::new(consumer))
+    }
+
+    /// Stops the read loop and closes the consumer (off this thread: closing runs the revocation
+    /// callback, which waits for the Batcher, which runs here).
+    fn disconnect(&mut self) {
+        if let Some(h) = self.read_loop.take() {
+            h.abort();
+        }
+        if let Some(consumer) = self.consumer.take() {
+            tokio::task::spawn_blocking(move || drop(consumer));
+        }
     }
 }
 
@@ -140,51 +218,59 @@ impl Actor for KafkaReader {
         }
         self.shared.health.starting(NAME);
         self.batcher.do_send(CommitTo(ctx.address().recipient()));
-        // A (re)started reader reads from the committed offsets: whatever the Batcher holds open is stale.
-        self.batcher.do_send(Reset);
-        self.inflight = Arc::default();
-        self.shared.metrics.inflight_bytes.set(0);
-        self.shared.metrics.paused_partitions.set(0);
+        // A new consumer owns nothing until the group assigns it partitions.
+        self.ownership.revoke_all();
         let consumer = match self.connect() {
             Ok(c) => c,
             Err(e) => {
                 log::error!("{NAME}: {e}");
-                self.shared.health.error(NAME, e);
+                self.shared.health.error(NAME, e.to_string());
                 ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
                 return;
             }
         };
         self.consumer = Some(consumer.clone());
         self.shared.health.running(NAME);
-        let job = ReadLoop {
-            consumer,
-            assignments: self.assignments.clone(),
+        let parts = Parts {
+            ownership: self.ownership.clone(),
+            inflight: self.inflight.clone(),
             dlq: self.dlq.clone(),
             settings: self.settings.clone(),
-            inflight: self.inflight.clone(),
             batcher: self.batcher.clone(),
-            registry: self.registry.clone(),
-            decoders: RefCell::new(wire::Decoders::new(self.reader_schema.clone())),
             shared: self.shared.clone(),
         };
-        let handle = ctx.spawn(job.run().into_actor(self).map(|res, act, ctx| {
-            if let Err(e) = res {
-                log::error!("{NAME}: {e}; restarting");
-                act.shared.health.error(NAME, e);
-                ctx.stop();
-            }
-        }));
+        let decoding = decode::Decoding::new(self.registry.clone(), self.reader_schema.clone(), &self.settings.topic);
+        let (handle, registration) = AbortHandle::new_pair();
+        let me = ctx.address();
+        self.arbiter.spawn_fn(move || {
+            let job = ReadLoop::new(consumer, parts, decoding);
+            actix::spawn(async move {
+                if let Ok(Err(e)) = Abortable::new(job.run(), registration).await {
+                    me.do_send(LoopFailed(e));
+                }
+            });
+        });
         self.read_loop = Some(handle);
+    }
+}
+
+impl Handler<LoopFailed> for KafkaReader {
+    type Result = ();
+
+    fn handle(&mut self, LoopFailed(e): LoopFailed, ctx: &mut Self::Context) {
+        log::error!("{NAME}: {e}; restarting");
+        self.shared.health.error(NAME, e.to_string());
+        ctx.stop();
     }
 }
 
 impl Handler<StopReading> for KafkaReader {
     type Result = ();
 
-    fn handle(&mut self, _: StopReading, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: StopReading, _: &mut Self::Context) {
         self.stopping = true;
         if let Some(h) = self.read_loop.take() {
-            ctx.cancel_future(h);
+            h.abort();
         }
     }
 }
@@ -192,15 +278,16 @@ impl Handler<StopReading> for KafkaReader {
 impl Handler<Shutdown> for KafkaReader {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
         self.stopping = true;
+        self.leaving.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(h) = self.read_loop.take() {
-            ctx.cancel_future(h);
+            h.abort();
         }
         let consumer = self.consumer.take();
         Box::pin(async move {
             if let Some(c) = consumer {
-                // Unsubscribing sends LeaveGroup; it blocks on the broker, so off the actor thread.
+                // Unsubscribing sends LeaveGroup (after the revocation callback); it blocks on the broker.
                 let _ = tokio::task::spawn_blocking(move || c.unsubscribe()).await;
             }
         })
@@ -209,37 +296,43 @@ impl Handler<Shutdown> for KafkaReader {
 
 impl Supervised for KafkaReader {
     fn restarting(&mut self, _: &mut Self::Context) {
-        self.consumer = None;
+        self.disconnect();
+        self.ownership.revoke_all();
     }
 }
 
 impl Handler<Commit> for KafkaReader {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseFuture<Result<(), CommitError>>;
 
     fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
         let consumer = self.consumer.clone();
         let topic = self.settings.topic.clone();
-        let inflight = self.inflight.clone();
-        let gauge = self.shared.metrics.inflight_bytes.clone();
+        let ownership = self.ownership.clone();
         Box::pin(async move {
-            let consumer = consumer.ok_or("not connected")?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, msg.partition, Offset::Offset(msg.next_offset))
-                .map_err(|e| e.to_string())?;
+            let consumer = consumer.ok_or(CommitError::NotConnected)?;
+            let Commit {
+                partition,
+                epoch,
+                next_offset,
+            } = msg;
             // A synchronous commit blocks its thread until the broker answered: keep it off the actors'.
-            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("commit p{} @{}: {e}", msg.partition, msg.next_offset))?;
-            // Saturating: a batch read before a reader restart is committed against the new counter.
-            let release = |b: u64| Some(b.saturating_sub(msg.bytes as u64));
-            let before = inflight
-                .bytes
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, release)
-                .unwrap_or_default();
-            gauge.set(before.saturating_sub(msg.bytes as u64) as i64);
-            inflight.freed.notify_waiters();
-            Ok(())
+            let committed = tokio::task::spawn_blocking(move || {
+                ownership.commit_if_owned(partition, epoch, next_offset, || {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(&topic, partition, Offset::Offset(next_offset))?;
+                    consumer.commit(&tpl, CommitMode::Sync)
+                })
+            })
+            .await
+            .map_err(|_| CommitError::NotConnected)?;
+            committed.map_err(|e| match e {
+                CommitRefused::NotOwned { partition, epoch } => CommitError::NotOwned { partition, epoch },
+                CommitRefused::Failed(source) => CommitError::Kafka {
+                    partition,
+                    offset: next_offset,
+                    source,
+                },
+            })
         })
     }
 }

@@ -4,26 +4,54 @@ use std::sync::Arc;
 
 use actix::Message;
 
+use super::ownership::Epoch;
 use crate::event::Event;
 
-/// One partition's contiguous offset range `[first_offset, last_offset]` and the events decoded from it.
-/// Records that could not be decoded are inside the range but not in `events`: the range, not the
-/// events, decides what gets committed.
-#[derive(Debug)]
+/// One partition's contiguous offset range `[first_offset, last_offset]` and the events decoded from it,
+/// read while this member owned the partition under `epoch`. Records that went to the dead-letter topic
+/// are inside the range but not in `events`: the range, not the events, decides what gets committed.
+#[derive(Debug, Clone)]
 pub struct Batch {
     pub topic: String,
     pub partition: i32,
+    pub epoch: Epoch,
     pub first_offset: i64,
     pub last_offset: i64,
     pub events: Vec<(i64, Event)>,
-    /// Kafka payload bytes of the range, for backpressure accounting.
+    /// Kafka payload bytes of the range, for the in-flight budget.
     pub bytes: usize,
+}
+
+impl Batch {
+    /// The part of this batch after `offset` (a range of its own, starting at `offset + 1`).
+    pub fn after(&self, offset: i64) -> Batch {
+        let events: Vec<(i64, Event)> = self.events.iter().filter(|(o, _)| *o > offset).cloned().collect();
+        Batch {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            epoch: self.epoch,
+            first_offset: offset + 1,
+            last_offset: self.last_offset,
+            events,
+            bytes: 0,
+        }
+    }
 }
 
 /// Write this batch (shared by both writers, no copy). Ok means durable in that sink.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<(), SinkError>")]
+#[rtype(result = "Result<SinkAck, SinkError>")]
 pub struct WriteBatch(pub Arc<Batch>);
+
+/// How a sink holds a batch it acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkAck {
+    Written,
+    /// The lake already has an object for this batch's first offset, written earlier (before a crash,
+    /// or by the partition's former owner) and covering `[first_offset, last_offset]`. It is never
+    /// overwritten: the batch reuses its boundaries (see actors.md, "Rebalances").
+    Covered { last_offset: i64 },
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{sink}: {message}")]
@@ -53,12 +81,30 @@ pub enum Failure {
 pub struct Restart;
 
 /// Both sinks have the batch: commit `next_offset` for the partition (sent by the Batcher to the
-/// KafkaReader). The reply comes once the commit is done, so the Batcher never writes a partition's
-/// next batch before the previous one is committed.
+/// KafkaReader), unless the partition was revoked since the batch was read (`epoch`). The reply comes
+/// once the commit is done, so the Batcher never writes a partition's next batch before the previous
+/// one is committed.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), CommitError>")]
 pub struct Commit {
     pub partition: i32,
+    pub epoch: Epoch,
     pub next_offset: i64,
-    pub bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Final: the partition belongs to another epoch or member now; the batch is abandoned (whoever
+    /// owns the partition reads it again from the last commit).
+    #[error("partition {partition} is no longer ours (epoch {epoch})")]
+    NotOwned { partition: i32, epoch: Epoch },
+    #[error("the consumer is not connected")]
+    NotConnected,
+    #[error("kafka: commit of p{partition} @{offset}: {source}")]
+    Kafka {
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
 }

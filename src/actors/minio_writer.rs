@@ -1,12 +1,16 @@
 //! MinioWriter: one PutObject of JSONL per batch, under a key that is a function of the batch alone
-//! (partition, first offset, first event's time), so a batch replayed after a crash overwrites its own
-//! object instead of adding a duplicate.
+//! (partition, first offset, first event's time). The object is created only if the key is free
+//! (`If-None-Match: *`) and carries its offset range as metadata; when the key is taken (the batch was
+//! written before a crash, or by the partition's former owner), nothing is overwritten and the writer
+//! answers with the range the existing object covers, for the Batcher to reuse.
+
+use std::collections::{BTreeMap, HashMap};
 
 use actix::prelude::*;
 
-use super::messages::{Batch, Failure, SinkError, WriteBatch};
+use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
-use crate::s3::{ObjectStore, S3Error};
+use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
 pub const NAME: &str = "minio_writer";
 
@@ -29,7 +33,9 @@ impl MinioWriter {
 }
 
 /// `{prefix}dt=YYYY-MM-DD/hour=HH/events_YYYYMMDD_HHMMSS_p{partition}_o{first offset}.jsonl`, the time
-/// being the first event's `created_at` (not the wall clock, which would differ on replay).
+/// being the first event's `created_at` (not the wall clock, which would differ on replay). None for a
+/// batch without events (nothing to write) or whose first time has no calendar date (events are
+/// validated against `Millis::SINKABLE` before they get here, so that is a bug, answered as an error).
 pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
     let (_, first) = batch.events.first()?;
     let t = first.created_at.to_datetime()?;
@@ -51,6 +57,46 @@ pub fn jsonl(batch: &Batch) -> Result<Vec<u8>, serde_json::Error> {
         body.push(b'\n');
     }
     Ok(body)
+}
+
+/// The object metadata that records which range of which partition an object holds.
+fn object_meta(batch: &Batch) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("nrt-topic", batch.topic.clone()),
+        ("nrt-partition", batch.partition.to_string()),
+        ("nrt-first-offset", batch.first_offset.to_string()),
+        ("nrt-last-offset", batch.last_offset.to_string()),
+        ("nrt-events", batch.events.len().to_string()),
+    ])
+}
+
+/// What to do about an object already under the batch's key, from its metadata.
+fn existing(batch: &Batch, key: &str, meta: &HashMap<String, String>) -> Result<Option<SinkAck>, SinkError> {
+    let field = |name: &str| meta.get(name).map(String::as_str);
+    let (Some(topic), Some(partition), Some(first), Some(last)) = (
+        field("nrt-topic"),
+        field("nrt-partition"),
+        field("nrt-first-offset"),
+        field("nrt-last-offset"),
+    ) else {
+        // Written before objects carried their range: overwriting is what the old layout did.
+        return Ok(None);
+    };
+    let same_start = topic == batch.topic
+        && partition.parse() == Ok(batch.partition)
+        && first.parse() == Ok(batch.first_offset);
+    match (same_start, last.parse::<i64>()) {
+        (true, Ok(last_offset)) if last_offset >= batch.first_offset => Ok(Some(SinkAck::Covered { last_offset })),
+        _ => Err(SinkError {
+            sink: "minio",
+            message: format!(
+                "{key} exists and holds {topic} p{partition} o{first}..{last}, not a batch of {} p{} o{}: \
+                 give each topic its own NRT_S3_PREFIX",
+                batch.topic, batch.partition, batch.first_offset
+            ),
+            failure: Failure::Misconfigured,
+        }),
+    }
 }
 
 fn sink_error(e: S3Error) -> SinkError {
@@ -76,22 +122,22 @@ impl Actor for MinioWriter {
 impl Supervised for MinioWriter {}
 
 impl Handler<WriteBatch> for MinioWriter {
-    type Result = ResponseActFuture<Self, Result<(), SinkError>>;
+    type Result = ResponseActFuture<Self, Result<SinkAck, SinkError>>;
 
     fn handle(&mut self, WriteBatch(batch): WriteBatch, _: &mut Self::Context) -> Self::Result {
-        let Some(key) = object_key(&self.prefix, &batch) else {
-            // Nothing decodable in the range: no object to write.
-            return Box::pin(fut::ready(Ok(())));
-        };
-        let body = match jsonl(&batch) {
-            Ok(b) => b,
+        if batch.events.is_empty() {
+            // Nothing decodable in the range (all of it dead-lettered): no object to write.
+            return Box::pin(fut::ready(Ok(SinkAck::Written)));
+        }
+        let prepared = object_key(&self.prefix, &batch)
+            .ok_or_else(|| "the first event's time has no calendar date".to_owned())
+            .and_then(|key| jsonl(&batch).map(|b| (key, b)).map_err(|e| e.to_string()));
+        let (key, body) = match prepared {
+            Ok(kb) => kb,
             Err(e) => {
                 let err = SinkError {
                     sink: "minio",
-                    message: format!(
-                        "cannot serialize batch p{} o{}: {e}",
-                        batch.partition, batch.first_offset
-                    ),
+                    message: format!("cannot write batch p{} o{}: {e}", batch.partition, batch.first_offset),
                     failure: Failure::Misconfigured,
                 };
                 return Box::pin(fut::ready(Err(err)));
@@ -108,23 +154,45 @@ impl Handler<WriteBatch> for MinioWriter {
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
             }
-            store
-                .put(&key, body, "application/x-ndjson")
+            let meta = object_meta(&batch);
+            let created = store
+                .put_if_absent(&key, body, "application/x-ndjson", &meta)
                 .await
-                .map_err(sink_error)
+                .map_err(sink_error)?;
+            match created {
+                PutOutcome::Created => Ok(SinkAck::Written),
+                PutOutcome::Exists(found) => match existing(&batch, &key, &found)? {
+                    Some(ack) => Ok(ack),
+                    None => {
+                        log::warn!("{NAME}: {key} has no offset metadata (an older layout): overwriting it");
+                        let body = jsonl(&batch).map_err(|e| SinkError {
+                            sink: "minio",
+                            message: e.to_string(),
+                            failure: Failure::Misconfigured,
+                        })?;
+                        store
+                            .put(&key, body, "application/x-ndjson")
+                            .await
+                            .map(|()| SinkAck::Written)
+                            .map_err(sink_error)
+                    }
+                },
+            }
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
             let m = &act.shared.metrics;
             match &res {
-                Ok(()) => {
+                Ok(ack) => {
                     act.bucket_ready = true;
-                    m.events_written
-                        .with_label_values(&["minio"])
-                        .inc_by(events as u64);
-                    m.sink_bytes.with_label_values(&["minio"]).inc_by(bytes as u64);
-                    m.batch_events
-                        .with_label_values(&["minio"])
-                        .observe(events as f64);
+                    if *ack == SinkAck::Written {
+                        m.events_written
+                            .with_label_values(&["minio"])
+                            .inc_by(events as u64);
+                        m.sink_bytes.with_label_values(&["minio"]).inc_by(bytes as u64);
+                        m.batch_events
+                            .with_label_values(&["minio"])
+                            .observe(events as f64);
+                    }
                     m.flush_seconds
                         .with_label_values(&["minio"])
                         .observe(started.elapsed().as_secs_f64());
@@ -137,5 +205,40 @@ impl Handler<WriteBatch> for MinioWriter {
             }
             res
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: i64, last: i64) -> Batch {
+        Batch {
+            topic: "events.v1".into(),
+            partition: 2,
+            epoch: 1,
+            first_offset: first,
+            last_offset: last,
+            events: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn an_existing_object_is_reused_only_when_it_starts_where_the_batch_does() {
+        let b = batch(100, 140);
+        let meta: HashMap<String, String> = object_meta(&batch(100, 199))
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(
+            existing(&b, "k", &meta).ok(),
+            Some(Some(SinkAck::Covered { last_offset: 199 }))
+        );
+        assert_eq!(existing(&b, "k", &HashMap::new()).ok(), Some(None), "older layout");
+        let mut other_topic = meta.clone();
+        other_topic.insert("nrt-topic".into(), "other".into());
+        let refused = existing(&b, "k", &other_topic).map_err(|e| e.failure);
+        assert_eq!(refused, Err(Failure::Misconfigured));
     }
 }

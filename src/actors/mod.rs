@@ -9,10 +9,12 @@ pub mod encoder;
 #[cfg(debug_assertions)]
 pub mod fault;
 pub mod health;
+pub mod inflight;
 pub mod kafka_publisher;
 pub mod kafka_reader;
 pub mod messages;
 pub mod minio_writer;
+pub mod ownership;
 pub mod poller;
 pub mod supervisor;
 

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use super::encoder::{Encoder, Events};
 use super::Shared;
 use crate::event::Event;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Next, RetryPolicy};
 
 pub const NAME: &str = "poller";
 
@@ -131,6 +131,8 @@ async fn poll_loop(
     );
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     let mut streak: u64 = 0;
+    // Numbers the batches handed on, so a resend of one is recognised as the same batch.
+    let mut batch: u64 = 0;
     while !stop.requested.load(Ordering::SeqCst) {
         let events = match fetch(&http, &url, &shared).await {
             Ok(events) => events,
@@ -159,7 +161,8 @@ async fn poll_loop(
         let full = events.len() >= settings.batch as usize;
         if !events.is_empty() {
             shared.metrics.events_polled.inc_by(events.len() as u64);
-            deliver(Arc::new(events), &encoder, &shared).await;
+            batch += 1;
+            deliver(batch, Arc::new(events), &encoder, &shared).await;
         }
         if !full {
             tokio::time::sleep(settings.interval).await;
@@ -168,24 +171,31 @@ async fn poll_loop(
 }
 
 /// Hands a polled batch on until Kafka has it: polled events are never dropped.
-async fn deliver(events: Arc<Vec<Event>>, encoder: &Addr<Encoder>, shared: &Shared) {
-    let mut backoff = Backoff::service();
-    loop {
-        let err = match encoder.send(Events(events.clone())).await {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => e,
-            Err(e) => format!("encoder unavailable: {e}"),
+async fn deliver(batch: u64, events: Arc<Vec<Event>>, encoder: &Addr<Encoder>, shared: &Shared) {
+    let attempt = || async {
+        let msg = Events {
+            batch,
+            events: events.clone(),
         };
+        match encoder.send(msg).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(format!("encoder unavailable: {e}")),
+        }
+    };
+    let published = RetryPolicy::SERVICE.run(attempt, |err, failures| {
         shared.metrics.poll_errors.with_label_values(&["publish"]).inc();
-        if backoff.attempts() % 10 == 0 {
+        if failures % 10 == 0 {
             log::warn!(
                 "{NAME}: batch of {} not published yet: {err}; retrying",
                 events.len()
             );
         }
-        shared.health.error(NAME, err);
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+        shared.health.error(NAME, err.clone());
+        Next::Retry
+    });
+    // Never gives up, so it never fails.
+    let _ = published.await;
 }
 
 async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec<Event>, PollError> {

@@ -26,7 +26,9 @@ use super::batcher::{Batcher, Limits};
 use super::clickhouse_writer::{self, ClickhouseWriter};
 use super::encoder::{self, Encoder};
 use super::kafka_publisher::{self, KafkaPublisher, TopicSettings};
-use super::kafka_reader::{self, KafkaReader, ReaderSettings};
+use super::inflight::Inflight;
+use super::kafka_reader::{self, KafkaReader, ReaderParts, ReaderSettings};
+use super::ownership::Ownership;
 use super::messages::Restart;
 use super::minio_writer::{self, MinioWriter};
 use super::poller::{self, PollSettings, Poller};
@@ -237,11 +239,23 @@ pub fn start(
         let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())?;
         let dlq = Arc::new(dlq);
         let sinks = batcher::Sinks {
-            minio,
-            clickhouse,
+            minio: minio.recipient(),
+            clickhouse: clickhouse.recipient(),
             dlq: dlq.clone(),
+            clickhouse_took_rows: std::sync::atomic::AtomicBool::new(true),
         };
-        let b = Batcher::new(pipeline.topic.clone(), limits, sinks, shared.clone());
+        // Shared by the reader (rebalances, commits) and the Batcher: which partitions are ours, and
+        // how many bytes are held.
+        let ownership = Arc::new(Ownership::default());
+        let inflight = Arc::new(Inflight::new(shared.metrics.inflight_bytes.clone()));
+        let b = Batcher::new(
+            pipeline.topic.clone(),
+            limits,
+            sinks,
+            ownership.clone(),
+            inflight.clone(),
+            shared.clone(),
+        );
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         started.batcher = Some(batcher.clone());
@@ -254,15 +268,18 @@ pub fn start(
             dlq_topic: pipeline.dead_letter_topic(),
             group_id: pipeline.group_id.clone(),
             max_inflight_bytes: pipeline.max_inflight_bytes,
+            revoke_timeout: Duration::from_millis(pipeline.revoke_timeout_ms),
         };
-        let r = KafkaReader::new(
+        let r = KafkaReader::new(ReaderParts {
             settings,
             batcher,
+            ownership,
+            inflight,
             dlq,
-            registry.clone(),
+            registry: registry.clone(),
             reader_schema,
-            shared.clone(),
-        )?;
+            shared: shared.clone(),
+        });
         let reader = Supervise::start(kafka_reader::NAME, r, shared);
         started.crashable(kafka_reader::NAME, &reader);
         started.reader = Some(reader);
@@ -277,6 +294,7 @@ pub fn start(
             topic: pipeline.topic.clone(),
             partitions: pipeline.partitions,
             replication: pipeline.replication,
+            transactional_id: pipeline.transactional_id(),
         };
         let publisher = Supervise::start(
             kafka_publisher::NAME,

@@ -405,9 +405,19 @@ pub async fn assert_all_landed_once(
         .unwrap_or_default()
 }
 
-/// The group's lag summed over the topic's partitions, as Kafka says: high watermark minus committed
-/// offset (the whole partition when nothing is committed).
+/// The group's lag summed over the topic's partitions, in offsets, as Kafka says: high watermark minus
+/// committed offset (the whole partition when nothing is committed). Transaction markers take offsets
+/// too: for "how many records are left" see `uncommitted_records`.
 pub fn kafka_lag(cfg: &ServicesConfig, names: &Names) -> u64 {
+    committed_and_high(cfg, names)
+        .iter()
+        .map(|(_, from, high)| (high - from).max(0) as u64)
+        .sum()
+}
+
+/// Per partition: its id, the group's committed offset (the low watermark when none) and the high
+/// watermark.
+fn committed_and_high(cfg: &ServicesConfig, names: &Names) -> Vec<(i32, i64, i64)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &names.group)
@@ -437,9 +447,53 @@ pub fn kafka_lag(cfg: &ServicesConfig, names: &Names) -> u64 {
                 Offset::Offset(o) => o,
                 _ => low,
             };
-            (high - from).max(0) as u64
+            (e.partition(), from, high)
         })
-        .sum()
+        .collect()
+}
+
+/// The records the group has not committed yet, counted by reading them (`read_committed`, as the
+/// pipeline does: aborted records and transaction markers are not records).
+pub fn uncommitted_records(cfg: &ServicesConfig, names: &Names) -> u64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let ranges = committed_and_high(cfg, names);
+    let mut tpl = TopicPartitionList::new();
+    for (p, from, _) in &ranges {
+        tpl.add_partition_offset(&names.topic, *p, Offset::Offset(*from))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let reader: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
+        .create()
+        .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
+    reader.assign(&tpl).unwrap_or_else(|e| panic!("assign: {e}"));
+    let high: std::collections::BTreeMap<i32, i64> = ranges.iter().map(|(p, _, h)| (*p, *h)).collect();
+    let done = |reader: &BaseConsumer| {
+        let positions = reader.position().unwrap_or_else(|e| panic!("position: {e}"));
+        high.iter().all(|(p, h)| {
+            let at = positions.find_partition(&names.topic, *p).map(|e| e.offset());
+            match at {
+                Some(Offset::Offset(o)) => o >= *h,
+                _ => ranges.iter().any(|(q, from, hh)| q == p && from >= hh),
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut count = 0;
+    while !done(&reader) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counting the records of {} took too long",
+            names.topic
+        );
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            if high.get(&m.partition()).is_some_and(|h| m.offset() < *h) {
+                count += 1;
+            }
+        }
+    }
+    count
 }
 
 /// A Kafka record's headers as text, by key.

@@ -1,63 +1,134 @@
-//! The KafkaReader's read loop: subscribe, read chunks, decode through the writer schema of each record,
-//! dead-letter what cannot be decoded, hand per-partition runs to the Batcher, and pause the partitions
-//! while too much is in flight.
+//! The KafkaReader's read loop, on the reader's own arbiter (thread): read chunks, classify each record
+//! (`decode.rs`), dead-letter poison, hand per-partition runs to the Batcher, and pause the partitions
+//! while too much is in flight or while the registry seems wrong (`unknown_ids.rs`). Records are tagged
+//! with the epoch their partition had when they arrived; a run whose partition was revoked or assigned
+//! again meanwhile is dropped (its new owner reads it from the last commit).
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message as _, Timestamp};
-use tokio::sync::Notify;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message as _, OwnedMessage, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ReaderSettings, NAME};
-use crate::actors::batcher::{Batcher, Decoded, Reset};
+use super::decode::{Classified, Decoding, Recheck};
+use super::rebalance::ReaderContext;
+use super::unknown_ids::{UnknownRun, Verdict};
+use super::{ReaderError, ReaderSettings, NAME};
+use crate::actors::batcher::{Batcher, Decoded};
+use crate::actors::inflight::Inflight;
+use crate::actors::ownership::{Epoch, Ownership};
 use crate::actors::Shared;
 use crate::dead_letters::{DeadLetter, DeadLetterQueue};
 use crate::event::Event;
-use crate::kafka::StatsContext;
-use crate::registry::RegistryClient;
-use crate::retry::Backoff;
-use crate::wire::{self, WireError};
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
 const CHUNK_RECORDS: usize = 5_000;
 const CHUNK_WAIT: Duration = Duration::from_millis(20);
+/// How long an idle loop waits for a record before looking at its timers again.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How often a paused reader asks the registry again.
+const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// Bytes read but not committed, and a bell rung at each commit.
-#[derive(Default)]
-pub(super) struct Inflight {
-    pub(super) bytes: AtomicU64,
-    pub(super) freed: Notify,
-}
+pub(super) type ReaderConsumer = StreamConsumer<ReaderContext>;
 
 pub(super) struct ReadLoop {
-    pub(super) consumer: Arc<StreamConsumer<StatsContext>>,
-    pub(super) assignments: Arc<AtomicU64>,
+    pub(super) consumer: Arc<ReaderConsumer>,
+    pub(super) ownership: Arc<Ownership>,
+    pub(super) inflight: Arc<Inflight>,
     pub(super) dlq: Arc<DeadLetterQueue>,
     pub(super) settings: Arc<ReaderSettings>,
-    pub(super) inflight: Arc<Inflight>,
     pub(super) batcher: Addr<Batcher>,
-    pub(super) registry: Arc<RegistryClient>,
-    /// One decoder per writer schema id, built on the id's first record (never borrowed across an await).
-    pub(super) decoders: RefCell<wire::Decoders>,
+    pub(super) decoding: Decoding,
     pub(super) shared: Shared,
+    /// Records received and not yet classified (while paused or blocked), in read order.
+    pending: VecDeque<Held>,
+    /// Records with ids the registry does not know, held while they come in a row.
+    suspects: UnknownRun<Held>,
+    blocked: Option<Blocked>,
+    /// Ownership generation at which the partitions were paused (None: not paused).
+    paused: Option<u64>,
+    /// The last offset handed over, per partition and epoch (for the commit past transaction markers).
+    last_read: HashMap<i32, (Epoch, i64)>,
+    errors_logged: Instant,
+    tail_checked: Instant,
 }
 
-#[derive(Default)]
+/// A record kept for later, owned (it outlives the poll that returned it).
+struct Held {
+    epoch: Epoch,
+    msg: OwnedMessage,
+    why: String,
+}
+
+/// The registry cannot tell what the records are: everything waits, nothing is dead-lettered.
+struct Blocked {
+    reason: BlockReason,
+    id: u32,
+    next_check: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockReason {
+    Unreachable,
+    LacksSchemas,
+}
+
+impl BlockReason {
+    fn label(self) -> &'static str {
+        match self {
+            BlockReason::Unreachable => "registry_unreachable",
+            BlockReason::LacksSchemas => "registry_lacks_schemas",
+        }
+    }
+}
+
+/// One partition's records in one chunk, all read under `epoch`.
 struct Run {
+    epoch: Epoch,
     first_offset: i64,
     last_offset: i64,
     events: Vec<(i64, Event)>,
+    letters: Vec<DeadLetter>,
     bytes: usize,
 }
 
+#[derive(Default)]
+struct Chunk {
+    runs: BTreeMap<i32, Run>,
+    records: usize,
+}
+
 impl ReadLoop {
+    pub(super) fn new(
+        consumer: Arc<ReaderConsumer>,
+        parts: super::Parts,
+        decoding: Decoding,
+    ) -> Self {
+        let long_ago = Instant::now() - Duration::from_secs(60);
+        ReadLoop {
+            consumer,
+            ownership: parts.ownership,
+            inflight: parts.inflight,
+            dlq: parts.dlq,
+            settings: parts.settings,
+            batcher: parts.batcher,
+            decoding,
+            shared: parts.shared,
+            pending: VecDeque::new(),
+            suspects: UnknownRun::default(),
+            blocked: None,
+            paused: None,
+            last_read: HashMap::new(),
+            errors_logged: long_ago,
+            tail_checked: long_ago,
+        }
+    }
+
     /// Makes sure the topic and its dead-letter topic exist (a consumer may start first), then subscribes.
-    async fn subscribe(&self) -> Result<(), String> {
+    async fn subscribe(&self) -> Result<(), ReaderError> {
         let s = &self.settings;
         for topic in [&s.topic, &s.dlq_topic] {
             let on_error = |e: &crate::kafka::KafkaSetupError, attempts: u32| {
@@ -70,179 +141,339 @@ impl ReadLoop {
         }
         self.consumer
             .subscribe(&[&s.topic])
-            .map_err(|e| format!("kafka at {}: subscribe {}: {e}", s.kafka.brokers, s.topic))
+            .map_err(|source| ReaderError::Kafka {
+                brokers: s.kafka.brokers.clone(),
+                what: "subscribe",
+                source,
+            })
     }
 
-    pub(super) async fn run(self) -> Result<(), String> {
+    pub(super) async fn run(mut self) -> Result<(), ReaderError> {
         self.subscribe().await?;
-        let mut errors_logged = Instant::now() - Duration::from_secs(60);
-        let mut generation = self.assignments.load(Ordering::SeqCst);
-        let mut paused = None;
         loop {
-            let mut held = self.hold(&mut paused, &mut errors_logged).await;
-            let mut runs: BTreeMap<i32, Run> = BTreeMap::new();
-            let mut letters = Vec::new();
-            let mut count = 0;
-            let mut deadline = None;
-            while count < CHUNK_RECORDS {
-                let next = match (held.take(), deadline) {
-                    (Some(m), _) => Ok(Ok(m)),
-                    (None, None) => Ok(self.consumer.recv().await),
-                    (None, Some(d)) => tokio::time::timeout_at(d, self.consumer.recv()).await,
-                };
-                let msg = match next {
-                    Err(_) => break,
-                    Ok(Err(e)) => {
-                        self.consumer_error(&e, &mut errors_logged);
-                        continue;
-                    }
-                    Ok(Ok(m)) => m,
-                };
-                let now_generation = self.assignments.load(Ordering::SeqCst);
-                if now_generation != generation {
-                    // Partitions were (re)assigned during this recv: fetching restarted from the committed
-                    // offsets, so everything read before it (this chunk, the Batcher's open batches) will
-                    // come again. Drop it rather than write it twice.
-                    generation = now_generation;
-                    runs.clear();
-                    letters.clear();
-                    count = 0;
-                    self.forget_open_batches().await?;
+            self.throttle().await;
+            let chunk = self.read_chunk().await;
+            self.hand_over(chunk).await?;
+            self.commit_tail();
+        }
+    }
+
+    /// Returns at once while there is room in flight and the registry answers. Otherwise pauses every
+    /// assigned partition and keeps polling (group membership, rebalances: records that still arrive
+    /// are kept for later) until commits free room or the registry can tell again.
+    async fn throttle(&mut self) {
+        let (consumer, inflight) = (self.consumer.clone(), self.inflight.clone());
+        loop {
+            let freed = inflight.freed();
+            if self.blocked.is_some() {
+                self.try_unblock().await;
+            }
+            let over = self.inflight.bytes() >= self.settings.max_inflight_bytes;
+            if !over && self.blocked.is_none() {
+                if self.paused.take().is_some() {
+                    self.set_paused(false);
                 }
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
-                count += 1;
-                let payload = msg.payload().unwrap_or_default();
-                let run = runs.entry(msg.partition()).or_insert_with(|| Run {
-                    first_offset: msg.offset(),
-                    ..Run::default()
-                });
-                run.last_offset = msg.offset();
-                run.bytes += payload.len();
-                match self.decode(payload).await {
-                    Ok(event) => run.events.push((msg.offset(), event)),
-                    Err((kind, message)) => {
-                        self.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
-                        if errors_logged.elapsed() > Duration::from_secs(10) {
-                            log::warn!(
-                                "{NAME}: p{} @{}: undecodable record ({kind}: {message}): to {}",
-                                msg.partition(),
-                                msg.offset(),
-                                self.dlq.topic
-                            );
-                            errors_logged = Instant::now();
+                return;
+            }
+            let generation = self.ownership.generation();
+            if self.paused != Some(generation) {
+                self.set_paused(true);
+                self.paused = Some(generation);
+            }
+            tokio::select! {
+                _ = freed => {}
+                next = tokio::time::timeout(Duration::from_millis(500), consumer.recv()) => match next {
+                    Err(_) => {}
+                    Ok(Err(e)) => self.consumer_error(&e),
+                    Ok(Ok(m)) => {
+                        if let Some(epoch) = self.ownership.epoch(m.partition()) {
+                            let held = Held { epoch, msg: m.detach(), why: String::new() };
+                            self.pending.push_back(held);
                         }
-                        letters.push(DeadLetter {
-                            key: msg.key().map(<[u8]>::to_vec),
-                            payload: payload.to_vec(),
-                            topic: msg.topic().to_owned(),
-                            partition: msg.partition(),
-                            offset: msg.offset(),
-                            timestamp: match msg.timestamp() {
-                                Timestamp::NotAvailable => None,
-                                t => t.to_millis(),
-                            },
-                            kind,
-                            message,
-                            format: "confluent-avro",
-                        });
                     }
-                }
-            }
-            // Poison records are handled once the dead-letter topic has them: only then may their
-            // offsets move towards a commit (with the batch their range belongs to).
-            if !letters.is_empty() {
-                let n = letters.len() as u64;
-                let shared = &self.shared;
-                self.dlq
-                    .send_all(letters, |e| shared.health.error(NAME, e.to_owned()))
-                    .await;
-                shared.metrics.dead_letters.inc_by(n);
-            }
-            for (partition, run) in runs {
-                self.shared
-                    .metrics
-                    .events_consumed
-                    .inc_by(run.events.len() as u64);
-                let now =
-                    self.inflight.bytes.fetch_add(run.bytes as u64, Ordering::SeqCst) + run.bytes as u64;
-                self.shared.metrics.inflight_bytes.set(now as i64);
-                let decoded = Decoded {
-                    partition,
-                    first_offset: run.first_offset,
-                    last_offset: run.last_offset,
-                    events: run.events,
-                    bytes: run.bytes,
-                };
-                self.batcher
-                    .send(decoded)
-                    .await
-                    .map_err(|e| format!("batcher unavailable: {e}"))?;
+                },
             }
         }
     }
 
-    /// Tells the Batcher to drop its open batches and takes their bytes off the in-flight count.
-    async fn forget_open_batches(&self) -> Result<(), String> {
-        let dropped = self
-            .batcher
-            .send(Reset)
-            .await
-            .map_err(|e| format!("batcher unavailable: {e}"))?;
-        let release = |b: u64| Some(b.saturating_sub(dropped as u64));
-        let _ = self
-            .inflight
-            .bytes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, release);
+    async fn read_chunk(&mut self) -> Chunk {
+        let consumer = self.consumer.clone();
+        let mut chunk = Chunk::default();
+        let mut generation = self.ownership.generation();
+        let mut deadline = None;
+        while chunk.records < CHUNK_RECORDS && self.blocked.is_none() {
+            if let Some(held) = self.pending.pop_front() {
+                if self.ownership.owns(held.msg.partition(), held.epoch) {
+                    self.process(&mut chunk, held.epoch, &held.msg).await;
+                }
+                continue;
+            }
+            if self.suspects.expired(Instant::now()) {
+                self.suspects_are_poison(&mut chunk);
+            }
+            let wait = deadline.unwrap_or_else(|| tokio::time::Instant::now() + IDLE_WAIT);
+            let msg = match tokio::time::timeout_at(wait, consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => {
+                    self.consumer_error(&e);
+                    continue;
+                }
+                Ok(Ok(m)) => m,
+            };
+            if self.ownership.generation() != generation {
+                generation = self.ownership.generation();
+                self.drop_stale(&mut chunk);
+            }
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
+            // Rebalance callbacks run inside `recv`: the epoch read now is the one this record belongs to.
+            if let Some(epoch) = self.ownership.epoch(msg.partition()) {
+                self.process(&mut chunk, epoch, &msg).await;
+            }
+        }
+        chunk
+    }
+
+    /// Classifies one record and puts it where it belongs: its partition's run (event or dead letter),
+    /// the run of unknown ids, or — when the registry cannot tell — the queue of records that wait.
+    async fn process(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) {
+        chunk.records += 1;
+        let classified = self.decoding.classify(msg.payload().unwrap_or_default()).await;
+        let held = |why: String| Held {
+            epoch,
+            msg: owned(msg),
+            why,
+        };
+        match classified {
+            Classified::UnknownId { id, message } => match self.decoding.subject_known().await {
+                Ok(true) => {
+                    if self.suspects.push(held(message), Instant::now()) == Verdict::RegistryWrong {
+                        self.block(BlockReason::LacksSchemas, id, None);
+                    }
+                }
+                Ok(false) => {
+                    let why = format!(
+                        "the schema registry knows no subject {}: is NRT_SCHEMA_REGISTRY_URL the registry of this topic?",
+                        self.decoding.subject()
+                    );
+                    self.block(BlockReason::LacksSchemas, id, Some((held(message), why)));
+                }
+                Err(e) => self.block(BlockReason::Unreachable, id, Some((held(message), e.to_string()))),
+            },
+            Classified::Unresolved { id, message } => {
+                self.block(BlockReason::Unreachable, id, Some((held(message.clone()), message)))
+            }
+            Classified::Event(event) => {
+                self.suspects_are_poison(chunk);
+                run_of(chunk, epoch, msg).events.push((msg.offset(), event));
+            }
+            Classified::Poison { kind, message } => {
+                self.suspects_are_poison(chunk);
+                self.dead_letter(chunk, epoch, msg, kind, message);
+            }
+        }
+    }
+
+    fn dead_letter(
+        &mut self,
+        chunk: &mut Chunk,
+        epoch: Epoch,
+        msg: &impl rdkafka::Message,
+        kind: &'static str,
+        message: String,
+    ) {
+        self.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
+        if self.errors_logged.elapsed() > Duration::from_secs(10) {
+            log::warn!(
+                "{NAME}: p{} @{}: undecodable record ({kind}: {message}): to {}",
+                msg.partition(),
+                msg.offset(),
+                self.dlq.topic
+            );
+            self.errors_logged = Instant::now();
+        }
+        let letter = DeadLetter {
+            key: msg.key().map(<[u8]>::to_vec),
+            payload: msg.payload().unwrap_or_default().to_vec(),
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            timestamp: match msg.timestamp() {
+                Timestamp::NotAvailable => None,
+                t => t.to_millis(),
+            },
+            kind,
+            message,
+            format: "confluent-avro",
+        };
+        run_of(chunk, epoch, msg).letters.push(letter);
+    }
+
+    /// The run of unknown ids ended (or expired) short of the threshold: its records are poison.
+    fn suspects_are_poison(&mut self, chunk: &mut Chunk) {
+        for held in self.suspects.take() {
+            if self.ownership.owns(held.msg.partition(), held.epoch) {
+                self.dead_letter(chunk, held.epoch, &held.msg, "unknown_schema", held.why);
+            }
+        }
+    }
+
+    /// Stops classifying: what was held (the run of unknown ids, then `also`) waits, first in line,
+    /// until the registry can tell; the partitions are paused meanwhile and `/ready` says why.
+    fn block(&mut self, reason: BlockReason, id: u32, also: Option<(Held, String)>) {
+        let why = also.as_ref().map(|(_, w)| w.clone()).unwrap_or_else(|| {
+            format!(
+                "{} records in a row have schema ids the registry does not know (last: {id}): \
+                 is NRT_SCHEMA_REGISTRY_URL the registry of this topic?",
+                super::unknown_ids::RUN_THRESHOLD
+            )
+        });
+        let mut front = self.suspects.take();
+        front.extend(also.map(|(h, _)| h));
+        for held in front.into_iter().rev() {
+            self.pending.push_front(held);
+        }
+        let message = format!("paused: {why}");
+        log::warn!("{NAME}: {message}");
+        self.shared.health.blocked(NAME, message);
         self.shared
             .metrics
-            .inflight_bytes
-            .set(self.inflight.bytes.load(Ordering::SeqCst) as i64);
-        if dropped > 0 {
-            log::warn!("{NAME}: partitions reassigned; dropped {dropped} uncommitted bytes, re-reading them from the committed offsets");
+            .consumer_blocked
+            .with_label_values(&[reason.label()])
+            .set(1);
+        self.blocked = Some(Blocked {
+            reason,
+            id,
+            next_check: Instant::now() + RECHECK_EVERY,
+        });
+    }
+
+    async fn try_unblock(&mut self) {
+        let Some(b) = &self.blocked else { return };
+        if Instant::now() < b.next_check {
+            return;
+        }
+        let (reason, id) = (b.reason, b.id);
+        let answer = self.decoding.recheck(id).await;
+        let resolved = match reason {
+            BlockReason::Unreachable => answer != Recheck::Unreachable,
+            BlockReason::LacksSchemas => answer == Recheck::Known,
+        };
+        if !resolved {
+            if let Some(b) = &mut self.blocked {
+                b.next_check = Instant::now() + RECHECK_EVERY;
+            }
+            return;
+        }
+        log::info!(
+            "{NAME}: the registry answers for schema {id} again; resuming with {} held records",
+            self.pending.len()
+        );
+        self.blocked = None;
+        self.shared.health.running(NAME);
+        self.shared
+            .metrics
+            .consumer_blocked
+            .with_label_values(&[reason.label()])
+            .set(0);
+    }
+
+    /// Forgets what was read from partitions revoked or assigned again since (their owner reads them
+    /// again from the last commit).
+    fn drop_stale(&mut self, chunk: &mut Chunk) {
+        let ownership = &self.ownership;
+        chunk.runs.retain(|p, run| ownership.owns(*p, run.epoch));
+        self.suspects
+            .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
+        self.pending
+            .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
+    }
+
+    /// Dead letters first (a poison record's offset may move towards a commit only once the
+    /// dead-letter topic has it), then each partition's run to the Batcher.
+    async fn hand_over(&mut self, mut chunk: Chunk) -> Result<(), ReaderError> {
+        let letters: Vec<DeadLetter> = chunk
+            .runs
+            .values_mut()
+            .flat_map(|r| r.letters.drain(..))
+            .collect();
+        if !letters.is_empty() {
+            let n = letters.len() as u64;
+            let health = &self.shared.health;
+            self.dlq
+                .send_all(letters, &|e| health.error(NAME, e.to_owned()))
+                .await;
+            self.shared.metrics.dead_letters.inc_by(n);
+        }
+        for (partition, run) in chunk.runs {
+            if !self.ownership.owns(partition, run.epoch) {
+                continue;
+            }
+            self.shared
+                .metrics
+                .events_consumed
+                .inc_by(run.events.len() as u64);
+            self.last_read.insert(partition, (run.epoch, run.last_offset));
+            let decoded = Decoded {
+                partition,
+                epoch: run.epoch,
+                first_offset: run.first_offset,
+                last_offset: run.last_offset,
+                events: run.events,
+                bytes: run.bytes,
+            };
+            self.batcher.send(decoded).await?;
         }
         Ok(())
     }
 
-    /// Broker hiccups surface here; librdkafka reconnects by itself.
-    fn consumer_error(&self, e: &rdkafka::error::KafkaError, errors_logged: &mut Instant) {
-        if errors_logged.elapsed() > Duration::from_secs(10) {
-            log::warn!("{NAME}: {e}");
-            *errors_logged = Instant::now();
+    /// A transactional producer leaves a marker after each transaction; it takes an offset but is never
+    /// delivered, so committing "last record + 1" leaves the group one behind forever (lag 1). Once
+    /// everything read from a partition is committed and librdkafka's position is past it (markers
+    /// only: this thread is the one that polls, and nothing of that partition waits unread), commit
+    /// the position instead.
+    fn commit_tail(&mut self) {
+        if self.tail_checked.elapsed() < Duration::from_secs(1) {
+            return;
         }
-        self.shared.health.error(NAME, e.to_string());
+        self.tail_checked = Instant::now();
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let waiting: BTreeSet<i32> = self
+            .pending
+            .iter()
+            .chain(self.suspects.iter())
+            .map(|h| h.msg.partition())
+            .collect();
+        let ownership = &self.ownership;
+        self.last_read.retain(|p, (epoch, _)| ownership.owns(*p, *epoch));
+        for (&p, &(epoch, last)) in &self.last_read {
+            if waiting.contains(&p) || ownership.committed(p) != Some(last + 1) {
+                continue;
+            }
+            let position = positions
+                .find_partition(&self.settings.topic, p)
+                .map(|e| e.offset());
+            let Some(Offset::Offset(next)) = position.filter(|o| matches!(o, Offset::Offset(n) if *n > last + 1))
+            else {
+                continue;
+            };
+            let mut tpl = TopicPartitionList::new();
+            if tpl.add_partition_offset(&self.settings.topic, p, Offset::Offset(next)).is_err() {
+                continue;
+            }
+            let consumer = &self.consumer;
+            let _ = ownership.commit_if_owned(p, epoch, next, || consumer.commit(&tpl, CommitMode::Async));
+        }
     }
 
-    /// Returns at once while there is room for more in flight. Otherwise pauses every assigned partition
-    /// and keeps polling (group membership, rebalances) until commits free room, then resumes them.
-    /// A record can still arrive meanwhile, from a partition assigned after the pause: it is returned,
-    /// to be handled like any other (the bound is exceeded by one chunk at most).
-    async fn hold<'a>(
-        &'a self,
-        paused: &mut Option<u64>,
-        errors_logged: &mut Instant,
-    ) -> Option<BorrowedMessage<'a>> {
-        loop {
-            let freed = self.inflight.freed.notified();
-            if self.inflight.bytes.load(Ordering::SeqCst) < self.settings.max_inflight_bytes {
-                if paused.take().is_some() {
-                    self.set_paused(false);
-                }
-                return None;
-            }
-            let generation = self.assignments.load(Ordering::SeqCst);
-            if *paused != Some(generation) {
-                self.set_paused(true);
-                *paused = Some(generation);
-            }
-            tokio::select! {
-                _ = freed => {}
-                next = tokio::time::timeout(Duration::from_millis(500), self.consumer.recv()) => match next {
-                    Err(_) => {}
-                    Ok(Err(e)) => self.consumer_error(&e, errors_logged),
-                    Ok(Ok(m)) => return Some(m),
-                },
-            }
+    /// Broker hiccups surface here; librdkafka reconnects by itself.
+    fn consumer_error(&mut self, e: &rdkafka::error::KafkaError) {
+        if self.errors_logged.elapsed() > Duration::from_secs(10) {
+            log::warn!("{NAME}: {e}");
+            self.errors_logged = Instant::now();
         }
+        self.shared.health.error(NAME, e.to_string());
     }
 
     fn set_paused(&self, pause: bool) {
@@ -262,42 +493,42 @@ impl ReadLoop {
                 let n = if pause { assignment.count() as i64 } else { 0 };
                 self.shared.metrics.paused_partitions.set(n);
                 log::info!(
-                    "{NAME}: {} {} partitions ({} bytes in flight, bound {})",
+                    "{NAME}: {} {} partitions ({} bytes in flight, bound {}{})",
                     if pause { "paused" } else { "resumed" },
                     assignment.count(),
-                    self.inflight.bytes.load(Ordering::SeqCst),
-                    self.settings.max_inflight_bytes
+                    self.inflight.bytes(),
+                    self.settings.max_inflight_bytes,
+                    if self.blocked.is_some() { "; waiting for the registry" } else { "" }
                 );
             }
             Err(e) => log::warn!("{NAME}: pause/resume: {e}"),
         }
     }
+}
 
-    /// The event in one record, or the kind of reason it has none. An unreachable registry is waited
-    /// for (a record whose schema we cannot fetch yet is not a bad record).
-    async fn decode(&self, payload: &[u8]) -> Result<Event, (&'static str, String)> {
-        let (id, avro) = wire::split(payload).map_err(|e| match e {
-            WireError::TooShort(_) => ("too_short", e.to_string()),
-            _ => ("bad_magic", e.to_string()),
-        })?;
-        if !self.decoders.borrow().knows(id) {
-            let mut backoff = Backoff::service();
-            let writer = loop {
-                match self.registry.schema_by_id(id).await {
-                    Ok(s) => break s,
-                    Err(e) if e.is_transient() => {
-                        self.shared.health.error(NAME, e.to_string());
-                        tokio::time::sleep(backoff.next_delay()).await;
-                    }
-                    Err(e) => return Err(("unknown_schema", e.to_string())),
-                }
-            };
-            self.decoders.borrow_mut().learn(id, writer);
-        }
-        let value = self.decoders.borrow().decode(id, avro).map_err(|e| match e {
-            WireError::Resolve { .. } => ("schema_resolution", e.to_string()),
-            _ => ("corrupt", e.to_string()),
-        })?;
-        Event::from_avro(value).map_err(|e| ("invalid_event", e.to_string()))
-    }
+/// The run of `msg`'s partition in this chunk (one is opened at its offset if needed).
+fn run_of<'c>(chunk: &'c mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) -> &'c mut Run {
+    let run = chunk.runs.entry(msg.partition()).or_insert_with(|| Run {
+        epoch,
+        first_offset: msg.offset(),
+        last_offset: msg.offset(),
+        events: Vec::new(),
+        letters: Vec::new(),
+        bytes: 0,
+    });
+    run.last_offset = msg.offset();
+    run.bytes += msg.payload().map_or(0, <[u8]>::len);
+    run
+}
+
+fn owned(msg: &impl rdkafka::Message) -> OwnedMessage {
+    OwnedMessage::new(
+        msg.payload().map(<[u8]>::to_vec),
+        msg.key().map(<[u8]>::to_vec),
+        msg.topic().to_owned(),
+        msg.timestamp(),
+        msg.partition(),
+        msg.offset(),
+        None,
+    )
 }

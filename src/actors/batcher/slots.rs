@@ -1,0 +1,352 @@
+//! The Batcher's per-partition bookkeeping as plain data: the open batch, the one batch in flight, and
+//! a boundary the next batch must end on. No actor and no I/O here, so the rules are unit-tested with
+//! plain values: one batch in flight per partition, epochs, cutting at a boundary, merging back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Decoded, Limits};
+use crate::actors::messages::Batch;
+use crate::actors::ownership::Epoch;
+use crate::event::Event;
+
+/// How a batch's write-and-commit job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    /// Both sinks have it and its offsets are committed.
+    Committed,
+    /// The partition was revoked (or assigned again) meanwhile: nothing was committed; the owner reads
+    /// the range again from the last commit.
+    Abandoned,
+    /// The lake already holds an object for this first offset reaching `until`, further than the
+    /// batch: the batch goes back to being open and is written again once it reaches exactly `until`.
+    NeedsMore { until: i64 },
+}
+
+#[derive(Debug)]
+pub struct Open {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub events: Vec<(i64, Event)>,
+    pub bytes: usize,
+    pub opened: Instant,
+    pub flush_now: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    epoch: Epoch,
+    open: Option<Open>,
+    in_flight: Option<Arc<Batch>>,
+    /// The next batch must end exactly here (an object in the lake ends here: see `JobEnd::NeedsMore`).
+    end_at: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Slots {
+    topic: String,
+    map: BTreeMap<i32, Slot>,
+}
+
+impl Slots {
+    pub fn new(topic: String) -> Self {
+        Slots {
+            topic,
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a run read under `d.epoch`; returns the bytes dropped. A run of an older epoch than the
+    /// partition's is dropped whole; a newer epoch drops the open batch of the older one (the partition
+    /// was assigned again and is read again from the last commit). A batch in flight stays until its
+    /// job ends: the partition keeps one batch in flight, whatever its epoch.
+    pub fn add(&mut self, d: Decoded) -> usize {
+        let slot = self.map.entry(d.partition).or_insert(Slot {
+            epoch: d.epoch,
+            open: None,
+            in_flight: None,
+            end_at: None,
+        });
+        let mut dropped = 0;
+        if d.epoch < slot.epoch {
+            return d.bytes;
+        }
+        if d.epoch > slot.epoch {
+            dropped = slot.open.take().map_or(0, |o| o.bytes);
+            slot.end_at = None;
+            slot.epoch = d.epoch;
+        }
+        match &mut slot.open {
+            Some(open) => {
+                open.last_offset = d.last_offset;
+                open.bytes += d.bytes;
+                open.events.extend(d.events);
+            }
+            None => {
+                slot.open = Some(Open {
+                    first_offset: d.first_offset,
+                    last_offset: d.last_offset,
+                    events: d.events,
+                    bytes: d.bytes,
+                    opened: Instant::now(),
+                    flush_now: false,
+                })
+            }
+        }
+        dropped
+    }
+
+    /// Marks every open batch due now (`POST /flush`); returns how many there are.
+    pub fn flush_all(&mut self) -> usize {
+        let opens = self.map.values_mut().filter_map(|s| s.open.as_mut());
+        opens.fold(0, |n, o| {
+            o.flush_now = true;
+            n + 1
+        })
+    }
+
+    /// Takes `partition`'s open batch as its batch in flight, if it has none in flight and the open one
+    /// is due (or reaches the boundary it must end on, where it is cut).
+    pub fn start(&mut self, partition: i32, limits: &Limits, draining: bool) -> Option<Arc<Batch>> {
+        let topic = &self.topic;
+        let slot = self.map.get_mut(&partition)?;
+        if slot.in_flight.is_some() {
+            return None;
+        }
+        let open = slot.open.as_ref()?;
+        let take = match slot.end_at {
+            Some(end) => open.last_offset >= end,
+            None => draining || open.flush_now || limits.is_due(open),
+        };
+        if !take {
+            return None;
+        }
+        let mut open = slot.open.take()?;
+        if let Some(end) = slot.end_at.take().filter(|e| *e < open.last_offset) {
+            slot.open = Some(cut_after(&mut open, end));
+        }
+        let batch = Arc::new(Batch {
+            topic: topic.clone(),
+            partition,
+            epoch: slot.epoch,
+            first_offset: open.first_offset,
+            last_offset: open.last_offset,
+            events: open.events,
+            bytes: open.bytes,
+        });
+        slot.in_flight = Some(batch.clone());
+        Some(batch)
+    }
+
+    /// The job of `partition`'s batch in flight ended; returns the bytes no longer held. A batch that
+    /// needs more becomes the front of the open batch again, with the boundary it must end on.
+    pub fn finish(&mut self, partition: i32, end: JobEnd) -> usize {
+        let Some(slot) = self.map.get_mut(&partition) else {
+            return 0;
+        };
+        let Some(batch) = slot.in_flight.take() else {
+            return 0;
+        };
+        match end {
+            JobEnd::NeedsMore { until } if batch.epoch == slot.epoch => {
+                let batch = Arc::unwrap_or_clone(batch);
+                let mut events = batch.events;
+                let (last_offset, bytes) = match slot.open.take() {
+                    Some(later) => {
+                        events.extend(later.events);
+                        (later.last_offset, batch.bytes + later.bytes)
+                    }
+                    None => (batch.last_offset, batch.bytes),
+                };
+                slot.open = Some(Open {
+                    first_offset: batch.first_offset,
+                    last_offset,
+                    events,
+                    bytes,
+                    opened: Instant::now(),
+                    flush_now: false,
+                });
+                slot.end_at = Some(until);
+                0
+            }
+            _ => batch.bytes,
+        }
+    }
+
+    /// Revocation of `partition` as assigned under `epoch`: drops its open batch. Returns the bytes
+    /// dropped and whether a batch is still in flight (the revocation then waits for its job). A slot
+    /// of a newer epoch (the partition was assigned again since) is left alone.
+    pub fn revoke(&mut self, partition: i32, epoch: Epoch) -> (usize, bool) {
+        let Some(slot) = self.map.get_mut(&partition).filter(|s| s.epoch <= epoch) else {
+            return (0, false);
+        };
+        let dropped = slot.open.take().map_or(0, |o| o.bytes);
+        slot.end_at = None;
+        let busy = slot.in_flight.is_some();
+        if !busy {
+            self.map.remove(&partition);
+        }
+        (dropped, busy)
+    }
+
+    /// Forgets a partition that is no longer owned, once its last job ended. Returns the bytes dropped.
+    pub fn forget_if_idle(&mut self, partition: i32) -> usize {
+        match self.map.get(&partition) {
+            Some(slot) if slot.in_flight.is_none() => self
+                .map
+                .remove(&partition)
+                .and_then(|s| s.open)
+                .map_or(0, |o| o.bytes),
+            _ => 0,
+        }
+    }
+
+    pub fn partitions(&self) -> Vec<i32> {
+        self.map.keys().copied().collect()
+    }
+
+    pub fn in_flight(&self) -> Vec<Arc<Batch>> {
+        self.map.values().filter_map(|s| s.in_flight.clone()).collect()
+    }
+
+    pub fn has_in_flight(&self, partition: i32) -> bool {
+        self.map.get(&partition).is_some_and(|s| s.in_flight.is_some())
+    }
+
+    /// Nothing open and nothing in flight.
+    pub fn is_idle(&self) -> bool {
+        self.map
+            .values()
+            .all(|s| s.open.is_none() && s.in_flight.is_none())
+    }
+}
+
+impl Limits {
+    fn is_due(&self, open: &Open) -> bool {
+        open.events.len() >= self.max_records
+            || open.bytes >= self.max_bytes
+            || open.opened.elapsed() >= self.flush_interval
+    }
+}
+
+/// Splits `open` after offset `end`: `open` keeps `[first, end]`, the rest is returned. Bytes are shared
+/// in proportion to the offsets (the total is kept exact: the budget must balance).
+fn cut_after(open: &mut Open, end: i64) -> Open {
+    let later: Vec<(i64, Event)> = match open.events.iter().position(|(o, _)| *o > end) {
+        Some(i) => open.events.split_off(i),
+        None => Vec::new(),
+    };
+    let span = (open.last_offset - open.first_offset + 1).max(1) as u128;
+    let kept = (end - open.first_offset + 1).clamp(0, span as i64) as u128;
+    let kept_bytes = (open.bytes as u128 * kept / span) as usize;
+    let rest = Open {
+        first_offset: end + 1,
+        last_offset: open.last_offset,
+        events: later,
+        bytes: open.bytes - kept_bytes,
+        opened: open.opened,
+        flush_now: open.flush_now,
+    };
+    open.last_offset = end;
+    open.bytes = kept_bytes;
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Millis, Money};
+    use std::time::Duration;
+
+    fn event(n: u128) -> Event {
+        Event {
+            event_id: uuid::Uuid::from_u128(n),
+            kind: "view".into(),
+            user_id: 1,
+            amount: Money(0),
+            currency: "EUR".into(),
+            created_at: Millis(1_795_771_800_000 + n as i64),
+        }
+    }
+
+    fn run(partition: i32, epoch: Epoch, first: i64, last: i64) -> Decoded {
+        Decoded {
+            partition,
+            epoch,
+            first_offset: first,
+            last_offset: last,
+            events: (first..=last).map(|o| (o, event(o as u128))).collect(),
+            bytes: (last - first + 1) as usize * 10,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            flush_interval: Duration::from_secs(3600),
+            max_records: 100,
+            max_bytes: 1 << 30,
+        }
+    }
+
+    #[test]
+    fn one_batch_in_flight_per_partition() {
+        let mut s = Slots::new("t".into());
+        assert_eq!(s.add(run(0, 1, 0, 149)), 0);
+        let first = s.start(0, &limits(), false).map(|b| (b.first_offset, b.last_offset));
+        assert_eq!(first, Some((0, 149)), "due by size: the whole open batch goes");
+        s.add(run(0, 1, 150, 299));
+        assert!(s.start(0, &limits(), false).is_none(), "a second batch while one is in flight");
+        assert_eq!(s.finish(0, JobEnd::Committed), 1500);
+        let next = s.start(0, &limits(), false).map(|b| (b.first_offset, b.last_offset));
+        assert_eq!(next, Some((150, 299)));
+    }
+
+    #[test]
+    fn a_new_epoch_drops_the_open_batch_of_the_old_one() {
+        let mut s = Slots::new("t".into());
+        s.add(run(2, 1, 0, 9));
+        // Assigned again: the same range comes again from the last commit.
+        assert_eq!(s.add(run(2, 5, 0, 4)), 100);
+        assert_eq!(s.add(run(2, 1, 10, 19)), 100, "a late run of the old epoch is dropped whole");
+        let b = s.start(2, &limits(), true);
+        assert_eq!(b.map(|b| (b.epoch, b.first_offset, b.last_offset)), Some((5, 0, 4)));
+    }
+
+    #[test]
+    fn needs_more_merges_back_and_cuts_exactly_at_the_boundary() {
+        let mut s = Slots::new("t".into());
+        s.add(run(1, 1, 100, 140));
+        let b = s.start(1, &limits(), true).map(|b| b.last_offset);
+        assert_eq!(b, Some(140));
+        s.add(run(1, 1, 141, 160));
+        // The lake has [100, 199] already: write again once exactly that far.
+        assert_eq!(s.finish(1, JobEnd::NeedsMore { until: 199 }), 0);
+        assert!(s.start(1, &limits(), true).is_none(), "not there yet, even when draining");
+        s.add(run(1, 1, 161, 230));
+        let b = s.start(1, &limits(), false).unwrap_or_else(|| panic!("due at the boundary"));
+        assert_eq!((b.first_offset, b.last_offset, b.events.len()), (100, 199, 100));
+        assert_eq!(b.events.last().map(|(o, _)| *o), Some(199));
+        // Bytes balance: what the cut batch and the rest hold is what was added.
+        assert_eq!(s.finish(1, JobEnd::Committed), b.bytes);
+        let rest = s.start(1, &limits(), true).unwrap_or_else(|| panic!("the rest is open"));
+        assert_eq!((rest.first_offset, rest.last_offset), (200, 230));
+        assert_eq!(b.bytes + rest.bytes, 1310);
+    }
+
+    #[test]
+    fn revocation_drops_open_and_waits_for_in_flight() {
+        let mut s = Slots::new("t".into());
+        s.add(run(0, 1, 0, 9));
+        s.add(run(1, 1, 0, 9));
+        assert!(s.start(1, &limits(), true).is_some());
+        s.add(run(1, 1, 10, 19));
+        assert_eq!(s.revoke(0, 0), (0, false), "an older epoch's revocation");
+        assert_eq!(s.revoke(0, 1), (100, false));
+        assert_eq!(s.revoke(1, 1), (100, true));
+        assert!(s.has_in_flight(1));
+        assert_eq!(s.finish(1, JobEnd::Abandoned), 100);
+        assert_eq!(s.forget_if_idle(1), 0);
+        assert!(s.partitions().is_empty());
+    }
+}

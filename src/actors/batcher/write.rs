@@ -1,0 +1,196 @@
+//! One batch's job: write it to both sinks (retrying only the one that failed), dead-letter the rows
+//! ClickHouse refuses for good, then commit its offsets, as long as the partition is still ours. An
+//! object the lake already holds for the batch's first offset is never overwritten: its boundaries are
+//! reused (the batch is covered up to there; the rest is written after it, or the batch waits to reach
+//! it). See actors.md, "Rebalances".
+
+use std::sync::Arc;
+
+use actix::MailboxError;
+
+use super::slots::JobEnd;
+use super::Sinks;
+use crate::actors::clickhouse_writer::{self, RefusedRows};
+use crate::actors::messages::{Batch, Commit, CommitError, Failure, SinkAck, SinkError, WriteBatch};
+use crate::actors::ownership::Ownership;
+use crate::actors::Shared;
+use crate::dead_letters::DeadLetter;
+use crate::retry::{Next, RetryPolicy};
+
+pub const NAME: &str = super::NAME;
+
+/// What the job needs besides the batch.
+pub struct Job {
+    pub sinks: Arc<Sinks>,
+    pub commit_to: actix::Recipient<Commit>,
+    pub ownership: Arc<Ownership>,
+    pub shared: Shared,
+}
+
+impl Job {
+    pub async fn run(self, batch: Arc<Batch>) -> JobEnd {
+        let where_ = format!(
+            "{} p{} o{}..{}",
+            batch.topic, batch.partition, batch.first_offset, batch.last_offset
+        );
+        let end = match self.write(&batch, &where_).await {
+            Ok(()) => self.commit(&batch, &where_).await,
+            Err(end) => end,
+        };
+        if end == JobEnd::Abandoned {
+            log::info!("batch {where_}: partition revoked before its commit; left to its new owner");
+        }
+        end
+    }
+
+    fn owned(&self, batch: &Batch) -> bool {
+        self.ownership.owns(batch.partition, batch.epoch)
+    }
+
+    /// Until both sinks hold the batch; `Err` ends the job early (abandoned, or the lake needs more).
+    async fn write(&self, batch: &Arc<Batch>, where_: &str) -> Result<(), JobEnd> {
+        // The part MinIO still has to take (None: done); ClickHouse's outcome once it has the batch.
+        let mut lake = Some(batch.clone());
+        let mut refused: Option<RefusedRows> = None;
+        let mut backoff = RetryPolicy::SERVICE.backoff();
+        while lake.is_some() || refused.is_none() {
+            if !self.owned(batch) {
+                return Err(JobEnd::Abandoned);
+            }
+            let write_minio = async {
+                match &lake {
+                    Some(part) => Some(flatten(self.sinks.minio.send(WriteBatch(part.clone())).await, "minio")),
+                    None => None,
+                }
+            };
+            let write_clickhouse = async {
+                match refused {
+                    Some(_) => None,
+                    None => Some(
+                        clickhouse_writer::write_isolating(&self.sinks.clickhouse, batch, &self.sinks.clickhouse_took_rows)
+                            .await,
+                    ),
+                }
+            };
+            let (m, c) = futures::join!(write_minio, write_clickhouse);
+            let mut failures = Vec::new();
+            match m {
+                Some(Ok(SinkAck::Written)) => lake = None,
+                Some(Ok(SinkAck::Covered { last_offset })) => {
+                    self.shared.metrics.lake_reused.inc();
+                    if last_offset > batch.last_offset {
+                        return Err(JobEnd::NeedsMore { until: last_offset });
+                    }
+                    lake = lake
+                        .filter(|part| last_offset < part.last_offset)
+                        .map(|part| Arc::new(part.after(last_offset)));
+                }
+                Some(Err(e)) => failures.push(e),
+                None => {}
+            }
+            match c {
+                Some(Ok(rows)) => refused = Some(rows),
+                Some(Err(e)) => failures.push(e),
+                None => {}
+            }
+            for e in &failures {
+                if backoff.attempts() % 20 == 0 {
+                    log::warn!("batch {where_}: {e} ({:?}); retrying", e.failure);
+                }
+                self.shared.health.error(NAME, format!("batch {where_}: {e}"));
+            }
+            if !failures.is_empty() {
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+        if let Some(rows) = refused.filter(|r| !r.is_empty()) {
+            self.dead_letter_refused(batch, rows).await;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch's range; a partition that is not ours any more is never committed.
+    async fn commit(&self, batch: &Batch, where_: &str) -> JobEnd {
+        let attempt = || async {
+            if !self.owned(batch) {
+                return Err(CommitError::NotOwned {
+                    partition: batch.partition,
+                    epoch: batch.epoch,
+                });
+            }
+            let commit = Commit {
+                partition: batch.partition,
+                epoch: batch.epoch,
+                next_offset: batch.last_offset + 1,
+            };
+            self.commit_to
+                .send(commit)
+                .await
+                .unwrap_or(Err(CommitError::NotConnected))
+        };
+        let committed = RetryPolicy::SERVICE
+            .run(attempt, |e, failures| match e {
+                CommitError::NotOwned { .. } => Next::Stop,
+                _ => {
+                    if failures % 10 == 0 {
+                        log::warn!("batch {where_}: {e}; retrying");
+                    }
+                    Next::Retry
+                }
+            })
+            .await;
+        match committed {
+            Ok(()) => {
+                let m = &self.shared.metrics;
+                m.batches_committed.inc();
+                m.last_commit.set(crate::event::Millis::now().0 as f64 / 1000.0);
+                JobEnd::Committed
+            }
+            Err(_) => JobEnd::Abandoned,
+        }
+    }
+
+    /// Events ClickHouse will never take go to the dead-letter topic as JSON (the decoded event; MinIO
+    /// has them too), before the batch's offsets are committed.
+    async fn dead_letter_refused(&self, batch: &Batch, rows: RefusedRows) {
+        let dlq = &self.sinks.dlq;
+        let letters: Vec<DeadLetter> = rows
+            .into_iter()
+            .map(|(offset, event, message)| DeadLetter {
+                key: Some(event.event_id.to_string().into_bytes()),
+                payload: serde_json::to_vec(&event).unwrap_or_default(),
+                topic: batch.topic.clone(),
+                partition: batch.partition,
+                offset,
+                timestamp: Some(event.created_at.0),
+                kind: "refused_by_clickhouse",
+                message,
+                format: "json",
+            })
+            .collect();
+        let n = letters.len() as u64;
+        log::warn!(
+            "batch {} p{} o{}..{}: ClickHouse refused {n} rows for good: to {}",
+            batch.topic,
+            batch.partition,
+            batch.first_offset,
+            batch.last_offset,
+            dlq.topic()
+        );
+        let health = &self.shared.health;
+        dlq.send_all(letters, &|e| health.error(NAME, e.to_owned())).await;
+        let m = &self.shared.metrics;
+        m.dead_letters.inc_by(n);
+        m.sink_refused.with_label_values(&["clickhouse"]).inc_by(n);
+    }
+}
+
+fn flatten(sent: Result<Result<SinkAck, SinkError>, MailboxError>, sink: &'static str) -> Result<SinkAck, SinkError> {
+    sent.unwrap_or_else(|e| {
+        Err(SinkError {
+            sink,
+            message: format!("writer unavailable: {e}"),
+            failure: Failure::Transient,
+        })
+    })
+}

@@ -1,0 +1,151 @@
+//! What one record is: an event both sinks can hold, poison (with the kind of reason), or a record whose
+//! schema id the registry does not know or cannot be asked about (decided by the read loop). Writer
+//! schemas are fetched by id once and kept; a "not found" is remembered for `NEGATIVE_TTL`, so a flood of
+//! records with a bogus id costs one registry call, not one each.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::event::{Event, EventError};
+use crate::registry::{ClientError, RegistryClient};
+use crate::wire::{self, WireError};
+
+/// How long "the registry does not know id N" (or "… subject S") is believed before asking again.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+
+/// The Confluent error code of "schema not found" (`GET /schemas/ids/{id}`).
+const SCHEMA_NOT_FOUND: u32 = 40403;
+/// … and of "subject not found".
+const SUBJECT_NOT_FOUND: u32 = 40401;
+
+#[derive(Debug)]
+pub enum Classified {
+    Event(Event),
+    /// Never decodable: to the dead-letter topic with this kind (`nrt_decode_errors_total{kind}`).
+    Poison { kind: &'static str, message: String },
+    /// The registry answered that it does not know this id.
+    UnknownId { id: u32, message: String },
+    /// The registry could not be asked (down, timing out): nothing can be decided yet.
+    Unresolved { id: u32, message: String },
+}
+
+pub struct Decoding {
+    registry: Arc<RegistryClient>,
+    decoders: wire::Decoders,
+    /// Ids the registry said it does not know, and when it said so.
+    unknown: HashMap<u32, Instant>,
+    /// The value subject of the topic (`<topic>-value`) and, once asked, whether the registry has it.
+    subject: String,
+    subject_known: Option<(Instant, bool)>,
+}
+
+impl Decoding {
+    pub fn new(registry: Arc<RegistryClient>, reader: Arc<apache_avro::Schema>, topic: &str) -> Self {
+        Decoding {
+            registry,
+            decoders: wire::Decoders::new(reader),
+            unknown: HashMap::new(),
+            subject: format!("{topic}-value"),
+            subject_known: None,
+        }
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub async fn classify(&mut self, payload: &[u8]) -> Classified {
+        let poison = |kind, e: &dyn std::fmt::Display| Classified::Poison {
+            kind,
+            message: e.to_string(),
+        };
+        let (id, avro) = match wire::split(payload) {
+            Ok(split) => split,
+            Err(e @ WireError::TooShort(_)) => return poison("too_short", &e),
+            Err(e) => return poison("bad_magic", &e),
+        };
+        if !self.decoders.knows(id) {
+            if let Some(unknown) = self.still_unknown(id) {
+                return unknown;
+            }
+            match self.registry.schema_by_id(id).await {
+                Ok(writer) => self.decoders.learn(id, writer),
+                Err(e) if e.is_transient() => {
+                    return Classified::Unresolved {
+                        id,
+                        message: e.to_string(),
+                    }
+                }
+                Err(e) if e.error_code() == Some(SCHEMA_NOT_FOUND) => {
+                    self.unknown.insert(id, Instant::now());
+                    return Classified::UnknownId {
+                        id,
+                        message: e.to_string(),
+                    };
+                }
+                // Known to the registry but unusable (its text does not parse): as good as unknown.
+                Err(e) => return poison("unknown_schema", &e),
+            }
+        }
+        let value = match self.decoders.decode(id, avro) {
+            Ok(v) => v,
+            Err(e @ WireError::Resolve { .. }) => return poison("schema_resolution", &e),
+            Err(e) => return poison("corrupt", &e),
+        };
+        match Event::from_avro(value) {
+            Ok(event) => Classified::Event(event),
+            Err(e @ EventError::CreatedAtOutOfRange(_)) => poison("created_at_out_of_range", &e),
+            Err(e) => poison("invalid_event", &e),
+        }
+    }
+
+    fn still_unknown(&self, id: u32) -> Option<Classified> {
+        let at = self.unknown.get(&id)?;
+        (at.elapsed() < NEGATIVE_TTL).then(|| Classified::UnknownId {
+            id,
+            message: format!("schema {id} not found (asked {} ms ago)", at.elapsed().as_millis()),
+        })
+    }
+
+    /// Whether the registry has the topic's value subject at all (cached for `NEGATIVE_TTL`). A registry
+    /// without it cannot be the one this topic's producers registered with.
+    pub async fn subject_known(&mut self) -> Result<bool, ClientError> {
+        if let Some((at, known)) = self.subject_known {
+            if at.elapsed() < NEGATIVE_TTL {
+                return Ok(known);
+            }
+        }
+        let known = match self.registry.latest(&self.subject).await {
+            Ok(_) => true,
+            Err(e) if e.error_code() == Some(SUBJECT_NOT_FOUND) => false,
+            Err(e) => return Err(e),
+        };
+        self.subject_known = Some((Instant::now(), known));
+        Ok(known)
+    }
+
+    /// Asks the registry about `id` again, now (during a pause for a registry that seemed wrong).
+    pub async fn recheck(&mut self, id: u32) -> Recheck {
+        self.unknown.remove(&id);
+        self.subject_known = None;
+        match self.registry.schema_by_id(id).await {
+            Ok(writer) => {
+                self.decoders.learn(id, writer);
+                Recheck::Known
+            }
+            Err(e) if e.is_transient() => Recheck::Unreachable,
+            Err(e) if e.error_code() == Some(SCHEMA_NOT_FOUND) => Recheck::NotFound,
+            Err(_) => Recheck::Known,
+        }
+    }
+}
+
+/// The registry's answer about an id, asked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// It has it now (or answers something definite: classifying again will tell).
+    Known,
+    NotFound,
+    Unreachable,
+}
