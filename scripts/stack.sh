@@ -343,12 +343,20 @@ case $cmd in
     fi
     rm -f "$PIDS/$2.pid"
     ;;
+  freeze|thaw)
+    # SIGSTOP/SIGCONT: a service that hangs (connections accepted, nothing answered) and then carries
+    # on with what it was sent meanwhile, as a stalled disk or a long GC pause would.
+    valid_service "${2:-}"
+    p=$(pid_of "$2")
+    [[ -n $p ]] && kill -0 "$p" 2>/dev/null || die "$2 is not running"
+    if [[ $cmd == freeze ]]; then kill -STOP "$p"; log "$2 frozen"; else kill -CONT "$p"; log "$2 thawed"; fi
+    ;;
   logs)
     if [[ -n ${2:-} ]]; then valid_service "$2"; tail -n "${LINES_N:-100}" "$LOGS/$2.log"
     else for svc in "${SERVICES[@]}"; do [[ -f $LOGS/$svc.log ]] && { echo "== $svc"; tail -n 20 "$LOGS/$svc.log"; }; done; fi
     ;;
   *)
-    echo "usage: $0 up|down|status|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE" >&2
+    echo "usage: $0 up|down|status|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE|freeze SERVICE|thaw SERVICE" >&2
     exit 2
     ;;
 esac

@@ -142,7 +142,12 @@ async fn flush(state: web::Data<AdminState>, req: actix_web::HttpRequest) -> Htt
 }
 
 /// Debug builds only (`debug_assertions`): make an actor stop (`?how=stop`, the default) or panic
-/// (`?how=panic`) as a bug would; its supervisor restarts it.
+/// (`?how=panic`) as a bug would, or panic in the middle of its next batch (`?how=panic-mid-batch`:
+/// the Encoder after its batch was published, the KafkaPublisher before committing the transaction);
+/// its supervisor restarts it.
+#[cfg(debug_assertions)]
+use crate::actors::fault::Panic;
+
 #[cfg(debug_assertions)]
 async fn crash(
     state: web::Data<AdminState>,
@@ -154,9 +159,11 @@ async fn crash(
     }
     match req.query_string() {
         "" | "how=stop" => deliver(&state.restarters, &name, Restart, "crashed"),
-        "how=panic" => deliver(&state.crashers, &name, crate::actors::fault::Panic, "crashed"),
-        other => HttpResponse::BadRequest()
-            .json(json!({"error": format!("unknown query {other:?}: use how=stop or how=panic")})),
+        "how=panic" => deliver(&state.crashers, &name, Panic { mid_batch: false }, "crashed"),
+        "how=panic-mid-batch" => deliver(&state.crashers, &name, Panic { mid_batch: true }, "armed"),
+        other => HttpResponse::BadRequest().json(json!({
+            "error": format!("unknown query {other:?}: use how=stop, how=panic or how=panic-mid-batch")
+        })),
     }
 }
 

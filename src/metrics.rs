@@ -131,7 +131,8 @@ pub struct PipelineMetrics {
     /// Batches whose MinIO object existed already (written before a crash or by a former owner) and
     /// whose boundaries were reused instead of writing again.
     pub lake_reused: IntCounter,
-    /// Producer transactions (one per published batch), by outcome: committed, aborted.
+    /// Producer transactions (one per published batch), by outcome: committed, aborted, or `replayed`
+    /// (a batch sent again after its transaction committed: answered without producing it twice).
     pub transactions: IntCounterVec,
 }
 
@@ -321,7 +322,7 @@ impl PipelineMetrics {
             )?,
             transactions: counter_vec(
                 "nrt_producer_transactions_total",
-                "Producer transactions (one per published batch) by outcome: committed, aborted",
+                "Producer transactions (one per published batch) by outcome: committed, aborted, replayed",
                 &["outcome"],
             )?,
             registry,
@@ -345,7 +346,7 @@ impl PipelineMetrics {
         for reason in BLOCK_REASONS {
             m.consumer_blocked.with_label_values(&[reason]);
         }
-        for outcome in ["committed", "aborted"] {
+        for outcome in ["committed", "aborted", "replayed"] {
             m.transactions.with_label_values(&[outcome]);
         }
         for event in REBALANCE_EVENTS {

@@ -34,6 +34,10 @@ pub struct MockApiArgs {
     /// With --seed: the first event's created_at, in Unix milliseconds (default 2026-01-01T00:00:00Z).
     #[arg(long, env = "NRT_MOCK_API_EPOCH_MS", default_value_t = 1_767_225_600_000)]
     pub epoch_ms: i64,
+    /// Serve at most this many events per second, on average since the first request (a source with
+    /// a steady rate, as the rebalance tests need); unlimited without it.
+    #[arg(long, env = "NRT_MOCK_API_RATE")]
+    pub rate: Option<u64>,
 }
 
 const KINDS: [(&str, u32); 6] = [
@@ -138,6 +142,9 @@ struct State {
     gen: Generator,
     served: u64,
     limit: Option<u64>,
+    /// Events per second, counted from `first_request`.
+    rate: Option<u64>,
+    first_request: Option<std::time::Instant>,
     chaos: Option<Chaos>,
     faults: u64,
 }
@@ -185,7 +192,12 @@ fn take(state: &Shared, n: usize) -> Answer {
 
 fn take_events(s: &mut State, n: usize) -> Vec<Event> {
     let left = s.limit.map_or(n as u64, |l| l.saturating_sub(s.served));
-    let n = (n as u64).min(left) as usize;
+    let since = s.first_request.get_or_insert_with(std::time::Instant::now).elapsed();
+    let allowed = s.rate.map_or(u64::MAX, |r| {
+        let due = (r as u128 * since.as_millis() / 1000).min(u64::MAX as u128) as u64;
+        due.saturating_sub(s.served)
+    });
+    let n = (n as u64).min(left).min(allowed) as usize;
     s.served += n as u64;
     (0..n).map(|_| s.gen.next_event()).collect()
 }
@@ -258,6 +270,8 @@ pub async fn serve(args: &MockApiArgs) -> anyhow::Result<()> {
         gen,
         served: 0,
         limit: args.limit,
+        rate: args.rate,
+        first_request: None,
         chaos: None,
         faults: 0,
     }));

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Names, NrtProcess};
@@ -20,32 +19,8 @@ async fn consumer_lands_events_of_an_evolved_writer_schema() {
     nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
-        panic!("NRT_PYTHON is not set: scripts/test.sh installs Confluent's client and sets it")
-    });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/produce_evolved.py");
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events.v1.avsc");
-    let out = Command::new(&python)
-        .args([
-            script,
-            &cfg.kafka.brokers,
-            &cfg.registry.url,
-            &names.topic,
-            schema,
-            &EVENTS.to_string(),
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "producer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let produced: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let ids: HashSet<String> = produced["ids"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
+    let produced = common::python_producer("produce_evolved.py", &cfg, &names.topic, EVENTS);
+    let ids = common::strings(&produced["ids"]);
     assert_eq!(ids.len(), EVENTS);
 
     let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:1"));

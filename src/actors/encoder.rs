@@ -1,6 +1,7 @@
 //! Encoder: registers the event schema under `<topic>-value` (TopicNameStrategy) on first use, keeps
 //! its id, and turns each batch of events into Confluent-framed Avro records for the KafkaPublisher.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -30,6 +31,8 @@ pub struct Encoder {
     schema: Arc<Schema>,
     schema_id: Option<u32>,
     publisher: Addr<KafkaPublisher>,
+    /// Test-only fault injection (debug builds arm it): panic once a batch is published, before replying.
+    panic_mid_batch: Arc<AtomicBool>,
     shared: Shared,
 }
 
@@ -50,6 +53,7 @@ impl Encoder {
             schema: Arc::new(schema),
             schema_id: None,
             publisher,
+            panic_mid_batch: Arc::default(),
             shared,
         })
     }
@@ -65,6 +69,14 @@ impl Actor for Encoder {
 
 impl Supervised for Encoder {}
 
+#[cfg(debug_assertions)]
+impl super::fault::MidBatch for Encoder {
+    fn arm_mid_batch(&mut self) -> bool {
+        self.panic_mid_batch.store(true, Ordering::SeqCst);
+        true
+    }
+}
+
 impl Handler<Events> for Encoder {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
@@ -76,6 +88,7 @@ impl Handler<Events> for Encoder {
             self.schema_text.clone(),
         );
         let (schema, publisher, shared) = (self.schema.clone(), self.publisher.clone(), self.shared.clone());
+        let panic_mid_batch = self.panic_mid_batch.clone();
         let job = async move {
             let id = match known_id {
                 Some(id) => id,
@@ -95,6 +108,9 @@ impl Handler<Events> for Encoder {
                 .send(Publish { batch, records })
                 .await
                 .map_err(|e| format!("publisher unavailable: {e}"))??;
+            if panic_mid_batch.swap(false, Ordering::SeqCst) {
+                panic!("fault injection: Encoder panics with batch {batch} published, not yet answered");
+            }
             Ok((id, published))
         };
         Box::pin(job.into_actor(self).map(|res, act, _| {

@@ -7,10 +7,22 @@ use std::collections::BTreeMap;
 
 use actix::prelude::*;
 
-/// Panic now, abandoning whatever the actor was doing; its supervisor restarts it.
+/// Panic, abandoning whatever the actor was doing; its supervisor restarts it. `mid_batch`: not now but
+/// at the worst moment of the next batch, for the actors that have one (`MidBatch`); the others panic
+/// at once.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Panic;
+pub struct Panic {
+    pub mid_batch: bool,
+}
+
+/// Where an actor can be made to fail inside a batch rather than between two.
+pub trait MidBatch {
+    /// Arms the failure; false if the actor has no such moment (it then panics at once).
+    fn arm_mid_batch(&mut self) -> bool {
+        false
+    }
+}
 
 /// The actors that can be made to panic, by name.
 pub type Crashers = BTreeMap<&'static str, Recipient<Panic>>;

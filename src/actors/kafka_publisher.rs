@@ -10,6 +10,7 @@
 //! dropped half-way can never race the next one.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,6 +170,7 @@ async fn transact(
     txn: OwnedMutexGuard<Txn>,
     batch: u64,
     records: Arc<Vec<Record>>,
+    panic_mid_batch: &AtomicBool,
 ) -> Result<(OwnedMutexGuard<Txn>, Attempt), String> {
     let (txn, begun) = blocking(txn, Txn::begin).await?;
     if let Err(e) = begun {
@@ -183,6 +185,9 @@ async fn transact(
     if let Some(e) = join_all(sends).await.into_iter().find_map(|r| r.err()) {
         txn.shared.metrics.publish_errors.inc();
         return Ok((txn, Attempt::Again(e.0)));
+    }
+    if panic_mid_batch.swap(false, Ordering::SeqCst) {
+        panic!("fault injection: KafkaPublisher panics with batch {batch} produced, not committed");
     }
     // A commit that fails retriably may have happened: it is retried as it is, never aborted.
     let mut txn = txn;
@@ -203,6 +208,8 @@ async fn transact(
 
 pub struct KafkaPublisher {
     txn: Arc<Mutex<Txn>>,
+    /// Test-only fault injection (debug builds arm it): panic after producing a batch, before its commit.
+    panic_mid_batch: Arc<AtomicBool>,
     settings: Arc<TopicSettings>,
     topic_ready: bool,
     shared: Shared,
@@ -215,6 +222,7 @@ impl KafkaPublisher {
             .map_err(|e| format!("kafka at {}: {e}", settings.kafka.brokers))?;
         Ok(KafkaPublisher {
             txn: Arc::new(Mutex::new(txn)),
+            panic_mid_batch: Arc::default(),
             settings,
             topic_ready: false,
             shared,
@@ -232,11 +240,20 @@ impl Actor for KafkaPublisher {
 
 impl Supervised for KafkaPublisher {}
 
+#[cfg(debug_assertions)]
+impl super::fault::MidBatch for KafkaPublisher {
+    fn arm_mid_batch(&mut self) -> bool {
+        self.panic_mid_batch.store(true, Ordering::SeqCst);
+        true
+    }
+}
+
 impl Handler<Publish> for KafkaPublisher {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
     fn handle(&mut self, Publish { batch, records }: Publish, _: &mut Self::Context) -> Self::Result {
         let (txn, settings, shared) = (self.txn.clone(), self.settings.clone(), self.shared.clone());
+        let panic_mid_batch = self.panic_mid_batch.clone();
         let need_topic = !self.topic_ready;
         let job = async move {
             if need_topic {
@@ -261,9 +278,10 @@ impl Handler<Publish> for KafkaPublisher {
             let mut backoff = RetryPolicy::SERVICE.backoff();
             loop {
                 if guard.committed.contains(&batch) {
+                    shared.metrics.transactions.with_label_values(&["replayed"]).inc();
                     return Ok(total);
                 }
-                let (back, attempt) = transact(guard, batch, records.clone()).await?;
+                let (back, attempt) = transact(guard, batch, records.clone(), &panic_mid_batch).await?;
                 guard = back;
                 let e = match attempt {
                     Attempt::Done => {

@@ -169,11 +169,25 @@ macro_rules! admin_handlers {
         #[cfg(debug_assertions)]
         impl actix::Handler<super::fault::Panic> for $actor {
             type Result = ();
-            fn handle(&mut self, _: super::fault::Panic, _: &mut Self::Context) {
+            fn handle(&mut self, p: super::fault::Panic, _: &mut Self::Context) {
+                if p.mid_batch && super::fault::MidBatch::arm_mid_batch(self) {
+                    log::warn!("{}: will panic in the middle of its next batch", stringify!($actor));
+                    return;
+                }
                 panic!("fault injection: {} panics", stringify!($actor));
             }
         }
     )*};
+}
+
+#[cfg(debug_assertions)]
+mod between_batches {
+    use super::*;
+    impl super::super::fault::MidBatch for Poller {}
+    impl super::super::fault::MidBatch for KafkaReader {}
+    impl super::super::fault::MidBatch for Batcher {}
+    impl super::super::fault::MidBatch for MinioWriter {}
+    impl super::super::fault::MidBatch for ClickhouseWriter {}
 }
 
 admin_handlers!(

@@ -48,21 +48,63 @@ pub async fn require_all(cfg: &ServicesConfig, services: &[Service]) {
 
 /// `nrt mock-api` on a free port serving `limit` events of the stream seeded with `seed`.
 pub fn spawn_mock(seed: u64, limit: u64, epoch_ms: i64) -> NrtProcess {
+    spawn_mock_at(seed, limit, epoch_ms, None)
+}
+
+/// `spawn_mock`, serving at most `rate` events per second when given.
+pub fn spawn_mock_at(seed: u64, limit: u64, epoch_ms: i64, rate: Option<u64>) -> NrtProcess {
     let (seed, limit, epoch) = (seed.to_string(), limit.to_string(), epoch_ms.to_string());
-    NrtProcess::spawn(
-        &[
-            "mock-api",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-            &seed,
-            "--limit",
-            &limit,
-            "--epoch-ms",
-            &epoch,
-        ],
-        &[("RUST_LOG", "warn")],
-    )
+    let rate = rate.map(|r| r.to_string());
+    let mut args = vec![
+        "mock-api",
+        "--listen",
+        "127.0.0.1:0",
+        "--seed",
+        &seed,
+        "--limit",
+        &limit,
+        "--epoch-ms",
+        &epoch,
+    ];
+    if let Some(r) = &rate {
+        args.extend(["--rate", r]);
+    }
+    NrtProcess::spawn(&args, &[("RUST_LOG", "warn")])
+}
+
+/// Runs `tests/python/<script> BROKERS REGISTRY_URL TOPIC schemas/events.v1.avsc N` (an independent
+/// producer on Confluent's Python client, from the venv scripts/test.sh sets up) and returns the JSON it
+/// prints.
+pub fn python_producer(script: &str, cfg: &ServicesConfig, topic: &str, n: usize) -> serde_json::Value {
+    let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
+        panic!("NRT_PYTHON is not set: scripts/test.sh installs Confluent's client and sets it")
+    });
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events.v1.avsc");
+    let out = std::process::Command::new(&python)
+        .args([
+            &script,
+            &cfg.kafka.brokers,
+            &cfg.registry.url,
+            topic,
+            schema,
+            &n.to_string(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script} printed no JSON: {e}"))
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &serde_json::Value) -> std::collections::HashSet<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 /// The services every pipeline test needs.
@@ -419,22 +461,13 @@ pub fn kafka_lag(cfg: &ServicesConfig, names: &Names) -> u64 {
 /// watermark.
 fn committed_and_high(cfg: &ServicesConfig, names: &Names) -> Vec<(i32, i64, i64)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{Offset, TopicPartitionList};
+    use rdkafka::Offset;
     let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &names.group)
         .create()
         .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
     let timeout = Duration::from_secs(10);
-    let metadata = consumer
-        .fetch_metadata(Some(&names.topic), timeout)
-        .unwrap_or_else(|e| panic!("metadata of {}: {e}", names.topic));
-    let mut tpl = TopicPartitionList::new();
-    for topic in metadata.topics() {
-        for p in topic.partitions() {
-            tpl.add_partition(&names.topic, p.id());
-        }
-    }
     let committed = consumer
-        .committed_offsets(tpl, timeout)
+        .committed_offsets(partitions_of(&consumer, &names.topic), timeout)
         .unwrap_or_else(|e| panic!("committed offsets of {}: {e}", names.group));
     committed
         .elements()
@@ -452,43 +485,78 @@ fn committed_and_high(cfg: &ServicesConfig, names: &Names) -> Vec<(i32, i64, i64
         .collect()
 }
 
+fn partitions_of(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> rdkafka::TopicPartitionList {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    tpl
+}
+
 /// The records the group has not committed yet, counted by reading them (`read_committed`, as the
 /// pipeline does: aborted records and transaction markers are not records).
 pub fn uncommitted_records(cfg: &ServicesConfig, names: &Names) -> u64 {
+    count_records(cfg, &names.topic, &committed_and_high(cfg, names))
+}
+
+/// Every record of `topic` a `read_committed` consumer sees, counted by reading them.
+pub fn topic_records(cfg: &ServicesConfig, topic: &str) -> u64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
+        .create()
+        .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
+    let ranges: Vec<(i32, i64, i64)> = partitions_of(&consumer, topic)
+        .elements()
+        .iter()
+        .map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
+                .unwrap_or_else(|err| panic!("watermarks: {err}"));
+            (e.partition(), low, high)
+        })
+        .collect();
+    count_records(cfg, topic, &ranges)
+}
+
+/// Records of `topic` from each partition's first offset up to its high watermark (read_committed).
+fn count_records(cfg: &ServicesConfig, topic: &str, ranges: &[(i32, i64, i64)]) -> u64 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::{Offset, TopicPartitionList};
-    let ranges = committed_and_high(cfg, names);
     let mut tpl = TopicPartitionList::new();
-    for (p, from, _) in &ranges {
-        tpl.add_partition_offset(&names.topic, *p, Offset::Offset(*from))
+    for (p, from, _) in ranges {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*from))
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let reader: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
         .create()
         .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
     reader.assign(&tpl).unwrap_or_else(|e| panic!("assign: {e}"));
-    let high: std::collections::BTreeMap<i32, i64> = ranges.iter().map(|(p, _, h)| (*p, *h)).collect();
     let done = |reader: &BaseConsumer| {
         let positions = reader.position().unwrap_or_else(|e| panic!("position: {e}"));
-        high.iter().all(|(p, h)| {
-            let at = positions.find_partition(&names.topic, *p).map(|e| e.offset());
-            match at {
-                Some(Offset::Offset(o)) => o >= *h,
-                _ => ranges.iter().any(|(q, from, hh)| q == p && from >= hh),
-            }
-        })
+        ranges.iter().all(
+            |(p, from, high)| match positions.find_partition(topic, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o >= *high,
+                _ => from >= high,
+            },
+        )
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let mut count = 0;
     while !done(&reader) {
         assert!(
             std::time::Instant::now() < deadline,
-            "counting the records of {} took too long",
-            names.topic
+            "counting the records of {topic} took too long"
         );
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
-            if high.get(&m.partition()).is_some_and(|h| m.offset() < *h) {
+            let high = ranges.iter().find(|(p, _, _)| *p == m.partition()).map(|r| r.2);
+            if high.is_some_and(|h| m.offset() < h) {
                 count += 1;
             }
         }
@@ -539,5 +607,22 @@ impl Outage {
 impl Drop for Outage {
     fn drop(&mut self) {
         stack("start", self.0);
+    }
+}
+
+/// Freezes a service now (SIGSTOP: it hangs, holding whatever it was sent) and thaws it when dropped,
+/// even if the test fails in between: then it carries on with the requests it held.
+pub struct Freeze(&'static str);
+
+impl Freeze {
+    pub fn begin(service: &'static str) -> Self {
+        stack("freeze", service);
+        Freeze(service)
+    }
+}
+
+impl Drop for Freeze {
+    fn drop(&mut self) {
+        stack("thaw", self.0);
     }
 }

@@ -1,0 +1,150 @@
+//! Hostile but valid Avro from an independent producer (Confluent's Python serializer): `created_at`
+//! in nanoseconds and microseconds, before 1970, after 2106, at the extremes of long, and at the exact
+//! edges of what the sinks hold, interleaved with ordinary events in the same batches. Every event ends
+//! in exactly one place: the dead-letter topic with its reason, or both sinks with the exact value.
+#![cfg(feature = "integration")]
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use common::{Names, NrtProcess};
+use nrt_pipeline::event::Millis;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+
+const GOOD: usize = 2_150;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_hostile_time_is_dead_lettered_or_lands_exactly() {
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("hostile");
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let produced = common::python_producer("produce_hostile.py", &cfg, &names.topic, GOOD);
+    let good = common::strings(&produced["good"]);
+    let hostile: BTreeMap<String, i64> = produced["hostile"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| Some((h["id"].as_str()?.to_owned(), h["created_at"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!((good.len(), hostile.len()), (GOOD, 18));
+    let (fine, refused): (BTreeMap<_, _>, BTreeMap<_, _>) = hostile
+        .iter()
+        .map(|(id, ms)| (id.clone(), *ms))
+        .partition(|(_, ms)| Millis::SINKABLE.contains(ms));
+    assert_eq!((fine.len(), refused.len()), (4, 14));
+
+    let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:1"));
+    let expected_rows = (GOOD + fine.len()) as u64;
+    common::wait_for(120, "every representable event in ClickHouse", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == expected_rows).then_some(())
+    })
+    .await;
+    common::wait_for(60, "nothing left uncommitted", || async {
+        (common::uncommitted_records(&cfg, &names) == 0).then_some(())
+    })
+    .await;
+
+    // ClickHouse: the representable edges with their exact milliseconds and seconds.
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = common::TEST_DATABASE.to_owned();
+    let rows: Vec<(String, i64, u32)> = nrt_pipeline::clickhouse::client(&ch)
+        .query(&format!(
+            "SELECT toString(event_id), created_at_ms, toUnixTimestamp(created_at) FROM {} FINAL",
+            names.table
+        ))
+        .fetch_all()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let landed: HashSet<String> = rows.iter().map(|(id, _, _)| id.clone()).collect();
+    assert_eq!(rows.len() as u64, expected_rows, "a row twice in ClickHouse");
+    assert!(
+        good.iter().all(|id| landed.contains(id)),
+        "an ordinary event is missing from ClickHouse"
+    );
+    for (id, ms) in &fine {
+        let row = rows.iter().find(|(r, _, _)| r == id);
+        assert_eq!(
+            row.map(|(_, m, s)| (*m, *s)),
+            Some((*ms, ms.div_euclid(1000) as u32)),
+            "created_at of {id} in ClickHouse"
+        );
+    }
+    assert!(
+        refused.keys().all(|id| !landed.contains(id)),
+        "a refused time reached ClickHouse"
+    );
+
+    // MinIO: the same events, the edges' times as exact text.
+    let lines = common::minio_lines(&cfg, &names.prefix).await;
+    assert_eq!(lines.len() as u64, expected_rows, "MinIO lines");
+    let mut in_lake = HashSet::new();
+    for (key, line) in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let id = v["event_id"].as_str().unwrap_or_default().to_owned();
+        if let Some(ms) = fine.get(&id) {
+            assert_eq!(
+                v["created_at"].as_str(),
+                Some(Millis(*ms).to_string().as_str()),
+                "{line}"
+            );
+        }
+        in_lake.insert(id);
+    }
+    assert_eq!(in_lake, landed, "MinIO and ClickHouse hold different events");
+
+    // The dead-letter topic: exactly the refused times, each with its reason.
+    let dlq_topic = format!("{}.dlq", names.topic);
+    let reader: StreamConsumer =
+        nrt_pipeline::kafka::consumer_config(&cfg.kafka, &common::unique("nrt-test-hostile-"))
+            .create()
+            .unwrap_or_else(|e| panic!("{e}"));
+    reader.subscribe(&[&dlq_topic]).unwrap_or_else(|e| panic!("{e}"));
+    let mut dead = HashSet::new();
+    while dead.len() < refused.len() {
+        let msg = tokio::time::timeout(Duration::from_secs(30), reader.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {} in {dlq_topic}", dead.len(), refused.len()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let headers = common::headers(&msg);
+        assert_eq!(
+            headers.get("nrt.error.kind").map(String::as_str),
+            Some("created_at_out_of_range"),
+            "{headers:?}"
+        );
+        let key = String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned();
+        assert!(
+            refused.contains_key(&key),
+            "{key} dead-lettered but representable"
+        );
+        dead.insert(key);
+    }
+    assert_eq!(
+        common::topic_records(&cfg, &dlq_topic),
+        refused.len() as u64,
+        "records in {dlq_topic}"
+    );
+    let sample = "nrt_decode_errors_total{kind=\"created_at_out_of_range\"}";
+    assert_eq!(
+        common::metric(&consumer.url, sample).await,
+        Some(refused.len() as f64)
+    );
+    let actors = common::get_json(&format!("{}/actors", consumer.url)).await;
+    assert_eq!(actors["kafka_reader"]["restarts"], 0, "{actors}");
+    println!(
+        "hostile input: {GOOD} ordinary events and 18 hostile created_at values from Confluent's serializer: \
+         {} dead-lettered as created_at_out_of_range, {} representable edges landed exactly, {} rows in \
+         ClickHouse = {} lines in MinIO, consumer never restarted",
+        refused.len(),
+        fine.len(),
+        rows.len(),
+        lines.len()
+    );
+}
