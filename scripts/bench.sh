@@ -3,9 +3,12 @@
 #   1. codec: the CPU cost of each stage, single-threaded (cargo bench --bench codec);
 #   2. producer: a seeded Mock API of N events → Poller → Encoder → Kafka, until Kafka acked all N;
 #   3. consumer: those N events from Kafka → both sinks, until MinIO and ClickHouse acknowledged all N.
-# Prints events/s and the consumer's peak RSS. Figures, not pass/fail: nothing here is a test.
+#   4. replicas (BENCH_REPLICAS="1 2 3"): the same N events read by 1, 2, 3… consumer processes in one
+#      group (a fresh group each time), until MinIO and ClickHouse acknowledged all N between them.
+# Prints events/s and the consumers' peak RSS. Figures, not pass/fail: nothing here is a test.
 #
 #   scripts/bench.sh [EVENTS]      (default 1000000)
+#   BENCH_PARTITIONS=6 BENCH_REPLICAS="1 2 3" scripts/bench.sh 1000000
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +39,7 @@ NRT=target/release/nrt
 id=$(date +%s)
 export NRT_TOPIC=nrt-bench-$id NRT_GROUP_ID=nrt-bench-$id NRT_S3_PREFIX=bench-$id/ \
   NRT_CLICKHOUSE_DATABASE=nrt_bench NRT_CLICKHOUSE_TABLE=events_$id NRT_ADMIN_ADDR=127.0.0.1:0 \
-  NRT_POLL_BATCH=10000 RUST_LOG=warn
+  NRT_POLL_BATCH=10000 NRT_TOPIC_PARTITIONS=${BENCH_PARTITIONS:-3} RUST_LOG=warn
 
 # Starts `nrt ARGS...` in the background; sets PID and URL (its admin address, printed on stdout).
 spawn() {
@@ -110,3 +113,48 @@ for t in /proc/"$consumer"/task/*; do
 done | sort -rn | head -n 5
 kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
 clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true
+
+# Sum of one metric over the admin URLs given.
+metric_sum() {
+  local m=$1 total=0 v
+  shift
+  for u in "$@"; do v=$(metric "$u" "$m"); total=$((total + ${v:-0})); done
+  echo "$total"
+}
+
+for replicas in ${BENCH_REPLICAS:-}; do
+  echo; echo "=== $replicas consumer process(es) in one group, ${BENCH_PARTITIONS:-3} partitions: $N events → both sinks"
+  export NRT_GROUP_ID=nrt-bench-$id-r$replicas NRT_S3_PREFIX=bench-$id-r$replicas/ \
+    NRT_CLICKHOUSE_TABLE=events_${id}_r$replicas
+  urls=() members=()
+  read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
+  cpu_before="$(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
+  for i in $(seq 1 "$replicas"); do
+    spawn "consumer-$replicas-$i" run --role consumer
+    urls+=("$URL") members+=("$PID")
+  done
+  start=""
+  while :; do
+    consumed=$(metric_sum nrt_events_consumed_total "${urls[@]}")
+    [[ -z $start && $consumed -gt 0 ]] && start=$(now)
+    minio=$(metric_sum 'nrt_events_written_total{sink="minio"}' "${urls[@]}")
+    clickhouse=$(metric_sum 'nrt_events_written_total{sink="clickhouse"}' "${urls[@]}")
+    [[ $minio -ge $N && $clickhouse -ge $N ]] && break
+    sleep 0.1
+  done
+  end=$(now)
+  echo "$replicas consumer(s): $(rate "$N" "$start" "$end")"
+  nrt_cpu=0
+  for p in "${members[@]}"; do
+    printf '  pid %s: peak RSS %s, CPU %s s\n' "$p" "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$p/status")" "$(cpu "$p")"
+    nrt_cpu=$(awk -v a="$nrt_cpu" -v b="$(cpu "$p")" 'BEGIN {print a + b}')
+  done
+  cpu_after="$nrt_cpu $(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
+  awk -v b="$cpu_before" -v a="$cpu_after" -v n="$N" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); k = y[2] - x[1]; c = y[3] - x[2]; m = y[4] - x[3];
+    printf "  CPU seconds: nrt %.1f, Kafka %.1f, ClickHouse %.1f, MinIO %.1f; per event: nrt %.2f µs, services %.2f µs\n",
+      y[1], k, c, m, y[1] / n * 1e6, (k + c + m) / n * 1e6 }'
+  for p in "${members[@]}"; do kill -TERM "$p"; done
+  for p in "${members[@]}"; do wait "$p" 2>/dev/null || true; done
+  clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
+done

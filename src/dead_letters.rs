@@ -90,10 +90,13 @@ pub struct DeadLetterQueue {
 }
 
 impl DeadLetterQueue {
-    pub fn new(kafka: &KafkaConfig, topic: String) -> Result<Self, String> {
+    pub fn new(kafka: &KafkaConfig, topic: String) -> Result<Self, crate::kafka::KafkaSetupError> {
         let producer = crate::kafka::producer_config(kafka)
             .create()
-            .map_err(|e| format!("kafka at {}: dead-letter producer: {e}", kafka.brokers))?;
+            .map_err(|source| crate::kafka::KafkaSetupError::Client {
+                brokers: kafka.brokers.clone(),
+                source,
+            })?;
         Ok(DeadLetterQueue { producer, topic })
     }
 

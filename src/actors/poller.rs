@@ -12,7 +12,7 @@ use actix::prelude::*;
 use super::encoder::{Encoder, Events};
 use super::Shared;
 use crate::event::Event;
-use crate::retry::{Backoff, Next, RetryPolicy};
+use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = "poller";
 
@@ -129,7 +129,7 @@ async fn poll_loop(
         settings.api_url.trim_end_matches('/'),
         settings.batch
     );
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    let mut backoff = RetryPolicy::SERVICE.backoff();
     let mut streak: u64 = 0;
     // Numbers the batches handed on, so a resend of one is recognised as the same batch.
     let mut batch: u64 = 0;

@@ -250,7 +250,8 @@ pub fn start(
             max_bytes: pipeline.batch_max_bytes as usize,
         };
         // Shared by the reader (undecodable records) and the Batcher (rows a sink refuses).
-        let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())?;
+        let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())
+            .map_err(|e| format!("dead-letter producer: {e}"))?;
         let dlq = Arc::new(dlq);
         let sinks = batcher::Sinks {
             minio: minio.recipient(),

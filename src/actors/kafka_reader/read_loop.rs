@@ -353,10 +353,16 @@ impl ReadLoop {
             return;
         }
         let (reason, id) = (b.reason, b.id);
-        let answer = self.decoding.recheck(id).await;
-        let resolved = match reason {
-            BlockReason::Unreachable => answer != Recheck::Unreachable,
-            BlockReason::LacksSchemas => answer == Recheck::Known,
+        let ownership = &self.ownership;
+        self.pending
+            .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
+        // The held records' partitions moved to another member: they are its to judge now.
+        let resolved = self.pending.is_empty() || {
+            let answer = self.decoding.recheck(id).await;
+            match reason {
+                BlockReason::Unreachable => answer != Recheck::Unreachable,
+                BlockReason::LacksSchemas => answer == Recheck::Known,
+            }
         };
         if !resolved {
             if let Some(b) = &mut self.blocked {
@@ -364,10 +370,10 @@ impl ReadLoop {
             }
             return;
         }
-        log::info!(
-            "{NAME}: the registry answers for schema {id} again; resuming with {} held records",
-            self.pending.len()
-        );
+        match self.pending.len() {
+            0 => log::info!("{NAME}: the records held for schema {id} went with their partitions; resuming"),
+            n => log::info!("{NAME}: the registry answers for schema {id} again; resuming with {n} held records"),
+        }
         self.blocked = None;
         self.shared.health.running(NAME);
         self.shared
