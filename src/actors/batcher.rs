@@ -32,7 +32,8 @@ use slots::Slots;
 pub const NAME: &str = "batcher";
 
 /// Records of one partition, read under `epoch`, contiguous after the previous `Decoded` of that
-/// partition and epoch (offsets between them, if any, hold no records: transaction markers).
+/// partition and epoch (offsets between them, if any, hold no records: transaction markers). Its
+/// `bytes` were added to the in-flight budget by the sender; the Batcher releases them.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Decoded {
@@ -218,10 +219,10 @@ impl Handler<Decoded> for Batcher {
     fn handle(&mut self, msg: Decoded, ctx: &mut Self::Context) {
         // Read before a revocation or reassignment: whoever owns the partition now reads it again.
         if !self.ownership.owns(msg.partition, msg.epoch) {
+            self.inflight.release(msg.bytes);
             return;
         }
         let partition = msg.partition;
-        self.inflight.add(msg.bytes);
         let dropped = self.slots.add(msg);
         self.inflight.release(dropped);
         self.try_flush(partition, ctx);

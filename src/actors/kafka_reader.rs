@@ -70,8 +70,8 @@ pub enum ReaderError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
-    #[error("batcher unavailable: {0}")]
-    BatcherGone(#[from] MailboxError),
+    #[error("the batcher is gone")]
+    BatcherGone,
 }
 
 /// Graceful shutdown, first step: stop reading (what was read stays with the Batcher, to be drained and

@@ -189,6 +189,8 @@ impl Rig {
             events: (first..=last).map(|o| (o, event(o))).collect(),
             bytes: (last - first + 1) as usize * 100,
         };
+        // The reader counts what it hands over; the Batcher releases it.
+        self.inflight.add(run.bytes);
         self.batcher.send(run).await.unwrap_or_else(|e| panic!("{e}"));
     }
 

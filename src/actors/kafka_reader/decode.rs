@@ -55,49 +55,71 @@ impl Decoding {
         &self.subject
     }
 
+    /// Classifies a record without waiting (the hot path: its writer schema is known, or it is not
+    /// even framed); None when the registry must be asked first (`classify`).
+    pub fn classify_now(&self, payload: &[u8]) -> Option<Classified> {
+        self.classify_known(payload).ok()
+    }
+
+    /// Classifies any record, asking the registry for a writer schema it has not seen yet.
     pub async fn classify(&mut self, payload: &[u8]) -> Classified {
+        let id = match self.classify_known(payload) {
+            Ok(classified) => return classified,
+            Err(id) => id,
+        };
+        match self.registry.schema_by_id(id).await {
+            Ok(writer) => self.decoders.learn(id, writer),
+            Err(e) if e.is_transient() => {
+                return Classified::Unresolved {
+                    id,
+                    message: e.to_string(),
+                }
+            }
+            Err(e) if e.error_code() == Some(SCHEMA_NOT_FOUND) => {
+                self.unknown.insert(id, Instant::now());
+                return Classified::UnknownId {
+                    id,
+                    message: e.to_string(),
+                };
+            }
+            // Known to the registry but unusable (its text does not parse): as good as unknown.
+            Err(e) => {
+                return Classified::Poison {
+                    kind: "unknown_schema",
+                    message: e.to_string(),
+                }
+            }
+        }
+        self.classify_known(payload).unwrap_or_else(|id| Classified::Unresolved {
+            id,
+            message: format!("schema {id} fetched but not learnt"),
+        })
+    }
+
+    /// The record's class, or `Err(id)` when writer schema `id` must first be asked for.
+    fn classify_known(&self, payload: &[u8]) -> Result<Classified, u32> {
         let poison = |kind, e: &dyn std::fmt::Display| Classified::Poison {
             kind,
             message: e.to_string(),
         };
         let (id, avro) = match wire::split(payload) {
             Ok(split) => split,
-            Err(e @ WireError::TooShort(_)) => return poison("too_short", &e),
-            Err(e) => return poison("bad_magic", &e),
+            Err(e @ WireError::TooShort(_)) => return Ok(poison("too_short", &e)),
+            Err(e) => return Ok(poison("bad_magic", &e)),
         };
         if !self.decoders.knows(id) {
-            if let Some(unknown) = self.still_unknown(id) {
-                return unknown;
-            }
-            match self.registry.schema_by_id(id).await {
-                Ok(writer) => self.decoders.learn(id, writer),
-                Err(e) if e.is_transient() => {
-                    return Classified::Unresolved {
-                        id,
-                        message: e.to_string(),
-                    }
-                }
-                Err(e) if e.error_code() == Some(SCHEMA_NOT_FOUND) => {
-                    self.unknown.insert(id, Instant::now());
-                    return Classified::UnknownId {
-                        id,
-                        message: e.to_string(),
-                    };
-                }
-                // Known to the registry but unusable (its text does not parse): as good as unknown.
-                Err(e) => return poison("unknown_schema", &e),
-            }
+            return self.still_unknown(id).ok_or(id);
         }
         let value = match self.decoders.decode(id, avro) {
             Ok(v) => v,
-            Err(e @ WireError::Resolve { .. }) => return poison("schema_resolution", &e),
-            Err(e) => return poison("corrupt", &e),
+            Err(e @ WireError::Resolve { .. }) => return Ok(poison("schema_resolution", &e)),
+            Err(e) => return Ok(poison("corrupt", &e)),
         };
-        match Event::from_avro(value) {
+        Ok(match Event::from_avro(value) {
             Ok(event) => Classified::Event(event),
             Err(e @ EventError::CreatedAtOutOfRange(_)) => poison("created_at_out_of_range", &e),
             Err(e) => poison("invalid_event", &e),
-        }
+        })
     }
 
     fn still_unknown(&self, id: u32) -> Option<Classified> {

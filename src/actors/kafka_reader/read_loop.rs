@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -33,6 +34,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) type ReaderConsumer = StreamConsumer<ReaderContext>;
+/// One stream for the life of the loop: `recv()` would build one (and register a waker) per record.
+type Records<'a> = MessageStream<'a, ReaderContext>;
 
 pub(super) struct ReadLoop {
     pub(super) consumer: Arc<ReaderConsumer>,
@@ -150,9 +153,11 @@ impl ReadLoop {
 
     pub(super) async fn run(mut self) -> Result<(), ReaderError> {
         self.subscribe().await?;
+        let consumer = self.consumer.clone();
+        let mut records = consumer.stream();
         loop {
-            self.throttle().await;
-            let chunk = self.read_chunk().await;
+            self.throttle(&mut records).await;
+            let chunk = self.read_chunk(&mut records).await;
             self.hand_over(chunk).await?;
             self.commit_tail();
         }
@@ -161,8 +166,8 @@ impl ReadLoop {
     /// Returns at once while there is room in flight and the registry answers. Otherwise pauses every
     /// assigned partition and keeps polling (group membership, rebalances: records that still arrive
     /// are kept for later) until commits free room or the registry can tell again.
-    async fn throttle(&mut self) {
-        let (consumer, inflight) = (self.consumer.clone(), self.inflight.clone());
+    async fn throttle(&mut self, records: &mut Records<'_>) {
+        let inflight = self.inflight.clone();
         loop {
             let freed = inflight.freed();
             if self.blocked.is_some() {
@@ -182,10 +187,10 @@ impl ReadLoop {
             }
             tokio::select! {
                 _ = freed => {}
-                next = tokio::time::timeout(Duration::from_millis(500), consumer.recv()) => match next {
-                    Err(_) => {}
-                    Ok(Err(e)) => self.consumer_error(&e),
-                    Ok(Ok(m)) => {
+                next = tokio::time::timeout(Duration::from_millis(500), records.next()) => match next {
+                    Err(_) | Ok(None) => {}
+                    Ok(Some(Err(e))) => self.consumer_error(&e),
+                    Ok(Some(Ok(m))) => {
                         if let Some(epoch) = self.ownership.epoch(m.partition()) {
                             let held = Held { epoch, msg: m.detach(), why: String::new() };
                             self.pending.push_back(held);
@@ -196,10 +201,10 @@ impl ReadLoop {
         }
     }
 
-    async fn read_chunk(&mut self) -> Chunk {
-        let consumer = self.consumer.clone();
+    async fn read_chunk(&mut self, records: &mut Records<'_>) -> Chunk {
         let mut chunk = Chunk::default();
         let mut generation = self.ownership.generation();
+        let mut epochs: HashMap<i32, Epoch> = self.ownership.owned().into_iter().collect();
         let mut deadline = None;
         while chunk.records < CHUNK_RECORDS && self.blocked.is_none() {
             if let Some(held) = self.pending.pop_front() {
@@ -211,22 +216,33 @@ impl ReadLoop {
             if self.suspects.expired(Instant::now()) {
                 self.suspects_are_poison(&mut chunk);
             }
-            let wait = deadline.unwrap_or_else(|| tokio::time::Instant::now() + IDLE_WAIT);
-            let msg = match tokio::time::timeout_at(wait, consumer.recv()).await {
-                Err(_) => break,
-                Ok(Err(e)) => {
+            // A timer only when librdkafka's queue is empty: most records are there already.
+            let next = match records.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    let wait = deadline.unwrap_or_else(|| tokio::time::Instant::now() + IDLE_WAIT);
+                    match tokio::time::timeout_at(wait, records.next()).await {
+                        Err(_) => break,
+                        Ok(next) => next,
+                    }
+                }
+            };
+            let msg = match next {
+                None => break,
+                Some(Err(e)) => {
                     self.consumer_error(&e);
                     continue;
                 }
-                Ok(Ok(m)) => m,
+                Some(Ok(m)) => m,
             };
+            // Rebalance callbacks run inside `next`: a change of ownership shows in the generation.
             if self.ownership.generation() != generation {
                 generation = self.ownership.generation();
+                epochs = self.ownership.owned().into_iter().collect();
                 self.drop_stale(&mut chunk);
             }
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
-            // Rebalance callbacks run inside `recv`: the epoch read now is the one this record belongs to.
-            if let Some(epoch) = self.ownership.epoch(msg.partition()) {
+            if let Some(&epoch) = epochs.get(&msg.partition()) {
                 self.process(&mut chunk, epoch, &msg).await;
             }
         }
@@ -237,7 +253,11 @@ impl ReadLoop {
     /// the run of unknown ids, or — when the registry cannot tell — the queue of records that wait.
     async fn process(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) {
         chunk.records += 1;
-        let classified = self.decoding.classify(msg.payload().unwrap_or_default()).await;
+        let payload = msg.payload().unwrap_or_default();
+        let classified = match self.decoding.classify_now(payload) {
+            Some(known) => known,
+            None => self.decoding.classify(payload).await,
+        };
         let held = |why: String| Held {
             epoch,
             msg: owned(msg),
@@ -395,7 +415,8 @@ impl ReadLoop {
     }
 
     /// Dead letters first (a poison record's offset may move towards a commit only once the
-    /// dead-letter topic has it), then each partition's run to the Batcher.
+    /// dead-letter topic has it), then each partition's run to the Batcher, without waiting for it: the
+    /// bytes count in the budget from here, so the budget, not a reply, keeps the reader in step.
     async fn hand_over(&mut self, mut chunk: Chunk) -> Result<(), ReaderError> {
         let letters: Vec<DeadLetter> = chunk
             .runs
@@ -427,7 +448,12 @@ impl ReadLoop {
                 events: run.events,
                 bytes: run.bytes,
             };
-            self.batcher.send(decoded).await?;
+            if !self.batcher.connected() {
+                return Err(ReaderError::BatcherGone);
+            }
+            self.inflight.add(run.bytes);
+            // Not `send().await`: a reply per run would make this thread wait on the actors' thread.
+            self.batcher.do_send(decoded);
         }
         Ok(())
     }

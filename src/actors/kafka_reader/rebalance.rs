@@ -76,8 +76,9 @@ impl ReaderContext {
             return;
         }
         let lost = consumer.assignment_lost();
+        let leaving = self.leaving.load(Ordering::SeqCst);
         let started = Instant::now();
-        let wait = match lost || self.leaving.load(Ordering::SeqCst) {
+        let wait = match lost || leaving {
             true => Duration::ZERO,
             false => self.revoke_timeout,
         };
@@ -89,16 +90,18 @@ impl ReaderContext {
             .inc_by(revoked.len() as u64);
         m.revoke_seconds.observe(started.elapsed().as_secs_f64());
         let took = started.elapsed();
-        match (lost, finished) {
-            (true, _) => log::warn!("{NAME}: partitions {partitions:?} lost (session expired); their batches are abandoned"),
-            (false, true) => log::info!("{NAME}: partitions {partitions:?} revoked; batches in flight committed in {took:?}"),
-            (false, false) => {
-                m.revocations_timed_out.inc();
-                log::warn!(
-                    "{NAME}: partitions {partitions:?} revoked; batches in flight not committed within {wait:?}: \
-                     abandoned to the next owner (the lake keeps what was written; nothing is committed)"
-                )
-            }
+        if lost {
+            log::warn!("{NAME}: partitions {partitions:?} lost (session expired); their batches are abandoned");
+        } else if leaving {
+            log::info!("{NAME}: partitions {partitions:?} released on shutdown");
+        } else if finished {
+            log::info!("{NAME}: partitions {partitions:?} revoked; batches in flight committed in {took:?}");
+        } else {
+            m.revocations_timed_out.inc();
+            log::warn!(
+                "{NAME}: partitions {partitions:?} revoked; batches in flight not committed within {wait:?}: \
+                 abandoned to the next owner (the lake keeps what was written; nothing is committed)"
+            );
         }
     }
 }
