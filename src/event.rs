@@ -38,6 +38,18 @@ pub enum EventError {
     CreatedAtOutOfRange(i64),
 }
 
+impl EventError {
+    /// The same failure, wording aside: same kind, same field (the fast decoder's messages are its own).
+    pub fn same_failure(&self, other: &EventError) -> bool {
+        match (self, other) {
+            (EventError::Missing(a), EventError::Missing(b)) => a == b,
+            (EventError::Invalid { field: a, .. }, EventError::Invalid { field: b, .. }) => a == b,
+            (EventError::CreatedAtOutOfRange(a), EventError::CreatedAtOutOfRange(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
     EventError::Invalid {
         field,
@@ -146,6 +158,11 @@ impl Money {
 
     fn from_decimal(d: &Decimal) -> Result<Money, EventError> {
         let bytes = Vec::<u8>::try_from(d).map_err(|e| invalid("amount", e.to_string()))?;
+        Money::from_be_bytes(&bytes)
+    }
+
+    /// An Avro decimal's bytes (big-endian two's complement, scale 2) as cents.
+    pub fn from_be_bytes(bytes: &[u8]) -> Result<Money, EventError> {
         let Some(first) = bytes.first() else {
             return Err(invalid("amount", "empty decimal"));
         };

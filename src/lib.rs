@@ -5,6 +5,7 @@
 
 // The Event and the wire format need no service client; everything else comes with `runtime` (default).
 pub mod event;
+pub mod fast_avro;
 pub mod wire;
 
 /// Declares modules that exist with the `runtime` feature only.

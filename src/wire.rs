@@ -79,17 +79,47 @@ pub fn encode_all(
         .collect()
 }
 
+/// Why a record did not become an event: its bytes, or the event they hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeEventError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Event(#[from] crate::event::EventError),
+}
+
+/// One writer schema, as the consumer uses it.
+struct Writer {
+    schema: Arc<Schema>,
+    /// Identical to the reader schema: no resolution needed.
+    same: bool,
+    /// Identical to `events.v1` and to the reader: decoded straight into an `Event` (`fast_avro`).
+    fast: bool,
+}
+
 /// The consumer's decoders: one per writer schema id seen, each knowing whether its writer schema is
 /// the reader schema (then no resolution is needed: the common case, and the hot path).
 pub struct Decoders {
     reader: Arc<Schema>,
-    by_id: HashMap<u32, (Arc<Schema>, bool)>,
+    reader_is_v1: bool,
+    by_id: HashMap<u32, Writer>,
+}
+
+/// A schema field for field, logical types and defaults included (the Parsing Canonical Form drops them).
+fn as_json(s: &Schema) -> Option<serde_json::Value> {
+    serde_json::to_value(s).ok()
 }
 
 impl Decoders {
     pub fn new(reader: Arc<Schema>) -> Self {
+        let v1 = Schema::parse_str(crate::event::SCHEMA_V1).ok();
+        let reader_is_v1 = v1
+            .as_ref()
+            .and_then(as_json)
+            .is_some_and(|v| Some(v) == as_json(&reader));
         Decoders {
             reader,
+            reader_is_v1,
             by_id: HashMap::new(),
         }
     }
@@ -100,22 +130,45 @@ impl Decoders {
 
     /// Remembers the writer schema registered under `schema_id`.
     pub fn learn(&mut self, schema_id: u32, writer: Arc<Schema>) {
-        // Field for field, logical types and defaults included (the Parsing Canonical Form drops them).
-        let json = |s: &Schema| serde_json::to_value(s).ok();
-        let same = json(&writer).is_some() && json(&writer) == json(&self.reader);
-        self.by_id.insert(schema_id, (writer, same));
+        let same = as_json(&writer).is_some() && as_json(&writer) == as_json(&self.reader);
+        let fast = same && self.reader_is_v1;
+        self.by_id.insert(
+            schema_id,
+            Writer {
+                schema: writer,
+                same,
+                fast,
+            },
+        );
+    }
+
+    fn writer(&self, schema_id: u32) -> Result<&Writer, WireError> {
+        self.by_id.get(&schema_id).ok_or_else(|| WireError::Corrupt {
+            schema_id,
+            message: "writer schema not known to the decoder".into(),
+        })
     }
 
     /// Decodes a record's Avro bytes into the reader schema; the id must have been learnt.
     pub fn decode(&self, schema_id: u32, avro: &[u8]) -> Result<Value, WireError> {
-        let Some((writer, same)) = self.by_id.get(&schema_id) else {
-            return Err(WireError::Corrupt {
-                schema_id,
-                message: "writer schema not known to the decoder".into(),
+        let w = self.writer(schema_id)?;
+        let reader = (!w.same).then_some(&*self.reader);
+        decode(schema_id, avro, &w.schema, reader)
+    }
+
+    /// Decodes a record's Avro bytes into a validated event: straight from the bytes when the writer
+    /// schema is `events.v1` (`fast_avro`, proven equal to the general path), else through `decode`.
+    pub fn decode_event(&self, schema_id: u32, avro: &[u8]) -> Result<crate::event::Event, DecodeEventError> {
+        if self.writer(schema_id)?.fast {
+            return crate::fast_avro::decode_event(avro).map_err(|e| match e {
+                crate::fast_avro::FastError::Corrupt(why) => DecodeEventError::Wire(WireError::Corrupt {
+                    schema_id,
+                    message: why.to_owned(),
+                }),
+                crate::fast_avro::FastError::Event(e) => DecodeEventError::Event(e),
             });
-        };
-        let reader = (!same).then_some(&*self.reader);
-        decode(schema_id, avro, writer, reader)
+        }
+        Ok(crate::event::Event::from_avro(self.decode(schema_id, avro)?)?)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Any bytes as a Kafka record value: Confluent framing, Avro decoding (with and without a reader
-//! schema), then the Event. Errors are expected; a panic is a bug.
+//! schema, and the consumer's fast path straight into an Event), then the Event. Errors are expected;
+//! a panic is a bug, and so is any disagreement between the paths.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use nrt_pipeline::event::Event;
+use nrt_pipeline::fast_avro::{self, FastError};
 use nrt_pipeline::wire;
 
 #[path = "common.rs"]
@@ -27,6 +29,18 @@ fuzz_target!(|data: &[u8]| {
 
     if let (Some(a), Some(b)) = (&resolved, &raw) {
         assert_eq!(a, b, "the same record gives two events with and without the reader schema");
+    }
+
+    // The fast path (writer = events.v1) must give what the general one gives: the same event, or a
+    // failure of the same class (the bytes, or the same event error).
+    let general = wire::decode(id, avro, schema, None).map(Event::from_avro);
+    match (fast_avro::decode_event(avro), general) {
+        (Ok(fast), Ok(Ok(slow))) => assert_eq!(fast, slow, "fast and general paths decode differently"),
+        (Err(FastError::Corrupt(_)), Err(_)) => {}
+        (Err(FastError::Event(fast)), Ok(Err(slow))) => {
+            assert!(fast.same_failure(&slow), "different event errors: {fast:?} / {slow:?}")
+        }
+        (fast, slow) => panic!("fast path {fast:?}, general path {slow:?}"),
     }
 
     // An event that was read must come back unchanged through our own encoder.

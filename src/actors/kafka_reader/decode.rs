@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::{Event, EventError};
+use crate::wire::DecodeEventError;
 use crate::registry::{ClientError, RegistryClient};
 use crate::wire::{self, WireError};
 
@@ -110,15 +111,14 @@ impl Decoding {
         if !self.decoders.knows(id) {
             return self.still_unknown(id).ok_or(id);
         }
-        let value = match self.decoders.decode(id, avro) {
-            Ok(v) => v,
-            Err(e @ WireError::Resolve { .. }) => return Ok(poison("schema_resolution", &e)),
-            Err(e) => return Ok(poison("corrupt", &e)),
-        };
-        Ok(match Event::from_avro(value) {
+        Ok(match self.decoders.decode_event(id, avro) {
             Ok(event) => Classified::Event(event),
-            Err(e @ EventError::CreatedAtOutOfRange(_)) => poison("created_at_out_of_range", &e),
-            Err(e) => poison("invalid_event", &e),
+            Err(DecodeEventError::Wire(e @ WireError::Resolve { .. })) => poison("schema_resolution", &e),
+            Err(DecodeEventError::Wire(e)) => poison("corrupt", &e),
+            Err(DecodeEventError::Event(e @ EventError::CreatedAtOutOfRange(_))) => {
+                poison("created_at_out_of_range", &e)
+            }
+            Err(DecodeEventError::Event(e)) => poison("invalid_event", &e),
         })
     }
 
