@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nrt_pipeline::event::parse_events;
+use nrt_pipeline::event::{parse_each, parse_events};
 use nrt_pipeline::event::Event;
 use nrt_pipeline::wire;
 
@@ -13,9 +13,18 @@ mod common;
 use common::schema;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((events, _invalid)) = parse_events(data) else {
+    let Ok((events, invalid)) = parse_events(data) else {
+        assert!(parse_each(data).is_err(), "only the element-by-element parser accepts the body");
         return;
     };
+    // The one-pass parse must give what the element-by-element one gives.
+    match parse_each(data) {
+        Ok((each, each_invalid)) => {
+            assert_eq!(each, events, "the two parsers give different events");
+            assert_eq!(each_invalid.len(), invalid.len(), "the two parsers refuse different events");
+        }
+        Err(e) => panic!("only the one-pass parser accepts the body: {e}"),
+    }
     let schema = schema();
     for event in &events {
         // Avro: a validated event must encode, and decode to the same event.

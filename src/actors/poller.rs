@@ -131,8 +131,9 @@ async fn poll_loop(
     );
     let mut backoff = RetryPolicy::SERVICE.backoff();
     let mut streak: u64 = 0;
-    // Numbers the batches handed on, so a resend of one is recognised as the same batch.
-    let mut batch: u64 = 0;
+    // The batch being published while the next one is fetched: fetching and publishing overlap, one
+    // batch deep, and batches still reach the Encoder one after the other, in order.
+    let mut publishing: Option<tokio::task::JoinHandle<()>> = None;
     while !stop.requested.load(Ordering::SeqCst) {
         let events = match fetch(&http, &url, &shared).await {
             Ok(events) => events,
@@ -161,12 +162,24 @@ async fn poll_loop(
         let full = events.len() >= settings.batch as usize;
         if !events.is_empty() {
             shared.metrics.events_polled.inc_by(events.len() as u64);
-            batch += 1;
-            deliver(batch, Arc::new(events), &encoder, &shared).await;
+            if let Some(previous) = publishing.take() {
+                let _ = previous.await;
+            }
+            // A random number, not a count: it must never repeat, even after this actor restarts
+            // (the publisher answers a number it has seen committed without producing again).
+            let batch: u64 = rand::random();
+            let (encoder, shared) = (encoder.clone(), shared.clone());
+            // Spawned apart from the actor, so a restart of the Poller cannot drop a batch in hand.
+            publishing = Some(actix::spawn(async move {
+                deliver(batch, Arc::new(events), &encoder, &shared).await
+            }));
         }
         if !full {
             tokio::time::sleep(settings.interval).await;
         }
+    }
+    if let Some(last) = publishing {
+        let _ = last.await;
     }
 }
 
@@ -222,8 +235,11 @@ async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec
             format!("GET {url}: {e}"),
         )
     })?;
-    let (events, invalid) =
-        crate::event::parse_events(&body).map_err(|e| poll_error("bad_json", format!("GET {url}: {e}")))?;
+    // Parsing is CPU work (~2 µs per event): off the actors' thread.
+    let parsed = tokio::task::spawn_blocking(move || crate::event::parse_events(&body))
+        .await
+        .map_err(|e| poll_error("body", format!("GET {url}: parsing stopped: {e}")))?;
+    let (events, invalid) = parsed.map_err(|e| poll_error("bad_json", format!("GET {url}: {e}")))?;
     if !invalid.is_empty() {
         shared
             .metrics
