@@ -102,11 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes: wire_bytes,
     };
     measure("minio: JSONL body", EVENTS, || {
-        black_box(
-            nrt_pipeline::actors::minio_writer::jsonl(&batch)
-                .map(|b| b.len())
-                .ok(),
-        );
+        black_box(nrt_pipeline::actors::minio_writer::jsonl(&batch).len());
     });
     measure("clickhouse: EventRow", EVENTS, || {
         let now = Millis::now();

@@ -3,12 +3,16 @@
 #   1. codec: the CPU cost of each stage, single-threaded (cargo bench --bench codec);
 #   2. producer: a seeded Mock API of N events → Poller → Encoder → Kafka, until Kafka acked all N;
 #   3. consumer: those N events from Kafka → both sinks, until MinIO and ClickHouse acknowledged all N.
-#   4. replicas (BENCH_REPLICAS="1 2 3"): the same N events read by 1, 2, 3… consumer processes in one
+#   4. replicas (--consumers "1 2 3"): the same N events read by 1, 2, 3… consumer processes in one
 #      group (a fresh group each time), until MinIO and ClickHouse acknowledged all N between them.
-# Prints events/s and the consumers' peak RSS. Figures, not pass/fail: nothing here is a test.
+#   5. freshness: a steady 10,000 events/s (BENCH_FRESH_RATE) through producer and consumer for 30 s
+#      (BENCH_FRESH_SECS, 0 skips it): created_at to ClickHouse acknowledging, p50 and p99.
+# Prints events/s, peak RSS, and CPU microseconds per event of nrt, Kafka, ClickHouse and MinIO, so the
+# ceiling of the whole job on this machine (cores / total CPU per event) is visible. Figures, not
+# pass/fail: nothing here is a test.
 #
-#   scripts/bench.sh [EVENTS]      (default 1000000)
-#   BENCH_PARTITIONS=6 BENCH_REPLICAS="1 2 3" scripts/bench.sh 1000000
+#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"]     (defaults 1000000, 3, none)
+#   scripts/bench.sh N                                                        (the old form: N events)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,8 +20,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-N=${1:-1000000}
-[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "usage: scripts/bench.sh [EVENTS]" >&2; exit 2; }
+N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-}
+usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"]' >&2; exit 2; }
+while (($#)); do
+  case $1 in
+    --events) N=${2:-}; shift 2 ;;
+    --partitions) BENCH_PARTITIONS=${2:-}; shift 2 ;;
+    --consumers) BENCH_REPLICAS=${2:-}; shift 2 ;;
+    [0-9]*) N=$1; shift ;;
+    *) usage ;;
+  esac
+done
+[[ $N =~ ^[1-9][0-9]*$ && $BENCH_PARTITIONS =~ ^[1-9][0-9]*$ ]] || usage
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -39,7 +53,7 @@ NRT=target/release/nrt
 id=$(date +%s)
 export NRT_TOPIC=nrt-bench-$id NRT_GROUP_ID=nrt-bench-$id NRT_S3_PREFIX=bench-$id/ \
   NRT_CLICKHOUSE_DATABASE=nrt_bench NRT_CLICKHOUSE_TABLE=events_$id NRT_ADMIN_ADDR=127.0.0.1:0 \
-  NRT_POLL_BATCH=10000 NRT_TOPIC_PARTITIONS=${BENCH_PARTITIONS:-3} RUST_LOG=warn
+  NRT_POLL_BATCH=10000 NRT_TOPIC_PARTITIONS=$BENCH_PARTITIONS RUST_LOG=warn
 
 # Starts `nrt ARGS...` in the background; sets PID and URL (its admin address, printed on stdout).
 spawn() {
@@ -71,7 +85,9 @@ PIDS+=("$!")
 export NRT_MOCK_API_URL=http://127.0.0.1:18765
 sleep 0.5
 
-echo; echo "=== producer: $N events, Mock API → Kafka (acks=all)"
+echo; echo "=== producer: $N events, Mock API → Kafka (one transaction per batch)"
+read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
+kafka_before=$(cpu "$kafka_pid")
 spawn producer run --role producer
 producer=$PID
 start=""
@@ -82,6 +98,8 @@ while :; do
   sleep 0.1
 done
 echo "producer: $(rate "$N" "$start" "$(now)")"
+awk -v p="$(cpu "$producer")" -v k0="$kafka_before" -v k1="$(cpu "$kafka_pid")" -v n="$N" 'BEGIN {
+  printf "CPU per event: nrt %.2f µs, Kafka %.2f µs\n", p / n * 1e6, (k1 - k0) / n * 1e6 }'
 kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
 
 echo; echo "=== consumer: $N events, Kafka → MinIO (JSONL) + ClickHouse, committed"
@@ -103,10 +121,12 @@ end=$(now)
 peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$consumer/status")
 echo "consumer: $(rate "$N" "$start" "$end"), peak RSS $peak; read and decoded: $(rate "$N" "$start" "$read_all")"
 cpu_after="$(cpu "$consumer") $(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
-awk -v b="$cpu_before" -v a="$cpu_after" 'BEGIN {
-  split(b, x, " "); split(a, y, " ");
-  printf "CPU seconds during the consumer run: nrt %.1f, Kafka %.1f, ClickHouse %.1f, MinIO %.1f\n",
-    y[1], y[2] - x[1], y[3] - x[2], y[4] - x[3] }'
+awk -v b="$cpu_before" -v a="$cpu_after" -v n="$N" -v cores="$(nproc)" 'BEGIN {
+  split(b, x, " "); split(a, y, " "); k = y[2] - x[1]; c = y[3] - x[2]; m = y[4] - x[3];
+  printf "CPU seconds during the consumer run: nrt %.1f, Kafka %.1f, ClickHouse %.1f, MinIO %.1f\n", y[1], k, c, m;
+  t = (y[1] + k + c + m) / n * 1e6;
+  printf "CPU per event: nrt %.2f µs, Kafka %.2f, ClickHouse %.2f, MinIO %.2f; total %.2f µs -> ceiling on %d cores: %.0f events/s\n",
+    y[1] / n * 1e6, k / n * 1e6, c / n * 1e6, m / n * 1e6, t, cores, cores * 1e6 / t }'
 echo "busiest threads of the consumer (CPU seconds):"
 for t in /proc/"$consumer"/task/*; do
   awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
@@ -123,7 +143,7 @@ metric_sum() {
 }
 
 for replicas in ${BENCH_REPLICAS:-}; do
-  echo; echo "=== $replicas consumer process(es) in one group, ${BENCH_PARTITIONS:-3} partitions: $N events → both sinks"
+  echo; echo "=== $replicas consumer process(es) in one group, $BENCH_PARTITIONS partitions: $N events → both sinks"
   export NRT_GROUP_ID=nrt-bench-$id-r$replicas NRT_S3_PREFIX=bench-$id-r$replicas/ \
     NRT_CLICKHOUSE_TABLE=events_${id}_r$replicas
   urls=() members=()
@@ -158,3 +178,51 @@ for replicas in ${BENCH_REPLICAS:-}; do
   for p in "${members[@]}"; do wait "$p" 2>/dev/null || true; done
   clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
 done
+
+# Freshness: created_at (stamped by the Mock API when it serves the event) to ClickHouse acknowledging
+# the insert, from the consumer's nrt_freshness_seconds histogram, over BENCH_FRESH_SECS after a 5 s
+# warm-up, at a steady BENCH_FRESH_RATE events/s. 0 seconds skips it.
+FRESH_SECS=${BENCH_FRESH_SECS:-30} FRESH_RATE=${BENCH_FRESH_RATE:-10000}
+if ((FRESH_SECS > 0)); then
+  echo; echo "=== freshness: a steady $FRESH_RATE events/s for $FRESH_SECS s, created → acknowledged by ClickHouse"
+  "$NRT" mock-api --listen 127.0.0.1:18766 --rate "$FRESH_RATE" >/dev/null 2>>"$WORK/stderr.log" &
+  PIDS+=("$!")
+  export NRT_MOCK_API_URL=http://127.0.0.1:18766 NRT_TOPIC=nrt-bench-$id-fresh NRT_GROUP_ID=nrt-bench-$id-fresh \
+    NRT_S3_PREFIX=bench-$id-fresh/ NRT_CLICKHOUSE_TABLE=events_${id}_fresh NRT_POLL_BATCH=1000
+  spawn fresh-producer run --role producer
+  fresh_producer=$PID
+  spawn fresh-consumer run --role consumer
+  fresh_consumer=$PID consumer_url=$URL
+  histogram() { curl -sf -m 5 "$consumer_url/metrics" | grep -E '^nrt_freshness_seconds_(bucket|count|sum)'; }
+  sleep 5
+  histogram >"$WORK/fresh0"
+  sleep "$FRESH_SECS"
+  histogram >"$WORK/fresh1"
+  flush_s=$(awk -v ms="${NRT_FLUSH_INTERVAL_MS:-1000}" 'BEGIN {print ms / 1000}')
+  # Quantiles as Prometheus' histogram_quantile computes them (linear within a bucket), on the difference
+  # of the two snapshots.
+  awk -v flush="$flush_s" '
+    function le(line) { match(line, /le="[^"]*"/); return substr(line, RSTART + 4, RLENGTH - 5) }
+    FNR == NR { before[$1] = $2; next }
+    /_bucket/ { n++; bound[n] = le($1); cum[n] = $2 - before[$1] }
+    /_count/ { count = $2 - before[$1] }
+    /_sum/ { sum = $2 - before[$1] }
+    function q(p,   i, want, lo, prev) {
+      want = p * count; prev = 0; lo = 0
+      for (i = 1; i <= n; i++) {
+        if (cum[i] >= want) {
+          if (bound[i] == "+Inf") return lo
+          return lo + (bound[i] - lo) * (want - prev) / (cum[i] - prev)
+        }
+        prev = cum[i]; lo = bound[i]
+      }
+    }
+    END {
+      if (count == 0) { print "no event acknowledged by ClickHouse in the window"; exit }
+      printf "%d events: mean %.3f s, p50 %.3f s, p99 %.3f s (target: flush interval %.2f s + 0.25 s = %.2f s)\n",
+        count, sum / count, q(0.5), q(0.99), flush, flush + 0.25
+    }' "$WORK/fresh0" "$WORK/fresh1"
+  kill -TERM "$fresh_producer" "$fresh_consumer"
+  wait "$fresh_producer" "$fresh_consumer" 2>/dev/null || true
+  clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_fresh" || true
+fi

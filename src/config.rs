@@ -276,11 +276,14 @@ pub struct PipelineConfig {
     #[arg(id = "batch-max-records", long = "batch-max-records", env = "NRT_BATCH_MAX_RECORDS", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub batch_max_records: u64,
-    /// Size-based flush: Avro bytes per batch.
+    /// Size-based flush: bytes a batch holds in memory (its decoded events).
     #[arg(id = "batch-max-bytes", long = "batch-max-bytes", env = "NRT_BATCH_MAX_BYTES", default_value_t = 16 << 20,
           value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
     pub batch_max_bytes: u64,
-    /// Backpressure: the KafkaReader stops reading while this many bytes are read but not committed.
+    /// Backpressure: the KafkaReader stops reading while the consumer holds this many bytes for what it
+    /// read and has not committed (decoded events, and the bodies being written); open batches are
+    /// written at once above half of it. The process's RSS is about its base, plus this, plus
+    /// librdkafka's prefetch (a quarter of this, 1–64 MiB).
     #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 32 << 20,
           value_parser = clap::value_parser!(u64).range(1 << 16..=1 << 36))]
     pub max_inflight_bytes: u64,

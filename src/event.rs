@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use apache_avro::types::Value;
 use apache_avro::Decimal;
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
@@ -17,10 +18,10 @@ pub const SCHEMA_V1: &str = include_str!("../schemas/events.v1.avsc");
 pub struct Event {
     pub event_id: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: CompactString,
     pub user_id: i64,
     pub amount: Money,
-    pub currency: String,
+    pub currency: CompactString,
     pub created_at: Millis,
 }
 
@@ -58,6 +59,14 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
 }
 
 impl Event {
+    /// What this event takes in memory inside a batch (`Batch::events`): its slot with its offset,
+    /// and its strings' buffers if they are too long to be held inline. What the consumer's in-flight
+    /// budget counts per event.
+    pub fn held_bytes(&self) -> usize {
+        let heap = |s: &CompactString| if s.is_heap_allocated() { s.capacity() } else { 0 };
+        std::mem::size_of::<(i64, Event)>() + heap(&self.kind) + heap(&self.currency)
+    }
+
     /// Checks what serde's types cannot: a non-empty type, an ISO 4217-shaped currency, and a
     /// `created_at` both sinks can represent exactly.
     pub fn validate(&self) -> Result<(), EventError> {
@@ -80,10 +89,10 @@ impl Event {
     pub fn to_avro(&self) -> Value {
         Value::Record(vec![
             ("event_id".into(), Value::Uuid(self.event_id)),
-            ("type".into(), Value::String(self.kind.clone())),
+            ("type".into(), Value::String(self.kind.to_string())),
             ("user_id".into(), Value::Long(self.user_id)),
             ("amount".into(), Value::Decimal(self.amount.to_decimal())),
-            ("currency".into(), Value::String(self.currency.clone())),
+            ("currency".into(), Value::String(self.currency.to_string())),
             ("created_at".into(), Value::TimestampMillis(self.created_at.0)),
         ])
     }
@@ -106,10 +115,10 @@ impl Event {
                 ("event_id", Value::String(s)) => {
                     event_id = Some(Uuid::parse_str(&s).map_err(|e| invalid("event_id", e.to_string()))?)
                 }
-                ("type", Value::String(s)) => kind = Some(s),
+                ("type", Value::String(s)) => kind = Some(CompactString::from(s)),
                 ("user_id", Value::Long(n)) => user_id = Some(n),
                 ("amount", Value::Decimal(d)) => amount = Some(Money::from_decimal(&d)?),
-                ("currency", Value::String(s)) => currency = Some(s),
+                ("currency", Value::String(s)) => currency = Some(CompactString::from(s)),
                 ("created_at", Value::TimestampMillis(ms) | Value::Long(ms)) => created_at = Some(Millis(ms)),
                 ("event_id" | "type" | "user_id" | "amount" | "currency" | "created_at", other) => {
                     return Err(invalid(
@@ -288,6 +297,86 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
+impl Event {
+    /// Appends the event's JSON to `out`, byte for byte what `serde_json::to_writer(out, self)` writes
+    /// (a property test holds them equal), at a quarter of the cost: the JSONL body was the consumer's
+    /// largest piece of CPU work (605 ns of ~2.5 µs per event).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut uuid = uuid::Uuid::encode_buffer();
+        let mut int = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"event_id\":\"");
+        out.extend_from_slice(self.event_id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        out.extend_from_slice(b"\",\"type\":");
+        json_str(out, &self.kind);
+        out.extend_from_slice(b",\"user_id\":");
+        out.extend_from_slice(int.format(self.user_id).as_bytes());
+        out.extend_from_slice(b",\"amount\":\"");
+        if self.amount.0 < 0 {
+            out.push(b'-');
+        }
+        let cents = self.amount.0.unsigned_abs();
+        out.extend_from_slice(int.format(cents / 100).as_bytes());
+        out.push(b'.');
+        push_2_digits(out, (cents % 100) as u32);
+        out.extend_from_slice(b"\",\"currency\":");
+        json_str(out, &self.currency);
+        out.extend_from_slice(b",\"created_at\":\"");
+        self.created_at.write_rfc3339(out);
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// A JSON string as serde_json writes it: as is, unless it holds a byte serde_json escapes.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, s).is_err() {
+        // Writing a str into a Vec cannot fail; were it to, the line would not parse and the
+        // round-trip tests would say so.
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn push_2_digits(out: &mut Vec<u8>, n: u32) {
+    out.push(b'0' + (n / 10 % 10) as u8);
+    out.push(b'0' + (n % 10) as u8);
+}
+
+impl Millis {
+    /// What `Display` writes, without the formatting machinery (for the JSONL body).
+    fn write_rfc3339(self, out: &mut Vec<u8>) {
+        use chrono::{Datelike, Timelike};
+        match self.to_datetime() {
+            Some(t) if (0..=9999).contains(&t.year()) => {
+                let year = t.year() as u32;
+                push_2_digits(out, year / 100);
+                push_2_digits(out, year % 100);
+                out.push(b'-');
+                push_2_digits(out, t.month());
+                out.push(b'-');
+                push_2_digits(out, t.day());
+                out.push(b'T');
+                push_2_digits(out, t.hour());
+                out.push(b':');
+                push_2_digits(out, t.minute());
+                out.push(b':');
+                push_2_digits(out, t.second());
+                out.push(b'.');
+                let ms = t.timestamp_subsec_millis().min(999);
+                out.push(b'0' + (ms / 100) as u8);
+                push_2_digits(out, ms % 100);
+                out.push(b'Z');
+            }
+            _ => {
+                use std::io::Write;
+                let _ = write!(out, "{self}");
+            }
+        }
+    }
+}
+
 /// The events API's answer: a JSON array of events. Returns the valid events and, for each invalid
 /// one, why; an answer that is not a JSON array at all is an error. Fuzzed (`fuzz/`): any bytes in,
 /// never a panic.
@@ -305,14 +394,18 @@ pub fn parse_events(body: &[u8]) -> Result<(Vec<Event>, Vec<String>), String> {
 }
 
 /// `parse_events` element by element: the valid events and, for each invalid one, why. (The fuzz
-/// target checks that both ways agree wherever the fast one succeeds.)
+/// target checks that both ways agree wherever the fast one succeeds.) Each element is cut out raw and
+/// decoded by the same deserializer as the one-pass parse, so both read a body by the same grammar: a
+/// field neither of them keeps (say, a string with a lone UTF-16 surrogate) is skipped by both, and a
+/// bad value in a field we keep makes that one event invalid, not the whole answer.
 pub fn parse_each(body: &[u8]) -> Result<(Vec<Event>, Vec<String>), String> {
-    let raw: Vec<serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| format!("not a JSON array: {e}"))?;
+    let text = std::str::from_utf8(body).map_err(|e| format!("not a JSON array: not UTF-8: {e}"))?;
+    let raw: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON array: {e}"))?;
     let mut events = Vec::with_capacity(raw.len());
     let mut invalid = Vec::new();
-    for value in raw {
-        let parsed = serde_json::from_value::<Event>(value)
+    for element in raw {
+        let parsed = serde_json::from_str::<Event>(element.get())
             .map_err(|e| e.to_string())
             .and_then(|e| {
                 e.validate().map_err(|err| err.to_string())?;
@@ -334,11 +427,11 @@ pub struct EventRow {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: CompactString,
     pub user_id: i64,
     /// Decimal(18, 2) travels in RowBinary as its scaled Int64: cents.
     pub amount: i64,
-    pub currency: String,
+    pub currency: CompactString,
     /// DateTime: seconds.
     pub created_at: u32,
     pub created_at_ms: i64,
@@ -465,6 +558,81 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The hand-written JSONL line is serde's, byte for byte: escapes, signs, every time (in and out
+    /// of the years RFC 3339 writes with four digits, and times with no date at all).
+    #[test]
+    fn write_json_is_what_serde_writes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let long = "long".repeat(10);
+        let texts = [
+            "refund",
+            "",
+            "EUR",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "é-ü",
+            "\u{7f}",
+            "/",
+            &long,
+        ];
+        let times = [
+            i64::MIN,
+            i64::MAX,
+            -1,
+            0,
+            999,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_167_219_200_001,
+        ];
+        for i in 0..20_000 {
+            let e = Event {
+                event_id: Uuid::from_u128(rng.gen()),
+                kind: texts[rng.gen_range(0..texts.len())].into(),
+                user_id: if i % 7 == 0 { i64::MIN } else { rng.gen() },
+                amount: Money(match i % 5 {
+                    0 => i64::MIN,
+                    1 => i64::MAX,
+                    _ => rng.gen_range(-Money::LIMIT..Money::LIMIT),
+                }),
+                currency: texts[rng.gen_range(0..texts.len())].into(),
+                created_at: Millis(match i % 3 {
+                    0 => times[rng.gen_range(0..times.len())],
+                    1 => rng.gen(),
+                    _ => rng.gen_range(Millis::SINKABLE),
+                }),
+            };
+            let mut mine = Vec::new();
+            e.write_json(&mut mine);
+            let serde = serde_json::to_vec(&e).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&mine),
+                String::from_utf8_lossy(&serde),
+                "{e:?}"
+            );
+        }
+    }
+
+    /// Found by the fuzzer: a lone UTF-16 surrogate in a field nobody keeps was skipped by the one-pass
+    /// parse but made the element-by-element one refuse the whole answer. Both now read it alike; in
+    /// a field we keep it makes that one event invalid, not the answer.
+    #[test]
+    fn both_parsers_read_a_lone_surrogate_alike() {
+        let good = serde_json::to_string(&sample()).unwrap_or_default();
+        let unknown = good.replacen('{', r#"{"note":"S\uD8bc","#, 1);
+        let bad_kind = good.replace(r#""type":"refund""#, r#""type":"S\uD8bc""#);
+        let body = format!("[{unknown},{bad_kind},{good}]");
+        let (events, invalid) = parse_events(body.as_bytes()).unwrap_or_default();
+        assert_eq!(events, vec![sample(), sample()]);
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        let alone = format!("[{unknown}]");
+        assert_eq!(parse_events(alone.as_bytes()), parse_each(alone.as_bytes()));
+        assert_eq!(parse_each(alone.as_bytes()).map(|(e, _)| e.len()), Ok(1));
     }
 
     #[test]

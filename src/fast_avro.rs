@@ -71,10 +71,10 @@ pub fn decode_event(avro: &[u8]) -> Result<Event, FastError> {
     let mut r = Reader { rest: avro };
     let event_id =
         uuid::Uuid::parse_str(r.str()?).map_err(|_| FastError::Corrupt("event_id is not a uuid"))?;
-    let kind = r.str()?.to_owned();
+    let kind = r.str()?.into();
     let user_id = r.long()?;
     let amount = r.bytes()?;
-    let currency = r.str()?.to_owned();
+    let currency = r.str()?.into();
     let created_at = r.long()?;
     if !r.rest.is_empty() {
         return Err(FastError::Corrupt("bytes after the datum"));
@@ -126,10 +126,10 @@ mod tests {
         for i in 0..20_000 {
             let mut event = Event {
                 event_id: uuid::Uuid::from_u128(rng.gen()),
-                kind: ["view", "purchase", "refund", "é-ü", ""][rng.gen_range(0..5)].to_owned(),
+                kind: ["view", "purchase", "refund", "é-ü", ""][rng.gen_range(0..5)].into(),
                 user_id: rng.gen_range(0..1_000_000),
                 amount: Money(rng.gen_range(-100_000..100_000)),
-                currency: ["EUR", "USD", "eur", "EURO"][rng.gen_range(0..4)].to_owned(),
+                currency: ["EUR", "USD", "eur", "EURO"][rng.gen_range(0..4)].into(),
                 created_at: Millis(rng.gen_range(0..4_000_000_000_000)),
             };
             match i % 7 {

@@ -6,6 +6,27 @@ use clap::{Parser, Subcommand};
 
 use nrt_pipeline::{doctor, mock_api, registry, run};
 
+// Many small allocations made on one thread (the reader's) and freed on another (the actors'):
+// glibc's malloc spent ~13% of the reader's CPU on them and kept the peak resident; mimalloc is
+// cheaper per call and gives freed pages back (see `return_freed_memory_at_once`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `purge_delay` option (its index in mimalloc.h's `mi_option_e`, which the Rust binding
+/// does not name).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// By default mimalloc keeps freed pages 10-100 ms before giving them back; with batches of tens of
+/// MiB coming and going several times a second that kept ~40% more resident (consumer at 16 MiB in
+/// flight: peak RSS 125 MiB by default, 99 MiB purging at once, same throughput). A `MIMALLOC_PURGE_DELAY`
+/// in the environment still wins.
+fn return_freed_memory_at_once() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: stores one option value; mimalloc reads options atomically on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "nrt",
@@ -32,6 +53,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     // A missing .env is normal (compose passes the environment directly); a broken one is not.
     if let Err(e) = dotenvy::dotenv() {
         if !e.not_found() {

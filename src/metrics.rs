@@ -239,7 +239,10 @@ impl PipelineMetrics {
                     "End-to-end freshness: event created_at to ClickHouse insert acknowledged",
                 )
                 .buckets(vec![
-                    0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+                    // Fine around the default flush interval (1 s): the freshness target is
+                    // "p99 within the flush interval + 250 ms".
+                    0.1, 0.25, 0.5, 0.75, 1.0, 1.1, 1.2, 1.25, 1.3, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+                    300.0, 3600.0,
                 ]);
                 let h = Histogram::with_opts(opts)?;
                 registry.register(Box::new(h.clone()))?;

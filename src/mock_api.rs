@@ -104,10 +104,10 @@ impl Generator {
         };
         Event {
             event_id,
-            kind: kind.to_owned(),
+            kind: kind.into(),
             user_id: self.rng.gen_range(1..=100_000),
             amount: Money(cents),
-            currency: currency.to_owned(),
+            currency: currency.into(),
             created_at,
         }
     }

@@ -64,7 +64,11 @@ impl ObjectStore {
                 .https_or_http()
                 .enable_http1()
                 .build();
-            HttpClient::from_connector(connector)
+            // Vectored writes: otherwise hyper copies each PutObject body into its write buffer (the
+            // connector's stream does not say it can write vectored), holding every body twice.
+            let mut builder = hyper::Client::builder();
+            builder.http1_writev(true);
+            HttpClient::from_builder(builder, connector)
         };
         let creds = StaticProvider::new_minimal(
             cfg.access_key.expose().to_owned(),
@@ -161,7 +165,10 @@ impl ObjectStore {
         for (name, value) in meta {
             req.add_header(format!("x-amz-meta-{name}"), value);
         }
-        req.set_payload(Some(body));
+        // Sent as a stream so the signature says UNSIGNED-PAYLOAD: a signed payload is a SHA-256 of
+        // every body here and another in MinIO (~0.4 µs of CPU per event each). The body's integrity
+        // in transit is TCP's (or TLS's) job; the key, headers and condition stay signed.
+        req.set_payload_stream(rusoto_core::ByteStream::from(body));
         let failed = |message: String, transient: bool| S3Error::Request {
             endpoint: self.endpoint.clone(),
             op: "put-if-absent",

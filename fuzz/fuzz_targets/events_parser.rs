@@ -27,6 +27,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let schema = schema();
     for event in &events {
+        // The hand-written JSONL line is serde's.
+        let mut line = Vec::new();
+        event.write_json(&mut line);
+        match serde_json::to_vec(event) {
+            Ok(serde) => assert_eq!(line, serde, "write_json differs from serde for {event:?}"),
+            Err(e) => panic!("event {event:?} does not serialize to JSON: {e}"),
+        }
         // Avro: a validated event must encode, and decode to the same event.
         let bytes = match wire::encode(1, schema, event.to_avro()) {
             Ok(b) => b,

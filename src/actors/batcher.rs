@@ -136,7 +136,10 @@ impl Batcher {
         if self.commit_to.is_none() {
             return;
         }
-        if let Some(batch) = self.slots.start(partition, &self.limits, self.draining) {
+        // Under memory pressure a batch is written as soon as its partition has none in flight: the
+        // events it holds are released only once it is committed.
+        let all_due = self.draining || self.inflight.pressed();
+        if let Some(batch) = self.slots.start(partition, &self.limits, all_due) {
             self.spawn_write(batch, ctx);
         }
     }
@@ -201,8 +204,9 @@ impl Actor for Batcher {
         for batch in self.slots.in_flight() {
             self.spawn_write(batch, ctx);
         }
+        // A batch is written at most a tick after it is due: the tick is part of the freshness.
         let tick =
-            (self.limits.flush_interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
+            (self.limits.flush_interval / 20).clamp(Duration::from_millis(5), Duration::from_millis(25));
         ctx.run_interval(tick, |act, ctx| act.flush_all_due(ctx));
     }
 }

@@ -179,30 +179,28 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
         let now = Millis::now();
-        let rows: Vec<EventRow> = batch
-            .events
-            .iter()
-            .map(|(offset, e)| EventRow::new(e, now, batch.partition, *offset))
-            .collect();
         let ddl = (!self.table_ready).then(|| ddl(&self.database, &self.table));
         let (client, server, table) = (self.client.clone(), self.server.clone(), self.table.clone());
         let started = std::time::Instant::now();
-        let created: Vec<i64> = batch.events.iter().map(|(_, e)| e.created_at.0).collect();
         // RowBinary size: the fixed-width columns, plus each string and its length byte.
-        let bytes: usize = rows
+        let bytes: usize = batch
+            .events
             .iter()
-            .map(|r| 16 + 8 * 5 + 4 * 3 + r.kind.len() + r.currency.len() + 2)
+            .map(|(_, e)| 16 + 8 * 5 + 4 * 3 + e.kind.len() + e.currency.len() + 2)
             .sum();
+        let rows = batch.clone();
         let write = async move {
             for statement in ddl.unwrap_or_default() {
                 server.query(&statement).execute().await.map_err(sink_error)?;
             }
             let mut insert = client.insert::<EventRow>(&table).await.map_err(sink_error)?;
-            for row in &rows {
-                insert.write(row).await.map_err(sink_error)?;
+            // Row by row into the insert's buffer: no second copy of the batch as rows.
+            for (offset, e) in &rows.events {
+                let row = EventRow::new(e, now, rows.partition, *offset);
+                insert.write(&row).await.map_err(sink_error)?;
             }
             insert.end().await.map_err(sink_error)?;
-            Ok::<usize, SinkError>(rows.len())
+            Ok::<usize, SinkError>(rows.events.len())
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
             let m = &act.shared.metrics;
@@ -223,9 +221,9 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                         .observe(started.elapsed().as_secs_f64());
                     // Freshness ends here: an event is queryable once ClickHouse acknowledged it.
                     let now = Millis::now().0;
-                    for c in &created {
+                    for (_, e) in &batch.events {
                         m.freshness_seconds
-                            .observe(now.saturating_sub(*c).max(0) as f64 / 1000.0);
+                            .observe(now.saturating_sub(e.created_at.0).max(0) as f64 / 1000.0);
                     }
                     act.shared.health.running(NAME);
                     Ok(SinkAck::Written)

@@ -1,23 +1,41 @@
-//! The consumer's in-flight budget: bytes read from Kafka and not yet committed (or dropped). The
-//! Batcher counts what it holds (it adds a run when it accepts it, releases a batch when it is
-//! committed, abandoned or dropped); the reader pauses its partitions while the count is over the bound.
+//! The consumer's in-flight budget: bytes the process holds for what it read from Kafka and has not
+//! committed (or dropped) yet: the decoded events (`Event::held_bytes`) and, while a write runs, the
+//! bodies built from them (`hold`). The Batcher counts the events it holds (it adds a run when it
+//! accepts it, releases a batch when it is committed, abandoned or dropped); the writers count their
+//! bodies; the reader stops reading while the count is over the bound, and the Batcher writes every
+//! open batch at once while it is over half of it (so memory comes back as fast as the sinks take it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Inflight {
     bytes: AtomicU64,
+    bound: u64,
     freed: Notify,
     gauge: Option<prometheus::IntGauge>,
 }
 
-impl Inflight {
-    /// A budget reported in `gauge` (`nrt_inflight_bytes`).
-    pub fn new(gauge: prometheus::IntGauge) -> Self {
+impl Default for Inflight {
+    /// No bound (tests of the bookkeeping).
+    fn default() -> Self {
         Inflight {
+            bytes: AtomicU64::new(0),
+            bound: u64::MAX,
+            freed: Notify::new(),
+            gauge: None,
+        }
+    }
+}
+
+impl Inflight {
+    /// A budget of `bound` bytes, reported in `gauge` (`nrt_inflight_bytes`).
+    pub fn new(bound: u64, gauge: prometheus::IntGauge) -> Self {
+        Inflight {
+            bound,
             gauge: Some(gauge),
             ..Inflight::default()
         }
@@ -25,6 +43,17 @@ impl Inflight {
 
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::SeqCst)
+    }
+
+    /// At or over the bound: the reader waits.
+    pub fn over(&self) -> bool {
+        self.bytes() >= self.bound
+    }
+
+    /// Over half the bound: open batches are written now rather than at their flush interval, so the
+    /// reader finds room again before it has to stop.
+    pub fn pressed(&self) -> bool {
+        self.bytes() >= self.bound / 2
     }
 
     pub fn add(&self, n: usize) {
@@ -43,6 +72,15 @@ impl Inflight {
         self.freed.notify_waiters();
     }
 
+    /// Counts `n` bytes (a body being written) until the guard is dropped.
+    pub fn hold(self: &Arc<Self>, n: usize) -> HeldBytes {
+        self.add(n);
+        HeldBytes {
+            inflight: self.clone(),
+            n,
+        }
+    }
+
     /// Resolves at the next release (create it before checking the count, so no release is missed).
     pub fn freed(&self) -> Notified<'_> {
         self.freed.notified()
@@ -52,5 +90,41 @@ impl Inflight {
         if let Some(g) = &self.gauge {
             g.set(now as i64);
         }
+    }
+}
+
+/// Bytes counted in the budget while this lives (see `Inflight::hold`).
+#[derive(Debug)]
+pub struct HeldBytes {
+    inflight: Arc<Inflight>,
+    n: usize,
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        self.inflight.release(self.n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_body_counts_until_dropped_and_pressure_starts_at_half() {
+        let inflight = Arc::new(Inflight {
+            bound: 100,
+            ..Inflight::default()
+        });
+        inflight.add(40);
+        assert!(!inflight.pressed());
+        let body = inflight.hold(10);
+        assert!(inflight.pressed() && !inflight.over());
+        inflight.add(50);
+        assert!(inflight.over());
+        drop(body);
+        assert_eq!(inflight.bytes(), 90);
+        inflight.release(1000);
+        assert_eq!(inflight.bytes(), 0, "releasing too much saturates");
     }
 }

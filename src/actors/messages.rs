@@ -18,7 +18,7 @@ pub struct Batch {
     pub first_offset: i64,
     pub last_offset: i64,
     pub events: Vec<(i64, Event)>,
-    /// Kafka payload bytes of the range, for the in-flight budget.
+    /// What the events take in memory (`Event::held_bytes`), for the in-flight budget.
     pub bytes: usize,
 }
 

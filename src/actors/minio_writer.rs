@@ -5,9 +5,11 @@
 //! answers with the range the existing object covers, for the Batcher to reuse.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::inflight::Inflight;
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
@@ -18,15 +20,18 @@ pub struct MinioWriter {
     store: ObjectStore,
     prefix: String,
     bucket_ready: bool,
+    /// The consumer's budget: a body counts in it while it is being written.
+    inflight: Arc<Inflight>,
     shared: Shared,
 }
 
 impl MinioWriter {
-    pub fn new(store: ObjectStore, prefix: String, shared: Shared) -> Self {
+    pub fn new(store: ObjectStore, prefix: String, inflight: Arc<Inflight>, shared: Shared) -> Self {
         MinioWriter {
             store,
             prefix,
             bucket_ready: false,
+            inflight,
             shared,
         }
     }
@@ -50,13 +55,13 @@ pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
 }
 
 /// One JSON event per line, in offset order.
-pub fn jsonl(batch: &Batch) -> Result<Vec<u8>, serde_json::Error> {
+pub fn jsonl(batch: &Batch) -> Vec<u8> {
     let mut body = Vec::with_capacity(batch.events.len() * 192);
     for (_, event) in &batch.events {
-        serde_json::to_writer(&mut body, event)?;
+        event.write_json(&mut body);
         body.push(b'\n');
     }
-    Ok(body)
+    body
 }
 
 /// The object metadata that records which range of which partition an object holds.
@@ -131,7 +136,7 @@ impl Handler<WriteBatch> for MinioWriter {
         }
         let prepared = object_key(&self.prefix, &batch)
             .ok_or_else(|| "the first event's time has no calendar date".to_owned())
-            .and_then(|key| jsonl(&batch).map(|b| (key, b)).map_err(|e| e.to_string()));
+            .map(|key| (key, jsonl(&batch)));
         let (key, body) = match prepared {
             Ok(kb) => kb,
             Err(e) => {
@@ -150,7 +155,9 @@ impl Handler<WriteBatch> for MinioWriter {
             batch.events.len(),
         );
         let started = std::time::Instant::now();
+        let held = self.inflight.hold(body.capacity());
         let write = async move {
+            let _held = held;
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
             }
@@ -165,13 +172,8 @@ impl Handler<WriteBatch> for MinioWriter {
                     Some(ack) => Ok(ack),
                     None => {
                         log::warn!("{NAME}: {key} has no offset metadata (an older layout): overwriting it");
-                        let body = jsonl(&batch).map_err(|e| SinkError {
-                            sink: "minio",
-                            message: e.to_string(),
-                            failure: Failure::Misconfigured,
-                        })?;
                         store
-                            .put(&key, body, "application/x-ndjson")
+                            .put(&key, jsonl(&batch), "application/x-ndjson")
                             .await
                             .map(|()| SinkAck::Written)
                             .map_err(sink_error)

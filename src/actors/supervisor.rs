@@ -226,13 +226,20 @@ pub fn start(
             shared.health.starting(name);
             shared.metrics.actor_restarts.with_label_values(&[name]);
         }
+        // What the consumer holds, counted against NRT_MAX_INFLIGHT_BYTES: the Batcher's events, the
+        // MinioWriter's bodies (see inflight.rs).
+        let inflight = Arc::new(Inflight::new(
+            pipeline.max_inflight_bytes,
+            shared.metrics.inflight_bytes.clone(),
+        ));
         let minio = {
             let (store, prefix, sh) = (
                 ObjectStore::new(&services.s3),
                 pipeline.s3_prefix.clone(),
                 shared.clone(),
             );
-            Supervise::start(minio_writer::NAME, MinioWriter::new(store, prefix, sh), shared)
+            let w = MinioWriter::new(store, prefix, inflight.clone(), sh);
+            Supervise::start(minio_writer::NAME, w, shared)
         };
         started.crashable(minio_writer::NAME, &minio);
         let clickhouse = {
@@ -259,10 +266,8 @@ pub fn start(
             dlq: dlq.clone(),
             clickhouse_took_rows: std::sync::atomic::AtomicBool::new(true),
         };
-        // Shared by the reader (rebalances, commits) and the Batcher: which partitions are ours, and
-        // how many bytes are held.
+        // Shared by the reader (rebalances, commits) and the Batcher: which partitions are ours.
         let ownership = Arc::new(Ownership::default());
-        let inflight = Arc::new(Inflight::new(shared.metrics.inflight_bytes.clone()));
         let b = Batcher::new(
             pipeline.topic.clone(),
             limits,

@@ -107,8 +107,9 @@ impl Slots {
     }
 
     /// Takes `partition`'s open batch as its batch in flight, if it has none in flight and the open one
-    /// is due (or reaches the boundary it must end on, where it is cut).
-    pub fn start(&mut self, partition: i32, limits: &Limits, draining: bool) -> Option<Arc<Batch>> {
+    /// is due (or reaches the boundary it must end on, where it is cut). `all_due`: every open batch is
+    /// due whatever its age and size (draining, or the in-flight budget is pressed).
+    pub fn start(&mut self, partition: i32, limits: &Limits, all_due: bool) -> Option<Arc<Batch>> {
         let topic = &self.topic;
         let slot = self.map.get_mut(&partition)?;
         if slot.in_flight.is_some() {
@@ -117,7 +118,7 @@ impl Slots {
         let open = slot.open.as_ref()?;
         let take = match slot.end_at {
             Some(end) => open.last_offset >= end,
-            None => draining || open.flush_now || limits.is_due(open),
+            None => all_due || open.flush_now || limits.is_due(open),
         };
         if !take {
             return None;

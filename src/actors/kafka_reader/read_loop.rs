@@ -30,6 +30,10 @@ const CHUNK_RECORDS: usize = 5_000;
 const CHUNK_WAIT: Duration = Duration::from_millis(20);
 /// How long an idle loop waits for a record before looking at its timers again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Over the in-flight budget, how long the reader waits for a commit without polling before it pauses
+/// its partitions (a commit comes every few hundred ms while the sinks take writes; librdkafka's
+/// `max.poll.interval.ms` is far longer).
+const UNPOLLED_WAIT: Duration = Duration::from_secs(2);
 /// How often a paused reader asks the registry again.
 const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
@@ -163,11 +167,15 @@ impl ReadLoop {
         }
     }
 
-    /// Returns at once while there is room in flight and the registry answers. Otherwise pauses every
-    /// assigned partition and keeps polling (group membership, rebalances: records that still arrive
-    /// are kept for later) until commits free room or the registry can tell again.
+    /// Returns at once while there is room in flight and the registry answers. Over the budget it
+    /// first waits up to `UNPOLLED_WAIT` for the sinks to free room, without polling: pausing makes
+    /// librdkafka drop what it prefetched for the partitions and fetch it again on resume, which costs
+    /// more than the wait. Past that (a sink is down), or while blocked, it pauses every assigned
+    /// partition and keeps polling (group membership, rebalances: records that still arrive are kept
+    /// for later) until commits free room or the registry can tell again.
     async fn throttle(&mut self, records: &mut Records<'_>) {
         let inflight = self.inflight.clone();
+        let mut waiting_since = None;
         loop {
             let freed = inflight.freed();
             if self.blocked.is_some() {
@@ -179,6 +187,14 @@ impl ReadLoop {
                     self.set_paused(false);
                 }
                 return;
+            }
+            if self.blocked.is_none() && self.paused.is_none() {
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                let left = UNPOLLED_WAIT.saturating_sub(since.elapsed());
+                if !left.is_zero() {
+                    let _ = tokio::time::timeout(left, freed).await;
+                    continue;
+                }
             }
             let generation = self.ownership.generation();
             if self.paused != Some(generation) {
@@ -284,7 +300,9 @@ impl ReadLoop {
             }
             Classified::Event(event) => {
                 self.suspects_are_poison(chunk);
-                run_of(chunk, epoch, msg).events.push((msg.offset(), event));
+                let run = run_of(chunk, epoch, msg);
+                run.bytes += event.held_bytes();
+                run.events.push((msg.offset(), event));
             }
             Classified::Poison { kind, message } => {
                 self.suspects_are_poison(chunk);
@@ -549,7 +567,6 @@ fn run_of<'c>(chunk: &'c mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) -
         bytes: 0,
     });
     run.last_offset = msg.offset();
-    run.bytes += msg.payload().map_or(0, <[u8]>::len);
     run
 }
 
