@@ -1,92 +1,53 @@
-//! The CPU cost of each stage an event goes through, single-threaded, on a seeded stream:
-//! `cargo bench --bench codec` (release profile). Prints events/s and ns/event per stage; no timing
-//! thresholds here — the figures go into the README and the closing notes.
+//! The CPU cost of each stage an event goes through, single-threaded, on a seeded stream, with
+//! Criterion: `cargo bench --bench codec` (release profile). Throughput is per event (elements/s);
+//! Criterion keeps the last run in `target/criterion` and prints the change against it, which is how
+//! the before/after figures in the README were taken. No timing thresholds here.
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nrt_pipeline::actors::messages::Batch;
 use nrt_pipeline::event::{Event, EventRow, Millis, SCHEMA_V1};
 use nrt_pipeline::mock_api::Generator;
 use nrt_pipeline::wire;
 
-const EVENTS: usize = 200_000;
+const EVENTS: usize = 50_000;
 const CHUNK: usize = 5_000;
 
-fn measure(stage: &str, events: usize, mut f: impl FnMut()) {
-    f(); // warm-up
-    let mut best = Duration::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed());
+fn schema(text: &str) -> Arc<Schema> {
+    match Schema::parse_str(text) {
+        Ok(s) => Arc::new(s),
+        Err(e) => panic!("the bench's schema does not parse: {e}"),
     }
-    let per_event = best.as_nanos() as f64 / events as f64;
-    println!(
-        "{stage:<40} {:>12.0} events/s {:>9.0} ns/event",
-        events as f64 / best.as_secs_f64(),
-        per_event
-    );
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let schema = Schema::parse_str(SCHEMA_V1)?;
+fn stages(c: &mut Criterion) {
+    let v1 = schema(SCHEMA_V1);
     let mut generator = Generator::seeded(1, 1_767_225_600_000);
     let events: Vec<Event> = (0..EVENTS).map(|_| generator.next_event()).collect();
-    let records = wire::encode_all(7, &schema, events.iter().map(Event::to_avro))?;
+    let records = match wire::encode_all(7, &v1, events.iter().map(Event::to_avro)) {
+        Ok(r) => r,
+        Err(e) => panic!("seeded events do not encode: {e}"),
+    };
     let wire_bytes: usize = records.iter().map(Vec::len).sum();
     println!(
         "{EVENTS} seeded events, {:.1} bytes each on the wire (Confluent framing + Avro)",
         wire_bytes as f64 / EVENTS as f64
     );
-
-    measure("poller: parse /events JSON", EVENTS, || {
-        for chunk in events.chunks(CHUNK) {
-            let body = serde_json::to_vec(chunk).unwrap_or_default();
-            black_box(
-                nrt_pipeline::event::parse_events(&body)
-                    .map(|(e, _)| e.len())
-                    .ok(),
-            );
-        }
-    });
-    measure("encoder: to_avro + encode_all", EVENTS, || {
-        for chunk in events.chunks(CHUNK) {
-            black_box(wire::encode_all(7, &schema, chunk.iter().map(Event::to_avro)).ok());
-        }
-    });
-    let mut decoders = wire::Decoders::new(Arc::new(schema.clone()));
-    decoders.learn(7, Arc::new(schema.clone()));
-    measure("reader: split + decode + from_avro", EVENTS, || {
-        for record in &records {
-            let decoded = wire::split(record).and_then(|(id, avro)| decoders.decode(id, avro));
-            black_box(decoded.ok().map(Event::from_avro));
-        }
-    });
-    measure("reader: split + decode_event (fast path)", EVENTS, || {
-        for record in &records {
-            let decoded = wire::split(record).map(|(id, avro)| decoders.decode_event(id, avro));
-            black_box(decoded.ok());
-        }
-    });
+    let bodies: Vec<Vec<u8>> = events
+        .chunks(CHUNK)
+        .map(|chunk| serde_json::to_vec(chunk).unwrap_or_default())
+        .collect();
+    let mut decoders = wire::Decoders::new(v1.clone());
+    decoders.learn(7, v1.clone());
     // The same records read through an evolved writer schema (resolution on every record).
-    let mut evolved = wire::Decoders::new(Arc::new(Schema::parse_str(SCHEMA_V1)?));
+    let mut evolved = wire::Decoders::new(v1.clone());
     evolved.learn(
         7,
-        Arc::new(Schema::parse_str(&SCHEMA_V1.replacen(
-            "\"doc\"",
-            "\"aliases\": [], \"doc\"",
-            1,
-        ))?),
+        schema(&SCHEMA_V1.replacen("\"doc\"", "\"aliases\": [], \"doc\"", 1)),
     );
-    measure("reader, writer schema differs: + resolve", EVENTS, || {
-        for record in &records {
-            let decoded = wire::split(record).and_then(|(id, avro)| evolved.decode(id, avro));
-            black_box(decoded.ok().map(Event::from_avro));
-        }
-    });
     let batch = Batch {
         topic: "t".into(),
         partition: 0,
@@ -99,19 +60,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .enumerate()
             .map(|(i, e)| (i as i64, e))
             .collect(),
-        bytes: wire_bytes,
+        bytes: 0,
     };
-    measure("minio: JSONL body", EVENTS, || {
-        black_box(nrt_pipeline::actors::minio_writer::jsonl(&batch).len());
+
+    let mut g = c.benchmark_group("per_event");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(10);
+    g.measurement_time(std::time::Duration::from_secs(8));
+    g.bench_function("poller: parse /events JSON", |b| {
+        b.iter(|| {
+            for body in &bodies {
+                black_box(nrt_pipeline::event::parse_events(body).map(|(e, _)| e.len()).ok());
+            }
+        })
     });
-    measure("clickhouse: EventRow", EVENTS, || {
-        let now = Millis::now();
-        let rows: Vec<EventRow> = batch
-            .events
-            .iter()
-            .map(|(o, e)| EventRow::new(e, now, 0, *o))
-            .collect();
-        black_box(rows.len());
+    g.bench_function("encoder: to_avro + encode_all", |b| {
+        b.iter(|| {
+            for chunk in events.chunks(CHUNK) {
+                black_box(wire::encode_all(7, &v1, chunk.iter().map(Event::to_avro)).ok());
+            }
+        })
     });
-    Ok(())
+    g.bench_function("reader: split + decode + from_avro", |b| {
+        b.iter(|| {
+            for record in &records {
+                let decoded = wire::split(record).and_then(|(id, avro)| decoders.decode(id, avro));
+                black_box(decoded.ok().map(Event::from_avro));
+            }
+        })
+    });
+    g.bench_function("reader: split + decode_event (fast path)", |b| {
+        b.iter(|| {
+            for record in &records {
+                let decoded = wire::split(record).map(|(id, avro)| decoders.decode_event(id, avro));
+                black_box(decoded.ok());
+            }
+        })
+    });
+    g.bench_function("reader, writer schema differs: + resolve", |b| {
+        b.iter(|| {
+            for record in &records {
+                let decoded = wire::split(record).and_then(|(id, avro)| evolved.decode(id, avro));
+                black_box(decoded.ok().map(Event::from_avro));
+            }
+        })
+    });
+    g.bench_function("minio: JSONL body", |b| {
+        b.iter(|| black_box(nrt_pipeline::actors::minio_writer::jsonl(&batch).len()))
+    });
+    // The row the clickhouse crate serializes to RowBinary (its serializer is private to it; the
+    // insert as a whole is in scripts/bench.sh's per-process CPU figures).
+    g.bench_function("clickhouse: EventRow", |b| {
+        b.iter(|| {
+            let now = Millis::now();
+            for (o, e) in &batch.events {
+                black_box(EventRow::new(e, now, 0, *o));
+            }
+        })
+    });
+    g.finish();
 }
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

@@ -47,7 +47,7 @@ scripts/stack.sh up >/dev/null
 [[ -f .env ]] && { set -a; source .env; set +a; }
 
 echo; echo "=== codec (single thread, per stage)"
-cargo bench --quiet --bench codec 2>/dev/null | grep -v '^$'
+cargo bench --quiet --bench codec 2>/dev/null | awk '/seeded events/ {print} /^per_event\// {name = substr($0, 11)} /thrpt:/ && name != "" {printf "  %-45s %s %s (median)\n", name, $4, $5; name = ""}'
 
 NRT=target/release/nrt
 id=$(date +%s)
