@@ -35,8 +35,15 @@ impl Inflight {
     /// A budget of `bound` bytes, reported in `gauge` (`nrt_inflight_bytes`).
     pub fn new(bound: u64, gauge: prometheus::IntGauge) -> Self {
         Inflight {
-            bound,
             gauge: Some(gauge),
+            ..Inflight::bounded(bound)
+        }
+    }
+
+    /// A budget of `bound` bytes, reported nowhere.
+    pub fn bounded(bound: u64) -> Self {
+        Inflight {
+            bound,
             ..Inflight::default()
         }
     }
@@ -112,10 +119,7 @@ mod tests {
 
     #[test]
     fn a_held_body_counts_until_dropped_and_pressure_starts_at_half() {
-        let inflight = Arc::new(Inflight {
-            bound: 100,
-            ..Inflight::default()
-        });
+        let inflight = Arc::new(Inflight::bounded(100));
         inflight.add(40);
         assert!(!inflight.pressed());
         let body = inflight.hold(10);

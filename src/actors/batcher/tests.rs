@@ -123,6 +123,16 @@ struct Rig {
 
 impl Rig {
     fn start(limits: Limits, minio: (Duration, Answer), clickhouse: (Duration, Answer)) -> Rig {
+        Rig::start_bounded(limits, u64::MAX, minio, clickhouse)
+    }
+
+    /// With an in-flight budget of `bound` bytes (`send` counts 100 per record).
+    fn start_bounded(
+        limits: Limits,
+        bound: u64,
+        minio: (Duration, Answer),
+        clickhouse: (Duration, Answer),
+    ) -> Rig {
         let max_busy = Arc::new(AtomicUsize::new(0));
         let sink = |(delay, answer): (Duration, Answer), log: &Written| {
             FakeSink {
@@ -143,7 +153,7 @@ impl Rig {
             clickhouse_took_rows: AtomicBool::new(true),
         };
         let ownership = Arc::new(Ownership::default());
-        let inflight = Arc::new(Inflight::default());
+        let inflight = Arc::new(Inflight::bounded(bound));
         let shared = Shared {
             metrics: PipelineMetrics::new().unwrap_or_else(|e| panic!("{e}")),
             health: Arc::new(Health::default()),
@@ -261,6 +271,20 @@ async fn commits_in_offset_order_with_one_batch_in_flight_per_partition() {
         assert_eq!(next, 100);
     }
     assert_eq!(rig.max_busy.load(Ordering::SeqCst), 1, "two batches of a partition in one sink at once");
+    assert_eq!(rig.inflight.bytes(), 0, "the budget balances once everything is committed");
+}
+
+#[actix::test]
+async fn over_half_the_budget_open_batches_are_written_at_once() {
+    // Neither the flush interval nor the size limits would ever make these batches due.
+    let rig = Rig::start_bounded(limits(3_600_000, 1_000_000), 1_000, (Duration::ZERO, ok()), (Duration::ZERO, ok()));
+    let e = rig.assign(&[0, 1]);
+    rig.send(0, e[&0], 0, 3).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(rig.commits().is_empty(), "400 of 1,000 bytes: the batch waits for its interval");
+    rig.send(1, e[&1], 0, 1).await;
+    rig.committed(0, 4).await;
+    rig.committed(1, 2).await;
     assert_eq!(rig.inflight.bytes(), 0, "the budget balances once everything is committed");
 }
 

@@ -181,8 +181,7 @@ impl ReadLoop {
             if self.blocked.is_some() {
                 self.try_unblock().await;
             }
-            let over = self.inflight.bytes() >= self.settings.max_inflight_bytes;
-            if !over && self.blocked.is_none() {
+            if !self.inflight.over() && self.blocked.is_none() {
                 if self.paused.take().is_some() {
                     self.set_paused(false);
                 }
