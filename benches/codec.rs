@@ -81,6 +81,13 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("encoder: encode_v1 (fast path)", |b| {
+        b.iter(|| {
+            for chunk in events.chunks(CHUNK) {
+                black_box(wire::encode_v1(7, chunk));
+            }
+        })
+    });
     g.bench_function("reader: split + decode + from_avro", |b| {
         b.iter(|| {
             for record in &records {

@@ -1,6 +1,6 @@
 //! The ClickHouse client, built the way both ClickHouse 18.16 (Debian) and current releases accept.
 
-use crate::config::ClickhouseConfig;
+use crate::config::{ClickhouseCompression, ClickhouseConfig};
 
 /// A client bound to the configured database.
 ///
@@ -17,6 +17,10 @@ pub fn server_client(cfg: &ClickhouseConfig) -> clickhouse::Client {
     let client = clickhouse::Client::default()
         .with_url(&cfg.url)
         .with_user(&cfg.user)
+        .with_compression(match cfg.compression {
+            ClickhouseCompression::None => clickhouse::Compression::None,
+            ClickhouseCompression::Lz4 => clickhouse::Compression::Lz4,
+        })
         .with_validation(false);
     if cfg.password.is_empty() {
         client

@@ -151,8 +151,9 @@ impl Money {
     /// Decimal(18, 2) holds |cents| < 10^18.
     const LIMIT: i64 = 1_000_000_000_000_000_000;
 
-    /// Minimal two's-complement big-endian bytes, as Java Avro and fastavro write them.
-    fn to_decimal(self) -> Decimal {
+    /// Minimal two's-complement big-endian bytes, as Java Avro and fastavro write them: the last
+    /// `8 - start` bytes of the array.
+    pub(crate) fn minimal_be(self) -> ([u8; 8], usize) {
         let be = self.0.to_be_bytes();
         let mut start = 0;
         // Drop a leading byte while the next one still carries the same sign.
@@ -162,6 +163,11 @@ impl Money {
         {
             start += 1;
         }
+        (be, start)
+    }
+
+    fn to_decimal(self) -> Decimal {
+        let (be, start) = self.minimal_be();
         Decimal::from(&be[start..])
     }
 

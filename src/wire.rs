@@ -49,11 +49,17 @@ pub fn encode(schema_id: u32, schema: &Schema, value: Value) -> Result<Vec<u8>, 
             schema_id,
             message: e.to_string(),
         })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + datum.len());
-    out.push(MAGIC);
-    out.extend_from_slice(&schema_id.to_be_bytes());
+    let mut out = header(schema_id, HEADER_LEN + datum.len());
     out.extend_from_slice(&datum);
     Ok(out)
+}
+
+/// A record's buffer with the Confluent header written: magic byte, then the schema id big-endian.
+fn header(schema_id: u32, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    out.push(MAGIC);
+    out.extend_from_slice(&schema_id.to_be_bytes());
+    out
 }
 
 /// Frames many values of one schema; resolves the schema once for all of them.
@@ -70,9 +76,7 @@ pub fn encode_all(
     values
         .into_iter()
         .map(|value| {
-            let mut out = Vec::with_capacity(64);
-            out.push(MAGIC);
-            out.extend_from_slice(&schema_id.to_be_bytes());
+            let mut out = header(schema_id, 64);
             writer.write_value(&mut out, value).map_err(err)?;
             Ok(out)
         })
@@ -110,13 +114,31 @@ fn as_json(s: &Schema) -> Option<serde_json::Value> {
     serde_json::to_value(s).ok()
 }
 
+/// Whether `schema` is `events.v1` exactly, logical types and defaults included: then events are
+/// written and read by `fast_avro`.
+pub fn is_v1(schema: &Schema) -> bool {
+    let v1 = Schema::parse_str(crate::event::SCHEMA_V1).ok();
+    v1.as_ref()
+        .and_then(as_json)
+        .is_some_and(|v| Some(v) == as_json(schema))
+}
+
+/// Confluent-framed `events.v1` records of these events, written by `fast_avro` (what `encode_all`
+/// writes for the same events when the schema is `events.v1`).
+pub fn encode_v1(schema_id: u32, events: &[crate::event::Event]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .map(|e| {
+            let mut out = header(schema_id, 80);
+            crate::fast_avro::encode_event(e, &mut out);
+            out
+        })
+        .collect()
+}
+
 impl Decoders {
     pub fn new(reader: Arc<Schema>) -> Self {
-        let v1 = Schema::parse_str(crate::event::SCHEMA_V1).ok();
-        let reader_is_v1 = v1
-            .as_ref()
-            .and_then(as_json)
-            .is_some_and(|v| Some(v) == as_json(&reader));
+        let reader_is_v1 = is_v1(&reader);
         Decoders {
             reader,
             reader_is_v1,

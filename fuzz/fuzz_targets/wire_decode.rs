@@ -49,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
             Ok(b) => b,
             Err(e) => panic!("decoded event {event:?} does not encode again: {e}"),
         };
+        // The producer's fast writer writes apache-avro's bytes.
+        assert_eq!(wire::encode_v1(id, std::slice::from_ref(&event))[0], bytes, "encode_v1 differs for {event:?}");
         let again = wire::split(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|(id2, avro2)| {

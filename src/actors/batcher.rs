@@ -117,9 +117,15 @@ impl Batcher {
         inflight: Arc<Inflight>,
         shared: Shared,
     ) -> Self {
+        // A batch reaches one of its limits first (bytes count at least an event's slot each), and is
+        // found due after the run that reached it was added: up to one chunk of the reader more.
+        let room = limits
+            .max_records
+            .min(limits.max_bytes / std::mem::size_of::<(i64, crate::event::Event)>())
+            + super::kafka_reader::read_loop::CHUNK_RECORDS;
         Batcher {
+            slots: Slots::new(topic).with_room(room),
             limits,
-            slots: Slots::new(topic),
             sinks: Arc::new(sinks),
             ownership,
             inflight,

@@ -29,6 +29,8 @@ pub struct Encoder {
     subject: String,
     schema_text: Arc<str>,
     schema: Arc<Schema>,
+    /// The schema is `events.v1`: records are written by `fast_avro`, not through apache-avro's tree.
+    v1: bool,
     schema_id: Option<u32>,
     publisher: Addr<KafkaPublisher>,
     /// Test-only fault injection (debug builds arm it): panic once a batch is published, before replying.
@@ -47,6 +49,7 @@ impl Encoder {
         let schema =
             Schema::parse_str(schema_text).map_err(|e| format!("event schema does not parse: {e}"))?;
         Ok(Encoder {
+            v1: crate::wire::is_v1(&schema),
             registry,
             subject: format!("{topic}-value"),
             schema_text: schema_text.into(),
@@ -87,15 +90,16 @@ impl Handler<Events> for Encoder {
             self.subject.clone(),
             self.schema_text.clone(),
         );
-        let (schema, publisher, shared) = (self.schema.clone(), self.publisher.clone(), self.shared.clone());
+        let (schema, v1) = (self.schema.clone(), self.v1);
+        let (publisher, shared) = (self.publisher.clone(), self.shared.clone());
         let panic_mid_batch = self.panic_mid_batch.clone();
         let job = async move {
             let id = match known_id {
                 Some(id) => id,
                 None => register(&registry, &subject, &text, &shared).await?,
             };
-            // Encoding is CPU work (~1 µs per event): off the actors' thread.
-            let records = tokio::task::spawn_blocking(move || encode(id, &schema, &events))
+            // Encoding is CPU work (0.1-1 µs per event): off the actors' thread.
+            let records = tokio::task::spawn_blocking(move || encode(id, &schema, v1, &events))
                 .await
                 .map_err(|e| format!("encoding stopped: {e}"))??;
             shared.metrics.events_encoded.inc_by(records.len() as u64);
@@ -118,13 +122,17 @@ impl Handler<Events> for Encoder {
 }
 
 /// The Kafka records of a batch: key = event_id, value = the Confluent-framed Avro datum.
-fn encode(id: u32, schema: &Schema, events: &[Event]) -> Result<Vec<Record>, String> {
-    let payloads = crate::wire::encode_all(id, schema, events.iter().map(Event::to_avro)).map_err(|e| e.to_string())?;
+fn encode(id: u32, schema: &Schema, v1: bool, events: &[Event]) -> Result<Vec<Record>, String> {
+    let payloads = if v1 {
+        crate::wire::encode_v1(id, events)
+    } else {
+        crate::wire::encode_all(id, schema, events.iter().map(Event::to_avro)).map_err(|e| e.to_string())?
+    };
     Ok(payloads
         .into_iter()
         .zip(events)
         .map(|(payload, e)| Record {
-            key: e.event_id.to_string(),
+            key: e.event_id,
             payload,
         })
         .collect())

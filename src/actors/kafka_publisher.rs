@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::join_all;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::Shared;
@@ -34,11 +34,13 @@ const TRANSACTION_TIMEOUT_MS: u64 = 30_000;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Batches remembered as committed, for resends whose reply was lost.
 const REMEMBERED: usize = 64;
+/// How long producing waits for room in librdkafka's local queue before the attempt fails.
+const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One encoded event: key = event_id (so an event always lands on the same partition).
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub key: String,
+    pub key: uuid::Uuid,
     pub payload: Vec<u8>,
 }
 
@@ -62,7 +64,7 @@ pub struct TopicSettings {
 }
 
 struct Txn {
-    producer: FutureProducer<StatsContext>,
+    producer: ThreadedProducer<StatsContext>,
     settings: Arc<TopicSettings>,
     /// `init_transactions` done for this producer.
     ready: bool,
@@ -101,8 +103,55 @@ impl Txn {
         Ok(())
     }
 
+    /// Hands every record to librdkafka. No per-record delivery future: the commit is the
+    /// acknowledgement (librdkafka flushes before committing, and a record that failed makes the
+    /// transaction abortable, so the commit fails and the batch is produced again).
+    fn produce(&mut self, records: &[Record]) -> KafkaResult<()> {
+        let topic = self.settings.topic.as_str();
+        let mut text = uuid::Uuid::encode_buffer();
+        for r in records {
+            let key: &str = r.key.hyphenated().encode_lower(&mut text);
+            let mut record = BaseRecord::to(topic).key(key).payload(&r.payload);
+            let mut waited = Duration::ZERO;
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    // The local queue is full (backpressure): the producer's poll thread empties it
+                    // as the broker acknowledges.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if waited < QUEUE_FULL_TIMEOUT =>
+                    {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(2));
+                        waited += Duration::from_millis(2);
+                    }
+                    Err((e, _)) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every record is acknowledged. `commit_transaction` flushes too, but its flush
+    /// competes with the poll thread for the last delivery event and then sleeps up to 100 ms in a poll
+    /// that has nothing left to return; a zero-timeout flush only kicks the broker threads.
+    fn flush(&self) -> KafkaResult<()> {
+        let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+        loop {
+            match self.producer.flush(Duration::ZERO) {
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Commits; the batch counts as committed before anyone awaits the answer.
     fn commit(&mut self, batch: u64) -> KafkaResult<()> {
+        self.flush()?;
         self.producer.commit_transaction(CALL_TIMEOUT)?;
         self.open = false;
         self.committed.push_back(batch);
@@ -123,7 +172,7 @@ impl Txn {
     }
 }
 
-fn producer(settings: &TopicSettings, shared: &Shared) -> KafkaResult<FutureProducer<StatsContext>> {
+fn producer(settings: &TopicSettings, shared: &Shared) -> KafkaResult<ThreadedProducer<StatsContext>> {
     let context = StatsContext {
         lag: None,
         queue: Some(shared.metrics.producer_queue.clone()),
@@ -176,15 +225,10 @@ async fn transact(
     if let Err(e) = begun {
         return Ok((txn, classify(e)));
     }
-    let topic = txn.settings.topic.clone();
-    let sends = records.iter().map(|r| {
-        let record = FutureRecord::to(&topic).key(&r.key).payload(&r.payload);
-        // Waits (backpressure) while librdkafka's local queue is full.
-        txn.producer.send(record, Duration::from_secs(60))
-    });
-    if let Some(e) = join_all(sends).await.into_iter().find_map(|r| r.err()) {
+    let (txn, produced) = blocking(txn, move |t| t.produce(&records)).await?;
+    if let Err(e) = produced {
         txn.shared.metrics.publish_errors.inc();
-        return Ok((txn, Attempt::Again(e.0)));
+        return Ok((txn, classify(e)));
     }
     if panic_mid_batch.swap(false, Ordering::SeqCst) {
         panic!("fault injection: KafkaPublisher panics with batch {batch} produced, not committed");

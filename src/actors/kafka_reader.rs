@@ -14,7 +14,7 @@
 //! commits free room.
 
 mod decode;
-mod read_loop;
+pub(crate) mod read_loop;
 mod rebalance;
 mod unknown_ids;
 

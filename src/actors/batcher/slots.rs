@@ -47,6 +47,8 @@ struct Slot {
 pub struct Slots {
     topic: String,
     map: BTreeMap<i32, Slot>,
+    /// Events a new open batch has room for from the start (its size limit).
+    room: usize,
 }
 
 impl Slots {
@@ -54,7 +56,16 @@ impl Slots {
         Slots {
             topic,
             map: BTreeMap::new(),
+            room: 0,
         }
+    }
+
+    /// Open batches are given room for `events` when they open, so they never grow by copying
+    /// themselves into twice the space (which held the old and the new copy at once, and up to twice
+    /// the bytes the budget counts). Pages of room not filled are never touched, so not resident.
+    pub fn with_room(mut self, events: usize) -> Self {
+        self.room = events;
+        self
     }
 
     /// Adds a run read under `d.epoch`; returns the bytes dropped. A run of an older epoch than the
@@ -84,10 +95,12 @@ impl Slots {
                 open.events.extend(d.events);
             }
             None => {
+                let mut events = Vec::with_capacity(self.room.max(d.events.len()));
+                events.extend(d.events);
                 slot.open = Some(Open {
                     first_offset: d.first_offset,
                     last_offset: d.last_offset,
-                    events: d.events,
+                    events,
                     bytes: d.bytes,
                     opened: Instant::now(),
                     flush_now: false,

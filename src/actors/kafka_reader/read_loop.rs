@@ -26,7 +26,7 @@ use crate::dead_letters::{DeadLetter, DeadLetterQueue};
 use crate::event::Event;
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
-const CHUNK_RECORDS: usize = 5_000;
+pub(crate) const CHUNK_RECORDS: usize = 5_000;
 const CHUNK_WAIT: Duration = Duration::from_millis(20);
 /// How long an idle loop waits for a record before looking at its timers again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -228,7 +228,7 @@ impl ReadLoop {
                 }
                 continue;
             }
-            if self.suspects.expired(Instant::now()) {
+            if self.suspects.is_open() && self.suspects.expired(Instant::now()) {
                 self.suspects_are_poison(&mut chunk);
             }
             // A timer only when librdkafka's queue is empty: most records are there already.

@@ -49,6 +49,11 @@ impl<R> UnknownRun<R> {
         }
     }
 
+    /// A run is being held (cheaper to ask per record than `expired`, which needs the time).
+    pub fn is_open(&self) -> bool {
+        self.since.is_some()
+    }
+
     /// Open for longer than `RUN_TIMEOUT`.
     pub fn expired(&self, now: Instant) -> bool {
         self.since
