@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use nrt_pipeline::config::Role;
-use nrt_pipeline::{doctor, mock_api, registry, run};
+use nrt_pipeline::{doctor, mock_api, reconcile, registry, run};
 
 // Many small allocations made on one thread (the reader's) and freed on another (the actors'):
 // glibc's malloc spent ~13% of the reader's CPU on them and kept the peak resident; mimalloc is
@@ -79,6 +79,11 @@ enum Command {
     Registry(registry::RegistryArgs),
     /// Serve the synthetic events API the Poller polls.
     MockApi(mock_api::MockApiArgs),
+    /// Compare, hour by hour, the events in the lake (S3) with the rows in ClickHouse.
+    ///
+    /// Exits 0 when every hour of the range is the same, 1 when some differ (listed), 2 on a usage
+    /// error, 3 when a service could not be read.
+    Reconcile(Box<reconcile::ReconcileArgs>),
 }
 
 fn main() -> ExitCode {
@@ -163,6 +168,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             set_purge_delay(args.role);
             run::run(*args)
+        }
+        Command::Reconcile(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match rt.block_on(reconcile::run(&args)) {
+                Ok(report) => {
+                    if args.json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", reconcile::render(&report));
+                    }
+                    Ok(ExitCode::from(u8::from(!report.differ.is_empty())))
+                }
+                Err(e) if e.is::<reconcile::UsageError>() => {
+                    eprintln!("nrt reconcile: {e:#}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => {
+                    eprintln!("nrt reconcile: {e:#}");
+                    Ok(ExitCode::from(3))
+                }
+            }
         }
         Command::MockApi(args) => {
             actix_web::rt::System::new().block_on(mock_api::serve(&args))?;
