@@ -235,7 +235,13 @@ impl Handler<Decoded> for Batcher {
         let partition = msg.partition;
         let dropped = self.slots.add(msg);
         self.inflight.release(dropped);
-        self.try_flush(partition, ctx);
+        // Under pressure every open batch is due at once, not at the next tick: by then a commit may
+        // have eased the pressure and left the others waiting for their interval.
+        if self.inflight.pressed() {
+            self.flush_all_due(ctx);
+        } else {
+            self.try_flush(partition, ctx);
+        }
     }
 }
 
