@@ -26,6 +26,7 @@ runtime_modules!(
     kafka,
     lake,
     metrics,
+    migrations,
     mock_api,
     probes,
     reconcile,

@@ -30,7 +30,7 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
     let dlq_topic = format!("{}.dlq", names.topic);
     // The pipeline's own DDL, plus a guard column ClickHouse evaluates on every insert.
     let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse);
-    let ddl = nrt_pipeline::actors::clickhouse_writer::ddl(TEST_DATABASE, &names.table);
+    let ddl = nrt_pipeline::migrations::ddl(TEST_DATABASE, &names.table);
     let guarded = ddl[1].replacen(
         "kafka_offset    Int64",
         "kafka_offset Int64, guard UInt8 MATERIALIZED throwIf(user_id % 1000 = 7)",

@@ -1,6 +1,6 @@
 //! ClickhouseWriter: one RowBinary INSERT per batch into the ReplacingMergeTree table, whose sorting
-//! key collapses the rows of a replayed batch. Applies the DDL of `schemas/clickhouse/` before the
-//! first insert (idempotent: IF NOT EXISTS).
+//! key collapses the rows of a replayed batch. Applies the migrations of `schemas/clickhouse/` before
+//! the first insert (`migrations.rs`: once per table, safe when consumers start together).
 
 use actix::prelude::*;
 
@@ -12,9 +12,6 @@ use super::Shared;
 use crate::event::{Event, EventRow, Millis};
 
 pub const NAME: &str = "clickhouse_writer";
-
-const DDL_DATABASE: &str = include_str!("../../schemas/clickhouse/001_database.sql");
-const DDL_TABLE: &str = include_str!("../../schemas/clickhouse/002_events_raw.sql");
 
 pub struct ClickhouseWriter {
     client: clickhouse::Client,
@@ -36,26 +33,6 @@ impl ClickhouseWriter {
             shared,
         }
     }
-}
-
-/// The checked-in DDL, for the configured database and table (the files name `analytics.events_raw`,
-/// so compose can load them as they are).
-pub fn ddl(database: &str, table: &str) -> Vec<String> {
-    [DDL_DATABASE, DDL_TABLE]
-        .iter()
-        .map(|sql| {
-            let body: String = sql
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            body.replace("analytics.events_raw", &format!("{database}.{table}"))
-                .replace("EXISTS analytics;", &format!("EXISTS {database};"))
-                .trim()
-                .trim_end_matches(';')
-                .to_owned()
-        })
-        .collect()
 }
 
 /// ClickHouse error codes that mean "this data": one row of the block is refused by the table's own
@@ -179,7 +156,7 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
         let now = Millis::now();
-        let ddl = (!self.table_ready).then(|| ddl(&self.database, &self.table));
+        let migrate = (!self.table_ready).then(|| self.database.clone());
         let (client, server, table) = (self.client.clone(), self.server.clone(), self.table.clone());
         let started = std::time::Instant::now();
         // RowBinary size: the fixed-width columns, plus each string and its length byte.
@@ -190,8 +167,14 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             .sum();
         let rows = batch.clone();
         let write = async move {
-            for statement in ddl.unwrap_or_default() {
-                server.query(&statement).execute().await.map_err(sink_error)?;
+            if let Some(database) = migrate {
+                crate::migrations::migrate(&server, &database, &table)
+                    .await
+                    .map_err(|e| {
+                        let mut failed = sink_error(e.source);
+                        failed.message = format!("migration {}: {}", e.statement, failed.message);
+                        failed
+                    })?;
             }
             let mut insert = client.insert::<EventRow>(&table).await.map_err(sink_error)?;
             // Row by row into the insert's buffer: no second copy of the batch as rows.
@@ -261,16 +244,4 @@ mod tests {
         assert_eq!(error_code("no code here"), None);
     }
 
-    #[test]
-    fn ddl_targets_the_configured_table() {
-        let stmts = ddl("db1", "t1");
-        assert_eq!(stmts[0], "CREATE DATABASE IF NOT EXISTS db1");
-        assert!(
-            stmts[1].starts_with("CREATE TABLE IF NOT EXISTS db1.t1"),
-            "{}",
-            stmts[1]
-        );
-        assert!(stmts[1].contains("ReplacingMergeTree()") && !stmts[1].contains("--"));
-        assert!(!stmts[1].ends_with(';'));
-    }
 }
