@@ -202,6 +202,11 @@ pub struct ServicesConfig {
     pub prometheus: PrometheusConfig,
 }
 
+/// A ClickHouse database or table name that goes into SQL as it is: letters, digits, `_`.
+pub fn is_plain_name(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Which chains `nrt run` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -376,8 +381,7 @@ impl PipelineConfig {
 
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
-        let ident = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !ident(&self.clickhouse_table) {
+        if !is_plain_name(&self.clickhouse_table) {
             return Err(format!(
                 "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
                 self.clickhouse_table
@@ -428,7 +432,7 @@ impl ServicesConfig {
             }
         }
         let db = &self.clickhouse.database;
-        if db.is_empty() || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !is_plain_name(db) {
             return Err(format!(
                 "NRT_CLICKHOUSE_DATABASE / --clickhouse-database: '{db}' is not a plain name"
             ));

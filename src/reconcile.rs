@@ -89,8 +89,9 @@ pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
         (Err(e), _) => return Err(UsageError(format!("--from: {e}")).into()),
         (_, Err(e)) => return Err(UsageError(format!("--to: {e}")).into()),
     };
+    args.services.validate().map_err(UsageError)?;
     let table = &args.clickhouse_table;
-    if table.is_empty() || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !crate::config::is_plain_name(table) {
         return Err(UsageError(format!("--clickhouse-table: '{table}' is not a plain table name")).into());
     }
     let store = crate::s3::ObjectStore::new(&args.services.s3);
