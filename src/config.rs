@@ -294,6 +294,12 @@ pub struct PipelineConfig {
     #[arg(id = "flush-interval-ms", long = "flush-interval-ms", env = "NRT_FLUSH_INTERVAL_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub flush_interval_ms: u64,
+    /// A batch of at least a tenth of `NRT_BATCH_MAX_RECORDS` whose partition brought nothing new for
+    /// this long is written without waiting out the flush interval: the tail of a backlog or of a
+    /// burst. Steady traffic keeps its batches growing, so it still flushes on time or size. 0: off.
+    #[arg(id = "flush-quiet-ms", long = "flush-quiet-ms", env = "NRT_FLUSH_QUIET_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub flush_quiet_ms: u64,
     /// Size-based flush: records per batch.
     #[arg(id = "batch-max-records", long = "batch-max-records", env = "NRT_BATCH_MAX_RECORDS", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

@@ -84,6 +84,8 @@ pub struct Sinks {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub flush_interval: Duration,
+    /// A batch big enough (a tenth of `max_records`) that got nothing new for this long is due; zero: off.
+    pub quiet: Duration,
     pub max_records: usize,
     pub max_bytes: usize,
 }

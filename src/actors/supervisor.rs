@@ -253,6 +253,7 @@ pub fn start(
         started.crashable(clickhouse_writer::NAME, &clickhouse);
         let limits = Limits {
             flush_interval: Duration::from_millis(pipeline.flush_interval_ms),
+            quiet: Duration::from_millis(pipeline.flush_quiet_ms),
             max_records: pipeline.batch_max_records as usize,
             max_bytes: pipeline.batch_max_bytes as usize,
         };

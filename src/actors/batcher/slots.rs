@@ -31,6 +31,8 @@ pub struct Open {
     pub events: Vec<(i64, Event)>,
     pub bytes: usize,
     pub opened: Instant,
+    /// When records were last added: a batch that stopped growing may be due early (`Limits::quiet`).
+    pub grown: Instant,
     pub flush_now: bool,
 }
 
@@ -90,6 +92,7 @@ impl Slots {
         }
         match &mut slot.open {
             Some(open) => {
+                open.grown = Instant::now();
                 open.last_offset = d.last_offset;
                 open.bytes += d.bytes;
                 open.events.extend(d.events);
@@ -103,6 +106,7 @@ impl Slots {
                     events,
                     bytes: d.bytes,
                     opened: Instant::now(),
+                    grown: Instant::now(),
                     flush_now: false,
                 })
             }
@@ -179,6 +183,7 @@ impl Slots {
                     events,
                     bytes,
                     opened: Instant::now(),
+                    grown: Instant::now(),
                     flush_now: false,
                 });
                 slot.end_at = Some(until);
@@ -241,6 +246,9 @@ impl Limits {
         open.events.len() >= self.max_records
             || open.bytes >= self.max_bytes
             || open.opened.elapsed() >= self.flush_interval
+            || (!self.quiet.is_zero()
+                && open.events.len() >= self.max_records.div_ceil(10)
+                && open.grown.elapsed() >= self.quiet)
     }
 }
 
@@ -260,6 +268,7 @@ fn cut_after(open: &mut Open, end: i64) -> Open {
         events: later,
         bytes: open.bytes - kept_bytes,
         opened: open.opened,
+        grown: open.grown,
         flush_now: open.flush_now,
     };
     open.last_offset = end;
@@ -298,6 +307,7 @@ mod tests {
     fn limits() -> Limits {
         Limits {
             flush_interval: Duration::from_secs(3600),
+            quiet: Duration::ZERO,
             max_records: 100,
             max_bytes: 1 << 30,
         }
@@ -314,6 +324,25 @@ mod tests {
         assert_eq!(s.finish(0, JobEnd::Committed), 1500);
         let next = s.start(0, &limits(), false).map(|b| (b.first_offset, b.last_offset));
         assert_eq!(next, Some((150, 299)));
+    }
+
+    #[test]
+    fn a_batch_that_stopped_growing_is_due_once_it_holds_a_tenth_of_its_limit() {
+        let quiet = Limits {
+            quiet: Duration::from_millis(30),
+            ..limits()
+        };
+        let mut s = Slots::new("t".into());
+        s.add(run(0, 1, 0, 8));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(s.start(0, &quiet, false).is_none(), "9 records: below a tenth of 100");
+        s.add(run(0, 1, 9, 9));
+        assert!(s.start(0, &quiet, false).is_none(), "10 records, but it just grew");
+        assert!(s.start(0, &limits(), false).is_none(), "quiet off: not due");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(s.start(0, &limits(), false).is_none(), "quiet off: still not due");
+        let batch = s.start(0, &quiet, false).map(|b| (b.first_offset, b.last_offset));
+        assert_eq!(batch, Some((0, 9)));
     }
 
     #[test]

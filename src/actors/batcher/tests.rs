@@ -234,6 +234,7 @@ fn event(offset: i64) -> Event {
 fn limits(interval_ms: u64, max_records: usize) -> Limits {
     Limits {
         flush_interval: Duration::from_millis(interval_ms),
+        quiet: Duration::ZERO,
         max_records,
         max_bytes: 1 << 30,
     }
