@@ -10,6 +10,7 @@ use apache_avro::Schema;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nrt_pipeline::actors::messages::Batch;
 use nrt_pipeline::event::{Event, EventRow, Millis, SCHEMA_V1};
+use nrt_pipeline::fast_avro::Shape;
 use nrt_pipeline::mock_api::Generator;
 use nrt_pipeline::wire;
 
@@ -84,7 +85,7 @@ fn stages(c: &mut Criterion) {
     g.bench_function("encoder: encode_v1 (fast path)", |b| {
         b.iter(|| {
             for chunk in events.chunks(CHUNK) {
-                black_box(wire::encode_v1(7, chunk));
+                black_box(wire::encode_fast(7, Shape::V1, chunk));
             }
         })
     });

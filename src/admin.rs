@@ -74,10 +74,20 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
         })
         .collect();
     let is_ready = down.is_empty() && not_running.is_empty();
+    // Why each actor that is not running holds back (a refused schema, a crash loop…).
+    let actors = state.health.snapshot();
+    let why: serde_json::Map<String, serde_json::Value> = not_running
+        .iter()
+        .filter_map(|a| {
+            let error = actors.get(a)?.last_error.clone()?;
+            Some(((*a).to_owned(), json!(error)))
+        })
+        .collect();
     let body = json!({
         "ready": is_ready,
         "services_down": down,
         "actors_not_running": not_running,
+        "why": why,
         "services": services,
     });
     if is_ready {

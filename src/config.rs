@@ -266,6 +266,16 @@ pub struct PipelineConfig {
         default_value = "nrt-consumer"
     )]
     pub group_id: String,
+    /// The producer's event schema, an Avro schema file; default: the built-in `schemas/events.v1.avsc`.
+    /// Registered under `<topic>-value` when the producer starts. If the registry refuses it
+    /// (incompatible, invalid), the producer keeps the batch it polled and reads this file again on
+    /// every retry, so fixing the file resumes it.
+    #[arg(id = "schema-file", long = "schema-file", env = "NRT_SCHEMA_FILE")]
+    pub schema_file: Option<std::path::PathBuf>,
+    /// The consumer's reader schema: records of every writer version are read as this one; default: the
+    /// newest built in, `schemas/events.v2.avsc`.
+    #[arg(id = "reader-schema-file", long = "reader-schema-file", env = "NRT_READER_SCHEMA_FILE")]
+    pub reader_schema_file: Option<std::path::PathBuf>,
     /// Base URL of the events API the Poller polls.
     #[arg(
         id = "mock-api-url",
@@ -385,8 +395,26 @@ impl PipelineConfig {
         format!("nrt-{}-{host}", self.topic)
     }
 
+    /// The producer's schema text: `NRT_SCHEMA_FILE`'s, or `events.v1`.
+    pub fn producer_schema(&self) -> Result<String, String> {
+        match &self.schema_file {
+            Some(path) => read_schema("NRT_SCHEMA_FILE / --schema-file", path),
+            None => Ok(crate::event::SCHEMA_V1.to_owned()),
+        }
+    }
+
+    /// The consumer's reader schema text: `NRT_READER_SCHEMA_FILE`'s, or `events.v2`.
+    pub fn reader_schema(&self) -> Result<String, String> {
+        match &self.reader_schema_file {
+            Some(path) => read_schema("NRT_READER_SCHEMA_FILE / --reader-schema-file", path),
+            None => Ok(crate::event::SCHEMA_V2.to_owned()),
+        }
+    }
+
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
+        self.producer_schema()?;
+        self.reader_schema()?;
         if !is_plain_name(&self.clickhouse_table) {
             return Err(format!(
                 "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
@@ -422,6 +450,15 @@ impl PipelineConfig {
         }
         Ok(())
     }
+}
+
+/// An Avro schema file's text, checked to parse; errors name the setting and the file.
+pub fn read_schema(setting: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display()))?;
+    apache_avro::Schema::parse_str(&text)
+        .map_err(|e| format!("{setting}: {} is not an Avro schema: {e}", path.display()))?;
+    Ok(text)
 }
 
 impl ServicesConfig {

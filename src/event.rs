@@ -5,24 +5,100 @@
 use std::fmt;
 use std::str::FromStr;
 
-use apache_avro::types::Value;
 use apache_avro::Decimal;
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+mod avro;
+
 /// The Avro schema of `events.v1`, registered under `events.v1-value`.
 pub const SCHEMA_V1: &str = include_str!("../schemas/events.v1.avsc");
+/// `events.v1` plus optional `country` and `session_id` (null by default): readable by v1 readers,
+/// and v1 records are readable with it (BACKWARD and FORWARD). Registered under the same subject.
+pub const SCHEMA_V2: &str = include_str!("../schemas/events.v2.avsc");
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub event_id: Uuid,
-    #[serde(rename = "type")]
     pub kind: CompactString,
     pub user_id: i64,
     pub amount: Money,
     pub currency: CompactString,
     pub created_at: Millis,
+    /// The fields `events.v2` added; `None` when the event carries none of them (every v1 event): a
+    /// pointer, not 48 bytes more in every event a batch holds.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The optional fields of `events.v2`. A null field and a missing one are the same thing: JSON lines
+/// carry only the fields that have a value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extra {
+    pub country: Option<CompactString>,
+    pub session_id: Option<CompactString>,
+}
+
+impl Extra {
+    /// `None` when neither field has a value.
+    pub fn boxed(country: Option<CompactString>, session_id: Option<CompactString>) -> Option<Box<Extra>> {
+        (country.is_some() || session_id.is_some()).then(|| Box::new(Extra { country, session_id }))
+    }
+}
+
+/// The JSON form of an event (events API, JSONL lines): what serde reads, then moved into `Event`.
+#[derive(Deserialize)]
+struct EventJson {
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    kind: CompactString,
+    user_id: i64,
+    amount: Money,
+    currency: CompactString,
+    created_at: Millis,
+    #[serde(default)]
+    country: Option<CompactString>,
+    #[serde(default)]
+    session_id: Option<CompactString>,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let j = EventJson::deserialize(d)?;
+        Ok(Event {
+            event_id: j.event_id,
+            kind: j.kind,
+            user_id: j.user_id,
+            amount: j.amount,
+            currency: j.currency,
+            created_at: j.created_at,
+            extra: Extra::boxed(j.country, j.session_id),
+        })
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let extra = self.extra.as_deref();
+        let country = extra.and_then(|x| x.country.as_deref());
+        let session_id = extra.and_then(|x| x.session_id.as_deref());
+        let len = 6 + usize::from(country.is_some()) + usize::from(session_id.is_some());
+        let mut st = s.serialize_struct("Event", len)?;
+        st.serialize_field("event_id", &self.event_id)?;
+        st.serialize_field("type", &self.kind)?;
+        st.serialize_field("user_id", &self.user_id)?;
+        st.serialize_field("amount", &self.amount)?;
+        st.serialize_field("currency", &self.currency)?;
+        st.serialize_field("created_at", &self.created_at)?;
+        if let Some(c) = country {
+            st.serialize_field("country", c)?;
+        }
+        if let Some(id) = session_id {
+            st.serialize_field("session_id", id)?;
+        }
+        st.end()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,7 +140,11 @@ impl Event {
     /// budget counts per event.
     pub fn held_bytes(&self) -> usize {
         let heap = |s: &CompactString| if s.is_heap_allocated() { s.capacity() } else { 0 };
-        std::mem::size_of::<(i64, Event)>() + heap(&self.kind) + heap(&self.currency)
+        let extra = self.extra.as_deref().map_or(0, |x| {
+            let opt = |s: &Option<CompactString>| s.as_ref().map_or(0, heap);
+            std::mem::size_of::<Extra>() + opt(&x.country) + opt(&x.session_id)
+        });
+        std::mem::size_of::<(i64, Event)>() + heap(&self.kind) + heap(&self.currency) + extra
     }
 
     /// Checks what serde's types cannot: a non-empty type, an ISO 4217-shaped currency, and a
@@ -83,62 +163,6 @@ impl Event {
             ));
         }
         Ok(())
-    }
-
-    /// The Avro value of this event under `SCHEMA_V1`.
-    pub fn to_avro(&self) -> Value {
-        Value::Record(vec![
-            ("event_id".into(), Value::Uuid(self.event_id)),
-            ("type".into(), Value::String(self.kind.to_string())),
-            ("user_id".into(), Value::Long(self.user_id)),
-            ("amount".into(), Value::Decimal(self.amount.to_decimal())),
-            ("currency".into(), Value::String(self.currency.to_string())),
-            ("created_at".into(), Value::TimestampMillis(self.created_at.0)),
-        ])
-    }
-
-    /// The event in a decoded Avro record (already resolved into the reader schema, so fields a newer
-    /// writer added are gone and the ones we know are present).
-    pub fn from_avro(value: Value) -> Result<Event, EventError> {
-        let Value::Record(fields) = value else {
-            return Err(invalid("record", "the datum is not a record"));
-        };
-        let mut event_id = None;
-        let mut kind = None;
-        let mut user_id = None;
-        let mut amount = None;
-        let mut currency = None;
-        let mut created_at = None;
-        for (name, v) in fields {
-            match (name.as_str(), v) {
-                ("event_id", Value::Uuid(u)) => event_id = Some(u),
-                ("event_id", Value::String(s)) => {
-                    event_id = Some(Uuid::parse_str(&s).map_err(|e| invalid("event_id", e.to_string()))?)
-                }
-                ("type", Value::String(s)) => kind = Some(CompactString::from(s)),
-                ("user_id", Value::Long(n)) => user_id = Some(n),
-                ("amount", Value::Decimal(d)) => amount = Some(Money::from_decimal(&d)?),
-                ("currency", Value::String(s)) => currency = Some(CompactString::from(s)),
-                ("created_at", Value::TimestampMillis(ms) | Value::Long(ms)) => created_at = Some(Millis(ms)),
-                ("event_id" | "type" | "user_id" | "amount" | "currency" | "created_at", other) => {
-                    return Err(invalid(
-                        "record",
-                        format!("field {name} has unexpected value {other:?}"),
-                    ))
-                }
-                _ => {}
-            }
-        }
-        let event = Event {
-            event_id: event_id.ok_or(EventError::Missing("event_id"))?,
-            kind: kind.ok_or(EventError::Missing("type"))?,
-            user_id: user_id.ok_or(EventError::Missing("user_id"))?,
-            amount: amount.ok_or(EventError::Missing("amount"))?,
-            currency: currency.ok_or(EventError::Missing("currency"))?,
-            created_at: created_at.ok_or(EventError::Missing("created_at"))?,
-        };
-        event.validate()?;
-        Ok(event)
     }
 }
 
@@ -328,7 +352,18 @@ impl Event {
             use std::io::Write;
             let _ = write!(out, "{}", self.created_at);
         }
-        out.extend_from_slice(b"\"}");
+        out.push(b'"');
+        if let Some(x) = self.extra.as_deref() {
+            if let Some(c) = &x.country {
+                out.extend_from_slice(b",\"country\":");
+                json_str(out, c);
+            }
+            if let Some(id) = &x.session_id {
+                out.extend_from_slice(b",\"session_id\":");
+                json_str(out, id);
+            }
+        }
+        out.push(b'}');
     }
 }
 
@@ -442,6 +477,9 @@ pub struct EventRow {
     pub ingested_at: u32,
     pub kafka_partition: i32,
     pub kafka_offset: i64,
+    /// events.v2 (schemas/clickhouse/003_events_v2_fields.sql): NULL for v1 events.
+    pub country: Option<CompactString>,
+    pub session_id: Option<CompactString>,
 }
 
 #[cfg(feature = "runtime")]
@@ -458,6 +496,8 @@ impl EventRow {
             ingested_at: ingested_at.to_clickhouse_datetime(),
             kafka_partition: partition,
             kafka_offset: offset,
+            country: e.extra.as_deref().and_then(|x| x.country.clone()),
+            session_id: e.extra.as_deref().and_then(|x| x.session_id.clone()),
         }
     }
 }
@@ -474,6 +514,7 @@ mod tests {
             amount: Money(-12_345),
             currency: "EUR".into(),
             created_at: Millis(1_795_771_800_123),
+            extra: None,
         }
     }
 
@@ -610,6 +651,13 @@ mod tests {
                     1 => rng.gen(),
                     _ => rng.gen_range(Millis::SINKABLE),
                 }),
+                extra: match i % 4 {
+                    0 => None,
+                    n => Extra::boxed(
+                        (n != 2).then(|| texts[rng.gen_range(0..texts.len())].into()),
+                        (n != 3).then(|| texts[rng.gen_range(0..texts.len())].into()),
+                    ),
+                },
             };
             let mut mine = Vec::new();
             e.write_json(&mut mine);

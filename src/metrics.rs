@@ -134,6 +134,8 @@ pub struct PipelineMetrics {
     /// Producer transactions (one per published batch), by outcome: committed, aborted, or `replayed`
     /// (a batch sent again after its transaction committed: answered without producing it twice).
     pub transactions: IntCounterVec,
+    /// 1 while the registry refuses the producer's event schema (nothing is published meanwhile).
+    pub schema_refused: IntGauge,
 }
 
 impl PipelineMetrics {
@@ -255,6 +257,14 @@ impl PipelineMetrics {
                         "Consumer lag in records per partition (librdkafka statistics)",
                     ),
                     &["topic", "partition"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            schema_refused: {
+                let g = IntGauge::new(
+                    "nrt_schema_refused",
+                    "1 while the schema registry refuses the producer's event schema (incompatible or invalid); the polled batch is kept",
                 )?;
                 registry.register(Box::new(g.clone()))?;
                 g

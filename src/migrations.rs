@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "002_events_raw.sql",
         sql: include_str!("../schemas/clickhouse/002_events_raw.sql"),
     },
+    Migration {
+        version: 3,
+        name: "003_events_v2_fields.sql",
+        sql: include_str!("../schemas/clickhouse/003_events_v2_fields.sql"),
+    },
 ];
 
 /// What one statement needs before it runs.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::event::{Event, Millis, Money};
+use crate::event::{Event, Extra, Millis, Money};
 
 pub const MAX_BATCH: usize = 10_000;
 
@@ -38,6 +38,10 @@ pub struct MockApiArgs {
     /// a steady rate, as the rebalance tests need); unlimited without it.
     #[arg(long, env = "NRT_MOCK_API_RATE")]
     pub rate: Option<u64>,
+    /// Events carry the fields `events.v2` added (`country`, `session_id`; each left out of some), as
+    /// an events API that grew them would. The other fields are the same with or without it.
+    #[arg(long, env = "NRT_MOCK_API_EXTRA_FIELDS")]
+    pub extra_fields: bool,
 }
 
 const KINDS: [(&str, u32); 6] = [
@@ -49,12 +53,16 @@ const KINDS: [(&str, u32); 6] = [
     ("refund", 4),
 ];
 const CURRENCIES: [&str; 5] = ["EUR", "USD", "GBP", "CHF", "JPY"];
+const COUNTRIES: [&str; 6] = ["DE", "FR", "US", "GB", "CH", "JP"];
 
 /// The event stream. Deterministic for a given seed.
 pub struct Generator {
     rng: StdRng,
     /// `Some(t)`: synthetic clock (seeded streams); `None`: the wall clock.
     clock: Option<i64>,
+    /// Draws the `events.v2` fields when set: a stream of its own, so the other fields do not depend
+    /// on whether they are drawn.
+    extra: Option<StdRng>,
 }
 
 impl Generator {
@@ -62,13 +70,22 @@ impl Generator {
         Generator {
             rng: StdRng::seed_from_u64(seed),
             clock: Some(epoch_ms),
+            extra: None,
         }
+    }
+
+    /// The same stream, its events carrying `country` (in 3 of 4) and `session_id` (in 9 of 10).
+    pub fn with_extra_fields(mut self) -> Self {
+        let seed = self.rng.clone().gen::<u64>() ^ 0x5e55_10f1_e1d5;
+        self.extra = Some(StdRng::seed_from_u64(seed));
+        self
     }
 
     pub fn random() -> Self {
         Generator {
             rng: StdRng::from_entropy(),
             clock: None,
+            extra: None,
         }
     }
 
@@ -109,6 +126,11 @@ impl Generator {
             amount: Money(cents),
             currency: currency.into(),
             created_at,
+            extra: self.extra.as_mut().and_then(|rng| {
+                let country = (rng.gen_range(0..4) > 0).then(|| COUNTRIES[rng.gen_range(0..COUNTRIES.len())].into());
+                let session_id = (rng.gen_range(0..10) > 0).then(|| format!("s-{:016x}", rng.gen::<u64>()).into());
+                Extra::boxed(country, session_id)
+            }),
         }
     }
 }
@@ -265,6 +287,10 @@ pub async fn serve(args: &MockApiArgs) -> anyhow::Result<()> {
     let gen = match args.seed {
         Some(seed) => Generator::seeded(seed, args.epoch_ms),
         None => Generator::random(),
+    };
+    let gen = match args.extra_fields {
+        true => gen.with_extra_fields(),
+        false => gen,
     };
     let state: Shared = web::Data::new(Mutex::new(State {
         gen,

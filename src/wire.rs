@@ -9,6 +9,8 @@ use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
+use crate::fast_avro::Shape;
+
 pub const MAGIC: u8 = 0;
 pub const HEADER_LEN: usize = 5;
 
@@ -97,15 +99,16 @@ struct Writer {
     schema: Arc<Schema>,
     /// Identical to the reader schema: no resolution needed.
     same: bool,
-    /// Identical to `events.v1` and to the reader: decoded straight into an `Event` (`fast_avro`).
-    fast: bool,
+    /// Writer and reader are `events.v1` or `events.v2` (the same or not): decoded straight into an
+    /// `Event` (`fast_avro`), resolution included.
+    fast: Option<(Shape, Shape)>,
 }
 
 /// The consumer's decoders: one per writer schema id seen, each knowing whether its writer schema is
 /// the reader schema (then no resolution is needed: the common case, and the hot path).
 pub struct Decoders {
     reader: Arc<Schema>,
-    reader_is_v1: bool,
+    reader_shape: Option<Shape>,
     by_id: HashMap<u32, Writer>,
 }
 
@@ -114,23 +117,28 @@ fn as_json(s: &Schema) -> Option<serde_json::Value> {
     serde_json::to_value(s).ok()
 }
 
-/// Whether `schema` is `events.v1` exactly, logical types and defaults included: then events are
-/// written and read by `fast_avro`.
-pub fn is_v1(schema: &Schema) -> bool {
-    let v1 = Schema::parse_str(crate::event::SCHEMA_V1).ok();
-    v1.as_ref()
-        .and_then(as_json)
-        .is_some_and(|v| Some(v) == as_json(schema))
+/// Whether `schema` is exactly `events.v1` or `events.v2`, logical types and defaults included: then
+/// events are written and read by `fast_avro`.
+pub fn shape(schema: &Schema) -> Option<Shape> {
+    let json = as_json(schema)?;
+    let is = |text: &str| Schema::parse_str(text).ok().as_ref().and_then(as_json) == Some(json.clone());
+    if is(crate::event::SCHEMA_V1) {
+        Some(Shape::V1)
+    } else if is(crate::event::SCHEMA_V2) {
+        Some(Shape::V2)
+    } else {
+        None
+    }
 }
 
-/// Confluent-framed `events.v1` records of these events, written by `fast_avro` (what `encode_all`
-/// writes for the same events when the schema is `events.v1`).
-pub fn encode_v1(schema_id: u32, events: &[crate::event::Event]) -> Vec<Vec<u8>> {
+/// Confluent-framed records of these events under `shape`'s schema, written by `fast_avro` (what
+/// `encode_all` writes for the same events and schema).
+pub fn encode_fast(schema_id: u32, shape: Shape, events: &[crate::event::Event]) -> Vec<Vec<u8>> {
     events
         .iter()
         .map(|e| {
             let mut out = header(schema_id, 80);
-            crate::fast_avro::encode_event(e, &mut out);
+            crate::fast_avro::encode_event(e, shape, &mut out);
             out
         })
         .collect()
@@ -138,10 +146,9 @@ pub fn encode_v1(schema_id: u32, events: &[crate::event::Event]) -> Vec<Vec<u8>>
 
 impl Decoders {
     pub fn new(reader: Arc<Schema>) -> Self {
-        let reader_is_v1 = is_v1(&reader);
         Decoders {
+            reader_shape: shape(&reader),
             reader,
-            reader_is_v1,
             by_id: HashMap::new(),
         }
     }
@@ -153,7 +160,7 @@ impl Decoders {
     /// Remembers the writer schema registered under `schema_id`.
     pub fn learn(&mut self, schema_id: u32, writer: Arc<Schema>) {
         let same = as_json(&writer).is_some() && as_json(&writer) == as_json(&self.reader);
-        let fast = same && self.reader_is_v1;
+        let fast = shape(&writer).zip(self.reader_shape);
         self.by_id.insert(
             schema_id,
             Writer {
@@ -179,10 +186,11 @@ impl Decoders {
     }
 
     /// Decodes a record's Avro bytes into a validated event: straight from the bytes when the writer
-    /// schema is `events.v1` (`fast_avro`, proven equal to the general path), else through `decode`.
+    /// and reader schemas are `events.v1` or `v2` (`fast_avro`, proven equal to the general path), else
+    /// through `decode`.
     pub fn decode_event(&self, schema_id: u32, avro: &[u8]) -> Result<crate::event::Event, DecodeEventError> {
-        if self.writer(schema_id)?.fast {
-            return crate::fast_avro::decode_event(avro).map_err(|e| match e {
+        if let Some((writer, reader)) = self.writer(schema_id)?.fast {
+            return crate::fast_avro::decode_event(avro, writer, reader).map_err(|e| match e {
                 crate::fast_avro::FastError::Corrupt(why) => DecodeEventError::Wire(WireError::Corrupt {
                     schema_id,
                     message: why.to_owned(),

@@ -117,7 +117,8 @@ async fn registry_stopped_known_schemas_keep_landing() {
     common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
     let names = Names::new("registry-down");
     const EVENTS: u64 = 40_000;
-    let mock = slow_source(34, EVENTS).await;
+    // A steady source (16 s for all of it): events must still be flowing when the outage begins.
+    let mock = common::spawn_mock_at(34, EVENTS, EPOCH_MS, Some(2_500));
     let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &names.env(&mock.url));
     rows(&cfg, &names, 3_000).await;
     let (before, after) = {

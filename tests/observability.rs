@@ -98,7 +98,7 @@ fn alert_queries() -> Vec<(String, String)> {
             out.push((n, expr.trim().to_owned()));
         }
     }
-    assert_eq!(out.len(), 9, "alert rules: {out:?}");
+    assert_eq!(out.len(), 10, "alert rules: {out:?}");
     out
 }
 

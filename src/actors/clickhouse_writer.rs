@@ -159,11 +159,17 @@ impl Handler<WriteBatch> for ClickhouseWriter {
         let migrate = (!self.table_ready).then(|| self.database.clone());
         let (client, server, table) = (self.client.clone(), self.server.clone(), self.table.clone());
         let started = std::time::Instant::now();
-        // RowBinary size: the fixed-width columns, plus each string and its length byte.
+        // RowBinary size: the fixed-width columns, each string and its length byte, and the
+        // nullable columns' flags.
+        let optional = |s: &Option<compact_str::CompactString>| s.as_ref().map_or(0, |s| s.len() + 1);
         let bytes: usize = batch
             .events
             .iter()
-            .map(|(_, e)| 16 + 8 * 5 + 4 * 3 + e.kind.len() + e.currency.len() + 2)
+            .map(|(_, e)| {
+                let extra = e.extra.as_deref();
+                16 + 8 * 5 + 4 * 3 + e.kind.len() + e.currency.len() + 2 + 2
+                    + extra.map_or(0, |x| optional(&x.country) + optional(&x.session_id))
+            })
             .sum();
         let rows = batch.clone();
         let write = async move {

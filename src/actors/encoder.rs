@@ -1,6 +1,7 @@
 //! Encoder: registers the event schema under `<topic>-value` (TopicNameStrategy) on first use, keeps
 //! its id, and turns each batch of events into Confluent-framed Avro records for the KafkaPublisher.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use apache_avro::Schema;
 use super::kafka_publisher::{KafkaPublisher, Publish, Record};
 use super::Shared;
 use crate::event::Event;
+use crate::fast_avro::Shape;
 use crate::registry::RegistryClient;
 use crate::retry::{Next, RetryPolicy};
 
@@ -24,13 +26,21 @@ pub struct Events {
     pub events: Arc<Vec<Event>>,
 }
 
+/// The producer's event schema: its text, and the file it came from (read again while it is refused).
+pub struct SchemaSource {
+    pub text: String,
+    pub file: Option<PathBuf>,
+}
+
 pub struct Encoder {
     registry: Arc<RegistryClient>,
     subject: String,
+    schema_file: Option<PathBuf>,
     schema_text: Arc<str>,
     schema: Arc<Schema>,
-    /// The schema is `events.v1`: records are written by `fast_avro`, not through apache-avro's tree.
-    v1: bool,
+    /// The schema is `events.v1` or `events.v2`: records are written by `fast_avro`, not through
+    /// apache-avro's tree.
+    shape: Option<Shape>,
     schema_id: Option<u32>,
     publisher: Addr<KafkaPublisher>,
     /// Test-only fault injection (debug builds arm it): panic once a batch is published, before replying.
@@ -42,23 +52,43 @@ impl Encoder {
     pub fn new(
         registry: Arc<RegistryClient>,
         topic: &str,
-        schema_text: &str,
+        schema: SchemaSource,
         publisher: Addr<KafkaPublisher>,
         shared: Shared,
     ) -> Result<Self, String> {
-        let schema =
-            Schema::parse_str(schema_text).map_err(|e| format!("event schema does not parse: {e}"))?;
+        let parsed =
+            Schema::parse_str(&schema.text).map_err(|e| format!("event schema does not parse: {e}"))?;
         Ok(Encoder {
-            v1: crate::wire::is_v1(&schema),
+            shape: crate::wire::shape(&parsed),
             registry,
             subject: format!("{topic}-value"),
-            schema_text: schema_text.into(),
-            schema: Arc::new(schema),
+            schema_file: schema.file,
+            schema_text: schema.text.into(),
+            schema: Arc::new(parsed),
             schema_id: None,
             publisher,
             panic_mid_batch: Arc::default(),
             shared,
         })
+    }
+
+    /// Until the schema is registered: takes the schema file's text again if it changed (the operator's
+    /// fix for a refused schema). A file that cannot be read or parsed now keeps the schema in hand.
+    fn reread_schema_file(&mut self) {
+        let Some(path) = self.schema_file.as_deref().filter(|_| self.schema_id.is_none()) else {
+            return;
+        };
+        let text = match crate::config::read_schema("NRT_SCHEMA_FILE", path) {
+            Ok(text) if *text != *self.schema_text => text,
+            Ok(_) => return,
+            Err(e) => return log::warn!("{NAME}: {e}; keeping the schema read before"),
+        };
+        if let Ok(parsed) = Schema::parse_str(&text) {
+            log::info!("{NAME}: {} changed; registering it", path.display());
+            self.shape = crate::wire::shape(&parsed);
+            self.schema = Arc::new(parsed);
+            self.schema_text = text.into();
+        }
     }
 }
 
@@ -84,13 +114,14 @@ impl Handler<Events> for Encoder {
     type Result = ResponseActFuture<Self, Result<usize, String>>;
 
     fn handle(&mut self, Events { batch, events }: Events, _: &mut Self::Context) -> Self::Result {
+        self.reread_schema_file();
         let known_id = self.schema_id;
         let (registry, subject, text) = (
             self.registry.clone(),
             self.subject.clone(),
             self.schema_text.clone(),
         );
-        let (schema, v1) = (self.schema.clone(), self.v1);
+        let (schema, shape) = (self.schema.clone(), self.shape);
         let (publisher, shared) = (self.publisher.clone(), self.shared.clone());
         let panic_mid_batch = self.panic_mid_batch.clone();
         let job = async move {
@@ -99,7 +130,7 @@ impl Handler<Events> for Encoder {
                 None => register(&registry, &subject, &text, &shared).await?,
             };
             // Encoding is CPU work (0.1-1 µs per event): off the actors' thread.
-            let records = tokio::task::spawn_blocking(move || encode(id, &schema, v1, &events))
+            let records = tokio::task::spawn_blocking(move || encode(id, &schema, shape, &events))
                 .await
                 .map_err(|e| format!("encoding stopped: {e}"))??;
             shared.metrics.events_encoded.inc_by(records.len() as u64);
@@ -122,11 +153,11 @@ impl Handler<Events> for Encoder {
 }
 
 /// The Kafka records of a batch: key = event_id, value = the Confluent-framed Avro datum.
-fn encode(id: u32, schema: &Schema, v1: bool, events: &[Event]) -> Result<Vec<Record>, String> {
-    let payloads = if v1 {
-        crate::wire::encode_v1(id, events)
-    } else {
-        crate::wire::encode_all(id, schema, events.iter().map(Event::to_avro)).map_err(|e| e.to_string())?
+fn encode(id: u32, schema: &Schema, shape: Option<Shape>, events: &[Event]) -> Result<Vec<Record>, String> {
+    let payloads = match shape {
+        Some(shape) => crate::wire::encode_fast(id, shape, events),
+        None => crate::wire::encode_all(id, schema, events.iter().map(|e| e.to_avro_in(schema)))
+            .map_err(|e| e.to_string())?,
     };
     Ok(payloads
         .into_iter()
@@ -139,7 +170,8 @@ fn encode(id: u32, schema: &Schema, v1: bool, events: &[Event]) -> Result<Vec<Re
 }
 
 /// Registers the schema, waiting out registry outages; a refusal (invalid or incompatible schema) is
-/// an error the operator must fix, so it is returned, not retried.
+/// an error the operator must fix, so it is returned, not retried here: the Poller keeps its batch and
+/// sends it again, and `/ready`, `nrt_schema_refused` and the `NrtSchemaRefused` alert say why.
 async fn register(
     registry: &RegistryClient,
     subject: &str,
@@ -164,8 +196,23 @@ async fn register(
     match registered {
         Ok(id) => {
             log::info!("{NAME}: schema of {subject} has id {id}");
+            shared.metrics.schema_refused.set(0);
+            shared.health.running(NAME);
             Ok(id)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let why = match e.error_code() {
+                Some(409) => "is not compatible with the versions before it",
+                Some(422 | 42201) => "is not a valid schema",
+                _ => "was refused",
+            };
+            let message = format!(
+                "the event schema {why} under {subject} ({e}); nothing is published until it is fixed \
+                 (NRT_SCHEMA_FILE is read again on every retry), the polled batch is kept"
+            );
+            shared.metrics.schema_refused.set(1);
+            shared.health.blocked(NAME, message.clone());
+            Err(message)
+        }
     }
 }

@@ -24,7 +24,7 @@ use apache_avro::Schema;
 
 use super::batcher::{Batcher, Limits};
 use super::clickhouse_writer::{self, ClickhouseWriter};
-use super::encoder::{self, Encoder};
+use super::encoder::{self, Encoder, SchemaSource};
 use super::kafka_publisher::{self, KafkaPublisher, TopicSettings};
 use super::inflight::Inflight;
 use super::kafka_reader::{self, KafkaReader, ReaderParts, ReaderSettings};
@@ -35,7 +35,6 @@ use super::poller::{self, PollSettings, Poller};
 use super::{batcher, Shared};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::dead_letters::DeadLetterQueue;
-use crate::event::SCHEMA_V1;
 use crate::registry::RegistryClient;
 use crate::retry::Backoff;
 use crate::s3::ObjectStore;
@@ -280,7 +279,9 @@ pub fn start(
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         started.batcher = Some(batcher.clone());
-        let reader_schema = Arc::new(Schema::parse_str(SCHEMA_V1).map_err(|e| format!("event schema: {e}"))?);
+        let reader_schema = pipeline.reader_schema()?;
+        let reader_schema =
+            Arc::new(Schema::parse_str(&reader_schema).map_err(|e| format!("reader schema: {e}"))?);
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),
             topic: pipeline.topic.clone(),
@@ -323,7 +324,11 @@ pub fn start(
             shared,
         );
         started.crashable(kafka_publisher::NAME, &publisher);
-        let encoder = Encoder::new(registry, &pipeline.topic, SCHEMA_V1, publisher, shared.clone())?;
+        let schema = SchemaSource {
+            text: pipeline.producer_schema()?,
+            file: pipeline.schema_file.clone(),
+        };
+        let encoder = Encoder::new(registry, &pipeline.topic, schema, publisher, shared.clone())?;
         let encoder = Supervise::start(encoder::NAME, encoder, shared);
         started.crashable(encoder::NAME, &encoder);
         let settings = PollSettings {

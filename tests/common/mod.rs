@@ -53,6 +53,17 @@ pub fn spawn_mock(seed: u64, limit: u64, epoch_ms: i64) -> NrtProcess {
 
 /// `spawn_mock`, serving at most `rate` events per second when given.
 pub fn spawn_mock_at(seed: u64, limit: u64, epoch_ms: i64, rate: Option<u64>) -> NrtProcess {
+    spawn_mock_with(seed, limit, epoch_ms, rate, &[])
+}
+
+/// `spawn_mock_at` with more `nrt mock-api` flags (`--extra-fields`).
+pub fn spawn_mock_with(
+    seed: u64,
+    limit: u64,
+    epoch_ms: i64,
+    rate: Option<u64>,
+    flags: &[&str],
+) -> NrtProcess {
     let (seed, limit, epoch) = (seed.to_string(), limit.to_string(), epoch_ms.to_string());
     let rate = rate.map(|r| r.to_string());
     let mut args = vec![
@@ -69,6 +80,7 @@ pub fn spawn_mock_at(seed: u64, limit: u64, epoch_ms: i64, rate: Option<u64>) ->
     if let Some(r) = &rate {
         args.extend(["--rate", r]);
     }
+    args.extend_from_slice(flags);
     NrtProcess::spawn(&args, &[("RUST_LOG", "warn")])
 }
 
@@ -76,20 +88,29 @@ pub fn spawn_mock_at(seed: u64, limit: u64, epoch_ms: i64, rate: Option<u64>) ->
 /// producer on Confluent's Python client, from the venv scripts/test.sh sets up) and returns the JSON it
 /// prints.
 pub fn python_producer(script: &str, cfg: &ServicesConfig, topic: &str, n: usize) -> serde_json::Value {
-    let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
-        panic!("NRT_PYTHON is not set: scripts/test.sh installs Confluent's client and sets it")
-    });
-    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events.v1.avsc");
-    let out = std::process::Command::new(&python)
-        .args([
-            &script,
+    python(
+        script,
+        &[
             &cfg.kafka.brokers,
             &cfg.registry.url,
             topic,
             schema,
             &n.to_string(),
-        ])
+        ],
+    )
+}
+
+/// Runs `tests/python/<script> ARGS…` with Confluent's client (the venv scripts/test.sh sets up) and
+/// returns the JSON it prints.
+pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("NRT_PYTHON").unwrap_or_else(|_| {
+        panic!("NRT_PYTHON is not set: scripts/test.sh installs Confluent's client and sets it")
+    });
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     assert!(
@@ -413,6 +434,20 @@ pub async fn minio_lines(cfg: &ServicesConfig, prefix: &str) -> Vec<(String, Str
     lines
 }
 
+/// Waits for `events` rows in ClickHouse (`FINAL`) and at least as many JSONL lines in MinIO; returns
+/// the lines.
+pub async fn landed(cfg: &ServicesConfig, names: &Names, events: u64) -> Vec<(String, String)> {
+    wait_for(240, "every event in ClickHouse", || async {
+        (clickhouse_count(cfg, &names.table, true).await? == events).then_some(())
+    })
+    .await;
+    wait_for(120, "every event in MinIO", || async {
+        let lines = minio_lines(cfg, &names.prefix).await;
+        (lines.len() as u64 >= events).then_some(lines)
+    })
+    .await
+}
+
 /// Every event of the seeded stream exactly once in ClickHouse (FINAL) and in MinIO. Returns the
 /// number of ClickHouse rows before merging (replayed duplicates not yet collapsed).
 pub async fn assert_all_landed_once(
@@ -422,15 +457,7 @@ pub async fn assert_all_landed_once(
     epoch_ms: i64,
     events: u64,
 ) -> u64 {
-    wait_for(240, "every event in ClickHouse", || async {
-        (clickhouse_count(cfg, &names.table, true).await? == events).then_some(())
-    })
-    .await;
-    let lines = wait_for(120, "every event in MinIO", || async {
-        let lines = minio_lines(cfg, &names.prefix).await;
-        (lines.len() as u64 >= events).then_some(lines)
-    })
-    .await;
+    let lines = landed(cfg, names, events).await;
     let mut generator = nrt_pipeline::mock_api::Generator::seeded(seed, epoch_ms);
     let expected: std::collections::HashSet<String> = (0..events)
         .map(|_| generator.next_event().event_id.to_string())

@@ -290,6 +290,7 @@ mod tests {
             amount: Money(0),
             currency: "EUR".into(),
             created_at: Millis(1_795_771_800_000 + n as i64),
+            extra: None,
         }
     }
 

@@ -228,6 +228,7 @@ fn event(offset: i64) -> Event {
         amount: Money(offset),
         currency: "EUR".into(),
         created_at: Millis(1_795_771_800_000 + offset),
+        extra: None,
     }
 }
 
