@@ -62,6 +62,7 @@ fn stages(c: &mut Criterion) {
             .map(|(i, e)| (i as i64, e))
             .collect(),
         bytes: 0,
+        ingested_at: Millis(1_767_225_600_000),
     };
 
     let mut g = c.benchmark_group("per_event");

@@ -5,13 +5,54 @@
 //! for in its own objects and in those of the hour before and after, and each event is counted in its
 //! own hour.
 
-use std::collections::{BTreeMap, HashSet};
+pub mod offsets;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::event::Event;
+use crate::config::ServicesConfig;
+use crate::event::{Event, Millis};
 use crate::s3::{ObjectStore, S3Error};
+
+/// A usage error (the range, a name), as opposed to a service that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What `nrt reconcile` and `nrt replay` both take: the services, a range of hours, the lake's prefix.
+#[derive(Debug, clap::Args)]
+pub struct RangeArgs {
+    #[command(flatten)]
+    pub services: ServicesConfig,
+    /// First hour, UTC (`2026-11-27T09`), by each event's own `created_at`.
+    #[arg(long)]
+    pub from: String,
+    /// First hour not included, UTC (`--from 2026-11-27T09 --to 2026-11-27T12`: 09, 10 and 11).
+    #[arg(long)]
+    pub to: String,
+    /// Key prefix of the objects in the bucket (as `nrt run`).
+    #[arg(id = "s3-prefix", long = "s3-prefix", env = "NRT_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+}
+
+impl RangeArgs {
+    /// The range, the services' settings and the ClickHouse table name, checked.
+    pub fn check(&self, table: &str) -> Result<(Hour, Hour), UsageError> {
+        let (from, to) = match (Hour::parse(&self.from), Hour::parse(&self.to)) {
+            (Ok(f), Ok(t)) if f < t => (f, t),
+            (Ok(_), Ok(_)) => return Err(UsageError("--to must be a later hour than --from".into())),
+            (Err(e), _) => return Err(UsageError(format!("--from: {e}"))),
+            (_, Err(e)) => return Err(UsageError(format!("--to: {e}"))),
+        };
+        self.services.validate().map_err(UsageError)?;
+        if !crate::config::is_plain_name(table) {
+            return Err(UsageError(format!("the table '{table}' is not a plain table name")));
+        }
+        Ok((from, to))
+    }
+}
 
 /// An hour as hours since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,6 +100,51 @@ impl std::fmt::Display for Hour {
     }
 }
 
+/// Whether `key` is one of the lake's JSONL objects (not a sidecar or anything else under the prefix).
+pub fn is_object(key: &str) -> bool {
+    key.ends_with(".jsonl")
+}
+
+/// Where an object's lines came from, as the pipeline recorded it in the object's metadata (see
+/// `minio_writer::object_meta`): the partition, each line's offset, and when the batch was ingested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub partition: i32,
+    pub offsets: Vec<i64>,
+    /// `None` for objects written before it was recorded.
+    pub ingested_at: Option<Millis>,
+}
+
+impl Origin {
+    /// From the object's metadata (names without `x-amz-meta-`) and, when the offset list did not fit
+    /// in it, its sidecar's text. Objects of an older layout (no offset list) get consecutive offsets.
+    pub fn of(meta: &HashMap<String, String>, sidecar: Option<&str>, lines: usize) -> Result<Origin, String> {
+        let field = |name: &str| meta.get(name).map(String::as_str);
+        let number = |name: &str| -> Result<i64, String> {
+            let text = field(name).ok_or_else(|| format!("no {name} in the object's metadata"))?;
+            text.parse().map_err(|_| format!("{name} '{text}' is not a number"))
+        };
+        let partition = i32::try_from(number("nrt-partition")?).map_err(|_| "nrt-partition out of range".to_owned())?;
+        let first = number("nrt-first-offset")?;
+        let breaks = sidecar.or(field("nrt-offsets")).unwrap_or_default();
+        Ok(Origin {
+            partition,
+            offsets: offsets::decode(first, lines, breaks)?,
+            ingested_at: number("nrt-ingested-at").ok().map(Millis),
+        })
+    }
+
+    /// Whether the offset list is in a sidecar object (`<key>.offsets`) rather than the metadata.
+    pub fn in_sidecar(meta: &HashMap<String, String>) -> bool {
+        meta.get("nrt-offsets-sidecar").is_some_and(|v| v == "1")
+    }
+}
+
+/// The key of the sidecar holding `key`'s offset list when it was too long for the metadata.
+pub fn sidecar_key(key: &str) -> String {
+    format!("{key}.offsets")
+}
+
 /// What the lake holds for one hour.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LakeHour {
@@ -82,7 +168,7 @@ pub async fn count(store: &ObjectStore, prefix: &str, from: Hour, to: Hour) -> R
     let mut ids: BTreeMap<Hour, (u64, HashSet<u128>)> = (from.0..to.0).map(|h| (Hour(h), Default::default())).collect();
     for h in from.0 - 1..=to.0 {
         let hour_prefix = Hour(h).prefix(prefix).ok_or(LakeError::Range(Hour(h)))?;
-        for key in store.list(&hour_prefix).await? {
+        for key in store.list(&hour_prefix).await?.into_iter().filter(|k| is_object(k)) {
             let body = store.get(&key, Duration::from_secs(60)).await?;
             for (n, line) in body.split(|b| *b == b'\n').enumerate() {
                 if line.is_empty() {

@@ -31,6 +31,7 @@ runtime_modules!(
     probes,
     reconcile,
     registry,
+    replay,
     retry,
     run,
     s3,

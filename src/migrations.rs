@@ -131,7 +131,12 @@ pub async fn migrate_with(
          ENGINE = ReplacingMergeTree() ORDER BY (table_name, version)"
     );
     run(server, database, table, &Statement::Plain(record)).await?;
-    let done = applied(server, database, table).await?;
+    // A table dropped since (to be rebuilt by `nrt replay`, say) is made again from the start: its
+    // record stays, but every statement is safe to run again.
+    let done = match table_exists(server, database, table).await? {
+        true => applied(server, database, table).await?,
+        false => Vec::new(),
+    };
     for m in migrations.iter().filter(|m| !done.contains(&m.version)) {
         for statement in statements(m, database, table) {
             run(server, database, table, &statement).await?;
@@ -154,6 +159,12 @@ pub async fn applied(server: &clickhouse::Client, database: &str, table: &str) -
         "SELECT DISTINCT version FROM {database}.schema_migrations WHERE table_name = '{table}' ORDER BY version"
     );
     server.query(&sql).fetch_all::<u32>().await.map_err(|e| err(&sql, e))
+}
+
+async fn table_exists(server: &clickhouse::Client, database: &str, table: &str) -> Result<bool, MigrationError> {
+    let sql = format!("SELECT count() FROM system.tables WHERE database = '{database}' AND name = '{table}'");
+    let n = server.query(&sql).fetch_one::<u64>().await.map_err(|e| err(&sql, e))?;
+    Ok(n > 0)
 }
 
 async fn has_column(server: &clickhouse::Client, database: &str, table: &str, column: &str) -> Result<bool, MigrationError> {

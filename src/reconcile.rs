@@ -7,22 +7,12 @@ use std::collections::BTreeMap;
 use clap::Args;
 use serde::Serialize;
 
-use crate::config::ServicesConfig;
-use crate::lake::{Hour, LakeHour};
+use crate::lake::{Hour, LakeHour, RangeArgs};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
     #[command(flatten)]
-    pub services: ServicesConfig,
-    /// First hour checked, UTC (`2026-11-27T09`).
-    #[arg(long)]
-    pub from: String,
-    /// First hour not checked, UTC (`--from 2026-11-27T09 --to 2026-11-27T12` checks 09, 10 and 11).
-    #[arg(long)]
-    pub to: String,
-    /// Key prefix of the objects in the bucket (as `nrt run`).
-    #[arg(id = "s3-prefix", long = "s3-prefix", env = "NRT_S3_PREFIX", default_value = "")]
-    pub s3_prefix: String,
+    pub range: RangeArgs,
     /// ClickHouse table of the typed rows (as `nrt run`).
     #[arg(id = "clickhouse-table", long = "clickhouse-table", env = "NRT_CLICKHOUSE_TABLE", default_value = "events_raw")]
     pub clickhouse_table: String,
@@ -51,11 +41,6 @@ pub struct Report {
     pub differ: Vec<String>,
 }
 
-/// A usage error (the range), as opposed to a service that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
 #[derive(Debug, clickhouse::Row, serde::Deserialize)]
 struct ClickhouseHour {
     hour: i64,
@@ -82,20 +67,11 @@ pub fn compare(lake: &BTreeMap<Hour, LakeHour>, clickhouse: &BTreeMap<Hour, (u64
 }
 
 pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
-    let (from, to) = (Hour::parse(&args.from), Hour::parse(&args.to));
-    let (from, to) = match (from, to) {
-        (Ok(f), Ok(t)) if f < t => (f, t),
-        (Ok(_), Ok(_)) => return Err(UsageError("--to must be a later hour than --from".into()).into()),
-        (Err(e), _) => return Err(UsageError(format!("--from: {e}")).into()),
-        (_, Err(e)) => return Err(UsageError(format!("--to: {e}")).into()),
-    };
-    args.services.validate().map_err(UsageError)?;
     let table = &args.clickhouse_table;
-    if !crate::config::is_plain_name(table) {
-        return Err(UsageError(format!("--clickhouse-table: '{table}' is not a plain table name")).into());
-    }
-    let store = crate::s3::ObjectStore::new(&args.services.s3);
-    let lake = crate::lake::count(&store, &args.s3_prefix, from, to).await?;
+    let (from, to) = args.range.check(table)?;
+    let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
+    let store = crate::s3::ObjectStore::new(&services.s3);
+    let lake = crate::lake::count(&store, prefix, from, to).await?;
     // Hours as whole seconds / 3600 (no time zone involved); the range as DateTime seconds.
     let sql = format!(
         "SELECT toInt64(intDiv(toUInt32(created_at), 3600)) AS hour, count() AS rows, uniqExact(event_id) AS ids \
@@ -104,11 +80,11 @@ pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
         from.0 * 3600,
         to.0 * 3600
     );
-    let rows = crate::clickhouse::client(&args.services.clickhouse)
+    let rows = crate::clickhouse::client(&services.clickhouse)
         .query(&sql)
         .fetch_all::<ClickhouseHour>()
         .await
-        .map_err(|e| anyhow::anyhow!("clickhouse at {}: {e}", args.services.clickhouse.url))?;
+        .map_err(|e| anyhow::anyhow!("clickhouse at {}: {e}", services.clickhouse.url))?;
     let clickhouse = rows.into_iter().map(|r| (Hour(r.hour), (r.rows, r.ids))).collect();
     let hours = compare(&lake, &clickhouse);
     let differ = hours.iter().filter(|h| !h.same).map(|h| h.hour.clone()).collect();

@@ -210,6 +210,15 @@ impl ObjectStore {
     }
 
     pub async fn get(&self, key: &str, timeout: Duration) -> Result<Vec<u8>, S3Error> {
+        self.get_with_meta(key, timeout).await.map(|(body, _)| body)
+    }
+
+    /// The object and its user metadata (`x-amz-meta-*`, names without the prefix).
+    pub async fn get_with_meta(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<(Vec<u8>, HashMap<String, String>), S3Error> {
         let req = GetObjectRequest {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
@@ -221,6 +230,7 @@ impl ObjectStore {
             .await
             .map_err(|e| self.err("get", key, e))?;
         let mut buf = Vec::with_capacity(out.content_length.unwrap_or(0).max(0) as usize);
+        let meta = out.metadata.unwrap_or_default();
         if let Some(body) = out.body {
             let mut reader = body.into_async_read();
             match tokio::time::timeout(timeout, reader.read_to_end(&mut buf)).await {
@@ -229,7 +239,7 @@ impl ObjectStore {
                 Err(_) => return Err(self.read_err(key, format!("body not read within {timeout:?}"))),
             }
         }
-        Ok(buf)
+        Ok((buf, meta))
     }
 
     fn read_err(&self, key: &str, message: String) -> S3Error {

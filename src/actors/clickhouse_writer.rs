@@ -155,7 +155,7 @@ impl Handler<WriteBatch> for ClickhouseWriter {
         if batch.events.is_empty() {
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
-        let now = Millis::now();
+        let now = batch.ingested_at;
         let migrate = (!self.table_ready).then(|| self.database.clone());
         let (client, server, table) = (self.client.clone(), self.server.clone(), self.table.clone());
         let started = std::time::Instant::now();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix::Message;
 
 use super::ownership::Epoch;
-use crate::event::Event;
+use crate::event::{Event, Millis};
 
 /// One partition's contiguous offset range `[first_offset, last_offset]` and the events decoded from it,
 /// read while this member owned the partition under `epoch`. Records that went to the dead-letter topic
@@ -20,6 +20,9 @@ pub struct Batch {
     pub events: Vec<(i64, Event)>,
     /// What the events take in memory (`Event::held_bytes`), for the in-flight budget.
     pub bytes: usize,
+    /// When the Batcher started writing it: the same in both sinks and on every retry (the rows'
+    /// `ingested_at`, the object's `nrt-ingested-at`), so a replay from the lake gives the same rows.
+    pub ingested_at: Millis,
 }
 
 impl Batch {
@@ -34,6 +37,7 @@ impl Batch {
             last_offset: self.last_offset,
             events,
             bytes: 0,
+            ingested_at: self.ingested_at,
         }
     }
 }

@@ -12,6 +12,7 @@ use actix::prelude::*;
 use super::inflight::Inflight;
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
+use crate::lake::{self, offsets};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
 pub const NAME: &str = "minio_writer";
@@ -64,15 +65,26 @@ pub fn jsonl(batch: &Batch) -> Vec<u8> {
     body
 }
 
-/// The object metadata that records which range of which partition an object holds.
-fn object_meta(batch: &Batch) -> BTreeMap<&'static str, String> {
-    BTreeMap::from([
+/// The object metadata that records which range of which partition an object holds, the offset of
+/// every line, and when it was ingested: what `nrt replay` needs to give back the rows ClickHouse had.
+/// An offset list too long for the metadata (S3 allows 2 KB in all) is returned apart, for a sidecar.
+fn object_meta(batch: &Batch) -> (BTreeMap<&'static str, String>, Option<String>) {
+    let breaks = offsets::encode(batch.events.iter().map(|(o, _)| *o));
+    let mut meta = BTreeMap::from([
         ("nrt-topic", batch.topic.clone()),
         ("nrt-partition", batch.partition.to_string()),
         ("nrt-first-offset", batch.first_offset.to_string()),
         ("nrt-last-offset", batch.last_offset.to_string()),
         ("nrt-events", batch.events.len().to_string()),
-    ])
+        ("nrt-ingested-at", batch.ingested_at.0.to_string()),
+    ]);
+    if breaks.len() <= offsets::METADATA_LIMIT {
+        meta.insert("nrt-offsets", breaks);
+        (meta, None)
+    } else {
+        meta.insert("nrt-offsets-sidecar", "1".into());
+        (meta, Some(breaks))
+    }
 }
 
 /// What to do about an object already under the batch's key, from its metadata.
@@ -161,7 +173,14 @@ impl Handler<WriteBatch> for MinioWriter {
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
             }
-            let meta = object_meta(&batch);
+            let (meta, sidecar) = object_meta(&batch);
+            if let Some(breaks) = sidecar {
+                // Before the object: an object whose metadata points at a sidecar always has one.
+                store
+                    .put(&lake::sidecar_key(&key), breaks.into_bytes(), "text/plain")
+                    .await
+                    .map_err(sink_error)?;
+            }
             let created = store
                 .put_if_absent(&key, body, "application/x-ndjson", &meta)
                 .await
@@ -223,6 +242,7 @@ mod tests {
             last_offset: last,
             events: Vec::new(),
             bytes: 0,
+            ingested_at: crate::event::Millis(1_795_771_800_000),
         }
     }
 
@@ -230,6 +250,7 @@ mod tests {
     fn an_existing_object_is_reused_only_when_it_starts_where_the_batch_does() {
         let b = batch(100, 140);
         let meta: HashMap<String, String> = object_meta(&batch(100, 199))
+            .0
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
@@ -242,5 +263,45 @@ mod tests {
         other_topic.insert("nrt-topic".into(), "other".into());
         let refused = existing(&b, "k", &other_topic).map_err(|e| e.failure);
         assert_eq!(refused, Err(Failure::Misconfigured));
+    }
+
+    /// What replay reads back is what was written: partition, every line's offset, ingestion time;
+    /// from the metadata, or from a sidecar when the offsets do not fit.
+    #[test]
+    fn the_metadata_gives_back_every_lines_origin() {
+        for gaps in [3, 1_000] {
+            let mut b = batch(100, 0);
+            let mut o = 100;
+            for i in 0..3_000u128 {
+                o += if i % gaps as u128 == 0 { 2 } else { 1 };
+                let e = crate::event::Event {
+                    event_id: uuid::Uuid::from_u128(i),
+                    kind: "view".into(),
+                    user_id: 1,
+                    amount: crate::event::Money(0),
+                    currency: "EUR".into(),
+                    created_at: crate::event::Millis(1_795_771_800_000),
+                    extra: None,
+                };
+                b.events.push((o, e));
+            }
+            b.first_offset = b.events[0].0;
+            let (meta, sidecar) = object_meta(&b);
+            let size: usize = meta.iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
+            assert!(size <= 2_048, "{size} bytes of metadata");
+            assert_eq!(sidecar.is_some(), gaps == 3, "sidecar for {gaps}");
+            let meta: HashMap<String, String> = meta.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            assert_eq!(lake::Origin::in_sidecar(&meta), sidecar.is_some());
+            let origin = lake::Origin::of(&meta, sidecar.as_deref(), b.events.len());
+            let offsets: Vec<i64> = b.events.iter().map(|(o, _)| *o).collect();
+            assert_eq!(
+                origin,
+                Ok(lake::Origin {
+                    partition: 2,
+                    offsets,
+                    ingested_at: Some(crate::event::Millis(1_795_771_800_000))
+                })
+            );
+        }
     }
 }

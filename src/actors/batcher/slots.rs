@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::{Decoded, Limits};
 use crate::actors::messages::Batch;
 use crate::actors::ownership::Epoch;
-use crate::event::Event;
+use crate::event::{Event, Millis};
 
 /// How a batch's write-and-commit job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +152,7 @@ impl Slots {
             last_offset: open.last_offset,
             events: open.events,
             bytes: open.bytes,
+            ingested_at: Millis::now(),
         });
         slot.in_flight = Some(batch.clone());
         Some(batch)
