@@ -67,8 +67,9 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     }
     let client = crate::clickhouse::client(ch);
 
-    // An object sits under its first event's hour; a batch can straddle into the next hour.
-    let hours: Vec<Hour> = (from.0 - 1..to.0).map(Hour).collect();
+    // An object sits under its first event's hour: a batch can straddle into the next hour, and one
+    // whose events are out of order can hold some of the hour before its own (as reconcile reads).
+    let hours: Vec<Hour> = (from.0 - 1..=to.0).map(Hour).collect();
     let mut total = 0u64;
     for h in &hours {
         total += objects(&store, prefix, *h).await?.len() as u64;
