@@ -214,7 +214,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Binds the admin API; the caller runs (and stops) the returned server.
-pub fn bind(addr: &str, state: AdminState) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
+/// Takes the admin address before anything else starts: a port already in use is a startup error with
+/// one clear line, not a pipeline torn down half-started.
+pub fn listen(addr: &str) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("admin API: cannot listen on {addr}: {e}"))
+}
+
+pub fn serve(
+    listener: std::net::TcpListener,
+    state: AdminState,
+) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         let app = App::new();
@@ -233,8 +242,8 @@ pub fn bind(addr: &str, state: AdminState) -> anyhow::Result<(actix_web::dev::Se
     })
     .workers(1)
     .disable_signals()
-    .bind(addr)
-    .map_err(|e| anyhow::anyhow!("admin API: cannot listen on {addr}: {e}"))?;
+    .listen(listener)
+    .map_err(|e| anyhow::anyhow!("admin API: cannot serve: {e}"))?;
     let addrs = server.addrs();
     Ok((server.run(), addrs))
 }

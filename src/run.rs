@@ -36,6 +36,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let listener = admin::listen(&args.pipeline.admin_addr)?;
     let shared = Shared {
         metrics: PipelineMetrics::new()?,
         health: Arc::new(Health::default()),
@@ -56,7 +57,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
             .timeout(Duration::from_secs(3))
             .build()?,
     };
-    let (server, addrs) = admin::bind(&args.pipeline.admin_addr, state)?;
+    let (server, addrs) = admin::serve(listener, state)?;
     for addr in &addrs {
         // Machine-readable: tests start with --admin-addr 127.0.0.1:0 and read the port here.
         println!("nrt admin listening on http://{addr}");

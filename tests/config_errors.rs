@@ -1,4 +1,5 @@
-//! Invalid configuration: `nrt run` exits with code 2 and names the variable. Needs no service.
+//! Startup errors: invalid configuration exits 2 naming the variable; a taken admin port exits 1 with
+//! one line. Needs no service.
 
 use std::process::Command;
 
@@ -73,4 +74,26 @@ fn secrets_do_not_appear_in_errors() {
         !all.contains("super-secret-value-123") && !all.contains("another-secret-456"),
         "{all}"
     );
+}
+
+/// The admin port already taken: one line naming the address, exit 1, and no panic (the pipeline used
+/// to start, then panic twice tearing its actors down outside the runtime).
+#[test]
+fn a_taken_admin_port_exits_1_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = taken.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    for role in ["producer", "consumer", "all"] {
+        let (code, text) = run_with(&[
+            ("NRT_ADMIN_ADDR", &addr),
+            ("NRT_ROLE", role),
+            ("RUST_LOG", "info"),
+        ]);
+        assert_eq!(code, Some(1), "{role}: {text}");
+        assert!(
+            text.contains(&format!("admin API: cannot listen on {addr}")),
+            "{role}: {text}"
+        );
+        assert!(!text.contains("panicked"), "{role}: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "{role}: one line: {text}");
+    }
 }
