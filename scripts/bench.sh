@@ -132,7 +132,7 @@ for t in /proc/"$consumer"/task/*; do
   awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
 done | sort -rn | head -n 5
 kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
-clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true
+clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true
 
 # Sum of one metric over the admin URLs given.
 metric_sum() {
@@ -176,7 +176,7 @@ for replicas in ${BENCH_REPLICAS:-}; do
       y[1], k, c, m, y[1] / n * 1e6, (k + c + m) / n * 1e6 }'
   for p in "${members[@]}"; do kill -TERM "$p"; done
   for p in "${members[@]}"; do wait "$p" 2>/dev/null || true; done
-  clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
+  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
 done
 
 # Freshness: created_at (stamped by the Mock API when it serves the event) to ClickHouse acknowledging
@@ -224,5 +224,5 @@ if ((FRESH_SECS > 0)); then
     }' "$WORK/fresh0" "$WORK/fresh1"
   kill -TERM "$fresh_producer" "$fresh_consumer"
   wait "$fresh_producer" "$fresh_consumer" 2>/dev/null || true
-  clickhouse-client --port 19000 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_fresh" || true
+  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_fresh" || true
 fi

@@ -2,6 +2,7 @@
 # The real services, natively, without Docker: install on first use (cached), start, stop, check.
 #
 #   scripts/stack.sh up | down | status | logs [SERVICE] | stop SERVICE | kill SERVICE | start SERVICE
+#   scripts/stack.sh install     (install only; scripts/containers.sh builds its stand-ins from these)
 #
 # Installs into ${NRT_CACHE:-$HOME/.cache/nrt}; state, logs and pid files live in ./.stack/.
 # Everything listens on 127.0.0.1 only.
@@ -134,7 +135,7 @@ spawn() {
 
 ports_of() {
   case $1 in
-    kafka) echo "9092 9093" ;; minio) echo "9000 9001" ;; clickhouse) echo "8123 19000 19009" ;;
+    kafka) echo "9092 9093" ;; minio) echo "9000 9001" ;; clickhouse) echo "8123 19100 19109" ;;
     prometheus) echo 9090 ;; registry) echo 8081 ;;
   esac
 }
@@ -187,7 +188,7 @@ endpoint_of() {
   case $1 in
     kafka) echo "127.0.0.1:9092 (controller 9093)" ;;
     minio) echo "http://127.0.0.1:9000 (console http://127.0.0.1:9001)" ;;
-    clickhouse) echo "http://127.0.0.1:8123 (native 19000)" ;;
+    clickhouse) echo "http://127.0.0.1:8123 (native 19100)" ;;
     prometheus) echo "http://127.0.0.1:9090" ;;
     registry) echo "http://127.0.0.1:8081" ;;
   esac
@@ -316,6 +317,9 @@ case $cmd in
     for svc in "${SERVICES[@]}"; do start_one "$svc"; done
     table
     ;;
+  install)
+    install_all
+    ;;
   down)
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[$i]}"; done
     ;;
@@ -356,7 +360,7 @@ case $cmd in
     else for svc in "${SERVICES[@]}"; do [[ -f $LOGS/$svc.log ]] && { echo "== $svc"; tail -n 20 "$LOGS/$svc.log"; }; done; fi
     ;;
   *)
-    echo "usage: $0 up|down|status|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE|freeze SERVICE|thaw SERVICE" >&2
+    echo "usage: $0 up|down|status|install|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE|freeze SERVICE|thaw SERVICE" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,7 @@
-//! The container deployment, checked without a container engine (none runs here): docker-compose.yml
-//! parsed and validated by docker-compose itself, the seed's host ports, pinned images and healthchecks;
-//! the Dockerfile linted by hadolint and building the binary with the tests' features.
+//! The container deployment's files, checked without a container engine: docker-compose.yml parsed and
+//! validated by docker-compose itself, the seed's host ports, pinned images and healthchecks; the
+//! Dockerfile linted by hadolint and building the binary with the tests' features. The images built and
+//! the stack run for real: tests/containers.rs (scripts/containers.sh).
 #![cfg(feature = "integration")]
 
 use std::collections::BTreeMap;
@@ -71,6 +72,9 @@ fn compose_file_has_the_seed_services_ports_pins_and_healthchecks() {
         ("prometheus", &["19090"][..]),
         ("grafana", &["13000"][..]),
         ("mock-api", &["8000"][..]),
+        // The admin APIs, on 127.0.0.1 only: the producer's fixed, each consumer replica's free.
+        ("producer", &["19180"][..]),
+        ("consumer", &[""][..]),
     ]
     .into_iter()
     .collect();
@@ -133,9 +137,22 @@ fn dockerfile_lints_clean_and_builds_what_the_tests_build() {
         .find(|l| l.contains("cargo build"))
         .unwrap_or_default();
     assert_eq!(
-        build.trim(),
-        "RUN cargo build --release --locked --bin nrt",
+        build.trim().trim_start_matches("&& ").trim_end_matches(" \\"),
+        "cargo build --release --locked --bin nrt",
         "same (default) features as the tests"
+    );
+    // Official base images by default; a machine's own names only through build arguments.
+    assert!(body.contains("\nARG RUST_IMAGE=rust:"), "default build image");
+    assert!(
+        body.contains("\nARG RUNTIME_IMAGE=debian:bookworm-slim\n"),
+        "default runtime image"
+    );
+    assert!(!body.contains("nrt-local"), "nothing specific to one machine");
+    // The extra CA is a build secret, never copied into a layer of the build stage.
+    assert!(body.contains("--mount=type=secret,id=extra_ca"));
+    assert!(
+        !body.contains("COPY ca") && !body.contains("ADD "),
+        "no certificate copied in"
     );
     // Cargo refuses a manifest whose declared targets are missing: the build stage must copy them all.
     let manifest = std::fs::read_to_string(format!("{ROOT}/Cargo.toml")).unwrap_or_else(|e| panic!("{e}"));

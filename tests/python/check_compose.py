@@ -33,7 +33,8 @@ def main(argv):
             got = cond.get("condition") if isinstance(cond, dict) else None
             if got != want:
                 problems.append(f"{name}: depends_on {dep} with condition {got}, expected {want}")
-        ports = [str(p).split(":")[0] for p in svc.get("ports", [])]
+        # "HOST:CONTAINER" or "IP:HOST:CONTAINER" -> HOST ("" when Docker picks a free one).
+        ports = [str(p).split(":")[-2] for p in svc.get("ports", [])]
         summary[name] = {"image": image, "build": "build" in svc, "ports": ports,
                          "healthcheck": "healthcheck" in svc}
     print(json.dumps({"services": summary, "problems": problems}))
