@@ -129,7 +129,8 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 spawn() {
   local svc=$1; shift
   mkdir -p "$PIDS" "$LOGS"
-  setsid "$@" </dev/null >>"$LOGS/$svc.log" 2>&1 &
+  # 9>&-: the service must not inherit stack.sh's lock (it would hold it as long as it runs).
+  setsid "$@" </dev/null >>"$LOGS/$svc.log" 2>&1 9>&- &
   echo $! > "$PIDS/$svc.pid"
 }
 
@@ -309,7 +310,23 @@ valid_service() {
   die "unknown service '${1:-}' (one of: ${SERVICES[*]})"
 }
 
+# One stack.sh at a time changes the stack: a second caller (demo.sh in one terminal, test.sh in
+# another) waits for the first, instead of formatting Kafka's storage beside it.
+lock() {
+  mkdir -p "$STACK"
+  exec 9>>"$STACK/.lock"
+  if ! flock -n 9; then
+    log "another stack.sh ($(cat "$STACK/.lock-owner" 2>/dev/null || echo '?')) is changing the stack: waiting for it"
+    flock 9
+    log "the other stack.sh finished: carrying on"
+  fi
+  echo "pid $$, $*" >"$STACK/.lock-owner"
+}
+
 cmd=${1:-}
+case $cmd in
+  up|down|start|stop|install) lock "$@" ;;
+esac
 case $cmd in
   up)
     ensure_env
