@@ -43,7 +43,22 @@ python_deps() {
   "$NRT_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0])'
 }
 
-phase stack scripts/stack.sh up
+# A stopped stack is brought up by two callers at once, as `scripts/demo.sh` beside `scripts/test.sh`
+# would: stack.sh's lock must make one wait for the other (Kafka's storage formatted by one), and both
+# succeed.
+stack_up() {
+  if [[ $started_here == 0 ]]; then scripts/stack.sh up; return; fi
+  mkdir -p .stack
+  scripts/stack.sh up >.stack/stack-up-second.log 2>&1 &
+  local second=$! rc=0 waited
+  scripts/stack.sh up 2>&1 | tee .stack/stack-up-first.log || rc=$?
+  wait "$second" || { echo "the second, concurrent stack.sh up failed:"; cat .stack/stack-up-second.log; return 1; }
+  ((rc == 0)) || return "$rc"
+  waited=$(cat .stack/stack-up-first.log .stack/stack-up-second.log | grep -c 'waiting for it' || true)
+  [[ $waited == 1 ]] || { echo "expected exactly one stack.sh up to wait for the other, $waited did"; return 1; }
+  echo "two concurrent stack.sh up: one waited for the other, both succeeded"
+}
+phase stack stack_up
 # The container images (~10 min of CPU on a fresh machine, seconds when cached) build in the background
 # while the phases below run: in a dockerd started at the lowest CPU priority, so the tests' own
 # processes come first. Only when no engine runs yet (one already running keeps its priority: then the
@@ -53,6 +68,18 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
   images_pid=$!
 fi
 phase pydeps python_deps
+# Debian's chromium, headless: tests/status_page.rs looks at the status pages in a real browser.
+browser() {
+  if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed'; then
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+  export NRT_CHROMIUM=/usr/bin/chromium
+  "$NRT_CHROMIUM" --version
+}
+phase browser browser
 phase fmt cargo fmt --check
 phase clippy cargo clippy --all-targets --all-features -- -D warnings
 run_tests() {

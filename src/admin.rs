@@ -1,6 +1,10 @@
-//! The admin API of `nrt run` (actix-web): `/health` liveness, `/ready` readiness, `/metrics` for
-//! Prometheus, `/actors` for people; `POST /actors/{name}/restart` and `POST /flush` behind the admin
-//! token. Nothing here echoes configuration or credentials.
+//! The admin API of `nrt run` (actix-web): `/` the status page for people (status.rs), `/health`
+//! liveness, `/ready` readiness, `/metrics` for Prometheus, `/actors` as JSON; `POST
+//! /actors/{name}/restart` and `POST /flush` behind the admin token. Nothing here echoes configuration
+//! or credentials.
+
+pub mod history;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +37,11 @@ pub struct AdminState {
     pub services: ServicesConfig,
     pub role: Role,
     pub http: reqwest::Client,
+    /// The last minutes of the metrics, for the status page.
+    pub history: Arc<history::History>,
+    pub started: std::time::Instant,
+    /// Grafana (or any dashboards) for the status page's links; empty: none.
+    pub dashboards_url: String,
 }
 
 impl AdminState {
@@ -104,6 +113,25 @@ async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
             .body(text),
         Err(e) => HttpResponse::InternalServerError().json(json!({"error": e.to_string()})),
     }
+}
+
+async fn status_page(state: web::Data<AdminState>) -> HttpResponse {
+    let links = status::Links {
+        registry: state.services.registry.url.clone(),
+        prometheus: state.services.prometheus.url.clone(),
+        dashboards: state.dashboards_url.clone(),
+    };
+    let html = status::Page {
+        role: state.role,
+        uptime: state.started.elapsed(),
+        actors: &state.health.snapshot(),
+        commits: &state.health.commits(),
+        samples: &state.history.samples(),
+        metrics: &state.metrics,
+        links: &links,
+    }
+    .render();
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
 }
 
 async fn actors(state: web::Data<AdminState>) -> HttpResponse {
@@ -230,6 +258,7 @@ pub fn serve(
         #[cfg(debug_assertions)]
         let app = app.route("/actors/{name}/crash", web::post().to(crash));
         app.app_data(state.clone())
+            .route("/", web::get().to(status_page))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics_text))

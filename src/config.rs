@@ -335,6 +335,15 @@ pub struct PipelineConfig {
     #[arg(id = "shutdown-timeout-ms", long = "shutdown-timeout-ms", env = "NRT_SHUTDOWN_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub shutdown_timeout_ms: u64,
+    /// A one-line summary in the log every this many seconds while the pipeline moves (throughput,
+    /// lag, dead letters, errors); 0 turns it off. Per-batch detail is at `RUST_LOG=debug`.
+    #[arg(id = "log-summary-secs", long = "log-summary-secs", env = "NRT_LOG_SUMMARY_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub log_summary_secs: u64,
+    /// Where the dashboards are (Grafana's URL in the compose deployment), linked from the status page;
+    /// empty: no link.
+    #[arg(id = "dashboards-url", long = "dashboards-url", env = "NRT_DASHBOARDS_URL", default_value = "")]
+    pub dashboards_url: String,
     /// Key prefix of the JSONL objects in the bucket (e.g. `prod/`); empty for the bucket root.
     #[arg(
         id = "s3-prefix",

@@ -25,6 +25,7 @@ runtime_modules!(
     doctor,
     kafka,
     lake,
+    log_summary,
     metrics,
     migrations,
     mock_api,

@@ -101,7 +101,8 @@ fn main() -> ExitCode {
         }
     }
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,clickhouse=warn,actix_server=warn"),
+        // Our crates at info, every other crate at warn (the clickhouse crate logs each insert at info).
+        env_logger::Env::default().default_filter_or("warn,nrt=info,nrt_pipeline=info"),
     )
     .init();
     let cli = match Cli::try_parse() {

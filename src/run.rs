@@ -10,6 +10,7 @@ use clap::Args;
 use crate::actors::{self, health::Health, kafka_reader, Shared};
 use crate::admin::{self, AdminState};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
+use crate::log_summary;
 use crate::metrics::PipelineMetrics;
 
 #[derive(Debug, Clone, Args)]
@@ -43,6 +44,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let started = actors::supervisor::start(args.role, &args.services, &args.pipeline, &shared)
         .map_err(|e| anyhow::anyhow!("starting the pipeline: {e}"))?;
+    let history = Arc::new(admin::history::History::default());
+    admin::history::spawn(shared.metrics.clone(), history.clone());
     let state = AdminState {
         health: shared.health.clone(),
         token: args.pipeline.admin_token.clone(),
@@ -56,6 +59,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()?,
+        history: history.clone(),
+        started: std::time::Instant::now(),
+        dashboards_url: args.pipeline.dashboards_url.clone(),
     };
     let (server, addrs) = admin::serve(listener, state)?;
     for addr in &addrs {
@@ -63,6 +69,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("nrt admin listening on http://{addr}");
     }
     log::info!("nrt run: role {:?}, topic {}", args.role, args.pipeline.topic);
+    log_summary::spawn(
+        shared.metrics.clone(),
+        Duration::from_secs(args.pipeline.log_summary_secs),
+    );
     let handle = server.handle();
     actix::spawn(async move {
         if let Err(e) = server.await {

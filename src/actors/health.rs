@@ -52,9 +52,17 @@ impl ActorStatus {
     }
 }
 
+/// The last commit of one partition by this consumer (the status page shows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionCommit {
+    pub next_offset: i64,
+    pub at: Millis,
+}
+
 #[derive(Debug, Default)]
 pub struct Health {
     actors: Mutex<BTreeMap<&'static str, ActorStatus>>,
+    commits: Mutex<BTreeMap<i32, PartitionCommit>>,
 }
 
 impl Health {
@@ -109,6 +117,15 @@ impl Health {
             s.forget_old_restarts();
             s.recent_restarts
         })
+    }
+
+    pub fn committed(&self, partition: i32, next_offset: i64) {
+        let mut commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        commits.insert(partition, PartitionCommit { next_offset, at: Millis::now() });
+    }
+
+    pub fn commits(&self) -> BTreeMap<i32, PartitionCommit> {
+        self.commits.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, ActorStatus> {

@@ -4,6 +4,7 @@
 pub mod client;
 mod compat;
 mod error;
+mod page;
 pub mod server;
 mod store;
 

@@ -64,7 +64,7 @@ pub async fn serve(args: &RegistryArgs) -> anyhow::Result<()> {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(|| async { ok(&json!({})) }))
+    cfg.route("/", web::get().to(root))
         .route("/metrics", web::get().to(metrics_text))
         .route("/subjects", web::get().to(list_subjects))
         .route("/subjects/{subject}", web::post().to(lookup))
@@ -97,6 +97,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/compatibility/subjects/{subject}/versions/{version}",
             web::post().to(check_compatibility),
         );
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    subject: Option<String>,
+    version: Option<u32>,
+}
+
+/// Confluent's `{}` for clients; the page for a browser (it asks for HTML).
+async fn root(store: StoreData, req: actix_web::HttpRequest, q: web::Query<PageQuery>) -> HttpResponse {
+    let wants_html = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if !wants_html {
+        return ok(&json!({}));
+    }
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(super::page::render(&store, q.subject.as_deref(), q.version))
 }
 
 async fn count_requests(

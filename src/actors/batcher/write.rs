@@ -144,6 +144,7 @@ impl Job {
                 let m = &self.shared.metrics;
                 m.batches_committed.inc();
                 m.last_commit.set(crate::event::Millis::now().0 as f64 / 1000.0);
+                self.shared.health.committed(batch.partition, batch.last_offset + 1);
                 JobEnd::Committed
             }
             Err(_) => JobEnd::Abandoned,
