@@ -12,7 +12,7 @@ ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
-# librdkafka is built from source by rdkafka-sys (see README, "Why bundled librdkafka").
+# librdkafka is built from source by rdkafka-sys (see docs/deployment.md, "Why bundled librdkafka").
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates cmake make g++ perl pkg-config zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*

@@ -1,7 +1,7 @@
 //! The CPU cost of each stage an event goes through, single-threaded, on a seeded stream, with
 //! Criterion: `cargo bench --bench codec` (release profile). Throughput is per event (elements/s);
 //! Criterion keeps the last run in `target/criterion` and prints the change against it, which is how
-//! the before/after figures in the README were taken. No timing thresholds here.
+//! the before/after figures in docs/benchmarks.md were taken. No timing thresholds here.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -63,7 +63,7 @@ fn compose_file_has_the_seed_services_ports_pins_and_healthchecks() {
             "schema-registry"
         ]
     );
-    // The host ports of the README's (and the seed's) table.
+    // The host ports of docs/deployment.md's (and the seed's) table.
     let want: BTreeMap<&str, &[&str]> = [
         ("schema-registry", &["18081"][..]),
         ("kafka-ui", &["18082"][..]),
