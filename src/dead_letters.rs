@@ -85,14 +85,14 @@ pub trait DeadLetterSink: Send + Sync {
 }
 
 pub struct DeadLetterQueue {
-    producer: FutureProducer,
+    producer: FutureProducer<crate::kafka::StatsContext>,
     pub topic: String,
 }
 
 impl DeadLetterQueue {
     pub fn new(kafka: &KafkaConfig, topic: String) -> Result<Self, crate::kafka::KafkaSetupError> {
         let producer = crate::kafka::producer_config(kafka)
-            .create()
+            .create_with_context(crate::kafka::StatsContext::default())
             .map_err(|source| crate::kafka::KafkaSetupError::Client {
                 brokers: kafka.brokers.clone(),
                 source,

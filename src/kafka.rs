@@ -1,11 +1,13 @@
 //! rdkafka client settings in one place, so every producer and consumer of the project is configured
 //! the same way, plus topic creation.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
@@ -67,16 +69,86 @@ pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
 /// How often librdkafka reports statistics (consumer lag, producer queue) to `StatsContext`.
 pub const STATS_INTERVAL_MS: &str = "5000";
 
-/// A client context that turns librdkafka's periodic statistics into our gauges.
+/// A client context that turns librdkafka's periodic statistics into our gauges, and its errors and
+/// logs into a few lines: a broker that refuses connections makes librdkafka report the same failure
+/// several times a second.
 #[derive(Clone, Default)]
 pub struct StatsContext {
     /// Consumers: lag per topic and partition.
     pub lag: Option<prometheus::IntGaugeVec>,
     /// Producers: messages waiting for acknowledgement.
     pub queue: Option<prometheus::IntGauge>,
+    pub quiet: Quiet,
+}
+
+/// At most one line per kind of message a minute; the next one says how many it stood for.
+#[derive(Clone, Default)]
+pub struct Quiet(Arc<Mutex<HashMap<String, (Instant, u64)>>>);
+
+impl Quiet {
+    pub const EVERY: Duration = Duration::from_secs(60);
+
+    /// `Some(n)`: say it (n like it were held back since the last time); `None`: stay quiet.
+    pub fn allow(&self, kind: &str, now: Instant) -> Option<u64> {
+        let mut kinds = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match kinds.get_mut(kind) {
+            Some((last, held)) if now.duration_since(*last) < Self::EVERY => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                let n = *held;
+                (*last, *held) = (now, 0);
+                Some(n)
+            }
+            None => {
+                kinds.insert(kind.to_owned(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+
+    fn suffix(held: u64) -> String {
+        match held {
+            0 => String::new(),
+            n => format!(" ({n} more like it in the last minute)"),
+        }
+    }
+
+    /// librdkafka's log callback, rate-limited per facility and level.
+    pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let lvl = match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                log::Level::Error
+            }
+            RDKafkaLogLevel::Warning => log::Level::Warn,
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => log::Level::Info,
+            RDKafkaLogLevel::Debug => log::Level::Debug,
+        };
+        if let Some(held) = self.allow(&format!("log {fac} {lvl}"), Instant::now()) {
+            log::log!(target: "librdkafka", lvl, "librdkafka: {fac} {message}{}", Self::suffix(held));
+        }
+    }
+
+    /// librdkafka's error callback: client-wide errors (brokers down, transport failures) that it
+    /// retries by itself. A warning: the pipeline waits, `/ready` says so.
+    pub fn error(&self, error: &KafkaError, reason: &str) {
+        let kind = format!("error {:?}", error.rdkafka_error_code());
+        if let Some(held) = self.allow(&kind, Instant::now()) {
+            log::warn!(target: "librdkafka", "librdkafka: {error}: {reason}{}", Self::suffix(held));
+        }
+    }
 }
 
 impl ClientContext for StatsContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.quiet.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.quiet.error(&error, reason);
+    }
+
     fn stats(&self, stats: Statistics) {
         if let Some(queue) = &self.queue {
             queue.set(stats.msg_cnt as i64);
@@ -158,4 +230,23 @@ pub async fn ensure_topic_retrying(
     });
     // Never gives up, so it never fails.
     let _ = created.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Quiet;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn one_line_per_kind_a_minute_then_the_count_of_what_was_held_back() {
+        let quiet = Quiet::default();
+        let t0 = Instant::now();
+        assert_eq!(quiet.allow("down", t0), Some(0));
+        for s in 1..=9 {
+            assert_eq!(quiet.allow("down", t0 + Duration::from_secs(s)), None);
+        }
+        assert_eq!(quiet.allow("refused", t0), Some(0), "another kind has its own minute");
+        assert_eq!(quiet.allow("down", t0 + Quiet::EVERY), Some(9));
+        assert_eq!(quiet.allow("down", t0 + Quiet::EVERY + Duration::from_secs(1)), None);
+    }
 }

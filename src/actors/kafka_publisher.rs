@@ -176,6 +176,7 @@ fn producer(settings: &TopicSettings, shared: &Shared) -> KafkaResult<ThreadedPr
     let context = StatsContext {
         lag: None,
         queue: Some(shared.metrics.producer_queue.clone()),
+        quiet: Default::default(),
     };
     crate::kafka::producer_config(&settings.kafka)
         .set("transactional.id", &settings.transactional_id)

@@ -180,6 +180,7 @@ impl KafkaReader {
             stats: StatsContext {
                 lag: Some(self.shared.metrics.consumer_lag.clone()),
                 queue: None,
+                quiet: Default::default(),
             },
             topic: s.topic.clone(),
             ownership: self.ownership.clone(),

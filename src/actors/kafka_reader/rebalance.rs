@@ -110,6 +110,14 @@ impl ClientContext for ReaderContext {
     fn stats(&self, stats: Statistics) {
         self.stats.stats(stats);
     }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.stats.quiet.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.stats.quiet.error(&error, reason);
+    }
 }
 
 impl ConsumerContext for ReaderContext {
