@@ -15,9 +15,11 @@ scripts/stack.sh up
 nrt=target/debug/nrt
 mkdir -p "$LOGS"
 
-"$nrt" mock-api --listen 127.0.0.1:8000 >>"$LOGS/demo-mock-api.log" 2>&1 &
+# Their own sessions: Ctrl-C reaches this script only, which then stops the pipeline with one SIGTERM
+# (a second signal would make it exit without draining).
+setsid "$nrt" mock-api --listen 127.0.0.1:8000 >>"$LOGS/demo-mock-api.log" 2>&1 </dev/null &
 mock=$!
-"$nrt" run --role all --admin-addr 127.0.0.1:9180 >>"$LOGS/demo-pipeline.log" 2>&1 &
+setsid "$nrt" run --role all --admin-addr 127.0.0.1:9180 >>"$LOGS/demo-pipeline.log" 2>&1 </dev/null &
 pipeline=$!
 
 stop() {
