@@ -7,7 +7,10 @@
 #
 # Behind a TLS-intercepting proxy, cargo needs the proxy's CA to download crates: pass it as a build
 # secret, `--secret id=extra_ca,src=/path/to/ca.pem`. It is used by the build stage only and is never
-# stored in a layer; the runtime image trusts it only with `--build-arg TRUST_EXTRA_CA=yes`.
+# stored in a layer. The runtime image trusts it only when asked with its SHA-256:
+# `--build-arg TRUST_EXTRA_CA=$(sha256sum ca.pem | cut -d' ' -f1)`. A secret's content is not part of the
+# build cache's key; the fingerprint is, so a changed CA is never left stale in a cached layer, and a
+# secret that does not match it fails the build.
 ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
@@ -40,8 +43,10 @@ RUN --mount=type=secret,id=extra_ca \
     apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && if [ "$TRUST_EXTRA_CA" = yes ] && [ -s /run/secrets/extra_ca ]; then \
-        cp /run/secrets/extra_ca /usr/local/share/ca-certificates/extra-ca.crt && update-ca-certificates; \
+    && if [ "$TRUST_EXTRA_CA" != no ]; then \
+        printf '%s  /run/secrets/extra_ca\n' "$TRUST_EXTRA_CA" > /tmp/extra_ca.sha256 \
+        && sha256sum -c /tmp/extra_ca.sha256 && rm /tmp/extra_ca.sha256 \
+        && cp /run/secrets/extra_ca /usr/local/share/ca-certificates/extra-ca.crt && update-ca-certificates; \
     fi \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin nrt \
     && mkdir -p /var/lib/nrt && chown 10001 /var/lib/nrt
