@@ -241,7 +241,7 @@ checks() {
       NRT_S3_BUCKET=raw-events NRT_CLICKHOUSE_URL=http://127.0.0.1:18123 NRT_CLICKHOUSE_USER=nrt \
       NRT_CLICKHOUSE_PASSWORD=$CLICKHOUSE_PASSWORD NRT_CLICKHOUSE_DATABASE=analytics \
       NRT_SCHEMA_REGISTRY_URL=http://127.0.0.1:18081 NRT_PROMETHEUS_URL=http://127.0.0.1:19090
-    cargo test --features integration --test containers -- --ignored --test-threads=1 --show-output
+    cargo test --features integration --test containers -- --test-threads=1 --show-output
   )
 }
 

@@ -1,17 +1,17 @@
 //! The container deployment on a real engine: the project's image, and docker-compose.yml brought up
 //! with compose/standins.yml (local stand-ins for the images no registry serves here). The images come
-//! from `scripts/containers.sh`, which runs these tests in its own phase (hence `#[ignore]` in the main
-//! test phase, where no image exists yet); it also sets the NRT_* variables to the compose stack's
-//! published ports and secrets.
+//! from `scripts/containers.sh`, which runs these tests in its own phase (`cargo test --test containers`:
+//! Cargo.toml marks this target `test = false`, so the main test phase, where no image exists yet, does
+//! not select it); it also sets the NRT_* variables to the compose stack's published ports and secrets.
 #![cfg(feature = "integration")]
 
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
-use common::wait_for;
+use common::{run, text, wait_for};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DOCKER: &str = "/usr/bin/docker";
@@ -23,18 +23,6 @@ const SEED: u64 = 1313;
 const EVENTS: u64 = 60_000;
 const RATE: u64 = 600;
 const EPOCH_MS: i64 = 1_767_225_600_000;
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
@@ -143,7 +131,6 @@ async fn clickhouse(cfg: &nrt_pipeline::config::ServicesConfig, sql: &str) -> Op
 }
 
 #[test]
-#[ignore = "container phase: scripts/containers.sh builds the images and runs these"]
 fn the_image_runs_as_non_root_without_a_shell_and_trusts_no_extra_ca() {
     Compose::from_env();
     assert_eq!(inspect(IMAGE, "{{.Config.User}}"), "10001");
@@ -271,7 +258,6 @@ fn var(name: &str) -> String {
 }
 
 #[test]
-#[ignore = "container phase: scripts/containers.sh builds the images and runs these"]
 fn compose_stack_end_to_end_with_three_consumers_a_stop_and_a_crash() {
     let compose = Compose::from_env();
     let cfg = common::services();

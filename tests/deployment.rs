@@ -4,9 +4,13 @@
 //! the stack run for real: tests/containers.rs (scripts/containers.sh).
 #![cfg(feature = "integration")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{run, text};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -19,18 +23,6 @@ fn venv_tool(name: &str) -> PathBuf {
         return PathBuf::from(python);
     }
     Path::new(&python).with_file_name(name)
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

@@ -149,6 +149,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_last_commit_of_each_partition_is_kept() {
+        let health = Health::default();
+        health.committed(0, 100);
+        health.committed(1, 50);
+        health.committed(0, 250);
+        let commits = health.commits();
+        assert_eq!(commits.len(), 2);
+        assert_eq!(commits[&0].next_offset, 250, "the later commit replaces the earlier one");
+        assert_eq!(commits[&1].next_offset, 50);
+    }
+
+    #[test]
     fn five_restarts_inside_the_window_are_a_crash_loop() {
         let health = Health::default();
         health.running("a");

@@ -189,6 +189,16 @@ impl Page<'_> {
             "<table><tr><th>stage<th class=num>total<th class=num>last 10 s<th class=num>last minute\
              <th class=num>last 10 minutes</tr>",
         );
+        let m = self.metrics;
+        let totals: BTreeMap<String, f64> = [
+            samples(&m.events_polled),
+            samples(&m.events_published),
+            samples(&m.events_consumed),
+            samples(&m.events_written),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         for (i, stage) in self.stages().into_iter().enumerate() {
             let sample = match stage.name {
                 "polled" => "nrt_events_polled_total",
@@ -197,7 +207,7 @@ impl Page<'_> {
                 "written to ClickHouse" => "nrt_events_written_total{sink=\"clickhouse\"}",
                 _ => "nrt_events_written_total{sink=\"minio\"}",
             };
-            let total = lookup(self.metrics, sample);
+            let total = totals.get(sample).copied().unwrap_or(0.0);
             let rate = |secs| history::rate(self.samples, stage, Duration::from_secs(secs));
             let _ = write!(
                 h,
@@ -309,8 +319,9 @@ impl Page<'_> {
         h.push_str("</table></section>");
 
         h.push_str("<section id=dead-letters><h2>Dead letters</h2><table><tr><th>reason<th class=num>records</tr>");
-        let total = lookup(self.metrics, "nrt_dead_letters_total");
-        let _ = write!(h, "<tr><td><b>all</b>{}</tr>", cell("nrt_dead_letters_total", total));
+        for (sample, total) in samples(&self.metrics.dead_letters) {
+            let _ = write!(h, "<tr><td><b>all</b>{}</tr>", cell(&sample, total));
+        }
         for (sample, value) in samples(&self.metrics.decode_errors) {
             let _ = write!(h, "<tr><td>{}{}</tr>", escape(&label(&sample, "kind")), cell(&sample, value));
         }
@@ -320,17 +331,6 @@ impl Page<'_> {
         }
         h.push_str("</table></section>");
     }
-}
-
-/// The value of one counter or gauge sample of the pipeline's registry.
-fn lookup(metrics: &PipelineMetrics, sample: &str) -> f64 {
-    metrics
-        .registry
-        .gather()
-        .iter()
-        .flat_map(named)
-        .find(|(name, _)| name == sample)
-        .map_or(0.0, |(_, v)| v)
 }
 
 /// The value of label `name` in a sample name such as `m{a="1",b="2"}`.

@@ -653,3 +653,17 @@ impl Drop for Freeze {
         stack("thaw", self.0);
     }
 }
+
+/// Runs a command to its end; a command that cannot start at all is a failed test.
+pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// A finished command's stdout and stderr, for failure messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

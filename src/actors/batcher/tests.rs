@@ -119,6 +119,7 @@ struct Rig {
     clickhouse: Written,
     max_busy: Arc<AtomicUsize>,
     dlq: Arc<FakeDlq>,
+    health: Arc<Health>,
 }
 
 impl Rig {
@@ -154,9 +155,10 @@ impl Rig {
         };
         let ownership = Arc::new(Ownership::default());
         let inflight = Arc::new(Inflight::bounded(bound));
+        let health = Arc::new(Health::default());
         let shared = Shared {
             metrics: PipelineMetrics::new().unwrap_or_else(|e| panic!("{e}")),
-            health: Arc::new(Health::default()),
+            health: health.clone(),
         };
         let batcher = Batcher::new(
             "t".into(),
@@ -183,6 +185,7 @@ impl Rig {
             clickhouse: clickhouse_log,
             max_busy,
             dlq,
+            health,
         }
     }
 
@@ -271,6 +274,8 @@ async fn commits_in_offset_order_with_one_batch_in_flight_per_partition() {
             next = last + 1;
         }
         assert_eq!(next, 100);
+        // What the status page shows as the partition's last commit.
+        assert_eq!(rig.health.commits().get(&p).map(|c| c.next_offset), Some(100), "p{p}");
     }
     assert_eq!(rig.max_busy.load(Ordering::SeqCst), 1, "two batches of a partition in one sink at once");
     assert_eq!(rig.inflight.bytes(), 0, "the budget balances once everything is committed");
