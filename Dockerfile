@@ -15,9 +15,10 @@ ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
-# librdkafka is built from source by rdkafka-sys (see docs/deployment.md, "Why bundled librdkafka").
+# librdkafka is built from source by rdkafka-sys (see docs/deployment.md, "Why bundled librdkafka"), with
+# the system's OpenSSL for SASL_SSL and SCRAM.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates cmake make g++ perl pkg-config zlib1g-dev \
+    && apt-get install -y --no-install-recommends ca-certificates cmake make g++ perl pkg-config zlib1g-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
@@ -41,7 +42,7 @@ FROM ${RUNTIME_IMAGE}
 ARG TRUST_EXTRA_CA=no
 RUN --mount=type=secret,id=extra_ca \
     apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && if [ "$TRUST_EXTRA_CA" != no ]; then \
         printf '%s  /run/secrets/extra_ca\n' "$TRUST_EXTRA_CA" > /tmp/extra_ca.sha256 \

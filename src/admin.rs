@@ -8,7 +8,6 @@ pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
@@ -35,6 +34,8 @@ pub struct AdminState {
     pub crashers: crate::actors::fault::Crashers,
     pub metrics: PipelineMetrics,
     pub services: ServicesConfig,
+    /// The services' clients for `/ready`, built once.
+    pub probes: Arc<probes::Probes>,
     pub role: Role,
     pub http: reqwest::Client,
     /// The last minutes of the metrics, for the status page.
@@ -61,12 +62,7 @@ async fn health() -> HttpResponse {
 }
 
 async fn ready(state: web::Data<AdminState>) -> HttpResponse {
-    let timeout = Duration::from_secs(2);
-    let checks = state
-        .dependencies()
-        .into_iter()
-        .map(|s| probes::probe(&state.services, s, &state.http, timeout));
-    let results = futures::future::join_all(checks).await;
+    let results = state.probes.all(&state.dependencies()).await;
     let not_running = state.health.not_running();
     let down: Vec<&str> = results
         .iter()

@@ -57,6 +57,33 @@ pub struct KafkaConfig {
         default_value = "127.0.0.1:9092"
     )]
     pub brokers: String,
+    /// Extra librdkafka properties for every client, `key=value,…` (security.protocol, sasl.*, ssl.*,
+    /// tuning). A value may be `${env:NAME}` or `${file:/path}`. See docs/configuration.md.
+    #[arg(
+        id = "kafka-properties",
+        long = "kafka-properties",
+        env = "NRT_KAFKA_PROPERTIES",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub properties: Secret,
+    /// A file of librdkafka properties, `key=value` per line; NRT_KAFKA_PROPERTIES overrides it.
+    #[arg(
+        id = "kafka-properties-file",
+        long = "kafka-properties-file",
+        env = "NRT_KAFKA_PROPERTIES_FILE"
+    )]
+    pub properties_file: Option<std::path::PathBuf>,
+}
+
+impl KafkaConfig {
+    /// The operator's librdkafka properties, resolved and checked.
+    pub fn properties(&self) -> Result<crate::kafka::properties::KafkaProperties, String> {
+        crate::kafka::properties::KafkaProperties::resolve(
+            self.properties.expose(),
+            self.properties_file.as_deref(),
+        )
+    }
 }
 
 /// The Confluent-compatible schema registry (`nrt registry` natively, Confluent's in compose).
@@ -70,12 +97,51 @@ pub struct RegistryConfig {
         default_value = "http://127.0.0.1:8081"
     )]
     pub url: String,
+    /// `user:password` for HTTP basic auth (Confluent's `basic.auth.user.info`).
+    #[arg(
+        id = "registry-basic-auth",
+        long = "registry-basic-auth",
+        env = "NRT_SCHEMA_REGISTRY_BASIC_AUTH",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub basic_auth: Secret,
+    /// PEM bundle of the CA(s) that signed the registry's certificate, beside the system's.
+    #[arg(
+        id = "registry-ca-file",
+        long = "registry-ca-file",
+        env = "NRT_SCHEMA_REGISTRY_CA_FILE"
+    )]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl RegistryConfig {
+    /// An open registry at `url` (no credentials, the system's CAs).
+    pub fn at(url: impl Into<String>) -> Self {
+        RegistryConfig {
+            url: url.into(),
+            basic_auth: Secret::default(),
+            ca_file: None,
+        }
+    }
+
+    /// The basic-auth user and password, if configured.
+    pub fn credentials(&self) -> Result<Option<(String, Secret)>, String> {
+        if self.basic_auth.is_empty() {
+            return Ok(None);
+        }
+        match self.basic_auth.expose().split_once(':') {
+            Some((user, password)) if !user.is_empty() => Ok(Some((user.to_owned(), Secret::new(password)))),
+            _ => Err("NRT_SCHEMA_REGISTRY_BASIC_AUTH: expected user:password".into()),
+        }
+    }
 }
 
 /// S3-compatible object storage (MinIO).
 #[derive(Debug, Clone, Args)]
 pub struct S3Config {
-    /// Endpoint URL; path-style addressing is always used, as MinIO expects.
+    /// Endpoint URL (`https://s3.eu-west-1.amazonaws.com` for AWS). Requests are path-style
+    /// (`endpoint/bucket/key`): rusoto's only addressing, which MinIO, AWS and the others accept.
     #[arg(
         id = "s3-endpoint",
         long = "s3-endpoint",
@@ -117,6 +183,40 @@ pub struct S3Config {
         default_value = "raw-events"
     )]
     pub bucket: String,
+    /// PEM bundle of the CA(s) that signed the endpoint's certificate, beside the system's.
+    #[arg(id = "s3-ca-file", long = "s3-ca-file", env = "NRT_S3_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Where credentials come from: `static` (NRT_S3_ACCESS_KEY/SECRET_KEY), `profile` (the AWS
+    /// shared credentials file, profile NRT_S3_PROFILE), `web-identity` (AWS_ROLE_ARN +
+    /// AWS_WEB_IDENTITY_TOKEN_FILE, as on EKS), `auto`: static when the keys are set, else the others.
+    #[arg(
+        id = "s3-credentials",
+        long = "s3-credentials",
+        env = "NRT_S3_CREDENTIALS",
+        value_enum,
+        default_value_t = S3Credentials::Auto
+    )]
+    pub credentials: S3Credentials,
+    /// Profile of the AWS shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials).
+    #[arg(id = "s3-profile", long = "s3-profile", env = "NRT_S3_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Server-side encryption of every object written: `AES256` (SSE-S3) or `aws:kms` (with the
+    /// bucket's or the server's default key). Empty: none requested.
+    #[arg(
+        id = "s3-sse",
+        long = "s3-sse",
+        env = "NRT_S3_SSE",
+        default_value = ""
+    )]
+    pub sse: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum S3Credentials {
+    Auto,
+    Static,
+    Profile,
+    WebIdentity,
 }
 
 /// ClickHouse, over its HTTP interface.
@@ -166,6 +266,14 @@ pub struct ClickhouseConfig {
         default_value_t = ClickhouseCompression::None
     )]
     pub compression: ClickhouseCompression,
+    /// PEM bundle of the CA(s) that signed ClickHouse's certificate (an `https://` URL), beside the
+    /// system's.
+    #[arg(
+        id = "clickhouse-ca-file",
+        long = "clickhouse-ca-file",
+        env = "NRT_CLICKHOUSE_CA_FILE"
+    )]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -482,6 +590,15 @@ impl ServicesConfig {
             if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(format!("{name}: '{url}' is not an http(s) URL"));
             }
+            // A password in a URL ends up in logs and error messages; each service has its variable.
+            let authority = url.split("://").nth(1).unwrap_or_default().split('/').next().unwrap_or_default();
+            if authority.contains('@') {
+                return Err(format!("{name}: credentials do not belong in the URL; use the service's user/password variables"));
+            }
+        }
+        self.registry.credentials()?;
+        if !matches!(self.s3.sse.as_str(), "" | "AES256" | "aws:kms") {
+            return Err(format!("NRT_S3_SSE / --s3-sse: '{}' is not AES256 or aws:kms", self.s3.sse));
         }
         let db = &self.clickhouse.database;
         if !is_plain_name(db) {
@@ -492,6 +609,7 @@ impl ServicesConfig {
         if self.kafka.brokers.trim().is_empty() {
             return Err("NRT_KAFKA_BROKERS / --kafka-brokers: must not be empty".into());
         }
+        self.kafka.properties()?;
         Ok(())
     }
 
@@ -524,6 +642,10 @@ mod tests {
                 access_key: Secret::new("AKIA-visible"),
                 secret_key: Secret::new("hunter2"),
                 bucket: "b".into(),
+                ca_file: None,
+                credentials: S3Credentials::Auto,
+                profile: "default".into(),
+                sse: String::new(),
             }
         )
         .contains("hunter2"));

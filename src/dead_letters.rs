@@ -92,7 +92,7 @@ pub struct DeadLetterQueue {
 impl DeadLetterQueue {
     pub fn new(kafka: &KafkaConfig, topic: String) -> Result<Self, crate::kafka::KafkaSetupError> {
         let producer = crate::kafka::producer_config(kafka)
-            .create_with_context(crate::kafka::StatsContext::default())
+            .and_then(|c| c.create_with_context(crate::kafka::StatsContext::default()))
             .map_err(|source| crate::kafka::KafkaSetupError::Client {
                 brokers: kafka.brokers.clone(),
                 source,

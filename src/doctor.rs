@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::config::ServicesConfig;
-use crate::probes::{probe_all, Probe};
+use crate::probes::{Probe, Probes, Service};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -14,11 +14,17 @@ pub struct DoctorArgs {
     /// How long each probe may take, in milliseconds.
     #[arg(long, env = "NRT_DOCTOR_TIMEOUT_MS", default_value_t = 3000)]
     pub timeout_ms: u64,
+    /// The pipeline's topic: it must exist, or the Kafka user must be allowed to create it.
+    #[arg(long, env = "NRT_TOPIC", default_value = "events.v1")]
+    pub topic: String,
 }
 
-/// Prints the table; `Ok(true)` when every service answered.
+/// Prints the table, and under each failure its fix; `Ok(true)` when every service answered.
 pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
-    let probes = probe_all(&args.services, Duration::from_millis(args.timeout_ms)).await?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let probes = Probes::new(&args.services, Some(args.topic.clone()), timeout)
+        .all(&Service::ALL)
+        .await;
     print!("{}", render(&probes));
     Ok(probes.iter().all(|p| p.ok))
 }
@@ -29,7 +35,12 @@ pub fn render(probes: &[Probe]) -> String {
         "SERVICE", "STATE", "ENDPOINT", "DETAIL"
     );
     for p in probes {
-        let state = if p.ok { "up" } else { "DOWN" };
+        // DOWN: nothing answers (the pipeline waits for it); FAIL: it answers, but not to us.
+        let state = match &p.failure {
+            None => "up",
+            Some(f) if f.stage.is_misconfiguration() || f.stage == crate::probes::Stage::Service => "FAIL",
+            Some(_) => "DOWN",
+        };
         out.push_str(&format!(
             "{:<11} {:<5} {:<32} {} ({} ms)\n",
             p.service.name(),
@@ -38,6 +49,9 @@ pub fn render(probes: &[Probe]) -> String {
             p.detail,
             p.elapsed.as_millis()
         ));
+        if let Some(f) = &p.failure {
+            out.push_str(&format!("{:<11} fix: {}\n", "", f.fix));
+        }
     }
     out
 }
@@ -55,28 +69,31 @@ mod tests {
                 endpoint: "127.0.0.1:9092".into(),
                 ok: true,
                 detail: "1 broker(s), 0 topic(s)".into(),
+                failure: None,
                 elapsed: Duration::from_millis(12),
             },
             Probe {
                 service: Service::Minio,
                 endpoint: "http://127.0.0.1:9000".into(),
                 ok: false,
-                detail: "connection refused".into(),
+                detail: "connect: nothing answers".into(),
+                failure: Some(crate::probes::diagnose::classify(Service::Minio, "Connection refused")),
                 elapsed: Duration::from_millis(1),
             },
         ];
         let text = render(&probes);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         assert!(
             lines[1].starts_with("kafka       up    127.0.0.1:9092"),
             "{}",
             lines[1]
         );
         assert!(
-            lines[2].contains("DOWN") && lines[2].contains("connection refused"),
+            lines[2].contains("DOWN") && lines[2].contains("connect: nothing answers"),
             "{}",
             lines[2]
         );
+        assert_eq!(lines[3], "            fix: start the service or check NRT_S3_ENDPOINT");
     }
 }

@@ -36,4 +36,5 @@ runtime_modules!(
     retry,
     run,
     s3,
+    tls,
 );

@@ -102,7 +102,7 @@ fn main() -> ExitCode {
     }
     env_logger::Builder::from_env(
         // Our crates at info, every other crate at warn (the clickhouse crate logs each insert at info).
-        env_logger::Env::default().default_filter_or("warn,nrt=info,nrt_pipeline=info"),
+        env_logger::Env::default().default_filter_or("warn,nrt=info,nrt_pipeline=info,rustls=error"),
     )
     .init();
     let cli = match Cli::try_parse() {
@@ -233,6 +233,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Registry(args) => {
+            if let Some(registry::server::RegistryCommand::HashPassword) = args.command {
+                registry::server::hash_password_from_stdin()?;
+                return Ok(ExitCode::SUCCESS);
+            }
             actix_web::rt::System::new().block_on(registry::serve(&args))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -70,7 +70,7 @@ pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
     let table = &args.clickhouse_table;
     let (from, to) = args.range.check(table)?;
     let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
-    let store = crate::s3::ObjectStore::new(&services.s3);
+    let store = crate::s3::ObjectStore::new(&services.s3)?;
     let lake = crate::lake::count(&store, prefix, from, to).await?;
     // Hours as whole seconds / 3600 (no time zone involved); the range as DateTime seconds.
     let sql = format!(
@@ -80,7 +80,7 @@ pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
         from.0 * 3600,
         to.0 * 3600
     );
-    let rows = crate::clickhouse::client(&services.clickhouse)
+    let rows = crate::clickhouse::client(&services.clickhouse)?
         .query(&sql)
         .fetch_all::<ClickhouseHour>()
         .await

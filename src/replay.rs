@@ -59,13 +59,13 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading the checkpoint {}", checkpoint.display())),
     };
-    let store = ObjectStore::new(&services.s3);
+    let store = ObjectStore::new(&services.s3)?;
     let ch = &services.clickhouse;
     if !args.dry_run {
-        let server = crate::clickhouse::server_client(ch);
+        let server = crate::clickhouse::server_client(ch)?;
         crate::migrations::migrate(&server, &ch.database, &args.table).await?;
     }
-    let client = crate::clickhouse::client(ch);
+    let client = crate::clickhouse::client(ch)?;
 
     // An object sits under its first event's hour: a batch can straddle into the next hour, and one
     // whose events are out of order can hold some of the hour before its own (as reconcile reads).

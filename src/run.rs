@@ -12,6 +12,7 @@ use crate::admin::{self, AdminState};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::log_summary;
 use crate::metrics::PipelineMetrics;
+use crate::probes::{Probes, Service};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -36,12 +37,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     system.block_on(serve(args))
 }
 
+/// The services the role needs, probed once before anything starts: a refusal (credentials, TLS,
+/// rights) stops the start, so nothing is consumed, let alone committed, by a pipeline that cannot
+/// write. A service that is down or unreachable is not a refusal: the actors wait for it, as always.
+async fn preflight(args: &RunArgs) -> anyhow::Result<()> {
+    let mut needed = vec![Service::Kafka, Service::Registry];
+    if args.role.consumes() {
+        needed.extend([Service::Minio, Service::Clickhouse]);
+    }
+    let probes = Probes::new(&args.services, None, Duration::from_secs(5));
+    let refusals: Vec<String> = probes
+        .all(&needed)
+        .await
+        .into_iter()
+        .filter_map(|p| {
+            let f = p.failure.filter(|f| f.stage.is_misconfiguration())?;
+            Some(format!("{} at {}: {f} (fix: {})", p.service, p.endpoint, f.fix))
+        })
+        .collect();
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError(format!("refused by {}", refusals.join("; refused by "))).into())
+}
+
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     let listener = admin::listen(&args.pipeline.admin_addr)?;
     let shared = Shared {
         metrics: PipelineMetrics::new()?,
         health: Arc::new(Health::default()),
     };
+    preflight(&args).await?;
     let started = actors::supervisor::start(args.role, &args.services, &args.pipeline, &shared)
         .map_err(|e| anyhow::anyhow!("starting the pipeline: {e}"))?;
     let history = Arc::new(admin::history::History::default());
@@ -55,6 +81,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         crashers: started.crashers.clone(),
         metrics: shared.metrics.clone(),
         services: args.services.clone(),
+        probes: Arc::new(crate::probes::Probes::new(&args.services, None, Duration::from_secs(2))),
         role: args.role,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(3))

@@ -20,13 +20,13 @@ async fn create_insert_select() {
     let mut cfg = common::services();
     common::require(common::Service::Clickhouse, &cfg).await;
     cfg.clickhouse.database = "nrt_test".to_owned();
-    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse);
+    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
     server
         .query("CREATE DATABASE IF NOT EXISTS nrt_test")
         .execute()
         .await
         .unwrap_or_else(|e| panic!("create database: {e}"));
-    let client = nrt_pipeline::clickhouse::client(&cfg.clickhouse);
+    let client = nrt_pipeline::clickhouse::client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
     let table = common::unique("smoke_");
     client
         .query(&format!(

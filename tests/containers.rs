@@ -124,6 +124,7 @@ async fn owned(admin: &str) -> Option<f64> {
 
 async fn clickhouse(cfg: &nrt_pipeline::config::ServicesConfig, sql: &str) -> Option<u64> {
     nrt_pipeline::clickhouse::client(&cfg.clickhouse)
+        .unwrap_or_else(|e| panic!("{e}"))
         .query(sql)
         .fetch_one::<u64>()
         .await

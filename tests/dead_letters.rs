@@ -57,7 +57,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_nothing_else_does() {
 
     // Poison interleaved with the good stream, in ten waves.
     let producer: FutureProducer = nrt_pipeline::kafka::producer_config(&cfg.kafka)
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("{e}"));
     let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
     for wave in 0..10 {
@@ -108,7 +108,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_nothing_else_does() {
     // The dead-letter topic holds exactly the poison: count by watermarks, then read a few back.
     let watcher: BaseConsumer =
         nrt_pipeline::kafka::consumer_config(&cfg.kafka, &common::unique("nrt-test-dlq-read-"))
-            .create()
+            .and_then(|c| c.create())
             .unwrap_or_else(|e| panic!("{e}"));
     let mut in_dlq = 0;
     for p in 0..3 {
@@ -120,7 +120,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_nothing_else_does() {
     assert_eq!(in_dlq as u64, POISON, "records in {dlq_topic}");
     let reader: StreamConsumer =
         nrt_pipeline::kafka::consumer_config(&cfg.kafka, &common::unique("nrt-test-dlq-"))
-            .create()
+            .and_then(|c| c.create())
             .unwrap_or_else(|e| panic!("{e}"));
     reader.subscribe(&[&dlq_topic]).unwrap_or_else(|e| panic!("{e}"));
     for _ in 0..20 {

@@ -59,6 +59,7 @@ async fn clickhouse_extras(
     let mut ch = cfg.clickhouse.clone();
     ch.database = TEST_DATABASE.to_owned();
     let rows = nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
         .query(&format!(
             "SELECT toString(event_id) AS id, country, session_id FROM {table} FINAL"
         ))

@@ -56,6 +56,7 @@ async fn every_hostile_time_is_dead_lettered_or_lands_exactly() {
     let mut ch = cfg.clickhouse.clone();
     ch.database = common::TEST_DATABASE.to_owned();
     let rows: Vec<(String, i64, u32)> = nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
         .query(&format!(
             "SELECT toString(event_id), created_at_ms, toUnixTimestamp(created_at) FROM {} FINAL",
             names.table
@@ -104,7 +105,7 @@ async fn every_hostile_time_is_dead_lettered_or_lands_exactly() {
     let dlq_topic = format!("{}.dlq", names.topic);
     let reader: StreamConsumer =
         nrt_pipeline::kafka::consumer_config(&cfg.kafka, &common::unique("nrt-test-hostile-"))
-            .create()
+            .and_then(|c| c.create())
             .unwrap_or_else(|e| panic!("{e}"));
     reader.subscribe(&[&dlq_topic]).unwrap_or_else(|e| panic!("{e}"));
     let mut dead = HashSet::new();

@@ -33,7 +33,7 @@ async fn produce_then_consume_in_a_group_with_committed_offsets() {
         .unwrap_or_else(|e| panic!("re-creating {topic}: {e}"));
 
     let producer: FutureProducer = producer_config(&cfg.kafka)
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("producer: {e}"));
     let payloads: Vec<String> = (0..RECORDS).map(|i| format!("value-{i}")).collect();
     let sends = payloads.iter().enumerate().map(|(i, p)| {
@@ -59,7 +59,7 @@ async fn produce_then_consume_in_a_group_with_committed_offsets() {
     assert_eq!(expected_next.values().sum::<i64>(), RECORDS as i64);
 
     let consumer: StreamConsumer = consumer_config(&cfg.kafka, &group)
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("consumer: {e}"));
     consumer
         .subscribe(&[&topic])
@@ -86,7 +86,7 @@ async fn produce_then_consume_in_a_group_with_committed_offsets() {
 
     // A fresh member of the same group reads the committed offsets back from the broker.
     let checker: StreamConsumer = consumer_config(&cfg.kafka, &group)
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("checker: {e}"));
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {

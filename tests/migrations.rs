@@ -21,7 +21,7 @@ async fn migrations_apply_once_even_when_started_together() {
     let cfg = common::services();
     common::require(common::Service::Clickhouse, &cfg).await;
     let names = Names::new("migrations");
-    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse);
+    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
     let added = Migration {
         version: MIGRATIONS.len() as u32 + 1,
         name: "999_note.sql",
@@ -68,7 +68,7 @@ async fn migrations_apply_once_even_when_started_together() {
     // The pipeline's insert names its columns: the extra one is left to its default.
     let mut ch = cfg.clickhouse.clone();
     ch.database = TEST_DATABASE.to_owned();
-    let client = nrt_pipeline::clickhouse::client(&ch);
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
     let event = nrt_pipeline::mock_api::Generator::seeded(5, 1_767_225_600_000).next_event();
     let mut insert = client
         .insert::<EventRow>(&names.table)

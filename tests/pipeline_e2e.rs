@@ -84,7 +84,7 @@ async fn mock_api_to_minio_and_clickhouse() {
     // ClickHouse: FINAL count, distinct ids, the same id set.
     let mut ch = cfg.clickhouse.clone();
     ch.database = common::TEST_DATABASE.to_owned();
-    let client = nrt_pipeline::clickhouse::client(&ch);
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
     let ids: Vec<String> = client
         .query(&format!("SELECT toString(event_id) FROM {} FINAL", names.table))
         .fetch_all()

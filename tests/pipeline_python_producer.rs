@@ -30,7 +30,7 @@ async fn consumer_lands_events_of_an_evolved_writer_schema() {
     .await;
     let mut ch = cfg.clickhouse.clone();
     ch.database = common::TEST_DATABASE.to_owned();
-    let client = nrt_pipeline::clickhouse::client(&ch);
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
     let landed: Vec<String> = client
         .query(&format!("SELECT toString(event_id) FROM {} FINAL", names.table))
         .fetch_all()

@@ -214,6 +214,7 @@ async fn landed_once(cfg: &ServicesConfig, names: &Names, seed: u64) -> Landed {
     let mut ch = cfg.clickhouse.clone();
     ch.database = common::TEST_DATABASE.to_owned();
     let (rows, ch_ids) = nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
         .query(&format!(
             "SELECT count(), uniqExact(event_id) FROM {} FINAL",
             names.table

@@ -108,6 +108,7 @@ async fn reconcile_finds_exactly_the_hours_clickhouse_lacks() {
     let mut ch = cfg.clickhouse.clone();
     ch.database = TEST_DATABASE.to_owned();
     nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
         .query(&format!(
             "ALTER TABLE {} DELETE WHERE created_at >= toDateTime({})",
             names.table,

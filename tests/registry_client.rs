@@ -15,7 +15,7 @@ const SCHEMA: &str = r#"{"type":"record","name":"E","namespace":"t","fields":[{"
 #[tokio::test]
 async fn known_schemas_survive_a_registry_outage() {
     let reg = RegistryProcess::start();
-    let cfg = RegistryConfig { url: reg.url.clone() };
+    let cfg = RegistryConfig::at(reg.url.clone());
     let client = RegistryClient::new(&cfg, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
 
     let id = client
@@ -53,7 +53,7 @@ async fn known_schemas_survive_a_registry_outage() {
 #[tokio::test]
 async fn invalid_schema_is_a_permanent_error() {
     let reg = RegistryProcess::start();
-    let cfg = RegistryConfig { url: reg.url.clone() };
+    let cfg = RegistryConfig::at(reg.url.clone());
     let client = RegistryClient::new(&cfg, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
     let err = client
         .register("e-value", "{not avro")
@@ -61,11 +61,5 @@ async fn invalid_schema_is_a_permanent_error() {
         .expect_err("invalid schema");
     assert_eq!(err.error_code(), Some(42201));
     assert!(!err.is_transient());
-    assert!(RegistryClient::new(
-        &RegistryConfig {
-            url: "nonsense".into()
-        },
-        Duration::from_secs(1)
-    )
-    .is_err());
+    assert!(RegistryClient::new(&RegistryConfig::at("nonsense"), Duration::from_secs(1)).is_err());
 }

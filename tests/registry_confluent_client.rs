@@ -102,7 +102,7 @@ async fn confluent_python_client_and_serializer_interoperate() {
     let bytes = unhex(seen["serialized_hex"].as_str().unwrap_or_default());
     let (id, avro) = wire::split(&bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(id, 1);
-    let cfg = RegistryConfig { url: reg.url.clone() };
+    let cfg = RegistryConfig::at(reg.url.clone());
     let client = RegistryClient::new(&cfg, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
     let writer = client.schema_by_id(id).await.unwrap_or_else(|e| panic!("{e}"));
     let decoded = wire::decode(id, avro, &writer, None).unwrap_or_else(|e| panic!("{e}"));

@@ -95,7 +95,7 @@ struct Checksum {
 async fn checksum(cfg: &nrt_pipeline::config::ServicesConfig, table: &str) -> Checksum {
     let mut ch = cfg.clickhouse.clone();
     ch.database = TEST_DATABASE.to_owned();
-    nrt_pipeline::clickhouse::client(&ch)
+    nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"))
         .query(&format!(
             "SELECT count() AS rows, sum(cityHash64(toString(event_id), type, user_id, toString(amount), currency, \
              created_at, created_at_ms, ingested_at, kafka_partition, kafka_offset, ifNull(country, '-'), \
@@ -110,6 +110,7 @@ async fn execute(cfg: &nrt_pipeline::config::ServicesConfig, sql: &str) {
     let mut ch = cfg.clickhouse.clone();
     ch.database = TEST_DATABASE.to_owned();
     nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
         .query(sql)
         .execute()
         .await

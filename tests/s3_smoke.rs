@@ -13,7 +13,7 @@ async fn create_bucket_put_get_list_round_trip() {
     let mut cfg = common::services();
     common::require(common::Service::Minio, &cfg).await;
     cfg.s3.bucket = common::unique("nrt-test-");
-    let store = ObjectStore::new(&cfg.s3);
+    let store = ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     store.ensure_bucket().await.unwrap_or_else(|e| panic!("{e}"));
     // Idempotent: the writer calls it at every start.
     store.ensure_bucket().await.unwrap_or_else(|e| panic!("{e}"));
@@ -30,24 +30,7 @@ async fn create_bucket_put_get_list_round_trip() {
         (format!("{prefix}empty.jsonl"), Vec::new()),
         ("dt=2026-11-27/hour=10/other.jsonl".to_owned(), b"x".to_vec()),
     ];
-    for (key, body) in &objects {
-        store
-            .put(key, body.clone(), "application/x-ndjson")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    for (key, body) in &objects {
-        let got = store
-            .get(key, Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(&got, body, "{key} did not round-trip");
-    }
-    let mut listed = store.list(prefix).await.unwrap_or_else(|e| panic!("{e}"));
-    listed.sort();
-    let mut expected: Vec<String> = objects[..3].iter().map(|(k, _)| k.clone()).collect();
-    expected.sort();
-    assert_eq!(listed, expected);
+    common::s3_round_trip(&store, &objects, prefix).await;
     assert_eq!(store.list("dt=").await.map(|l| l.len()).ok(), Some(4));
 
     // Overwriting a key replaces the object: what makes a replayed batch land once.
@@ -68,7 +51,7 @@ async fn refusals_are_permanent_errors() {
     let mut cfg = common::services();
     common::require(common::Service::Minio, &cfg).await;
     cfg.s3.bucket = common::unique("nrt-test-");
-    let store = ObjectStore::new(&cfg.s3);
+    let store = ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     store.ensure_bucket().await.unwrap_or_else(|e| panic!("{e}"));
 
     let missing = store.get("no/such/key", Duration::from_secs(10)).await;
@@ -77,7 +60,7 @@ async fn refusals_are_permanent_errors() {
 
     let mut bad = cfg.s3.clone();
     bad.secret_key = Secret::new("definitely-not-the-password");
-    let store = ObjectStore::new(&bad);
+    let store = ObjectStore::new(&bad).unwrap_or_else(|e| panic!("{e}"));
     let err = store
         .put("k", b"v".to_vec(), "text/plain")
         .await

@@ -29,7 +29,7 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
     let names = Names::new("refused");
     let dlq_topic = format!("{}.dlq", names.topic);
     // The pipeline's own DDL, plus a guard column ClickHouse evaluates on every insert.
-    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse);
+    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
     let ddl = nrt_pipeline::migrations::ddl(TEST_DATABASE, &names.table);
     let guarded = ddl[1].replacen(
         "kafka_offset    Int64",
@@ -82,7 +82,7 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
 
     let reader: StreamConsumer =
         nrt_pipeline::kafka::consumer_config(&cfg.kafka, &common::unique("nrt-test-refused-"))
-            .create()
+            .and_then(|c| c.create())
             .unwrap_or_else(|e| panic!("{e}"));
     reader.subscribe(&[&dlq_topic]).unwrap_or_else(|e| panic!("{e}"));
     let mut seen = HashSet::new();

@@ -40,7 +40,7 @@ struct Writer<'a> {
 
 async fn produce(cfg: &ServicesConfig, topic: &str, w: Writer<'_>, seed: u64, skip: usize, n: usize) {
     let producer: FutureProducer = nrt_pipeline::kafka::producer_config(&cfg.kafka)
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("{e}"));
     let mut gen = Generator::seeded(seed, EPOCH_MS);
     let events: Vec<_> = (0..skip + n).map(|_| gen.next_event()).skip(skip).collect();

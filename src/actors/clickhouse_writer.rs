@@ -23,15 +23,19 @@ pub struct ClickhouseWriter {
 }
 
 impl ClickhouseWriter {
-    pub fn new(cfg: &crate::config::ClickhouseConfig, table: String, shared: Shared) -> Self {
-        ClickhouseWriter {
-            client: crate::clickhouse::client(cfg),
-            server: crate::clickhouse::server_client(cfg),
+    pub fn new(
+        cfg: &crate::config::ClickhouseConfig,
+        table: String,
+        shared: Shared,
+    ) -> Result<Self, crate::tls::TlsError> {
+        Ok(ClickhouseWriter {
+            client: crate::clickhouse::client(cfg)?,
+            server: crate::clickhouse::server_client(cfg)?,
             database: cfg.database.clone(),
             table,
             table_ready: false,
             shared,
-        }
+        })
     }
 }
 

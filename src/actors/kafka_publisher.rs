@@ -178,7 +178,7 @@ fn producer(settings: &TopicSettings, shared: &Shared) -> KafkaResult<ThreadedPr
         queue: Some(shared.metrics.producer_queue.clone()),
         quiet: Default::default(),
     };
-    crate::kafka::producer_config(&settings.kafka)
+    crate::kafka::producer_config(&settings.kafka)?
         .set("transactional.id", &settings.transactional_id)
         .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
         .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS)

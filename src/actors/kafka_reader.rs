@@ -154,7 +154,13 @@ impl KafkaReader {
 
     fn connect(&self) -> Result<Arc<ReaderConsumer>, ReaderError> {
         let s = &self.settings;
-        let mut cfg = crate::kafka::consumer_config(&s.kafka, &s.group_id);
+        let mut cfg = crate::kafka::consumer_config(&s.kafka, &s.group_id).map_err(|source| {
+            ReaderError::Kafka {
+                brokers: s.kafka.brokers.clone(),
+                what: "configure consumer",
+                source,
+            }
+        })?;
         let prefetch = prefetch(s.max_inflight_bytes);
         // Commits are explicit and synchronous, per batch, after both sinks acknowledged it.
         cfg.set("enable.auto.commit", "false")

@@ -233,7 +233,7 @@ pub fn start(
         ));
         let minio = {
             let (store, prefix, sh) = (
-                ObjectStore::new(&services.s3),
+                ObjectStore::new(&services.s3).map_err(|e| e.to_string())?,
                 pipeline.s3_prefix.clone(),
                 shared.clone(),
             );
@@ -246,7 +246,8 @@ pub fn start(
                 &services.clickhouse,
                 pipeline.clickhouse_table.clone(),
                 shared.clone(),
-            );
+            )
+            .map_err(|e| e.to_string())?;
             Supervise::start(clickhouse_writer::NAME, w, shared)
         };
         started.crashable(clickhouse_writer::NAME, &clickhouse);

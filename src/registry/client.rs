@@ -30,6 +30,8 @@ pub enum ClientError {
     },
     #[error("schema registry URL '{0}' is not an http(s) base URL")]
     BadUrl(String),
+    #[error("schema registry: {0}")]
+    Setup(String),
     #[error("schema registry at {url}: schema {id} does not parse: {message}")]
     BadSchema { url: String, id: u32, message: String },
 }
@@ -40,7 +42,7 @@ impl ClientError {
         match self {
             ClientError::Http { .. } => true,
             ClientError::Api { status, .. } => *status >= 500 || *status == 429,
-            ClientError::BadSchema { .. } | ClientError::BadUrl(_) => false,
+            ClientError::BadSchema { .. } | ClientError::BadUrl(_) | ClientError::Setup(_) => false,
         }
     }
 
@@ -79,8 +81,22 @@ struct ErrorBody {
 
 impl RegistryClient {
     pub fn new(cfg: &RegistryConfig, timeout: Duration) -> Result<Self, ClientError> {
+        let tls = crate::tls::client_config("NRT_SCHEMA_REGISTRY_CA_FILE", cfg.ca_file.as_deref())
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some((user, password)) = cfg.credentials().map_err(ClientError::Setup)? {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {token}"))
+                .map_err(|_| ClientError::Setup("NRT_SCHEMA_REGISTRY_BASIC_AUTH: not a valid header value".into()))?;
+            // Kept out of reqwest's Debug output.
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .use_preconfigured_tls(tls)
+            .default_headers(headers)
             .build()
             .map_err(|source| ClientError::Http {
                 url: cfg.url.clone(),
@@ -149,6 +165,11 @@ impl RegistryClient {
             error_code,
             message,
         })
+    }
+
+    /// Every subject's name (the cheapest request that proves the registry answers and lets us in).
+    pub async fn subjects(&self) -> Result<Vec<String>, ClientError> {
+        self.call(self.http.get(self.url(&["subjects"]))).await
     }
 
     /// Registers `schema` under `subject` (or finds it registered already) and returns its global id.

@@ -1,6 +1,7 @@
 //! A Confluent-compatible Schema Registry (Avro): the server behind `nrt registry`, its durable store,
 //! and the client the pipeline uses (with a cache).
 
+pub mod auth;
 pub mod client;
 mod compat;
 mod error;

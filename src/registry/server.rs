@@ -29,6 +29,52 @@ pub struct RegistryArgs {
     /// Directory holding the registry's durable state.
     #[arg(long, env = "NRT_REGISTRY_DATA_DIR", default_value = "registry-data")]
     pub data_dir: PathBuf,
+    /// Users allowed in (`name:read|write:argon2-hash` per line; see `nrt registry hash-password`).
+    /// Without it, anyone who can reach the port may read and write.
+    #[arg(long, env = "NRT_REGISTRY_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+    /// PEM certificate chain to serve HTTPS with (and NRT_REGISTRY_TLS_KEY).
+    #[arg(long, env = "NRT_REGISTRY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of NRT_REGISTRY_TLS_CERT.
+    #[arg(long, env = "NRT_REGISTRY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<RegistryCommand>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RegistryCommand {
+    /// Reads a password on stdin, prints its hash for the users file.
+    HashPassword,
+}
+
+/// `nrt registry hash-password`: one line in, one PHC string out.
+pub fn hash_password_from_stdin() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "registry hash-password: no password on stdin");
+    println!("{}", super::auth::hash_password(password).map_err(anyhow::Error::msg)?);
+    Ok(())
+}
+
+/// The server's rustls config from a PEM chain and key.
+fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("NRT_REGISTRY_TLS_CERT {}: {e}", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "NRT_REGISTRY_TLS_CERT {}: no certificate in it", cert.display());
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("NRT_REGISTRY_TLS_KEY {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| anyhow::anyhow!("registry TLS: certificate and key do not make a server identity: {e}"))
 }
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -36,27 +82,45 @@ type StoreData = web::Data<Store>;
 
 /// Runs the registry until the process is told to stop.
 pub async fn serve(args: &RegistryArgs) -> anyhow::Result<()> {
+    let users = match &args.users_file {
+        Some(path) => Some(web::Data::new(super::auth::Users::load(path).map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server_tls(cert, key)?),
+        _ => None,
+    };
     let store: StoreData = web::Data::from(Arc::new(Store::open(&args.data_dir)?));
     let metrics = web::Data::new(RegistryMetrics::new()?);
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(store.clone())
+        let mut app = App::new();
+        if let Some(users) = &users {
+            app = app.app_data(users.clone());
+        }
+        app.app_data(store.clone())
             .app_data(metrics.clone())
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|e, _| RegistryError::BadRequest(e.to_string()).into()),
             )
+            // Inside the counter: refused requests are counted too, by status.
+            .wrap(from_fn(super::auth::require))
             .wrap(from_fn(count_requests))
             .configure(routes)
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(RegistryError::RouteNotFound)
             }))
     })
-    .bind(&args.listen)
+    ;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(&args.listen, tls),
+        None => server.bind(&args.listen),
+    }
     .map_err(|e| anyhow::anyhow!("registry: cannot listen on {}: {e}", args.listen))?;
     for addr in server.addrs() {
         // Machine-readable: tests start the registry on port 0 and read the port from this line.
-        println!("nrt registry listening on http://{addr}");
+        println!("nrt registry listening on {scheme}://{addr}");
     }
     log::info!("registry: data in {}", args.data_dir.display());
     server.run().await?;

@@ -26,12 +26,9 @@ pub fn services() -> ServicesConfig {
 /// Panics with the service name, the endpoint, what went wrong and how to start it, unless the service
 /// answers. Integration tests never skip: a missing service is a failure.
 pub async fn require(service: Service, cfg: &ServicesConfig) {
-    let timeout = Duration::from_secs(5);
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"));
-    let probe = probes::probe(cfg, service, &http, timeout).await;
+    let probe = probes::Probes::new(cfg, None, Duration::from_secs(5))
+        .probe(service)
+        .await;
     assert!(
         probe.ok,
         "{service} is not reachable at {} ({}): {START_HINT}",
@@ -211,7 +208,7 @@ impl NrtProcess {
         let mut line = String::new();
         let read = reader.read_line(&mut line);
         let url = match (read, line.trim().rsplit_once(' ')) {
-            (Ok(n), Some((_, url))) if n > 0 && url.starts_with("http://") => url.to_owned(),
+            (Ok(n), Some((_, url))) if n > 0 && url.starts_with("http") => url.to_owned(),
             _ => {
                 let _ = child.kill();
                 panic!(
@@ -409,7 +406,7 @@ impl Names {
 pub async fn clickhouse_count(cfg: &ServicesConfig, table: &str, final_: bool) -> Option<u64> {
     let mut ch = cfg.clickhouse.clone();
     ch.database = TEST_DATABASE.to_owned();
-    let client = nrt_pipeline::clickhouse::client(&ch);
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
     let fin = if final_ { " FINAL" } else { "" };
     client
         .query(&format!("SELECT count() FROM {table}{fin}"))
@@ -420,7 +417,7 @@ pub async fn clickhouse_count(cfg: &ServicesConfig, table: &str, final_: bool) -
 
 /// Every JSONL line under `prefix` in the configured bucket, with the key of its object.
 pub async fn minio_lines(cfg: &ServicesConfig, prefix: &str) -> Vec<(String, String)> {
-    let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3);
+    let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     let keys = store.list(prefix).await.unwrap_or_default();
     let mut lines = Vec::new();
     for key in keys {
@@ -490,7 +487,7 @@ fn committed_and_high(cfg: &ServicesConfig, names: &Names) -> Vec<(i32, i64, i64
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Offset;
     let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &names.group)
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
     let timeout = Duration::from_secs(10);
     let committed = consumer
@@ -536,7 +533,7 @@ pub fn uncommitted_records(cfg: &ServicesConfig, names: &Names) -> u64 {
 pub fn topic_records(cfg: &ServicesConfig, topic: &str) -> u64 {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
     let ranges: Vec<(i32, i64, i64)> = partitions_of(&consumer, topic)
         .elements()
@@ -562,7 +559,7 @@ fn count_records(cfg: &ServicesConfig, topic: &str, ranges: &[(i32, i64, i64)]) 
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let reader: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
-        .create()
+        .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
     reader.assign(&tpl).unwrap_or_else(|e| panic!("assign: {e}"));
     let done = |reader: &BaseConsumer| {
@@ -666,4 +663,37 @@ pub fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+pub mod secure;
+
+/// Puts `objects`, reads each back byte for byte, and checks that listing `prefix` finds exactly the
+/// keys under it.
+pub async fn s3_round_trip(
+    store: &nrt_pipeline::s3::ObjectStore,
+    objects: &[(String, Vec<u8>)],
+    prefix: &str,
+) {
+    for (key, body) in objects {
+        store
+            .put(key, body.clone(), "application/x-ndjson")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for (key, body) in objects {
+        let got = store
+            .get(key, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&got, body, "{key} did not round-trip");
+    }
+    let mut listed = store.list(prefix).await.unwrap_or_else(|e| panic!("{e}"));
+    listed.sort();
+    let mut expected: Vec<String> = objects
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
 }

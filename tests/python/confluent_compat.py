@@ -3,12 +3,16 @@
     confluent_compat.py produce URL SUBJECT   -> JSON: what the registry client saw, and the bytes the
                                                  AvroSerializer produced for EVENT (hex)
     confluent_compat.py consume URL HEX       -> JSON: what the AvroDeserializer made of HEX
+    confluent_compat.py refused URL SUBJECT   -> JSON: the outcome of a read and of a register
+
+A secured registry: NRT_PY_REGISTRY_BASIC_AUTH (user:password) and NRT_PY_REGISTRY_CA (a PEM file).
 
 Called by tests/registry_confluent_client.rs, which checks both directions against our own codec.
 """
 import datetime
 import decimal
 import json
+import os
 import sys
 import uuid
 
@@ -61,8 +65,18 @@ def plain(value):
     return out
 
 
+def registry(url):
+    """Confluent's client settings; a secured registry's come from the environment."""
+    conf = {"url": url}
+    if os.environ.get("NRT_PY_REGISTRY_BASIC_AUTH"):
+        conf["basic.auth.user.info"] = os.environ["NRT_PY_REGISTRY_BASIC_AUTH"]
+    if os.environ.get("NRT_PY_REGISTRY_CA"):
+        conf["ssl.ca.location"] = os.environ["NRT_PY_REGISTRY_CA"]
+    return SchemaRegistryClient(conf)
+
+
 def produce(url, subject):
-    client = SchemaRegistryClient({"url": url})
+    client = registry(url)
     out = {}
     out["id"] = client.register_schema(subject, Schema(SCHEMA, "AVRO"))
     out["id_again"] = client.register_schema(subject, Schema(json.dumps(json.loads(SCHEMA), indent=2), "AVRO"))
@@ -94,18 +108,32 @@ def produce(url, subject):
     return out
 
 
+def refused(url, subject):
+    """What the registry answers to a read and to a register, as Confluent's client reports it."""
+    client = registry(url)
+    out = {}
+    for name, call in (("read", lambda: client.get_subjects()),
+                       ("write", lambda: client.register_schema(subject, Schema(SCHEMA, "AVRO")))):
+        try:
+            out[name] = {"ok": call()}
+        except SchemaRegistryError as e:
+            out[name] = {"http_status": e.http_status_code, "error_code": e.error_code}
+    return out
+
+
 def consume(url, hex_bytes):
-    client = SchemaRegistryClient({"url": url})
+    client = registry(url)
     deserializer = AvroDeserializer(client)
     ctx = SerializationContext("events.v1", MessageField.VALUE)
     return {"deserialized": plain(deserializer(bytes.fromhex(hex_bytes), ctx))}
 
 
 def main(argv):
-    if len(argv) != 4 or argv[1] not in ("produce", "consume"):
+    modes = {"produce": produce, "consume": consume, "refused": refused}
+    if len(argv) != 4 or argv[1] not in modes:
         print(__doc__, file=sys.stderr)
         return 2
-    result = produce(argv[2], argv[3]) if argv[1] == "produce" else consume(argv[2], argv[3])
+    result = modes[argv[1]](argv[2], argv[3])
     print(json.dumps(result))
     return 0
 

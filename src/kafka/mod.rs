@@ -1,6 +1,8 @@
 //! rdkafka client settings in one place, so every producer and consumer of the project is configured
 //! the same way, plus topic creation.
 
+pub mod properties;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
@@ -31,39 +33,48 @@ pub enum KafkaSetupError {
     },
 }
 
-/// Settings shared by every client: where the brokers are and how fast to notice they are gone.
-pub fn base_config(kafka: &KafkaConfig) -> ClientConfig {
+/// Settings shared by every client: where the brokers are, how fast to notice they are gone, and the
+/// operator's properties (security, tuning). The properties come after our defaults, so they may change
+/// those, and before each client's own settings, which `properties` refuses to override.
+pub fn base_config(kafka: &KafkaConfig) -> KafkaResult<ClientConfig> {
+    let props = kafka.properties().map_err(KafkaError::ClientCreation)?;
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &kafka.brokers)
         .set("socket.keepalive.enable", "true")
         .set("reconnect.backoff.max.ms", "5000");
-    cfg
+    for (k, v) in props.iter() {
+        cfg.set(k, v);
+    }
+    Ok(cfg)
 }
 
 /// An idempotent producer: `acks=all` and `enable.idempotence` mean a retried send can neither be lost
 /// nor written twice by the broker.
-pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut cfg = base_config(kafka);
-    cfg.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5");
-    cfg
+pub fn producer_config(kafka: &KafkaConfig) -> KafkaResult<ClientConfig> {
+    let mut cfg = base_config(kafka)?;
+    cfg.set("enable.idempotence", "true").set("acks", "all");
+    // Defaults the operator may change (compression.type=zstd across a slow link, say).
+    for (k, v) in [("compression.type", "lz4"), ("linger.ms", "5")] {
+        if cfg.get(k).is_none() {
+            cfg.set(k, v);
+        }
+    }
+    Ok(cfg)
 }
 
 /// An at-least-once consumer, the rust-rdkafka way: offsets are stored by the application only once a
 /// record is durable in every sink, and the background auto-commit only commits what was stored.
 /// `read_committed`: records of a transaction the publisher aborted (a batch interrupted half-way and
 /// published again) are never seen.
-pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> ClientConfig {
-    let mut cfg = base_config(kafka);
+pub fn consumer_config(kafka: &KafkaConfig, group: &str) -> KafkaResult<ClientConfig> {
+    let mut cfg = base_config(kafka)?;
     cfg.set("group.id", group)
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
-    cfg
+    Ok(cfg)
 }
 
 /// How often librdkafka reports statistics (consumer lag, producer queue) to `StatsContext`.
@@ -189,7 +200,9 @@ pub async fn ensure_topic(
         brokers: kafka.brokers.clone(),
         source,
     };
-    let admin: AdminClient<DefaultClientContext> = base_config(kafka).create().map_err(client_err)?;
+    let admin: AdminClient<DefaultClientContext> = base_config(kafka)
+        .and_then(|c| c.create())
+        .map_err(client_err)?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
     let opts = AdminOptions::new()
         .operation_timeout(Some(timeout))

@@ -1,10 +1,11 @@
 //! The one module that talks to S3. rusoto is archived upstream; keeping it behind `ObjectStore` means
 //! swapping the client touches this file only, never the actors.
 
+mod credentials;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use rusoto_core::credential::StaticProvider;
 use rusoto_core::signature::SignedRequest;
 use rusoto_core::{HttpClient, Region, RusotoError};
 use rusoto_s3::{
@@ -14,9 +15,12 @@ use rusoto_s3::{
 use tokio::io::AsyncReadExt;
 
 use crate::config::S3Config;
+pub use credentials::Credentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
+    #[error("s3 at {endpoint}: {message}")]
+    Setup { endpoint: String, message: String },
     #[error("s3 at {endpoint}: {op} {bucket}/{key}: {message}")]
     Request {
         endpoint: String,
@@ -44,6 +48,14 @@ pub enum PutOutcome {
     Exists(HashMap<String, String>),
 }
 
+/// The `<Code>` of an S3 error body (`AccessDenied`, `SignatureDoesNotMatch`…).
+fn error_code(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(&text[start..start + len]).filter(|c| c.len() < 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric()))
+}
+
 /// One bucket on one S3 endpoint.
 #[derive(Clone)]
 pub struct ObjectStore {
@@ -53,14 +65,22 @@ pub struct ObjectStore {
     region: Region,
     endpoint: String,
     bucket: String,
+    /// `x-amz-server-side-encryption` of every write, when asked for.
+    sse: Option<String>,
 }
 
 impl ObjectStore {
-    pub fn new(cfg: &S3Config) -> Self {
+    pub fn new(cfg: &S3Config) -> Result<Self, S3Error> {
+        let setup = |message: String| S3Error::Setup {
+            endpoint: cfg.endpoint.clone(),
+            message,
+        };
+        let tls = crate::tls::client_config_020("NRT_S3_CA_FILE", cfg.ca_file.as_deref())
+            .map_err(|e| setup(e.to_string()))?;
         // rusoto's own rustls client refuses plain http; a local MinIO speaks nothing else.
         let http = || {
             let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
+                .with_tls_config(tls.clone())
                 .https_or_http()
                 .enable_http1()
                 .build();
@@ -70,26 +90,45 @@ impl ObjectStore {
             builder.http1_writev(true);
             HttpClient::from_builder(builder, connector)
         };
-        let creds = StaticProvider::new_minimal(
-            cfg.access_key.expose().to_owned(),
-            cfg.secret_key.expose().to_owned(),
-        );
+        // Two clients, one provider each: a refreshing provider refreshes per client.
+        let creds = || Credentials::from_config(cfg).map_err(setup);
         // A custom region makes rusoto use path-style URLs (endpoint/bucket/key), which MinIO needs.
         let region = Region::Custom {
             name: cfg.region.clone(),
             endpoint: cfg.endpoint.trim_end_matches('/').to_owned(),
         };
-        ObjectStore {
-            client: S3Client::new_with(http(), creds.clone(), region.clone()),
-            raw: rusoto_core::Client::new_with(creds, http()),
+        Ok(ObjectStore {
+            client: S3Client::new_with(http(), creds()?, region.clone()),
+            raw: rusoto_core::Client::new_with(creds()?, http()),
             region,
             endpoint: cfg.endpoint.clone(),
             bucket: cfg.bucket.clone(),
-        }
+            sse: Some(cfg.sse.clone()).filter(|s| !s.is_empty()),
+        })
     }
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Lists one key of the bucket: proves the endpoint, its TLS, the credentials and the right to read.
+    /// A missing bucket is fine (the pipeline creates it at start).
+    pub async fn probe(&self) -> Result<String, S3Error> {
+        let req = ListObjectsV2Request {
+            bucket: self.bucket.clone(),
+            max_keys: Some(1),
+            ..Default::default()
+        };
+        match self.client.list_objects_v2(req).await {
+            Ok(_) => Ok(format!("bucket {} readable", self.bucket)),
+            Err(RusotoError::Service(rusoto_s3::ListObjectsV2Error::NoSuchBucket(_))) => {
+                Ok(format!("bucket {} absent (created at start)", self.bucket))
+            }
+            Err(RusotoError::Unknown(resp)) if error_code(&resp.body) == Some("NoSuchBucket") => {
+                Ok(format!("bucket {} absent (created at start)", self.bucket))
+            }
+            Err(e) => Err(self.err("list", "", e)),
+        }
     }
 
     fn err<E: std::error::Error + 'static>(&self, op: &'static str, key: &str, e: RusotoError<E>) -> S3Error {
@@ -99,8 +138,11 @@ impl ObjectStore {
             _ => false,
         };
         let message = match &e {
-            // The raw body of an S3 error is XML; its status and first line say enough and carry no secrets.
-            RusotoError::Unknown(resp) => format!("HTTP {}", resp.status),
+            // The raw body of an S3 error is XML; its status and error code say enough and carry no secrets.
+            RusotoError::Unknown(resp) => match error_code(&resp.body) {
+                Some(code) => format!("HTTP {} {code}", resp.status),
+                None => format!("HTTP {}", resp.status),
+            },
             other => other.to_string(),
         };
         S3Error::Request {
@@ -140,6 +182,7 @@ impl ObjectStore {
             content_length: Some(body.len() as i64),
             content_type: Some(content_type.to_owned()),
             body: Some(body.into()),
+            server_side_encryption: self.sse.clone(),
             ..Default::default()
         };
         self.client
@@ -162,6 +205,9 @@ impl ObjectStore {
         let mut req = SignedRequest::new("PUT", "s3", &self.region, &format!("/{}/{key}", self.bucket));
         req.add_header("Content-Type", content_type);
         req.add_header("If-None-Match", "*");
+        if let Some(sse) = &self.sse {
+            req.add_header("x-amz-server-side-encryption", sse);
+        }
         for (name, value) in meta {
             req.add_header(format!("x-amz-meta-{name}"), value);
         }
@@ -194,19 +240,26 @@ impl ObjectStore {
         }
     }
 
+    /// The server-side encryption `key` was stored with (`AES256`, `aws:kms`), if any.
+    pub async fn encryption(&self, key: &str) -> Result<Option<String>, S3Error> {
+        Ok(self.head(key).await?.server_side_encryption)
+    }
+
     /// The user metadata of `key` (names without `x-amz-meta-`).
     pub async fn metadata(&self, key: &str) -> Result<HashMap<String, String>, S3Error> {
+        Ok(self.head(key).await?.metadata.unwrap_or_default())
+    }
+
+    async fn head(&self, key: &str) -> Result<rusoto_s3::HeadObjectOutput, S3Error> {
         let req = HeadObjectRequest {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             ..Default::default()
         };
-        let out = self
-            .client
+        self.client
             .head_object(req)
             .await
-            .map_err(|e: RusotoError<HeadObjectError>| self.err("head", key, e))?;
-        Ok(out.metadata.unwrap_or_default())
+            .map_err(|e: RusotoError<HeadObjectError>| self.err("head", key, e))
     }
 
     pub async fn get(&self, key: &str, timeout: Duration) -> Result<Vec<u8>, S3Error> {
