@@ -131,6 +131,8 @@ pub struct PipelineMetrics {
     /// Batches whose MinIO object existed already (written before a crash or by a former owner) and
     /// whose boundaries were reused instead of writing again.
     pub lake_reused: IntCounter,
+    /// Records librdkafka handed over a second time within one ownership epoch, dropped by the reader.
+    pub records_redelivered: IntCounter,
     /// Producer transactions (one per published batch), by outcome: committed, aborted, or `replayed`
     /// (a batch sent again after its transaction committed: answered without producing it twice).
     pub transactions: IntCounterVec,
@@ -332,6 +334,10 @@ impl PipelineMetrics {
             lake_reused: counter(
                 "nrt_lake_objects_reused_total",
                 "Batches whose MinIO object already existed; its offset range was reused, nothing overwritten",
+            )?,
+            records_redelivered: counter(
+                "nrt_records_redelivered_total",
+                "Records the Kafka client handed over twice within one assignment, dropped before batching",
             )?,
             transactions: counter_vec(
                 "nrt_producer_transactions_total",

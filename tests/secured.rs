@@ -129,6 +129,8 @@ struct Case {
     name: &'static str,
     cfg: ServicesConfig,
     cause: &'static str,
+    /// What the TLS failure must say of the server's certificate.
+    certificate: Option<&'static str>,
     secrets: Vec<String>,
 }
 
@@ -180,18 +182,21 @@ fn cases(
             name: "wrong password",
             cfg: wrong_passwords,
             cause: "authentication: the credentials were refused",
+            certificate: None,
             secrets: secrets.clone(),
         },
         Case {
             name: "unknown CA",
             cfg: unknown_ca,
             cause: "TLS: the server's certificate is signed by a CA this client does not trust",
+            certificate: Some("issued by O=nrt-pipeline tests, CN=nrt test CA"),
             secrets: secrets.clone(),
         },
         Case {
             name: "expired certificate",
             cfg: expired_cert,
             cause: "TLS: the server's certificate has expired",
+            certificate: Some("(certificate O=nrt-pipeline tests, CN=localhost, issued by O=nrt-pipeline tests, CN=nrt test CA, not after Jan  1 00:00:00 2021 GMT)"),
             secrets,
         },
     ]
@@ -239,6 +244,13 @@ async fn refusals_are_named_by_doctor_and_stop_run_before_consuming() {
                 "{}: {service}: {line}",
                 case.name
             );
+            if let Some(cert) = case.certificate {
+                assert!(
+                    line.contains(cert),
+                    "{}: {service} must name the certificate: {line}",
+                    case.name
+                );
+            }
         }
         assert_eq!(
             said.matches("fix: ").count(),

@@ -16,6 +16,7 @@
 mod decode;
 pub(crate) mod read_loop;
 mod rebalance;
+mod redelivery;
 mod unknown_ids;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 
 pub mod diagnose;
 mod kafka;
+mod peer;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -119,6 +120,10 @@ impl Probes {
             Ok(outcome) => outcome,
             Err(_) => Err(diagnose::classify(service, "timed out")),
         };
+        let outcome = match outcome {
+            Err(f) if f.stage == Stage::Tls => Err(self.with_certificate(service, f).await),
+            other => other,
+        };
         let (ok, detail, failure) = match outcome {
             Ok(d) => (true, d, None),
             Err(f) => (false, f.to_string(), Some(f)),
@@ -163,6 +168,20 @@ impl Probes {
                     Err(e) => Err(diagnose::classify(service, &chain(&e))),
                 }
             }
+        }
+    }
+
+    /// A TLS failure says which certificate it is about (subject, issuer, end of validity).
+    async fn with_certificate(&self, service: Service, f: Failure) -> Failure {
+        let Some((host, port)) = peer::address(service.endpoint(&self.cfg)) else {
+            return f;
+        };
+        match peer::describe(host, port).await {
+            Some(cert) => Failure {
+                cause: format!("{} (certificate {cert})", f.cause),
+                ..f
+            },
+            None => f,
         }
     }
 

@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::decode::{Classified, Decoding, Recheck};
 use super::rebalance::ReaderContext;
+use super::redelivery::Taken;
 use super::unknown_ids::{UnknownRun, Verdict};
 use super::{ReaderError, ReaderSettings, NAME};
 use crate::actors::batcher::{Batcher, Decoded};
@@ -59,6 +60,8 @@ pub(super) struct ReadLoop {
     paused: Option<u64>,
     /// The last offset handed over, per partition and epoch (for the commit past transaction markers).
     last_read: HashMap<i32, (Epoch, i64)>,
+    /// The highest offset classified per partition and epoch: what comes again below it is dropped.
+    taken: Taken,
     errors_logged: Instant,
     tail_checked: Instant,
 }
@@ -129,6 +132,7 @@ impl ReadLoop {
             blocked: None,
             paused: None,
             last_read: HashMap::new(),
+            taken: Taken::default(),
             errors_logged: long_ago,
             tail_checked: long_ago,
         }
@@ -267,6 +271,11 @@ impl ReadLoop {
     /// Classifies one record and puts it where it belongs: its partition's run (event or dead letter),
     /// the run of unknown ids, or — when the registry cannot tell — the queue of records that wait.
     async fn process(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) {
+        if self.taken.is_repeat(msg.partition(), epoch, msg.offset()) {
+            self.shared.metrics.records_redelivered.inc();
+            log::debug!("{NAME}: p{} @{} handed over again: dropped", msg.partition(), msg.offset());
+            return;
+        }
         chunk.records += 1;
         let payload = msg.payload().unwrap_or_default();
         let classified = match self.decoding.classify_now(payload) {
@@ -299,6 +308,7 @@ impl ReadLoop {
             }
             Classified::Event(event) => {
                 self.suspects_are_poison(chunk);
+                self.taken.take(msg.partition(), epoch, msg.offset());
                 let run = run_of(chunk, epoch, msg);
                 run.bytes += event.held_bytes();
                 run.events.push((msg.offset(), event));
@@ -342,6 +352,7 @@ impl ReadLoop {
             message,
             format: "confluent-avro",
         };
+        self.taken.take(msg.partition(), epoch, msg.offset());
         run_of(chunk, epoch, msg).letters.push(letter);
     }
 
