@@ -19,8 +19,13 @@ started_here=0
 scripts/stack.sh status >/dev/null 2>&1 || started_here=1
 images_pid=""
 cleanup() {
-  if [[ -n $images_pid ]] && kill -0 "$images_pid" 2>/dev/null; then
-    kill -- "-$images_pid" 2>/dev/null || true
+  # This run found no engine and started the image build (and with it dockerd): both stop with the run,
+  # also when a phase failed before the containers phase, which stops them otherwise. After that phase
+  # `down` finds nothing left to stop (0.4 s).
+  if [[ -n $images_pid ]]; then
+    if kill -0 "$images_pid" 2>/dev/null; then
+      kill -- "-$images_pid" 2>/dev/null || true
+    fi
     scripts/containers.sh down >/dev/null 2>&1 || true
   fi
   if [[ $started_here == 1 && -z ${NRT_KEEP_STACK:-} ]]; then
