@@ -46,6 +46,16 @@ impl FromStr for Secret {
     }
 }
 
+/// `text` with every secret of `secrets` replaced by `***` (a server may quote a value back). Values
+/// shorter than 3 characters are left alone: replacing them would garble the text, not protect it.
+pub fn redact<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
+    secrets
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| s.len() >= 3)
+        .fold(text.to_owned(), |t, s| t.replace(s, "***"))
+}
+
 /// Apache Kafka.
 #[derive(Debug, Clone, Args)]
 pub struct KafkaConfig {

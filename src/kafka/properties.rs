@@ -92,6 +92,12 @@ impl KafkaProperties {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The values of the sensitive properties, for `config::redact` (librdkafka's messages, or a
+    /// broker's, may quote one back).
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.iter().filter(|(k, _)| is_sensitive(k)).map(|(_, v)| v)
+    }
 }
 
 fn split(entry: &str) -> Option<(&str, &str)> {
@@ -121,15 +127,6 @@ impl fmt::Debug for KafkaProperties {
             .entries(self.0.iter().map(|(k, v)| (k, if is_sensitive(k) { "***" } else { v.as_str() })))
             .finish()
     }
-}
-
-/// Replaces every sensitive value of `props` found in `text` by `***`: librdkafka's messages may quote
-/// a configuration value back.
-pub fn redact(props: &KafkaProperties, text: &str) -> String {
-    props
-        .iter()
-        .filter(|(k, v)| is_sensitive(k) && v.len() >= 3)
-        .fold(text.to_owned(), |t, (_, v)| t.replace(v, "***"))
 }
 
 #[cfg(test)]
@@ -183,7 +180,8 @@ mod tests {
         assert_eq!(p.get("ssl.key.password"), Some("hunter2-file"));
         let shown = format!("{p:?}");
         assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
-        let said = redact(&p, "auth failed for alice with hunter2-env");
+        let secrets: Vec<&str> = p.secrets().collect();
+        let said = crate::config::redact("auth failed for alice with hunter2-env", &secrets);
         assert_eq!(said, "auth failed for alice with ***");
         let err = KafkaProperties::resolve("sasl.password=${env:NRT_TEST_PROPS_UNSET}", None).unwrap_err();
         assert!(err.contains("NRT_TEST_PROPS_UNSET is not set"), "{err}");

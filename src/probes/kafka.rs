@@ -50,7 +50,6 @@ pub async fn probe(kafka: &KafkaConfig, topic: Option<&str>, timeout: Duration) 
     let service = Service::Kafka;
     let cfg = crate::kafka::base_config(kafka)
         .map_err(|e| failure(Stage::Config, e.to_string(), "fix NRT_KAFKA_PROPERTIES"))?;
-    let props = kafka.properties().unwrap_or_default();
     let collect = Collect::default();
     let (consumer_cfg, said) = (cfg.clone(), collect.clone());
     let metadata = tokio::task::spawn_blocking(move || {
@@ -85,7 +84,7 @@ pub async fn probe(kafka: &KafkaConfig, topic: Option<&str>, timeout: Duration) 
             let text = format!("{}; {e}", collect.text());
             let mut f = classify(service, &text);
             if f.stage == Stage::Tls {
-                if let Some(precise) = rustls_reason(&kafka.brokers, props.get("ssl.ca.location")).await {
+                if let Some(precise) = rustls_reason(&kafka.brokers, cfg.get("ssl.ca.location")).await {
                     f = precise;
                 }
             }

@@ -88,6 +88,8 @@ pub struct Probes {
     s3: Result<ObjectStore, String>,
     clickhouse: Result<clickhouse::Client, String>,
     http: reqwest::Client,
+    /// Every secret of the configuration, gathered once: replaced by `***` in what a probe says.
+    secrets: Vec<String>,
 }
 
 type Outcome = Result<String, Failure>;
@@ -106,6 +108,7 @@ impl Probes {
                 .timeout(timeout)
                 .build()
                 .unwrap_or_default(),
+            secrets: secrets_of(cfg),
         }
     }
 
@@ -185,29 +188,24 @@ impl Probes {
         }
     }
 
-    /// Every secret of the configuration, replaced by `***` (a server may quote a value back).
     fn redact(&self, text: &str) -> String {
-        let mut secrets: Vec<String> = vec![
-            self.cfg.clickhouse.password.expose().to_owned(),
-            self.cfg.s3.secret_key.expose().to_owned(),
-            self.cfg.registry.basic_auth.expose().to_owned(),
-        ];
-        if let Some((_, pw)) = self.cfg.registry.credentials().ok().flatten() {
-            secrets.push(pw.expose().to_owned());
-        }
-        if let Ok(props) = self.cfg.kafka.properties() {
-            secrets.extend(
-                props
-                    .iter()
-                    .filter(|(k, _)| crate::kafka::properties::is_sensitive(k))
-                    .map(|(_, v)| v.to_owned()),
-            );
-        }
-        secrets
-            .iter()
-            .filter(|s| s.len() >= 3)
-            .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
+        crate::config::redact(text, &self.secrets)
     }
+}
+
+fn secrets_of(cfg: &ServicesConfig) -> Vec<String> {
+    let mut secrets: Vec<String> = vec![
+        cfg.clickhouse.password.expose().to_owned(),
+        cfg.s3.secret_key.expose().to_owned(),
+        cfg.registry.basic_auth.expose().to_owned(),
+    ];
+    if let Some((_, pw)) = cfg.registry.credentials().ok().flatten() {
+        secrets.push(pw.expose().to_owned());
+    }
+    if let Ok(props) = cfg.kafka.properties() {
+        secrets.extend(props.secrets().map(str::to_owned));
+    }
+    secrets
 }
 
 /// An error and its sources, one after the other: the TLS or socket reason is usually at the end.

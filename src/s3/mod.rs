@@ -90,16 +90,16 @@ impl ObjectStore {
             builder.http1_writev(true);
             HttpClient::from_builder(builder, connector)
         };
-        // Two clients, one provider each: a refreshing provider refreshes per client.
-        let creds = || Credentials::from_config(cfg).map_err(setup);
+        // One provider for both clients: a refreshing one (web identity, the chain) refreshes once.
+        let creds = std::sync::Arc::new(Credentials::from_config(cfg).map_err(setup)?);
         // A custom region makes rusoto use path-style URLs (endpoint/bucket/key), which MinIO needs.
         let region = Region::Custom {
             name: cfg.region.clone(),
             endpoint: cfg.endpoint.trim_end_matches('/').to_owned(),
         };
         Ok(ObjectStore {
-            client: S3Client::new_with(http(), creds()?, region.clone()),
-            raw: rusoto_core::Client::new_with(creds()?, http()),
+            client: S3Client::new_with(http(), creds.clone(), region.clone()),
+            raw: rusoto_core::Client::new_with(creds, http()),
             region,
             endpoint: cfg.endpoint.clone(),
             bucket: cfg.bucket.clone(),
