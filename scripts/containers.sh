@@ -267,7 +267,7 @@ images() {
 
 case ${1:-all} in
   all)
-    trap teardown EXIT
+    PHASE_EXIT_HOOKS+=(teardown)
     phase engine ensure_engine
     phase images images
     compose_files

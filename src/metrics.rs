@@ -73,7 +73,7 @@ pub const DECODE_ERROR_KINDS: [&str; 7] = [
 ];
 
 /// Label values of `nrt_consumer_blocked{reason}`.
-pub const BLOCK_REASONS: [&str; 2] = ["registry_unreachable", "registry_lacks_schemas"];
+pub const BLOCK_REASONS: [&str; 3] = ["registry_unreachable", "registry_refuses", "registry_lacks_schemas"];
 
 /// Label values of `nrt_rebalance_partitions_total{event}`.
 pub const REBALANCE_EVENTS: [&str; 3] = ["assigned", "revoked", "lost"];

@@ -172,3 +172,104 @@ async fn poison_goes_to_the_dead_letter_topic_and_nothing_else_does() {
     .await;
     println!("dead letters: {POISON} poison ({kinds:?}) among {GOOD} good events: {POISON} in {dlq_topic}, {GOOD} landed");
 }
+
+/// Poison records of every size up to the broker's limit (1,048,588 bytes per record batch, Kafka's
+/// default `max.message.bytes`), on a one-partition topic among good events: each one is dead-lettered
+/// (whole when it fits with its headers, else cut to fit and saying so) and the partition moves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_of_any_size_the_broker_takes_never_stalls_its_partition() {
+    const EVENTS: u64 = 20_000;
+    const SIZES: [usize; 6] = [10_000, 500_000, 999_000, 1_000_100, 1_040_000, 1_048_000];
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("dlqsize");
+    let dlq_topic = format!("{}.dlq", names.topic);
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 1, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let limit = nrt_pipeline::kafka::topic_max_message_bytes(&cfg.kafka, &names.topic)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(limit, Some(1_048_588), "the broker's default record batch limit");
+
+    let mock = common::spawn_mock_at(23, EVENTS, 1_767_225_600_000, Some(4_000));
+    let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &names.env(&mock.url));
+    let admin = pipeline.url.clone();
+    common::wait_for(60, "good events before the poison", || async {
+        (common::metric(&admin, "nrt_events_published_total").await? >= 2_000.0).then_some(())
+    })
+    .await;
+    // An uncompressed producer that may write records as large as the broker takes.
+    let producer: FutureProducer = nrt_pipeline::kafka::producer_config(&cfg.kafka)
+        .and_then(|mut c| {
+            c.set("message.max.bytes", "1048588")
+                .set("compression.type", "none");
+            c.create()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (i, size) in SIZES.iter().enumerate() {
+        let payload: Vec<u8> = (0..*size).map(|b| if b == 0 { b'x' } else { b as u8 }).collect();
+        let key = format!("poison-{i}");
+        producer
+            .send(
+                FutureRecord::to(&names.topic).key(&key).payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing a poison record of {size} bytes: {e}"));
+    }
+
+    common::wait_for(240, "every good event in ClickHouse", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS).then_some(())
+    })
+    .await;
+    common::wait_for(60, "every poison record dead-lettered", || async {
+        (common::metric(&admin, "nrt_dead_letters_total").await? as usize == SIZES.len()).then_some(())
+    })
+    .await;
+    let lines = common::landed(&cfg, &names, EVENTS).await;
+    assert_eq!(lines.len() as u64, EVENTS);
+    common::wait_for(60, "every record committed", || async {
+        (common::uncommitted_records(&cfg, &names) == 0).then_some(())
+    })
+    .await;
+
+    let mut letters: Vec<(usize, BTreeMap<String, String>)> = common::topic_messages(&cfg, &dlq_topic)
+        .iter()
+        .map(|m| (m.payload().map_or(0, <[u8]>::len), common::headers(m)))
+        .collect();
+    letters.sort_by_key(|(_, h)| h.get("nrt.original.offset").and_then(|o| o.parse::<i64>().ok()));
+    assert_eq!(letters.len(), SIZES.len(), "records in {dlq_topic}");
+    let mut cut = 0;
+    for ((len, headers), size) in letters.iter().zip(SIZES) {
+        assert_eq!(
+            headers.get("nrt.error.kind").map(String::as_str),
+            Some("bad_magic"),
+            "{headers:?}"
+        );
+        match headers.get("nrt.payload.truncated") {
+            None => assert_eq!(*len, size, "a letter that fits is whole"),
+            Some(_) => {
+                cut += 1;
+                assert_eq!(
+                    headers.get("nrt.original.size"),
+                    Some(&size.to_string()),
+                    "{headers:?}"
+                );
+                assert!(*len < size && *len > size - 4_096, "cut to {len} of {size}");
+            }
+        }
+    }
+    assert_eq!(
+        cut, 1,
+        "only the record at the broker's limit needs cutting: {letters:?}"
+    );
+    assert_eq!(pipeline.terminate(), Some(0));
+    println!(
+        "dead letters by size: poison of {SIZES:?} bytes among {EVENTS} good events on one partition: \
+         {EVENTS} landed, {} dead letters ({cut} cut to fit, {} bytes of {})",
+        letters.len(),
+        letters.last().map_or(0, |l| l.0),
+        SIZES[SIZES.len() - 1]
+    );
+}

@@ -276,3 +276,39 @@ fn every_metric_the_docs_name_exists() {
         stale.join(", ")
     );
 }
+
+/// What `nrt` tells an operator to set must exist: every `NRT_…` word in src/ is a variable some
+/// `env = "NRT_…"` declares (or, in a unit test, one it sets itself).
+#[test]
+fn every_variable_a_message_of_src_names_exists() {
+    let sources: Vec<PathBuf> = files_under(&in_repo("src"))
+        .into_iter()
+        .filter(|f| has_extension(f, "rs"))
+        .collect();
+    let mut known = BTreeSet::new();
+    for file in &sources {
+        let text = read(file);
+        known.extend(declared_variables(&text));
+        for call in ["set_var(\"", "remove_var(\""] {
+            for (at, _) in text.match_indices(call) {
+                if let Some(name) = word_at(&text[at + call.len()..], "NRT_", variable_char) {
+                    known.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    assert!(!known.is_empty(), "no `env = \"NRT_…\"` under src/");
+    let mut stale = Vec::new();
+    for file in &sources {
+        for variable in words(&read(file), "NRT_", variable_char) {
+            if !known.contains(&variable) {
+                stale.push(format!("{variable} in {}", shown(file)));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "named in src/, read by no `env = \"…\"`: {}",
+        stale.join(", ")
+    );
+}

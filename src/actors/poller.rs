@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::task::JoinHandle;
 
 use super::encoder::{Encoder, Events};
 use super::Shared;
@@ -29,16 +30,35 @@ pub struct PollSettings {
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// What outlives a restart of the Poller (the actor's struct is kept across restarts; its context and
+/// the futures spawned on it are not). The events API hands each event out once, so a batch it served
+/// must never be held only by something a restart cancels: each poll runs as its own task, apart from
+/// the actor, from the request to the hand-over of its batch (see `poll_once`).
 #[derive(Default)]
-struct Stop {
-    requested: AtomicBool,
+struct Lifeline {
+    stop_requested: AtomicBool,
     finished: AtomicBool,
     done: tokio::sync::Notify,
+    /// The poll under way: a loop started after a restart waits for it before polling again.
+    polling: tokio::sync::Mutex<Option<JoinHandle<Polled>>>,
+    /// The delivery of the last batch handed over: the next one starts after it (batches reach the
+    /// Encoder one after the other, in order) and a shutdown waits for it.
+    delivering: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Lifeline {
+    fn take_delivery(&self) -> Option<JoinHandle<()>> {
+        self.delivering.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn set_delivery(&self, delivery: JoinHandle<()>) {
+        *self.delivering.lock().unwrap_or_else(|p| p.into_inner()) = Some(delivery);
+    }
 }
 
 pub struct Poller {
     settings: Arc<PollSettings>,
-    stop: Arc<Stop>,
+    lifeline: Arc<Lifeline>,
     http: reqwest::Client,
     encoder: Addr<Encoder>,
     shared: Shared,
@@ -52,7 +72,7 @@ impl Poller {
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(Poller {
             settings: Arc::new(settings),
-            stop: Arc::default(),
+            lifeline: Arc::default(),
             http,
             encoder,
             shared,
@@ -74,30 +94,39 @@ fn poll_error(kind: &'static str, message: impl Into<String>) -> PollError {
     }
 }
 
+/// How one poll ended: its batch handed over (and whether it was full), or an error.
+type Polled = Result<bool, PollError>;
+
+/// What a poll needs, cloned into each poll's own task.
+#[derive(Clone)]
+struct Polling {
+    url: String,
+    batch: usize,
+    http: reqwest::Client,
+    encoder: Addr<Encoder>,
+    shared: Shared,
+    lifeline: Arc<Lifeline>,
+}
+
 impl Actor for Poller {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.shared.health.running(NAME);
-        if self.stop.requested.load(Ordering::SeqCst) {
-            return;
-        }
-        let stop = self.stop.clone();
-        let job = poll_loop(
-            self.settings.clone(),
-            self.http.clone(),
-            self.encoder.clone(),
-            self.shared.clone(),
-            stop.clone(),
-        );
-        ctx.spawn(
-            async move {
-                job.await;
-                stop.finished.store(true, Ordering::SeqCst);
-                stop.done.notify_waiters();
-            }
-            .into_actor(self),
-        );
+        let polling = Polling {
+            url: format!(
+                "{}/events?n={}",
+                self.settings.api_url.trim_end_matches('/'),
+                self.settings.batch
+            ),
+            batch: self.settings.batch as usize,
+            http: self.http.clone(),
+            encoder: self.encoder.clone(),
+            shared: self.shared.clone(),
+            lifeline: self.lifeline.clone(),
+        };
+        // Also after a shutdown was asked for: the loop then only waits for what is under way.
+        ctx.spawn(poll_loop(self.settings.clone(), polling).into_actor(self));
     }
 }
 
@@ -105,11 +134,11 @@ impl Handler<Shutdown> for Poller {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        let stop = self.stop.clone();
-        stop.requested.store(true, Ordering::SeqCst);
+        let lifeline = self.lifeline.clone();
+        lifeline.stop_requested.store(true, Ordering::SeqCst);
         Box::pin(async move {
-            while !stop.finished.load(Ordering::SeqCst) {
-                let _ = tokio::time::timeout(Duration::from_millis(100), stop.done.notified()).await;
+            while !lifeline.finished.load(Ordering::SeqCst) {
+                let _ = tokio::time::timeout(Duration::from_millis(100), lifeline.done.notified()).await;
             }
         })
     }
@@ -117,70 +146,78 @@ impl Handler<Shutdown> for Poller {
 
 impl Supervised for Poller {}
 
-async fn poll_loop(
-    settings: Arc<PollSettings>,
-    http: reqwest::Client,
-    encoder: Addr<Encoder>,
-    shared: Shared,
-    stop: Arc<Stop>,
-) {
-    let url = format!(
-        "{}/events?n={}",
-        settings.api_url.trim_end_matches('/'),
-        settings.batch
-    );
+/// Polls until a shutdown is asked for, one poll at a time; then waits for the last delivery.
+async fn poll_loop(settings: Arc<PollSettings>, polling: Polling) {
+    let lifeline = polling.lifeline.clone();
+    let shared = polling.shared.clone();
     let mut backoff = RetryPolicy::SERVICE.backoff();
     let mut streak: u64 = 0;
-    // The batch being published while the next one is fetched: fetching and publishing overlap, one
-    // batch deep, and batches still reach the Encoder one after the other, in order.
-    let mut publishing: Option<tokio::task::JoinHandle<()>> = None;
-    while !stop.requested.load(Ordering::SeqCst) {
-        let events = match fetch(&http, &url, &shared).await {
-            Ok(events) => events,
+    loop {
+        // The handle stays in the lifeline while it is awaited: a restart meanwhile drops only this
+        // loop, and the next loop waits for the same poll.
+        let polled = {
+            let mut under_way = lifeline.polling.lock().await;
+            if under_way.is_none() && !lifeline.stop_requested.load(Ordering::SeqCst) {
+                *under_way = Some(actix::spawn(poll_once(polling.clone())));
+            }
+            let Some(task) = under_way.as_mut() else { break };
+            let polled = task.await;
+            *under_way = None;
+            polled
+        };
+        let polled = polled.unwrap_or_else(|e| Err(poll_error("body", format!("the poll stopped: {e}"))));
+        match polled {
             Err(e) => {
                 shared.metrics.poll_errors.with_label_values(&[e.kind]).inc();
                 streak += 1;
                 // The first failure of a streak and every 50th after it: enough to see, not a flood.
                 if streak == 1 || streak % 50 == 0 {
-                    log::warn!(
-                        "{NAME}: {} ({}), {streak} failure(s) in a row; backing off",
-                        e.message,
-                        e.kind
-                    );
+                    log::warn!("{NAME}: {} ({}), {streak} failure(s) in a row; backing off", e.message, e.kind);
                 }
                 shared.health.error(NAME, format!("{}: {}", e.kind, e.message));
                 tokio::time::sleep(backoff.next_delay()).await;
-                continue;
             }
-        };
-        if streak > 0 {
-            log::info!("{NAME}: events API answers again after {streak} failure(s)");
-            streak = 0;
-            backoff.reset();
-            shared.health.running(NAME);
-        }
-        let full = events.len() >= settings.batch as usize;
-        if !events.is_empty() {
-            shared.metrics.events_polled.inc_by(events.len() as u64);
-            if let Some(previous) = publishing.take() {
-                let _ = previous.await;
+            Ok(full) => {
+                if streak > 0 {
+                    log::info!("{NAME}: events API answers again after {streak} failure(s)");
+                    streak = 0;
+                    backoff.reset();
+                    shared.health.running(NAME);
+                }
+                if !full {
+                    tokio::time::sleep(settings.interval).await;
+                }
             }
-            // A random number, not a count: it must never repeat, even after this actor restarts
-            // (the publisher answers a number it has seen committed without producing again).
-            let batch: u64 = rand::random();
-            let (encoder, shared) = (encoder.clone(), shared.clone());
-            // Spawned apart from the actor, so a restart of the Poller cannot drop a batch in hand.
-            publishing = Some(actix::spawn(async move {
-                deliver(batch, Arc::new(events), &encoder, &shared).await
-            }));
-        }
-        if !full {
-            tokio::time::sleep(settings.interval).await;
         }
     }
-    if let Some(last) = publishing {
+    if let Some(last) = lifeline.take_delivery() {
         let _ = last.await;
     }
+    lifeline.finished.store(true, Ordering::SeqCst);
+    lifeline.done.notify_waiters();
+}
+
+/// One poll, in a task of its own: fetch a batch, wait for the previous batch's delivery, start this
+/// one's. Nothing it fetched depends on the actor being alive: a restart while it runs loses nothing.
+async fn poll_once(p: Polling) -> Polled {
+    let events = fetch(&p.http, &p.url, &p.shared).await?;
+    let full = events.len() >= p.batch;
+    if events.is_empty() {
+        return Ok(full);
+    }
+    p.shared.metrics.events_polled.inc_by(events.len() as u64);
+    // Fetching and publishing overlap one batch deep: this batch waits for the previous one.
+    if let Some(previous) = p.lifeline.take_delivery() {
+        let _ = previous.await;
+    }
+    // A random number, not a count: it must never repeat, even after this actor restarts (the
+    // publisher answers a number it has seen committed without producing again).
+    let batch: u64 = rand::random();
+    let (encoder, shared) = (p.encoder.clone(), p.shared.clone());
+    p.lifeline.set_delivery(actix::spawn(async move {
+        deliver(batch, Arc::new(events), &encoder, &shared).await
+    }));
+    Ok(full)
 }
 
 /// Hands a polled batch on until Kafka has it: polled events are never dropped.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -187,6 +187,24 @@ impl ProducerContext for StatsContext {
     fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
+fn client_error(kafka: &KafkaConfig, source: KafkaError) -> KafkaSetupError {
+    KafkaSetupError::Client {
+        brokers: kafka.brokers.clone(),
+        source,
+    }
+}
+
+/// An admin client, and options that give each request `timeout`.
+fn admin(kafka: &KafkaConfig, timeout: Duration) -> Result<(AdminClient<DefaultClientContext>, AdminOptions), KafkaSetupError> {
+    let admin = base_config(kafka)
+        .and_then(|c| c.create())
+        .map_err(|source| client_error(kafka, source))?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    Ok((admin, opts))
+}
+
 /// Creates `topic` if it does not exist yet; an existing topic is left as it is (its partition count
 /// included: changing it would move keys between partitions).
 pub async fn ensure_topic(
@@ -196,21 +214,12 @@ pub async fn ensure_topic(
     replication: i32,
     timeout: Duration,
 ) -> Result<(), KafkaSetupError> {
-    let client_err = |source| KafkaSetupError::Client {
-        brokers: kafka.brokers.clone(),
-        source,
-    };
-    let admin: AdminClient<DefaultClientContext> = base_config(kafka)
-        .and_then(|c| c.create())
-        .map_err(client_err)?;
+    let (admin, opts) = admin(kafka, timeout)?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-    let opts = AdminOptions::new()
-        .operation_timeout(Some(timeout))
-        .request_timeout(Some(timeout));
     let results = admin
         .create_topics([&new_topic], &opts)
         .await
-        .map_err(client_err)?;
+        .map_err(|source| client_error(kafka, source))?;
     for result in results {
         match result {
             Ok(_) => {}
@@ -225,6 +234,20 @@ pub async fn ensure_topic(
         }
     }
     Ok(())
+}
+
+/// The largest record batch `topic` accepts (its `max.message.bytes`, the broker's default when the
+/// topic sets none). `Ok(None)`: the broker answered but would not say (no right to describe the topic).
+pub async fn topic_max_message_bytes(kafka: &KafkaConfig, topic: &str) -> Result<Option<usize>, KafkaSetupError> {
+    let (admin, opts) = admin(kafka, Duration::from_secs(10))?;
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
+        .await
+        .map_err(|source| client_error(kafka, source))?;
+    Ok(results
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.get("max.message.bytes")?.value.as_deref()?.parse().ok()))
 }
 
 /// Waits until `topic` exists, creating it if needed, through broker outages; `on_error` hears each

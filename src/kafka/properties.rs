@@ -23,7 +23,7 @@ const GUARDED: &[(&str, &str)] = &[
     ("enable.idempotence", "the producer must be idempotent: a retried send is written once"),
     ("acks", "the producer waits for every in-sync replica (acks=all)"),
     ("request.required.acks", "the producer waits for every in-sync replica (acks=all)"),
-    ("transactional.id", "derived from NRT_TRANSACTIONAL_ID_PREFIX and the replica"),
+    ("transactional.id", "set it with NRT_TRANSACTIONAL_ID (default: nrt-<topic>-<hostname>)"),
     ("transaction.timeout.ms", "the publisher sizes its transactions to it"),
 ];
 
@@ -183,6 +183,7 @@ mod tests {
         let secrets: Vec<&str> = p.secrets().collect();
         let said = crate::config::redact("auth failed for alice with hunter2-env", &secrets);
         assert_eq!(said, "auth failed for alice with ***");
+        std::env::remove_var("NRT_TEST_PROPS_UNSET");
         let err = KafkaProperties::resolve("sasl.password=${env:NRT_TEST_PROPS_UNSET}", None).unwrap_err();
         assert!(err.contains("NRT_TEST_PROPS_UNSET is not set"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();

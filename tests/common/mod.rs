@@ -531,11 +531,49 @@ pub fn uncommitted_records(cfg: &ServicesConfig, names: &Names) -> u64 {
 
 /// Every record of `topic` a `read_committed` consumer sees, counted by reading them.
 pub fn topic_records(cfg: &ServicesConfig, topic: &str) -> u64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::consumer::BaseConsumer;
     let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
         .and_then(|c| c.create())
         .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
-    let ranges: Vec<(i32, i64, i64)> = partitions_of(&consumer, topic)
+    count_records(cfg, topic, &watermarks(&consumer, topic))
+}
+
+/// Records of `topic` from each partition's first offset up to its high watermark (read_committed).
+fn count_records(cfg: &ServicesConfig, topic: &str, ranges: &[(i32, i64, i64)]) -> u64 {
+    let mut count = 0;
+    read_records(cfg, topic, ranges, |_| count += 1);
+    count
+}
+
+/// The key of every record of `topic` a `read_committed` consumer sees (duplicates kept).
+pub fn topic_keys(cfg: &ServicesConfig, topic: &str) -> Vec<String> {
+    use rdkafka::message::Message;
+    let mut keys = Vec::new();
+    visit_topic(cfg, topic, |m| {
+        keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned())
+    });
+    keys
+}
+
+/// Every record of `topic` a `read_committed` consumer sees, whole (headers included).
+pub fn topic_messages(cfg: &ServicesConfig, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
+    let mut messages = Vec::new();
+    visit_topic(cfg, topic, |m| messages.push(m.detach()));
+    messages
+}
+
+fn visit_topic(cfg: &ServicesConfig, topic: &str, seen: impl FnMut(&rdkafka::message::BorrowedMessage<'_>)) {
+    use rdkafka::consumer::BaseConsumer;
+    let consumer: BaseConsumer = nrt_pipeline::kafka::consumer_config(&cfg.kafka, &unique("nrt-test-count-"))
+        .and_then(|c| c.create())
+        .unwrap_or_else(|e| panic!("kafka consumer: {e}"));
+    read_records(cfg, topic, &watermarks(&consumer, topic), seen);
+}
+
+/// Each partition of `topic` with its low and high watermarks.
+fn watermarks(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> Vec<(i32, i64, i64)> {
+    use rdkafka::consumer::Consumer;
+    partitions_of(consumer, topic)
         .elements()
         .iter()
         .map(|e| {
@@ -544,12 +582,16 @@ pub fn topic_records(cfg: &ServicesConfig, topic: &str) -> u64 {
                 .unwrap_or_else(|err| panic!("watermarks: {err}"));
             (e.partition(), low, high)
         })
-        .collect();
-    count_records(cfg, topic, &ranges)
+        .collect()
 }
 
-/// Records of `topic` from each partition's first offset up to its high watermark (read_committed).
-fn count_records(cfg: &ServicesConfig, topic: &str, ranges: &[(i32, i64, i64)]) -> u64 {
+/// Calls `seen` with every record of `topic` in `ranges` (read_committed).
+fn read_records(
+    cfg: &ServicesConfig,
+    topic: &str,
+    ranges: &[(i32, i64, i64)],
+    mut seen: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::{Offset, TopicPartitionList};
@@ -572,20 +614,18 @@ fn count_records(cfg: &ServicesConfig, topic: &str, ranges: &[(i32, i64, i64)]) 
         )
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    let mut count = 0;
     while !done(&reader) {
         assert!(
             std::time::Instant::now() < deadline,
-            "counting the records of {topic} took too long"
+            "reading the records of {topic} took too long"
         );
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let high = ranges.iter().find(|(p, _, _)| *p == m.partition()).map(|r| r.2);
             if high.is_some_and(|h| m.offset() < h) {
-                count += 1;
+                seen(&m);
             }
         }
     }
-    count
 }
 
 /// A Kafka record's headers as text, by key.

@@ -103,52 +103,29 @@ impl Secure {
 }
 
 /// `nrt registry` with TLS (the stack's certificate) and a users file: `writer` may write, `reader`
-/// may read; each with a random password.
+/// and `consumer` may read; each with a random password. `restart` changes who may come in.
 pub struct SecuredRegistry {
     process: NrtProcess,
     pub url: String,
     dir: PathBuf,
     passwords: HashMap<&'static str, String>,
+    tls: (String, String),
 }
+
+/// Every user a secured registry knows, and its role.
+const USERS: [(&str, &str); 3] = [("writer", "write"), ("reader", "read"), ("consumer", "read")];
 
 impl SecuredRegistry {
     pub fn start(secure: &Secure) -> Self {
         let dir = std::env::temp_dir().join(unique("nrt-secured-registry-"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let passwords: HashMap<&'static str, String> = [("writer", unique("w-")), ("reader", unique("r-"))]
-            .into_iter()
-            .collect();
-        let users: String = [("writer", "write"), ("reader", "read")]
+        let passwords: HashMap<&'static str, String> = USERS
             .iter()
-            .map(|(name, role)| {
-                let hash = nrt_pipeline::registry::auth::hash_password(&passwords[name])
-                    .unwrap_or_else(|e| panic!("hash: {e}"));
-                format!("{name}:{role}:{hash}\n")
-            })
+            .map(|(name, _)| (*name, unique(&format!("{name}-"))))
             .collect();
-        let users_file = dir.join("users");
-        std::fs::write(&users_file, users).unwrap_or_else(|e| panic!("{}: {e}", users_file.display()));
-        let (data, users_arg) = (
-            dir.join("data").display().to_string(),
-            users_file.display().to_string(),
-        );
-        let (cert, key) = (secure.tls("server-chain.pem"), secure.tls("server.key"));
-        let process = NrtProcess::spawn(
-            &[
-                "registry",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                &data,
-                "--users-file",
-                &users_arg,
-                "--tls-cert",
-                &cert,
-                "--tls-key",
-                &key,
-            ],
-            &[("RUST_LOG", "warn")],
-        );
+        let tls = (secure.tls("server-chain.pem"), secure.tls("server.key"));
+        write_users(&dir, &passwords, &[]);
+        let process = spawn_registry(&dir, "127.0.0.1:0", &tls);
         // The certificate names localhost (and 127.0.0.1); clients connect by name, as in production.
         let url = process.url.replace("127.0.0.1", "localhost");
         assert!(url.starts_with("https://localhost:"), "{url}");
@@ -157,12 +134,61 @@ impl SecuredRegistry {
             url,
             dir,
             passwords,
+            tls,
         }
     }
 
     pub fn password(&self, user: &str) -> &str {
         &self.passwords[user]
     }
+
+    /// Stops the registry and starts it again on the same port and data, knowing every user but
+    /// `without` (their credentials are refused with 401 from then on).
+    pub fn restart(&mut self, without: &[&str]) {
+        self.process.kill();
+        write_users(&self.dir, &self.passwords, without);
+        let listen = self.process.url.trim_start_matches("https://").to_owned();
+        self.process = spawn_registry(&self.dir, &listen, &self.tls);
+    }
+}
+
+/// `dir/users`: every user of `USERS` but `without`, with its password's hash.
+fn write_users(dir: &std::path::Path, passwords: &HashMap<&'static str, String>, without: &[&str]) {
+    let users: String = USERS
+        .iter()
+        .filter(|(name, _)| !without.contains(name))
+        .map(|(name, role)| {
+            let hash = nrt_pipeline::registry::auth::hash_password(&passwords[name])
+                .unwrap_or_else(|e| panic!("hash: {e}"));
+            format!("{name}:{role}:{hash}\n")
+        })
+        .collect();
+    let users_file = dir.join("users");
+    std::fs::write(&users_file, users).unwrap_or_else(|e| panic!("{}: {e}", users_file.display()));
+}
+
+/// `nrt registry` over TLS with `dir`'s users file and data, listening on `listen`.
+fn spawn_registry(dir: &std::path::Path, listen: &str, (cert, key): &(String, String)) -> NrtProcess {
+    let (data, users) = (
+        dir.join("data").display().to_string(),
+        dir.join("users").display().to_string(),
+    );
+    NrtProcess::spawn(
+        &[
+            "registry",
+            "--listen",
+            listen,
+            "--data-dir",
+            &data,
+            "--users-file",
+            &users,
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ],
+        &[("RUST_LOG", "warn")],
+    )
 }
 
 impl Drop for SecuredRegistry {

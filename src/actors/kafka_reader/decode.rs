@@ -27,8 +27,30 @@ pub enum Classified {
     Poison { kind: &'static str, message: String },
     /// The registry answered that it does not know this id.
     UnknownId { id: u32, message: String },
-    /// The registry could not be asked (down, timing out): nothing can be decided yet.
-    Unresolved { id: u32, message: String },
+    /// The registry gave no definite answer (down, timing out, refusing us, a proxy's page, a schema
+    /// that does not parse): nothing can be decided yet.
+    Unresolved { id: u32, message: String, outage: Outage },
+}
+
+/// Why the registry gave no answer about a schema id. Only Confluent's 40403 from the registry itself
+/// says "no such schema"; anything else is the registry (or the way to it) failing us, and a record must
+/// never be dead-lettered for that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Not reached: connection refused, timeout, TLS, 5xx, 429, a body that is not JSON.
+    Unreachable,
+    /// Reached, and it refuses us or answers nonsense: 401, 403, 400, a 404 without Confluent's error
+    /// body (a proxy), a schema text that does not parse.
+    Refused,
+}
+
+/// What a failed lookup of a schema id means.
+pub(super) fn outage_of(e: &ClientError) -> Option<Outage> {
+    match e {
+        _ if e.error_code() == Some(SCHEMA_NOT_FOUND) => None,
+        _ if e.is_transient() => Some(Outage::Unreachable),
+        _ => Some(Outage::Refused),
+    }
 }
 
 pub struct Decoding {
@@ -70,30 +92,21 @@ impl Decoding {
         };
         match self.registry.schema_by_id(id).await {
             Ok(writer) => self.decoders.learn(id, writer),
-            Err(e) if e.is_transient() => {
-                return Classified::Unresolved {
-                    id,
-                    message: e.to_string(),
-                }
-            }
-            Err(e) if e.error_code() == Some(SCHEMA_NOT_FOUND) => {
-                self.unknown.insert(id, Instant::now());
-                return Classified::UnknownId {
-                    id,
-                    message: e.to_string(),
-                };
-            }
-            // Known to the registry but unusable (its text does not parse): as good as unknown.
             Err(e) => {
-                return Classified::Poison {
-                    kind: "unknown_schema",
-                    message: e.to_string(),
-                }
+                let message = e.to_string();
+                return match outage_of(&e) {
+                    Some(outage) => Classified::Unresolved { id, message, outage },
+                    None => {
+                        self.unknown.insert(id, Instant::now());
+                        Classified::UnknownId { id, message }
+                    }
+                };
             }
         }
         self.classify_known(payload).unwrap_or_else(|id| Classified::Unresolved {
             id,
             message: format!("schema {id} fetched but not learnt"),
+            outage: Outage::Refused,
         })
     }
 
@@ -156,9 +169,10 @@ impl Decoding {
                 self.decoders.learn(id, writer);
                 Recheck::Known
             }
-            Err(e) if e.is_transient() => Recheck::Unreachable,
-            Err(e) if e.error_code() == Some(SCHEMA_NOT_FOUND) => Recheck::NotFound,
-            Err(_) => Recheck::Known,
+            Err(e) => match outage_of(&e) {
+                Some(_) => Recheck::Unreachable,
+                None => Recheck::NotFound,
+            },
         }
     }
 }
@@ -166,8 +180,9 @@ impl Decoding {
 /// The registry's answer about an id, asked again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recheck {
-    /// It has it now (or answers something definite: classifying again will tell).
+    /// It has it now.
     Known,
     NotFound,
+    /// No definite answer yet (any `Outage`).
     Unreachable,
 }

@@ -14,7 +14,7 @@ use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::decode::{Classified, Decoding, Recheck};
+use super::decode::{outage_of, Classified, Decoding, Outage, Recheck};
 use super::rebalance::ReaderContext;
 use super::redelivery::Taken;
 use super::unknown_ids::{UnknownRun, Verdict};
@@ -83,6 +83,8 @@ struct Blocked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BlockReason {
     Unreachable,
+    /// The registry answers, but refuses us (credentials, rights) or answers nonsense.
+    Refuses,
     LacksSchemas,
 }
 
@@ -90,7 +92,17 @@ impl BlockReason {
     fn label(self) -> &'static str {
         match self {
             BlockReason::Unreachable => "registry_unreachable",
+            BlockReason::Refuses => "registry_refuses",
             BlockReason::LacksSchemas => "registry_lacks_schemas",
+        }
+    }
+}
+
+impl From<Option<Outage>> for BlockReason {
+    fn from(outage: Option<Outage>) -> Self {
+        match outage {
+            Some(Outage::Refused) => BlockReason::Refuses,
+            _ => BlockReason::Unreachable,
         }
     }
 }
@@ -166,7 +178,7 @@ impl ReadLoop {
         loop {
             self.throttle(&mut records).await;
             let chunk = self.read_chunk(&mut records).await;
-            self.hand_over(chunk).await?;
+            self.hand_over(chunk, &mut records).await?;
             self.commit_tail();
         }
     }
@@ -206,16 +218,55 @@ impl ReadLoop {
             }
             tokio::select! {
                 _ = freed => {}
-                next = tokio::time::timeout(Duration::from_millis(500), records.next()) => match next {
-                    Err(_) | Ok(None) => {}
-                    Ok(Some(Err(e))) => self.consumer_error(&e),
-                    Ok(Some(Ok(m))) => {
-                        if let Some(epoch) = self.ownership.epoch(m.partition()) {
-                            let held = Held { epoch, msg: m.detach(), why: String::new() };
-                            self.pending.push_back(held);
-                        }
+                next = tokio::time::timeout(Duration::from_millis(500), records.next()) => {
+                    if let Ok(Some(next)) = next {
+                        self.keep_for_later(next);
                     }
-                },
+                }
+            }
+        }
+    }
+
+    /// A record polled while the partitions are paused (it was fetched before): kept, in read order,
+    /// for when reading goes on.
+    fn keep_for_later(&mut self, next: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>) {
+        match next {
+            Err(e) => self.consumer_error(&e),
+            Ok(m) => {
+                if let Some(epoch) = self.ownership.epoch(m.partition()) {
+                    let held = Held {
+                        epoch,
+                        msg: m.detach(),
+                        why: String::new(),
+                    };
+                    self.pending.push_back(held);
+                }
+            }
+        }
+    }
+
+    /// Runs `work` to its end while this thread keeps polling: a write that waits for the broker (the
+    /// dead-letter topic down, a letter retried) must not keep the member from the group
+    /// (`max.poll.interval.ms`) or from a rebalance. Past `UNPOLLED_WAIT` the partitions are paused and
+    /// what still arrives is kept for later; `throttle` resumes them.
+    async fn while_polling(&mut self, work: impl std::future::Future<Output = ()>, records: &mut Records<'_>) {
+        tokio::pin!(work);
+        let started = Instant::now();
+        loop {
+            let polling = started.elapsed() >= UNPOLLED_WAIT;
+            let generation = self.ownership.generation();
+            if polling && self.paused != Some(generation) {
+                self.set_paused(true);
+                self.paused = Some(generation);
+            }
+            tokio::select! {
+                _ = &mut work => return,
+                _ = tokio::time::sleep(UNPOLLED_WAIT.saturating_sub(started.elapsed())), if !polling => {}
+                next = tokio::time::timeout(Duration::from_millis(500), records.next()), if polling => {
+                    if let Ok(Some(next)) = next {
+                        self.keep_for_later(next);
+                    }
+                }
             }
         }
     }
@@ -301,10 +352,10 @@ impl ReadLoop {
                     );
                     self.block(BlockReason::LacksSchemas, id, Some((held(message), why)));
                 }
-                Err(e) => self.block(BlockReason::Unreachable, id, Some((held(message), e.to_string()))),
+                Err(e) => self.block(outage_of(&e).into(), id, Some((held(message), e.to_string()))),
             },
-            Classified::Unresolved { id, message } => {
-                self.block(BlockReason::Unreachable, id, Some((held(message.clone()), message)))
+            Classified::Unresolved { id, message, outage } => {
+                self.block(Some(outage).into(), id, Some((held(message.clone()), message)))
             }
             Classified::Event(event) => {
                 self.suspects_are_poison(chunk);
@@ -408,7 +459,7 @@ impl ReadLoop {
         let resolved = self.pending.is_empty() || {
             let answer = self.decoding.recheck(id).await;
             match reason {
-                BlockReason::Unreachable => answer != Recheck::Unreachable,
+                BlockReason::Unreachable | BlockReason::Refuses => answer != Recheck::Unreachable,
                 BlockReason::LacksSchemas => answer == Recheck::Known,
             }
         };
@@ -445,7 +496,7 @@ impl ReadLoop {
     /// Dead letters first (a poison record's offset may move towards a commit only once the
     /// dead-letter topic has it), then each partition's run to the Batcher, without waiting for it: the
     /// bytes count in the budget from here, so the budget, not a reply, keeps the reader in step.
-    async fn hand_over(&mut self, mut chunk: Chunk) -> Result<(), ReaderError> {
+    async fn hand_over(&mut self, mut chunk: Chunk, records: &mut Records<'_>) -> Result<(), ReaderError> {
         let letters: Vec<DeadLetter> = chunk
             .runs
             .values_mut()
@@ -453,10 +504,12 @@ impl ReadLoop {
             .collect();
         if !letters.is_empty() {
             let n = letters.len() as u64;
-            let health = &self.shared.health;
-            self.dlq
-                .send_all(letters, &|e| health.error(NAME, e.to_owned()))
-                .await;
+            let (dlq, shared) = (self.dlq.clone(), self.shared.clone());
+            let send = async move {
+                let health = &shared.health;
+                dlq.send_all(letters, &|e| health.error(NAME, e.to_owned())).await
+            };
+            self.while_polling(send, records).await;
             self.shared.metrics.dead_letters.inc_by(n);
         }
         for (partition, run) in chunk.runs {
