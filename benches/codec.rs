@@ -63,6 +63,7 @@ fn stages(c: &mut Criterion) {
             .collect(),
         bytes: 0,
         ingested_at: Millis(1_767_225_600_000),
+        lake: nrt_pipeline::actors::messages::LakePart::Write,
     };
 
     let mut g = c.benchmark_group("per_event");

@@ -78,13 +78,10 @@ impl<'a> Reader<'a> {
     }
 
     fn nullable_str(&mut self) -> Result<Option<CompactString>, FastError> {
-        // apache-avro reads a union index cut short by the end of the datum as branch 0 (null). The
-        // general path is the reference, quirks included; Kafka's checksums make such a cut unlikely.
-        let index = match self.long() {
-            Err(FastError::Corrupt("unexpected end of input")) => return Ok(None),
-            index => index?,
-        };
-        match index {
+        // apache-avro alone would read a union index cut short by the end of the datum as branch 0
+        // (null); the general path checks every record's bytes first (`wire::bounds`), so a cut datum
+        // is corrupt on both paths.
+        match self.long()? {
             0 => Ok(None),
             1 => Ok(Some(self.str()?.into())),
             _ => Err(FastError::Corrupt("union branch out of range")),
@@ -156,8 +153,8 @@ fn put_nullable(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// Zigzag, then little-endian base-128.
-fn put_long(out: &mut Vec<u8>, n: i64) {
+/// Zigzag, then little-endian base-128 (Avro's int and long).
+pub fn put_long(out: &mut Vec<u8>, n: i64) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -389,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_apache_avros_varint_quirks_the_same_way() {
+    fn reads_varints_as_the_general_path_does() {
         // A 10-byte varint whose last byte carries bits beyond 64: apache-avro drops them.
         let mut r = Reader {
             rest: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
@@ -399,9 +396,10 @@ mod tests {
         assert!(eleven.long().is_err());
         let mut negative = Reader { rest: &[0x01] };
         assert!(negative.bytes().is_err(), "length -1");
-        // A union index cut short by the end of the datum: apache-avro's branch 0, null.
+        // A union index cut short by the end of the datum: corrupt (apache-avro alone would say null;
+        // the general path's bounds check says corrupt, and so does this one).
         let mut cut = Reader { rest: &[0xe7] };
-        assert_eq!(cut.nullable_str(), Ok(None));
+        assert!(cut.nullable_str().is_err());
         let mut out_of_range = Reader { rest: &[0x04] };
         assert!(out_of_range.nullable_str().is_err(), "branch 2 of two");
     }

@@ -1,10 +1,11 @@
 //! Reading the lake (the JSONL objects in S3) back, hour by hour of the events' own `created_at`.
 //!
 //! An object sits under the hour of its first event (`dt=YYYY-MM-DD/hour=HH/`, see
-//! `minio_writer::object_key`), and a batch can straddle an hour: so the events of an hour are looked
-//! for in its own objects and in those of the hour before and after, and each event is counted in its
-//! own hour.
+//! `minio_writer::object_key`); its other events may be of any hour, and `hours.rs` finds them. Each
+//! event is counted in its own hour. An object's metadata says where its lines came from (`Origin`,
+//! with `offsets.rs`).
 
+pub mod hours;
 pub mod offsets;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -117,7 +118,8 @@ pub struct Origin {
 
 impl Origin {
     /// From the object's metadata (names without `x-amz-meta-`) and, when the offset list did not fit
-    /// in it, its sidecar's text. Objects of an older layout (no offset list) get consecutive offsets.
+    /// in it, its sidecar's text (`sidecar_key`). Objects of an older layout (no offset list) get
+    /// consecutive offsets.
     pub fn of(meta: &HashMap<String, String>, sidecar: Option<&str>, lines: usize) -> Result<Origin, String> {
         let field = |name: &str| meta.get(name).map(String::as_str);
         let number = |name: &str| -> Result<i64, String> {
@@ -133,16 +135,21 @@ impl Origin {
             ingested_at: number("nrt-ingested-at").ok().map(Millis),
         })
     }
-
-    /// Whether the offset list is in a sidecar object (`<key>.offsets`) rather than the metadata.
-    pub fn in_sidecar(meta: &HashMap<String, String>) -> bool {
-        meta.get("nrt-offsets-sidecar").is_some_and(|v| v == "1")
-    }
 }
 
-/// The key of the sidecar holding `key`'s offset list when it was too long for the metadata.
-pub fn sidecar_key(key: &str) -> String {
-    format!("{key}.offsets")
+/// The metadata field naming an object's sidecar: `1` (the older layout: `<key>.offsets`, which a
+/// second writer could replace) or the digest its name carries (`<key>.<digest>.offsets`).
+pub const SIDECAR_META: &str = "nrt-offsets-sidecar";
+
+/// The key of the sidecar holding `key`'s offset list, when its metadata says it has one.
+pub fn sidecar_key(key: &str, meta: &HashMap<String, String>) -> Option<String> {
+    match meta.get(SIDECAR_META)?.as_str() {
+        "1" => Some(format!("{key}.offsets")),
+        digest if !digest.is_empty() && digest.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Some(format!("{key}.{digest}.offsets"))
+        }
+        _ => None,
+    }
 }
 
 /// What the lake holds for one hour.
@@ -166,23 +173,24 @@ pub enum LakeError {
 /// the ids of the hours being counted at a time.
 pub async fn count(store: &ObjectStore, prefix: &str, from: Hour, to: Hour) -> Result<BTreeMap<Hour, LakeHour>, LakeError> {
     let mut ids: BTreeMap<Hour, (u64, HashSet<u128>)> = (from.0..to.0).map(|h| (Hour(h), Default::default())).collect();
-    for h in from.0 - 1..=to.0 {
-        let hour_prefix = Hour(h).prefix(prefix).ok_or(LakeError::Range(Hour(h)))?;
-        for key in store.list(&hour_prefix).await?.into_iter().filter(|k| is_object(k)) {
-            let body = store.get(&key, Duration::from_secs(60)).await?;
-            for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-                if line.is_empty() {
-                    continue;
-                }
-                let event: Event = serde_json::from_slice(line).map_err(|e| LakeError::Line {
-                    key: key.clone(),
-                    line: n + 1,
-                    message: e.to_string(),
-                })?;
-                if let Some((lines, seen)) = ids.get_mut(&Hour::of_millis(event.created_at.0)) {
-                    *lines += 1;
-                    seen.insert(event.event_id.as_u128());
-                }
+    for (_, key) in hours::objects(store, prefix, from, to).await? {
+        // A reference whose object is missing: its writer stopped between the two; the batch was not
+        // committed, and is written again under the same key.
+        let Some((body, _)) = store.get_if_present(&key, Duration::from_secs(60)).await? else {
+            continue;
+        };
+        for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let event: Event = serde_json::from_slice(line).map_err(|e| LakeError::Line {
+                key: key.clone(),
+                line: n + 1,
+                message: e.to_string(),
+            })?;
+            if let Some((lines, seen)) = ids.get_mut(&Hour::of_millis(event.created_at.0)) {
+                *lines += 1;
+                seen.insert(event.event_id.as_u128());
             }
         }
     }

@@ -62,11 +62,12 @@ pub const POLL_ERROR_KINDS: [&str; 9] = [
 ];
 
 /// Label values of `nrt_decode_errors_total{kind}`.
-pub const DECODE_ERROR_KINDS: [&str; 7] = [
+pub const DECODE_ERROR_KINDS: [&str; 8] = [
     "too_short",
     "bad_magic",
     "unknown_schema",
     "corrupt",
+    "beyond_limits",
     "schema_resolution",
     "invalid_event",
     "created_at_out_of_range",

@@ -3,9 +3,10 @@
 //!
 //! Rows come out as the pipeline wrote them: partition, offsets (`nrt-offsets`) and ingestion time
 //! (`nrt-ingested-at`) from each object's metadata, so a replayed row equals the original one and
-//! `ReplacingMergeTree` collapses them: replaying twice changes nothing. Objects are read one at a
-//! time, hour by hour, in key order; the last one finished is kept in a checkpoint file, so a replay
-//! stopped by Ctrl-C or a crash resumes after it. Memory: one object and one hour's key list.
+//! `ReplacingMergeTree` collapses them: replaying twice changes nothing. Objects are found by hour
+//! (`lake::hours`: however far an event is from its object's own hour) and read one at a time, hour
+//! by hour, in key order; the last one finished is kept in a checkpoint file (`<hour> <key>`), so a
+//! replay stopped by Ctrl-C or a crash resumes after it. Memory: one object and the range's key list.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::event::{Event, EventRow};
-use crate::lake::{self, Hour, RangeArgs, UsageError};
+use crate::lake::{self, Hour, RangeArgs};
 use crate::s3::ObjectStore;
 
 #[derive(Debug, Args)]
@@ -55,7 +56,8 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
         PathBuf::from(format!(".nrt-replay-{}-{from}-{to}", args.table))
     });
     let resume_after = match std::fs::read_to_string(&checkpoint) {
-        Ok(key) => Some(key.trim().to_owned()).filter(|k| !k.is_empty()),
+        Ok(text) => parse_checkpoint(&text)
+            .with_context(|| format!("the checkpoint {} is not `<hour> <key>`", checkpoint.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading the checkpoint {}", checkpoint.display())),
     };
@@ -67,38 +69,30 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     }
     let client = crate::clickhouse::client(ch)?;
 
-    // An object sits under its first event's hour: a batch can straddle into the next hour, and one
-    // whose events are out of order can hold some of the hour before its own (as reconcile reads).
-    let hours: Vec<Hour> = (from.0 - 1..=to.0).map(Hour).collect();
-    let mut total = 0u64;
-    for h in &hours {
-        total += objects(&store, prefix, *h).await?.len() as u64;
-    }
-    let mut progress = Progress::new(total, args.dry_run);
+    let objects = lake::hours::objects(&store, prefix, from, to).await?;
+    let mut progress = Progress::new(objects.len() as u64, args.dry_run);
     let mut summary = Summary::default();
-    for h in hours {
-        for key in objects(&store, prefix, h).await? {
-            summary.objects += 1;
-            if resume_after.as_deref().is_some_and(|done| key.as_str() <= done) {
-                summary.resumed += 1;
-                progress.object(0);
-                continue;
-            }
-            let (lines, rows) = read_object(&store, &key, from, to).await?;
-            summary.lines += lines;
-            summary.events += rows.len() as u64;
-            if !args.dry_run && !rows.is_empty() {
-                let mut insert = client.insert::<EventRow>(&args.table).await?;
-                for row in &rows {
-                    insert.write(row).await?;
-                }
-                insert.end().await.with_context(|| format!("inserting the events of {key}"))?;
-            }
-            if !args.dry_run {
-                save_checkpoint(&checkpoint, &key)?;
-            }
-            progress.object(rows.len() as u64);
+    for (hour, key) in objects {
+        summary.objects += 1;
+        if resume_after.as_ref().is_some_and(|(h, k)| (hour, &key) <= (*h, k)) {
+            summary.resumed += 1;
+            progress.object(0);
+            continue;
         }
+        let (lines, rows) = read_object(&store, &key, from, to).await?;
+        summary.lines += lines;
+        summary.events += rows.len() as u64;
+        if !args.dry_run && !rows.is_empty() {
+            let mut insert = client.insert::<EventRow>(&args.table).await?;
+            for row in &rows {
+                insert.write(row).await?;
+            }
+            insert.end().await.with_context(|| format!("inserting the events of {key}"))?;
+        }
+        if !args.dry_run {
+            save_checkpoint(&checkpoint, hour, &key)?;
+        }
+        progress.object(rows.len() as u64);
     }
     progress.finish();
     if !args.dry_run {
@@ -112,21 +106,26 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The JSONL objects written under hour `h`, in key order.
-async fn objects(store: &ObjectStore, prefix: &str, h: Hour) -> anyhow::Result<Vec<String>> {
-    let hour_prefix = h.prefix(prefix).ok_or_else(|| UsageError(format!("hour {h} is out of range")))?;
-    let mut keys: Vec<String> = store.list(&hour_prefix).await?.into_iter().filter(|k| lake::is_object(k)).collect();
-    keys.sort();
-    Ok(keys)
+/// `<hour> <key>`: the last object finished, and the hour it was read in.
+fn parse_checkpoint(text: &str) -> anyhow::Result<Option<(Hour, String)>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let (hour, key) = text.split_once(' ').context("no hour before the key")?;
+    Ok(Some((Hour(hour.parse().context("the hour is not a number")?), key.to_owned())))
 }
 
-/// The object's lines, and the rows of its events in `from..to`, as the pipeline wrote them.
+/// The object's lines, and the rows of its events in `from..to`, as the pipeline wrote them. An object
+/// a reference names but that is not there (its writer stopped between the two) has none.
 async fn read_object(store: &ObjectStore, key: &str, from: Hour, to: Hour) -> anyhow::Result<(u64, Vec<EventRow>)> {
     let timeout = Duration::from_secs(120);
-    let (body, meta) = store.get_with_meta(key, timeout).await?;
-    let sidecar = match lake::Origin::in_sidecar(&meta) {
-        true => Some(store.get(&lake::sidecar_key(key), timeout).await?),
-        false => None,
+    let Some((body, meta)) = store.get_if_present(key, timeout).await? else {
+        return Ok((0, Vec::new()));
+    };
+    let sidecar = match lake::sidecar_key(key, &meta) {
+        Some(sidecar) => Some(store.get(&sidecar, timeout).await?),
+        None => None,
     };
     let sidecar = sidecar.map(|s| String::from_utf8_lossy(&s).into_owned());
     let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
@@ -147,10 +146,10 @@ async fn read_object(store: &ObjectStore, key: &str, from: Hour, to: Hour) -> an
 }
 
 /// Written to a temporary file, then renamed over the old one: a crash leaves one or the other whole.
-fn save_checkpoint(path: &Path, key: &str) -> anyhow::Result<()> {
+fn save_checkpoint(path: &Path, hour: Hour, key: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(key.as_bytes())?;
+    f.write_all(format!("{} {key}", hour.0).as_bytes())?;
     f.sync_data()?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

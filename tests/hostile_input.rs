@@ -149,3 +149,91 @@ async fn every_hostile_time_is_dead_lettered_or_lands_exactly() {
         lines.len()
     );
 }
+
+fn avro_long(n: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    nrt_pipeline::fast_avro::put_long(&mut out, n);
+    out
+}
+
+/// Any schema id in the registry is decoded: a writer schema registered under some other subject, an
+/// array of arrays of null, and records of a few dozen bytes claiming tens of millions of nulls. Each is
+/// a dead letter (`beyond_limits`) and costs no memory; the good events around them land.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_writer_schema_costs_a_dead_letter_not_the_memory() {
+    const EVENTS: u64 = 5_000;
+    const HOSTILE: usize = 3;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("hostileschema");
+    let registry = nrt_pipeline::registry::RegistryClient::new(&cfg.registry, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let schema = r#"{"type":"record","name":"Hostile","fields":[
+        {"name":"a","type":{"type":"array","items":{"type":"array","items":"null"}}}]}"#;
+    let id = registry
+        .register(&format!("{}-hostile-value", names.topic), schema)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Five inner arrays of nine million nulls each (each just under apache-avro's own 512 MiB limit
+    // of one collection): 27 bytes of Avro, 2.5 GB of values once decoded.
+    let mut avro = avro_long(5);
+    for _ in 0..5 {
+        avro.extend(avro_long(9_000_000));
+        avro.extend(avro_long(0));
+    }
+    avro.extend(avro_long(0));
+    let record = [&[0u8][..], &id.to_be_bytes(), &avro].concat();
+    assert!(record.len() < 40, "{} bytes", record.len());
+
+    let mock = common::spawn_mock_at(24, EVENTS, 1_767_225_600_000, Some(2_500));
+    let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &names.env(&mock.url));
+    common::wait_for(60, "good events before the hostile records", || async {
+        (common::metric(&pipeline.url, "nrt_events_published_total").await? >= 1_000.0).then_some(())
+    })
+    .await;
+    let producer: rdkafka::producer::FutureProducer = nrt_pipeline::kafka::producer_config(&cfg.kafka)
+        .and_then(|c| c.create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..HOSTILE {
+        let key = format!("hostile-{i}");
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&names.topic)
+                    .key(&key)
+                    .payload(&record),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+    let lines = common::landed(&cfg, &names, EVENTS).await;
+    assert_eq!(lines.len() as u64, EVENTS);
+    let dlq = format!("{}.dlq", names.topic);
+    let letters = common::wait_for(60, "the hostile records dead-lettered", || async {
+        let letters = common::topic_messages(&cfg, &dlq);
+        (letters.len() == HOSTILE).then_some(letters)
+    })
+    .await;
+    let (_, peak) = pipeline.rss();
+    assert!(
+        peak < 512 << 20,
+        "the pipeline's peak RSS reached {} MiB",
+        peak >> 20
+    );
+    for letter in &letters {
+        let headers = common::headers(letter);
+        assert_eq!(
+            headers.get("nrt.error.kind").map(String::as_str),
+            Some("beyond_limits"),
+            "{headers:?}"
+        );
+        assert_eq!(letter.payload(), Some(&record[..]), "the record, untouched");
+    }
+    println!(
+        "hostile writer schema: {HOSTILE} records of {} bytes claiming 45,000,000 nulls each: {} dead letters \
+         (beyond_limits), {EVENTS} good events landed, peak RSS {} MiB",
+        record.len(),
+        letters.len(),
+        peak >> 20
+    );
+}

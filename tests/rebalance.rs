@@ -195,6 +195,18 @@ async fn churn(label: &str, seed: u64, extra: Vec<(&'static str, String)>, freez
         t.consumed,
         t.consumed - EVENTS as f64,
     );
+    if freeze_minio {
+        // The scenario this variant is about must have happened: revocations that gave up waiting for a
+        // frozen write, and an object found written when the late and the new owner's writes met.
+        assert!(
+            t.revocations_timed_out > 0.0,
+            "no revocation gave up: MinIO was not frozen across one"
+        );
+        assert!(
+            t.lake_reused > 0.0,
+            "no object was found written by another owner"
+        );
+    }
 }
 
 struct Landed {

@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Names, NrtProcess, TEST_DATABASE};
+use common::lake::{self, checksum, execute, nrt, replay};
+use common::{Names, NrtProcess};
 use nrt_pipeline::lake::Hour;
 
 /// Three streams of ~40 s each, starting 20 s before an hour (09:59:40, 10:59:40, 11:59:40 UTC on
@@ -23,98 +23,8 @@ const STREAMS: [(u64, i64); 3] = [
 const PER_STREAM: u64 = 4_000;
 const ALL: u64 = PER_STREAM * 3;
 
-fn nrt(names: &Names, table: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nrt"));
-    cmd.args(args)
-        .env("NRT_S3_PREFIX", &names.prefix)
-        .env("NRT_CLICKHOUSE_DATABASE", TEST_DATABASE)
-        .env("NRT_CLICKHOUSE_TABLE", table)
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-/// Runs `nrt replay` to its end; returns its summary line's numbers (objects, resumed, events).
-fn replay(names: &Names, table: &str, range: (&str, &str), extra: &[&str]) -> (u64, u64, u64) {
-    let out = nrt(names, table, &["replay", "--from", range.0, "--to", range.1])
-        .args(extra)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run nrt replay: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    summary(&stdout)
-}
-
-/// `replay: 36 objects (4 resumed), 12000 lines, 8000 events written in 1.2 s` → (36, 4, 8000).
-fn summary(stdout: &str) -> (u64, u64, u64) {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("replay: "))
-        .unwrap_or_else(|| panic!("no summary: {stdout}"));
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit() && c != '.')
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match numbers[..] {
-        [objects, resumed, _lines, events, ..] => (objects, resumed, events),
-        _ => panic!("summary line: {line}"),
-    }
-}
-
 fn reconcile(names: &Names) -> (i32, serde_json::Value) {
-    let out = nrt(
-        names,
-        &names.table,
-        &[
-            "reconcile",
-            "--from",
-            "2026-01-01T09",
-            "--to",
-            "2026-01-01T13",
-            "--json",
-        ],
-    )
-    .output()
-    .unwrap_or_else(|e| panic!("cannot run nrt reconcile: {e}"));
-    let report =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("reconcile printed no JSON: {e}"));
-    (out.status.code().unwrap_or(-1), report)
-}
-
-#[derive(Debug, PartialEq, Eq, clickhouse::Row, serde::Deserialize)]
-struct Checksum {
-    rows: u64,
-    hash: u64,
-}
-
-/// `FINAL` rows and a hash over every column of them.
-async fn checksum(cfg: &nrt_pipeline::config::ServicesConfig, table: &str) -> Checksum {
-    let mut ch = cfg.clickhouse.clone();
-    ch.database = TEST_DATABASE.to_owned();
-    nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"))
-        .query(&format!(
-            "SELECT count() AS rows, sum(cityHash64(toString(event_id), type, user_id, toString(amount), currency, \
-             created_at, created_at_ms, ingested_at, kafka_partition, kafka_offset, ifNull(country, '-'), \
-             ifNull(session_id, '-'))) AS hash FROM {table} FINAL"
-        ))
-        .fetch_one::<Checksum>()
-        .await
-        .unwrap_or_else(|e| panic!("checksum of {table}: {e}"))
-}
-
-async fn execute(cfg: &nrt_pipeline::config::ServicesConfig, sql: &str) {
-    let mut ch = cfg.clickhouse.clone();
-    ch.database = TEST_DATABASE.to_owned();
-    nrt_pipeline::clickhouse::client(&ch)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .query(sql)
-        .execute()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    lake::reconcile(names, "2026-01-01T09", "2026-01-01T13")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -269,5 +179,82 @@ async fn replay_repairs_and_rebuilds_from_the_lake() {
          and replayed ({repaired} events); dropped table rebuilt by a replay killed after {resumed} objects and \
          resumed; a second replay and a rebuild into {fresh}: {} rows FINAL, checksum {:x} every time",
         original.rows, original.hash
+    );
+}
+
+/// An event hours before its batch's first one (a producer backfilling): its object sits under the
+/// first event's hour, 12, and the event is of hour 09. `reconcile` and `replay` of hour 09 find it
+/// (the object leaves a reference under 09), however far it is from the object's own hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_far_from_its_objects_hour_is_found_by_its_own_hour() {
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("farhour");
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 1, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let registry = nrt_pipeline::registry::RegistryClient::new(&cfg.registry, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let schema_text = nrt_pipeline::event::SCHEMA_V1;
+    let id = registry
+        .register(&format!("{}-value", names.topic), schema_text)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let schema = apache_avro::Schema::parse_str(schema_text).unwrap_or_else(|e| panic!("{e}"));
+    let noon = Hour::parse("2026-01-01T12").map_or(0, |h| h.0 * 3_600_000);
+    let half_past_nine = Hour::parse("2026-01-01T09").map_or(0, |h| h.0 * 3_600_000) + 30 * 60_000;
+    let mut generator = nrt_pipeline::mock_api::Generator::seeded(91, noon);
+    let events: Vec<_> = (0..50i64)
+        .map(|i| {
+            let mut e = generator.next_event();
+            e.created_at =
+                nrt_pipeline::event::Millis(if i == 1 { half_past_nine } else { noon + i * 1_000 });
+            e
+        })
+        .collect();
+    // Produced at once: the records land in one batch, whose first event is of 12:00.
+    let producer: rdkafka::producer::FutureProducer = nrt_pipeline::kafka::producer_config(&cfg.kafka)
+        .and_then(|c| c.create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:9"));
+    for e in &events {
+        let payload = nrt_pipeline::wire::encode(id, &schema, e.to_avro()).unwrap_or_else(|e| panic!("{e}"));
+        let key = e.event_id.to_string();
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&names.topic)
+                    .key(&key)
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+    let lines = common::landed(&cfg, &names, events.len() as u64).await;
+    drop(consumer);
+    let objects: std::collections::HashSet<&String> = lines.iter().map(|(k, _)| k).collect();
+    assert_eq!(objects.len(), 1, "one batch, one object: {objects:?}");
+    assert!(objects.iter().all(|k| k.contains("/hour=12/")), "{objects:?}");
+
+    let (code, report) = lake::reconcile(&names, "2026-01-01T09", "2026-01-01T10");
+    assert_eq!(report["hours"][0]["lake_ids"], 1, "{report}");
+    assert_eq!(
+        (code, report["differ"].clone()),
+        (0, serde_json::json!([])),
+        "{report}"
+    );
+    let nine = format!("{}_nine", names.table);
+    let (_, _, replayed) = replay(&names, &nine, ("2026-01-01T09", "2026-01-01T10"), &[]);
+    assert_eq!(replayed, 1, "the 09:30 event replayed from the object of hour 12");
+    let all = format!("{}_all", names.table);
+    replay(&names, &all, ("2026-01-01T09", "2026-01-01T13"), &[]);
+    assert_eq!(
+        checksum(&cfg, &all).await,
+        checksum(&cfg, &names.table).await,
+        "the rebuilt table"
+    );
+    println!(
+        "far hour: an event of 09:30 in a batch whose object sits under hour 12: reconcile 09..10 clean (1 id \
+         in the lake), replay of hour 09 rebuilt it, replay of 09..13 equals the live table"
     );
 }

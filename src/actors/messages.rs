@@ -22,7 +22,21 @@ pub struct Batch {
     pub bytes: usize,
     /// When the Batcher started writing it: the same in both sinks and on every retry (the rows'
     /// `ingested_at`, the object's `nrt-ingested-at`), so a replay from the lake gives the same rows.
+    /// Inside an object written earlier, that object's.
     pub ingested_at: Millis,
+    pub lake: LakePart,
+}
+
+/// What the lake does with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LakePart {
+    /// Write its object (or find it written already: `SinkAck::Covered`).
+    Write,
+    /// An object written earlier (before a crash, or by the partition's former owner) holds this whole
+    /// range already, up to offset `until`: nothing is written to the lake. A batch that reaches
+    /// `until` is committed; one inside the object is written to ClickHouse and not committed (a
+    /// commit inside an object would send the next owner to an offset no key starts at).
+    Held { until: i64 },
 }
 
 impl Batch {
@@ -38,6 +52,21 @@ impl Batch {
             events,
             bytes: 0,
             ingested_at: self.ingested_at,
+            lake: LakePart::Write,
+        }
+    }
+
+    /// The part of this batch up to `offset`, its rows stamped `ingested_at` (an object's, found in
+    /// the lake): what ClickHouse must hold so that a replay of that object gives the same rows.
+    pub fn up_to(&self, offset: i64, ingested_at: Millis) -> Batch {
+        let events: Vec<(i64, Event)> = self.events.iter().filter(|(o, _)| *o <= offset).cloned().collect();
+        Batch {
+            topic: self.topic.clone(),
+            last_offset: offset.min(self.last_offset),
+            events,
+            bytes: 0,
+            ingested_at,
+            ..*self
         }
     }
 }
@@ -52,9 +81,13 @@ pub struct WriteBatch(pub Arc<Batch>);
 pub enum SinkAck {
     Written,
     /// The lake already has an object for this batch's first offset, written earlier (before a crash,
-    /// or by the partition's former owner) and covering `[first_offset, last_offset]`. It is never
-    /// overwritten: the batch reuses its boundaries (see actors.md, "Rebalances").
-    Covered { last_offset: i64 },
+    /// or by the partition's former owner) and covering `[first_offset, last_offset]`, ingested at
+    /// `ingested_at` (None: an object that does not say). It is never overwritten: the batch reuses its
+    /// boundaries (see actors.md, "Rebalances").
+    Covered {
+        last_offset: i64,
+        ingested_at: Option<Millis>,
+    },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -2,9 +2,12 @@
 //! (partition, first offset, first event's time). The object is created only if the key is free
 //! (`If-None-Match: *`) and carries its offset range as metadata; when the key is taken (the batch was
 //! written before a crash, or by the partition's former owner), nothing is overwritten and the writer
-//! answers with the range the existing object covers, for the Batcher to reuse.
+//! answers with the range the existing object covers, for the Batcher to reuse. Whatever else an
+//! object needs is written before it and never replaced: a reference under each other hour its events
+//! are of (`lake::hours`), and a sidecar for an offset list too long for the metadata, named by its
+//! content (a second writer's different list gets another name).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -12,7 +15,8 @@ use actix::prelude::*;
 use super::inflight::Inflight;
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
-use crate::lake::{self, offsets};
+use crate::event::Millis;
+use crate::lake::{self, hours, offsets, Hour};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
 pub const NAME: &str = "minio_writer";
@@ -65,11 +69,17 @@ pub fn jsonl(batch: &Batch) -> Vec<u8> {
     body
 }
 
+/// The hours the batch's events are of (by their own `created_at`).
+fn hours_of(batch: &Batch) -> BTreeSet<Hour> {
+    batch.events.iter().map(|(_, e)| Hour::of_millis(e.created_at.0)).collect()
+}
+
 /// The object metadata that records which range of which partition an object holds, the offset of
-/// every line, and when it was ingested: what `nrt replay` needs to give back the rows ClickHouse had.
-/// An offset list too long for the metadata (S3 allows 2 KB in all) is returned apart, for a sidecar.
-fn object_meta(batch: &Batch) -> (BTreeMap<&'static str, String>, Option<String>) {
-    let breaks = offsets::encode(batch.events.iter().map(|(o, _)| *o));
+/// every line, when it was ingested and the hours of its events: what `nrt replay` and `nrt reconcile`
+/// need. An offset list too long for the metadata (S3 allows 2 KB in all) is returned apart, with the
+/// digest that names its sidecar.
+fn object_meta(batch: &Batch) -> (BTreeMap<&'static str, String>, Option<(String, String)>) {
+    let breaks = offsets::encode(batch.first_offset, batch.events.iter().map(|(o, _)| *o));
     let mut meta = BTreeMap::from([
         ("nrt-topic", batch.topic.clone()),
         ("nrt-partition", batch.partition.to_string()),
@@ -77,43 +87,81 @@ fn object_meta(batch: &Batch) -> (BTreeMap<&'static str, String>, Option<String>
         ("nrt-last-offset", batch.last_offset.to_string()),
         ("nrt-events", batch.events.len().to_string()),
         ("nrt-ingested-at", batch.ingested_at.0.to_string()),
+        (hours::HOURS_META, hours::encode(&hours_of(batch))),
     ]);
     if breaks.len() <= offsets::METADATA_LIMIT {
         meta.insert("nrt-offsets", breaks);
         (meta, None)
     } else {
-        meta.insert("nrt-offsets-sidecar", "1".into());
-        (meta, Some(breaks))
+        let digest = digest(&breaks);
+        meta.insert(lake::SIDECAR_META, digest.clone());
+        (meta, Some((digest, breaks)))
     }
 }
 
+/// 16 hex digits of the SHA-256 of `text`: a name only this content gets.
+fn digest(text: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(text.as_bytes());
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// What to do about an object already under the batch's key, from its metadata.
-fn existing(batch: &Batch, key: &str, meta: &HashMap<String, String>) -> Result<Option<SinkAck>, SinkError> {
+fn existing(batch: &Batch, key: &str, meta: &HashMap<String, String>) -> Result<SinkAck, SinkError> {
     let field = |name: &str| meta.get(name).map(String::as_str);
+    let misconfigured = |message: String| SinkError {
+        sink: "minio",
+        message,
+        failure: Failure::Misconfigured,
+    };
     let (Some(topic), Some(partition), Some(first), Some(last)) = (
         field("nrt-topic"),
         field("nrt-partition"),
         field("nrt-first-offset"),
         field("nrt-last-offset"),
     ) else {
-        // Written before objects carried their range: overwriting is what the old layout did.
-        return Ok(None);
+        // Not an object of ours (or of a layout before objects carried their range): never replaced.
+        return Err(misconfigured(format!(
+            "{key} exists without the nrt-* metadata of a lake object; move it away (it is never overwritten)"
+        )));
     };
     let same_start = topic == batch.topic
         && partition.parse() == Ok(batch.partition)
         && first.parse() == Ok(batch.first_offset);
     match (same_start, last.parse::<i64>()) {
-        (true, Ok(last_offset)) if last_offset >= batch.first_offset => Ok(Some(SinkAck::Covered { last_offset })),
-        _ => Err(SinkError {
-            sink: "minio",
-            message: format!(
-                "{key} exists and holds {topic} p{partition} o{first}..{last}, not a batch of {} p{} o{}: \
-                 give each topic its own NRT_S3_PREFIX",
-                batch.topic, batch.partition, batch.first_offset
-            ),
-            failure: Failure::Misconfigured,
+        (true, Ok(last_offset)) if last_offset >= batch.first_offset => Ok(SinkAck::Covered {
+            last_offset,
+            ingested_at: field("nrt-ingested-at").and_then(|t| t.parse().ok()).map(Millis),
         }),
+        _ => Err(misconfigured(format!(
+            "{key} exists and holds {topic} p{partition} o{first}..{last}, not a batch of {} p{} o{}: \
+             give each topic its own NRT_S3_PREFIX",
+            batch.topic, batch.partition, batch.first_offset
+        ))),
     }
+}
+
+/// The references to `key` under every hour of the batch's events but the key's own, and the
+/// sidecar: written before the object (so an object never lacks them), each created once.
+async fn write_companions(
+    store: &ObjectStore,
+    prefix: &str,
+    key: &str,
+    batch: &Batch,
+    sidecar: Option<(String, String)>,
+) -> Result<(), S3Error> {
+    let own = batch.events.first().map(|(_, e)| Hour::of_millis(e.created_at.0));
+    for hour in hours_of(batch).into_iter().filter(|h| Some(*h) != own) {
+        if let Some(reference) = hours::ref_key(prefix, hour, key) {
+            let body = key.as_bytes().to_vec();
+            store.put_if_absent(&reference, body, "text/plain", &BTreeMap::new()).await?;
+        }
+    }
+    if let Some((digest, breaks)) = sidecar {
+        let sidecar_key = format!("{key}.{digest}.offsets");
+        store.put_if_absent(&sidecar_key, breaks.into_bytes(), "text/plain", &BTreeMap::new()).await?;
+    }
+    Ok(())
 }
 
 fn sink_error(e: S3Error) -> SinkError {
@@ -160,8 +208,9 @@ impl Handler<WriteBatch> for MinioWriter {
                 return Box::pin(fut::ready(Err(err)));
             }
         };
-        let (store, need_bucket, bytes, events) = (
+        let (store, prefix, need_bucket, bytes, events) = (
             self.store.clone(),
+            self.prefix.clone(),
             !self.bucket_ready,
             body.len(),
             batch.events.len(),
@@ -174,30 +223,14 @@ impl Handler<WriteBatch> for MinioWriter {
                 store.ensure_bucket().await.map_err(sink_error)?;
             }
             let (meta, sidecar) = object_meta(&batch);
-            if let Some(breaks) = sidecar {
-                // Before the object: an object whose metadata points at a sidecar always has one.
-                store
-                    .put(&lake::sidecar_key(&key), breaks.into_bytes(), "text/plain")
-                    .await
-                    .map_err(sink_error)?;
-            }
+            write_companions(&store, &prefix, &key, &batch, sidecar).await.map_err(sink_error)?;
             let created = store
                 .put_if_absent(&key, body, "application/x-ndjson", &meta)
                 .await
                 .map_err(sink_error)?;
             match created {
                 PutOutcome::Created => Ok(SinkAck::Written),
-                PutOutcome::Exists(found) => match existing(&batch, &key, &found)? {
-                    Some(ack) => Ok(ack),
-                    None => {
-                        log::warn!("{NAME}: {key} has no offset metadata (an older layout): overwriting it");
-                        store
-                            .put(&key, jsonl(&batch), "application/x-ndjson")
-                            .await
-                            .map(|()| SinkAck::Written)
-                            .map_err(sink_error)
-                    }
-                },
+                PutOutcome::Exists(found) => existing(&batch, &key, &found),
             }
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
@@ -232,6 +265,7 @@ impl Handler<WriteBatch> for MinioWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::messages::LakePart;
 
     fn batch(first: i64, last: i64) -> Batch {
         Batch {
@@ -242,66 +276,96 @@ mod tests {
             last_offset: last,
             events: Vec::new(),
             bytes: 0,
-            ingested_at: crate::event::Millis(1_795_771_800_000),
+            ingested_at: Millis(1_795_771_800_000),
+            lake: LakePart::Write,
         }
+    }
+
+    fn event(i: u128, at: i64) -> crate::event::Event {
+        crate::event::Event {
+            event_id: uuid::Uuid::from_u128(i),
+            kind: "view".into(),
+            user_id: 1,
+            amount: crate::event::Money(0),
+            currency: "EUR".into(),
+            created_at: Millis(at),
+            extra: None,
+        }
+    }
+
+    fn owned(meta: BTreeMap<&'static str, String>) -> HashMap<String, String> {
+        meta.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
     #[test]
     fn an_existing_object_is_reused_only_when_it_starts_where_the_batch_does() {
         let b = batch(100, 140);
-        let meta: HashMap<String, String> = object_meta(&batch(100, 199))
-            .0
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        assert_eq!(
-            existing(&b, "k", &meta).ok(),
-            Some(Some(SinkAck::Covered { last_offset: 199 }))
-        );
-        assert_eq!(existing(&b, "k", &HashMap::new()).ok(), Some(None), "older layout");
+        let meta = owned(object_meta(&batch(100, 199)).0);
+        let covered = SinkAck::Covered {
+            last_offset: 199,
+            ingested_at: Some(Millis(1_795_771_800_000)),
+        };
+        assert_eq!(existing(&b, "k", &meta).ok(), Some(covered));
+        let refused = |meta: &HashMap<String, String>| existing(&b, "k", meta).map_err(|e| e.failure);
+        assert_eq!(refused(&HashMap::new()), Err(Failure::Misconfigured), "not ours: never overwritten");
         let mut other_topic = meta.clone();
         other_topic.insert("nrt-topic".into(), "other".into());
-        let refused = existing(&b, "k", &other_topic).map_err(|e| e.failure);
-        assert_eq!(refused, Err(Failure::Misconfigured));
+        assert_eq!(refused(&other_topic), Err(Failure::Misconfigured));
     }
 
-    /// What replay reads back is what was written: partition, every line's offset, ingestion time;
-    /// from the metadata, or from a sidecar when the offsets do not fit.
+    /// What replay reads back is what was written: partition, every line's offset (also when the batch
+    /// starts with a dead letter), ingestion time; from the metadata, or from a sidecar named by its
+    /// content when the offsets do not fit.
     #[test]
     fn the_metadata_gives_back_every_lines_origin() {
         for gaps in [3, 1_000] {
-            let mut b = batch(100, 0);
-            let mut o = 100;
+            let mut b = batch(98, 0);
+            let mut o = 98;
             for i in 0..3_000u128 {
                 o += if i % gaps as u128 == 0 { 2 } else { 1 };
-                let e = crate::event::Event {
-                    event_id: uuid::Uuid::from_u128(i),
-                    kind: "view".into(),
-                    user_id: 1,
-                    amount: crate::event::Money(0),
-                    currency: "EUR".into(),
-                    created_at: crate::event::Millis(1_795_771_800_000),
-                    extra: None,
-                };
-                b.events.push((o, e));
+                b.events.push((o, event(i, 1_795_771_800_000)));
             }
-            b.first_offset = b.events[0].0;
+            b.last_offset = o;
             let (meta, sidecar) = object_meta(&b);
             let size: usize = meta.iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
             assert!(size <= 2_048, "{size} bytes of metadata");
             assert_eq!(sidecar.is_some(), gaps == 3, "sidecar for {gaps}");
-            let meta: HashMap<String, String> = meta.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-            assert_eq!(lake::Origin::in_sidecar(&meta), sidecar.is_some());
-            let origin = lake::Origin::of(&meta, sidecar.as_deref(), b.events.len());
+            let meta = owned(meta);
+            let sidecar_key = lake::sidecar_key("k", &meta);
+            assert_eq!(sidecar_key, sidecar.as_ref().map(|(d, _)| format!("k.{d}.offsets")));
+            let origin = lake::Origin::of(&meta, sidecar.as_ref().map(|(_, text)| text.as_str()), b.events.len());
             let offsets: Vec<i64> = b.events.iter().map(|(o, _)| *o).collect();
+            assert_eq!(offsets[0], 100, "the first record, 99, went to the dead-letter topic");
             assert_eq!(
                 origin,
                 Ok(lake::Origin {
                     partition: 2,
                     offsets,
-                    ingested_at: Some(crate::event::Millis(1_795_771_800_000))
+                    ingested_at: Some(Millis(1_795_771_800_000))
                 })
             );
         }
+    }
+
+    #[test]
+    fn a_sidecar_is_named_by_what_it_holds_and_the_hours_are_recorded() {
+        let mut long = batch(0, 0);
+        let mut short = batch(0, 0);
+        for i in 0..3_000i64 {
+            let e = event(i as u128, 1_795_771_800_000 + i * 3_600_000 / 1_000);
+            if i < 2_000 {
+                short.events.push((i * 2, e.clone()));
+            }
+            long.events.push((i * 2, e));
+        }
+        let (long_meta, long_sidecar) = object_meta(&long);
+        let (_, short_sidecar) = object_meta(&short);
+        let name = |s: Option<(String, String)>| s.map(|(digest, _)| digest);
+        let (a, b) = (name(long_sidecar), name(short_sidecar));
+        assert!(a.is_some() && b.is_some() && a != b, "two writers of one key: two sidecars, {a:?} {b:?}");
+        // 3,000 events over three hours from 1_795_771_800_000 (an hour's start plus 30 minutes).
+        let hours = hours::decode(&owned(long_meta)).unwrap_or_default();
+        let first = Hour::of_millis(1_795_771_800_000);
+        assert_eq!(hours.into_iter().collect::<Vec<_>>(), vec![first, Hour(first.0 + 1), Hour(first.0 + 2), Hour(first.0 + 3)]);
     }
 }

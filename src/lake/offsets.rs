@@ -1,37 +1,37 @@
 //! The Kafka offset of every line of a lake object, kept in the object's metadata (`nrt-offsets`) so
 //! `nrt replay` can give a row back the `kafka_offset` it had. Lines are in offset order and mostly
-//! consecutive; what breaks the run is a transaction marker (one offset after every producer
-//! transaction), an aborted transaction, or a dead-lettered record. So only the breaks are written:
-//! for each, how many lines after the previous break it comes (base 36) and, when it is not the usual
-//! single marker, `+` and how many offsets it skips (base 36), joined by `.`. A 50,000-line batch of
-//! 1,000-event transactions over 3 partitions needs ~150 breaks, ~450 bytes.
+//! consecutive from the batch's first offset; what breaks the run is a transaction marker (one offset
+//! after every producer transaction), an aborted transaction, or a dead-lettered record (also before
+//! the first line). So only the breaks are written: for each, how many lines after the previous break
+//! it comes (base 36; 0 for the first line) and, when it is not the usual single marker, `+` and how
+//! many offsets it skips (base 36), joined by `.`. A 50,000-line batch of 1,000-event transactions over
+//! 3 partitions needs ~150 breaks, ~450 bytes.
 
 /// Above this many bytes the list goes to a sidecar object instead (S3 and MinIO refuse more than
-/// 2 KB of user metadata in all, names included).
-pub const METADATA_LIMIT: usize = 1_536;
+/// 2 KB of user metadata in all, names included; the hours an object holds take up to ~200 more).
+pub const METADATA_LIMIT: usize = 1_280;
 
-/// `offsets` (ascending) as the break list; empty when they are consecutive.
-pub fn encode(offsets: impl IntoIterator<Item = i64>) -> String {
+/// `offsets` (ascending, from `first` on) as the break list; empty when they are `first`, `first + 1`, …
+pub fn encode(first: i64, offsets: impl IntoIterator<Item = i64>) -> String {
     let mut out = String::new();
-    let mut previous: Option<i64> = None;
-    let mut since_break = 0u64;
+    // The line before the first, as if at `first - 1`: a first line past `first` is a break at line 0.
+    let mut previous = first - 1;
+    let (mut line, mut last_break) = (0u64, 0u64);
     for o in offsets {
-        if let Some(p) = previous {
-            since_break += 1;
-            let skipped = o - p - 1;
-            if skipped > 0 {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(&base36(since_break));
-                if skipped != 1 {
-                    out.push('+');
-                    out.push_str(&base36(skipped as u64));
-                }
-                since_break = 0;
+        let skipped = o - previous - 1;
+        if skipped > 0 {
+            if !out.is_empty() {
+                out.push('.');
             }
+            out.push_str(&base36(line - last_break));
+            if skipped != 1 {
+                out.push('+');
+                out.push_str(&base36(skipped as u64));
+            }
+            last_break = line;
         }
-        previous = Some(o);
+        previous = o;
+        line += 1;
     }
     out
 }
@@ -99,20 +99,27 @@ mod tests {
                     o
                 })
                 .collect();
-            let breaks = encode(offsets.iter().copied());
-            assert_eq!(decode(offsets[0], offsets.len(), &breaks), Ok(offsets));
+            // The batch may start before its first line (a dead letter, a marker).
+            let first = offsets[0] - rng.gen_range(0..3);
+            let breaks = encode(first, offsets.iter().copied());
+            assert_eq!(decode(first, offsets.len(), &breaks), Ok(offsets));
         }
     }
 
     #[test]
     fn consecutive_offsets_need_nothing_and_markers_need_little() {
-        assert_eq!(encode(10..20), "");
+        assert_eq!(encode(10, 10..20), "");
         assert_eq!(decode(10, 10, ""), Ok((10..20).collect()));
         // 1,000-event transactions: a marker after each.
         let offsets = (0..50_000i64).map(|i| i + i / 333);
-        let breaks = encode(offsets);
+        let breaks = encode(0, offsets);
         assert!(breaks.len() < 600, "{} bytes", breaks.len());
-        assert_eq!(encode([5, 7, 20]), "1.1+c");
+        assert_eq!(encode(5, [5, 7, 20]), "1.1+c");
+        // A batch whose first record went to the dead-letter topic: its first line is at offset 6.
+        assert_eq!(encode(5, [6, 7, 9]), "0.2");
+        assert_eq!(decode(5, 3, "0.2"), Ok(vec![6, 7, 9]));
+        assert_eq!(encode(5, [8, 9]), "0+3");
+        assert_eq!(decode(5, 2, "0+3"), Ok(vec![8, 9]));
         assert!(decode(0, 2, "1.1").is_err(), "a break past the last line");
         assert!(decode(0, 5, "x!").is_err());
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusoto_core::signature::SignedRequest;
 use rusoto_core::{HttpClient, Region, RusotoError};
 use rusoto_s3::{
-    CreateBucketError, CreateBucketRequest, GetObjectRequest, HeadBucketRequest, HeadObjectError,
+    CreateBucketError, CreateBucketRequest, GetObjectError, GetObjectRequest, HeadBucketRequest, HeadObjectError,
     HeadObjectRequest, ListObjectsV2Request, PutObjectRequest, S3Client, S3,
 };
 use tokio::io::AsyncReadExt;
@@ -272,16 +272,36 @@ impl ObjectStore {
         key: &str,
         timeout: Duration,
     ) -> Result<(Vec<u8>, HashMap<String, String>), S3Error> {
+        match self.get_if_present(key, timeout).await? {
+            Some(found) => Ok(found),
+            None => Err(S3Error::Request {
+                endpoint: self.endpoint.clone(),
+                op: "get",
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                message: "HTTP 404 NoSuchKey".into(),
+                transient: false,
+            }),
+        }
+    }
+
+    /// `get_with_meta`, or None when there is no such key.
+    pub async fn get_if_present(
+        &self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Option<(Vec<u8>, HashMap<String, String>)>, S3Error> {
         let req = GetObjectRequest {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             ..Default::default()
         };
-        let out = self
-            .client
-            .get_object(req)
-            .await
-            .map_err(|e| self.err("get", key, e))?;
+        let out = match self.client.get_object(req).await {
+            Ok(out) => out,
+            Err(RusotoError::Service(GetObjectError::NoSuchKey(_))) => return Ok(None),
+            Err(RusotoError::Unknown(resp)) if resp.status.as_u16() == 404 => return Ok(None),
+            Err(e) => return Err(self.err("get", key, e)),
+        };
         let mut buf = Vec::with_capacity(out.content_length.unwrap_or(0).max(0) as usize);
         let meta = out.metadata.unwrap_or_default();
         if let Some(body) = out.body {
@@ -292,7 +312,7 @@ impl ObjectStore {
                 Err(_) => return Err(self.read_err(key, format!("body not read within {timeout:?}"))),
             }
         }
-        Ok((buf, meta))
+        Ok(Some((buf, meta)))
     }
 
     fn read_err(&self, key: &str, message: String) -> S3Error {

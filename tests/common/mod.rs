@@ -415,10 +415,12 @@ pub async fn clickhouse_count(cfg: &ServicesConfig, table: &str, final_: bool) -
         .ok()
 }
 
-/// Every JSONL line under `prefix` in the configured bucket, with the key of its object.
+/// Every JSONL line under `prefix` in the configured bucket, with the key of its object (the lake's
+/// objects only: not their sidecars or references).
 pub async fn minio_lines(cfg: &ServicesConfig, prefix: &str) -> Vec<(String, String)> {
     let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     let keys = store.list(prefix).await.unwrap_or_default();
+    let keys = keys.into_iter().filter(|k| nrt_pipeline::lake::is_object(k));
     let mut lines = Vec::new();
     for key in keys {
         let body = store
@@ -705,6 +707,7 @@ pub fn text(out: &std::process::Output) -> String {
     )
 }
 
+pub mod lake;
 pub mod secure;
 
 /// Puts `objects`, reads each back byte for byte, and checks that listing `prefix` finds exactly the

@@ -1,15 +1,16 @@
 //! The Batcher's per-partition bookkeeping as plain data: the open batch, the one batch in flight, and
-//! a boundary the next batch must end on. No actor and no I/O here, so the rules are unit-tested with
-//! plain values: one batch in flight per partition, epochs, cutting at a boundary, merging back.
+//! the object of the lake the next batches lie inside. No actor and no I/O here, so the rules are
+//! unit-tested with plain values: one batch in flight per partition, epochs, cutting at an object's end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Decoded, Limits};
-use crate::actors::messages::Batch;
+use crate::actors::messages::{Batch, LakePart};
 use crate::actors::ownership::Epoch;
 use crate::event::{Event, Millis};
+use crate::lake::{hours, Hour};
 
 /// How a batch's write-and-commit job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +20,20 @@ pub enum JobEnd {
     /// The partition was revoked (or assigned again) meanwhile: nothing was committed; the owner reads
     /// the range again from the last commit.
     Abandoned,
-    /// The lake already holds an object for this first offset reaching `until`, further than the
-    /// batch: the batch goes back to being open and is written again once it reaches exactly `until`.
-    NeedsMore { until: i64 },
+    /// Written to ClickHouse, not committed: the batch lies inside an object the lake already holds
+    /// (written at `ingested_at`) that ends at `until`, further on. The next batches are written to
+    /// ClickHouse only until one reaches `until`; that one commits the whole object.
+    Inside { until: i64, ingested_at: Millis },
+}
+
+/// An object of the lake, written earlier, that the partition's next batches lie inside: it ends at
+/// `until`. Its rows are written with its `ingested_at` so that a replay of it gives the same rows.
+/// Batches are not held until they reach its end (that can be more than the memory budget), only their
+/// commit is: the first commit is the one at `until + 1`, an object's boundary, as a replay expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cover {
+    until: i64,
+    ingested_at: Millis,
 }
 
 #[derive(Debug)]
@@ -41,8 +53,7 @@ struct Slot {
     epoch: Epoch,
     open: Option<Open>,
     in_flight: Option<Arc<Batch>>,
-    /// The next batch must end exactly here (an object in the lake ends here: see `JobEnd::NeedsMore`).
-    end_at: Option<i64>,
+    cover: Option<Cover>,
 }
 
 #[derive(Debug, Default)]
@@ -79,7 +90,7 @@ impl Slots {
             epoch: d.epoch,
             open: None,
             in_flight: None,
-            end_at: None,
+            cover: None,
         });
         let mut dropped = 0;
         if d.epoch < slot.epoch {
@@ -87,7 +98,7 @@ impl Slots {
         }
         if d.epoch > slot.epoch {
             dropped = slot.open.take().map_or(0, |o| o.bytes);
-            slot.end_at = None;
+            slot.cover = None;
             slot.epoch = d.epoch;
         }
         match &mut slot.open {
@@ -124,8 +135,8 @@ impl Slots {
     }
 
     /// Takes `partition`'s open batch as its batch in flight, if it has none in flight and the open one
-    /// is due (or reaches the boundary it must end on, where it is cut). `all_due`: every open batch is
-    /// due whatever its age and size (draining, or the in-flight budget is pressed).
+    /// is due (or reaches the end of the object it lies inside, where it is cut). `all_due`: every open
+    /// batch is due whatever its age and size (draining, or the in-flight budget is pressed).
     pub fn start(&mut self, partition: i32, limits: &Limits, all_due: bool) -> Option<Arc<Batch>> {
         let topic = &self.topic;
         let slot = self.map.get_mut(&partition)?;
@@ -133,17 +144,28 @@ impl Slots {
             return None;
         }
         let open = slot.open.as_ref()?;
-        let take = match slot.end_at {
-            Some(end) => open.last_offset >= end,
-            None => all_due || open.flush_now || limits.is_due(open),
-        };
-        if !take {
+        let reaches_cover_end = slot.cover.is_some_and(|c| open.last_offset >= c.until);
+        if !(reaches_cover_end || all_due || open.flush_now || limits.is_due(open)) {
             return None;
         }
         let mut open = slot.open.take()?;
-        if let Some(end) = slot.end_at.take().filter(|e| *e < open.last_offset) {
-            slot.open = Some(cut_after(&mut open, end));
-        }
+        let (ingested_at, lake) = match slot.cover {
+            None => {
+                if let Some(end) = last_within_hours(&open) {
+                    slot.open = Some(cut_after(&mut open, end));
+                }
+                (Millis::now(), LakePart::Write)
+            }
+            Some(c) => {
+                if c.until < open.last_offset {
+                    slot.open = Some(cut_after(&mut open, c.until));
+                }
+                if open.last_offset >= c.until {
+                    slot.cover = None;
+                }
+                (c.ingested_at, LakePart::Held { until: c.until })
+            }
+        };
         let batch = Arc::new(Batch {
             topic: topic.clone(),
             partition,
@@ -152,14 +174,15 @@ impl Slots {
             last_offset: open.last_offset,
             events: open.events,
             bytes: open.bytes,
-            ingested_at: Millis::now(),
+            ingested_at,
+            lake,
         });
         slot.in_flight = Some(batch.clone());
         Some(batch)
     }
 
-    /// The job of `partition`'s batch in flight ended; returns the bytes no longer held. A batch that
-    /// needs more becomes the front of the open batch again, with the boundary it must end on.
+    /// The job of `partition`'s batch in flight ended; returns the bytes no longer held (all of the
+    /// batch's: a batch inside an object is in ClickHouse, and the object holds it in the lake).
     pub fn finish(&mut self, partition: i32, end: JobEnd) -> usize {
         let Some(slot) = self.map.get_mut(&partition) else {
             return 0;
@@ -167,31 +190,12 @@ impl Slots {
         let Some(batch) = slot.in_flight.take() else {
             return 0;
         };
-        match end {
-            JobEnd::NeedsMore { until } if batch.epoch == slot.epoch => {
-                let batch = Arc::unwrap_or_clone(batch);
-                let mut events = batch.events;
-                let (last_offset, bytes) = match slot.open.take() {
-                    Some(later) => {
-                        events.extend(later.events);
-                        (later.last_offset, batch.bytes + later.bytes)
-                    }
-                    None => (batch.last_offset, batch.bytes),
-                };
-                slot.open = Some(Open {
-                    first_offset: batch.first_offset,
-                    last_offset,
-                    events,
-                    bytes,
-                    opened: Instant::now(),
-                    grown: Instant::now(),
-                    flush_now: false,
-                });
-                slot.end_at = Some(until);
-                0
+        if let JobEnd::Inside { until, ingested_at } = end {
+            if batch.epoch == slot.epoch {
+                slot.cover = Some(Cover { until, ingested_at });
             }
-            _ => batch.bytes,
         }
+        batch.bytes
     }
 
     /// Revocation of `partition` as assigned under `epoch`: drops its open batch. Returns the bytes
@@ -202,7 +206,7 @@ impl Slots {
             return (0, false);
         };
         let dropped = slot.open.take().map_or(0, |o| o.bytes);
-        slot.end_at = None;
+        slot.cover = None;
         let busy = slot.in_flight.is_some();
         if !busy {
             self.map.remove(&partition);
@@ -251,6 +255,27 @@ impl Limits {
                 && open.events.len() >= self.max_records.div_ceil(10)
                 && open.grown.elapsed() >= self.quiet)
     }
+}
+
+/// Where a batch must end so that its object holds events of at most `hours::MAX_HOURS` distinct
+/// hours (the lake writes a reference under each): the offset of the last event before the one that
+/// brings in one hour more; None when the whole batch is within the bound.
+fn last_within_hours(open: &Open) -> Option<i64> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last_hour = None;
+    let mut previous = None;
+    for (offset, event) in &open.events {
+        let hour = Hour::of_millis(event.created_at.0);
+        // Events of a batch mostly share an hour: the set is asked only when it changes.
+        if last_hour != Some(hour) {
+            last_hour = Some(hour);
+            if seen.insert(hour) && seen.len() > hours::MAX_HOURS {
+                return previous;
+            }
+        }
+        previous = Some(*offset);
+    }
+    None
 }
 
 /// Splits `open` after offset `end`: `open` keeps `[first, end]`, the rest is returned. Bytes are shared
@@ -359,24 +384,58 @@ mod tests {
     }
 
     #[test]
-    fn needs_more_merges_back_and_cuts_exactly_at_the_boundary() {
+    fn batches_inside_an_object_are_released_and_only_its_end_is_committed() {
         let mut s = Slots::new("t".into());
         s.add(run(1, 1, 100, 140));
-        let b = s.start(1, &limits(), true).map(|b| b.last_offset);
-        assert_eq!(b, Some(140));
+        let b = s.start(1, &limits(), true).map(|b| (b.last_offset, b.lake));
+        assert_eq!(b, Some((140, LakePart::Write)));
         s.add(run(1, 1, 141, 160));
-        // The lake has [100, 199] already: write again once exactly that far.
-        assert_eq!(s.finish(1, JobEnd::NeedsMore { until: 199 }), 0);
-        assert!(s.start(1, &limits(), true).is_none(), "not there yet, even when draining");
+        // The lake has [100, 199] already, written at t0: the batch is released, not held until 199.
+        let t0 = Millis(1_795_000_000_000);
+        assert_eq!(s.finish(1, JobEnd::Inside { until: 199, ingested_at: t0 }), 410);
+        let inside = s.start(1, &limits(), true).unwrap_or_else(|| panic!("a batch inside the object is due"));
+        assert_eq!((inside.first_offset, inside.last_offset), (141, 160));
+        assert_eq!((inside.lake, inside.ingested_at), (LakePart::Held { until: 199 }, t0));
+        assert_eq!(s.finish(1, JobEnd::Inside { until: 199, ingested_at: t0 }), 200);
         s.add(run(1, 1, 161, 230));
-        let b = s.start(1, &limits(), false).unwrap_or_else(|| panic!("due at the boundary"));
-        assert_eq!((b.first_offset, b.last_offset, b.events.len()), (100, 199, 100));
-        assert_eq!(b.events.last().map(|(o, _)| *o), Some(199));
+        let b = s.start(1, &limits(), false).unwrap_or_else(|| panic!("due at the object's end"));
+        assert_eq!((b.first_offset, b.last_offset, b.events.len()), (161, 199, 39));
+        assert_eq!((b.lake, b.ingested_at), (LakePart::Held { until: 199 }, t0));
         // Bytes balance: what the cut batch and the rest hold is what was added.
         assert_eq!(s.finish(1, JobEnd::Committed), b.bytes);
         let rest = s.start(1, &limits(), true).unwrap_or_else(|| panic!("the rest is open"));
-        assert_eq!((rest.first_offset, rest.last_offset), (200, 230));
-        assert_eq!(b.bytes + rest.bytes, 1310);
+        assert_eq!((rest.first_offset, rest.last_offset, rest.lake), (200, 230, LakePart::Write));
+        assert_eq!(b.bytes + rest.bytes, 700);
+        assert_ne!(rest.ingested_at, t0, "after the object, a batch of its own");
+    }
+
+    #[test]
+    fn a_new_epoch_forgets_the_object_it_was_inside() {
+        let mut s = Slots::new("t".into());
+        s.add(run(1, 1, 100, 140));
+        let _ = s.start(1, &limits(), true);
+        let t0 = Millis(1);
+        s.finish(1, JobEnd::Inside { until: 199, ingested_at: t0 });
+        s.add(run(1, 2, 100, 120));
+        let b = s.start(1, &limits(), true).map(|b| (b.first_offset, b.lake));
+        assert_eq!(b, Some((100, LakePart::Write)), "read again from the commit: asks the lake again");
+    }
+
+    #[test]
+    fn a_batch_is_cut_before_its_events_reach_one_hour_too_many() {
+        let mut s = Slots::new("t".into());
+        let mut d = run(0, 1, 0, 99);
+        // Events an hour apart (a backfill): 100 hours in one run.
+        for (o, e) in d.events.iter_mut() {
+            e.created_at = Millis(1_795_771_800_000 + *o * 3_600_000);
+        }
+        s.add(d);
+        let mut ends = Vec::new();
+        while let Some(b) = s.start(0, &limits(), true) {
+            ends.push((b.first_offset, b.last_offset));
+            s.finish(0, JobEnd::Committed);
+        }
+        assert_eq!(ends, vec![(0, 23), (24, 47), (48, 71), (72, 95), (96, 99)]);
     }
 
     #[test]

@@ -438,22 +438,41 @@ async fn a_table_that_refuses_everything_is_retried_not_dead_lettered() {
 
 #[actix::test]
 async fn an_object_already_in_the_lake_keeps_its_boundaries() {
-    // The lake has p0 [0, 14] (written before a crash) and p0 [15, 29].
-    let lake: Answer = Arc::new(|b| match b.first_offset {
-        0 => Ok(SinkAck::Covered { last_offset: 14 }),
-        15 => Ok(SinkAck::Covered { last_offset: 29 }),
+    // The lake has p0 [0, 14] and p0 [15, 29], written by a former owner at t1 and t2.
+    let (t1, t2) = (Millis(1_795_000_000_000), Millis(1_795_000_000_500));
+    let lake: Answer = Arc::new(move |b| match b.first_offset {
+        0 => Ok(SinkAck::Covered { last_offset: 14, ingested_at: Some(t1) }),
+        15 => Ok(SinkAck::Covered { last_offset: 29, ingested_at: Some(t2) }),
         _ => Ok(SinkAck::Written),
     });
-    let rig = Rig::start(limits(5, 1000), (Duration::ZERO, lake), (Duration::ZERO, ok()));
+    // What ClickHouse was given: the range and the rows' ingestion time.
+    let rows: Arc<Mutex<Vec<(i64, i64, Millis)>>> = Arc::default();
+    let seen = rows.clone();
+    let clickhouse: Answer = Arc::new(move |b| {
+        seen.lock().unwrap_or_else(|p| p.into_inner()).push((b.first_offset, b.last_offset, b.ingested_at));
+        Ok(SinkAck::Written)
+    });
+    let rig = Rig::start(limits(5, 1000), (Duration::ZERO, lake), (Duration::ZERO, clickhouse));
     let e = rig.assign(&[0])[&0];
-    // Read again shorter than the object: the batch waits until it reaches offset 14 exactly.
+    // Read again shorter than the object: written to ClickHouse, released, not committed.
     rig.send(0, e, 0, 9).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(rig.commits().is_empty(), "committed a batch shorter than its object");
+    assert!(rig.commits().is_empty(), "committed inside an object");
+    assert_eq!(rig.inflight.bytes(), 0, "a batch inside an object held until its end");
     rig.send(0, e, 10, 40).await;
     rig.committed(0, 41).await;
-    // [0, 40] was cut at 14 (the object), then 15..40 is covered to 29 and the rest written.
+    // [10, 40] was cut at 14 (the object's end: the commit), then 15..40 is covered to 29 and the
+    // rest written as an object of its own.
     let minio = rig.minio.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert_eq!(minio, vec![(0, 0, 9), (0, 0, 14), (0, 15, 40), (0, 30, 40)]);
+    assert_eq!(minio, vec![(0, 0, 9), (0, 15, 40), (0, 30, 40)]);
     assert_eq!(rig.commits(), vec![(0, 15), (0, 41)]);
+    // Every row of an object carries the object's ingestion time, as a replay of it will.
+    let rows = rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (own, later) = (rows[0].2, rows.get(3).map_or(t1, |r| r.2));
+    assert!(own != t1 && later != t2);
+    assert_eq!(
+        rows,
+        vec![(0, 9, own), (0, 9, t1), (10, 14, t1), (15, 40, later), (15, 29, t2)],
+        "ClickHouse writes"
+    );
 }

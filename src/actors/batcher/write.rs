@@ -1,8 +1,9 @@
 //! One batch's job: write it to both sinks (retrying only the one that failed), dead-letter the rows
 //! ClickHouse refuses for good, then commit its offsets, as long as the partition is still ours. An
 //! object the lake already holds for the batch's first offset is never overwritten: its boundaries are
-//! reused (the batch is covered up to there; the rest is written after it, or the batch waits to reach
-//! it). See actors.md, "Rebalances".
+//! reused (the batch is covered up to there and the rest written after it; or the batch lies inside
+//! it, and is written to ClickHouse without a commit until a batch reaches the object's end). Rows of
+//! such an object carry its ingestion time. See actors.md, "Rebalances".
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use actix::MailboxError;
 use super::slots::JobEnd;
 use super::Sinks;
 use crate::actors::clickhouse_writer::{self, RefusedRows};
-use crate::actors::messages::{Batch, Commit, CommitError, Failure, SinkAck, SinkError, WriteBatch};
+use crate::actors::messages::{Batch, Commit, CommitError, Failure, LakePart, SinkAck, SinkError, WriteBatch};
 use crate::actors::ownership::Ownership;
 use crate::actors::Shared;
 use crate::dead_letters::DeadLetter;
@@ -47,11 +48,17 @@ impl Job {
         self.ownership.owns(batch.partition, batch.epoch)
     }
 
-    /// Until both sinks hold the batch; `Err` ends the job early (abandoned, or the lake needs more).
+    /// Until both sinks hold the batch; `Err` ends the job without a commit (abandoned, or the batch
+    /// lies inside an object of the lake that ends further on).
     async fn write(&self, batch: &Arc<Batch>, where_: &str) -> Result<(), JobEnd> {
-        // The part MinIO still has to take (None: done); ClickHouse's outcome once it has the batch.
-        let mut lake = Some(batch.clone());
+        // The part MinIO still has to take (None: done); what ClickHouse is to hold, and its outcome.
+        let mut lake = match batch.lake {
+            LakePart::Write => Some(batch.clone()),
+            LakePart::Held { .. } => None,
+        };
+        let mut rows = batch.clone();
         let mut refused: Option<RefusedRows> = None;
+        let mut inside: Option<JobEnd> = None;
         let mut backoff = RetryPolicy::SERVICE.backoff();
         while lake.is_some() || refused.is_none() {
             if !self.owned(batch) {
@@ -67,29 +74,38 @@ impl Job {
                 match refused {
                     Some(_) => None,
                     None => Some(
-                        clickhouse_writer::write_isolating(&self.sinks.clickhouse, batch, &self.sinks.clickhouse_took_rows)
+                        clickhouse_writer::write_isolating(&self.sinks.clickhouse, &rows, &self.sinks.clickhouse_took_rows)
                             .await,
                     ),
                 }
             };
             let (m, c) = futures::join!(write_minio, write_clickhouse);
             let mut failures = Vec::new();
-            match m {
-                Some(Ok(SinkAck::Written)) => lake = None,
-                Some(Ok(SinkAck::Covered { last_offset })) => {
-                    self.shared.metrics.lake_reused.inc();
-                    if last_offset > batch.last_offset {
-                        return Err(JobEnd::NeedsMore { until: last_offset });
-                    }
-                    lake = lake
-                        .filter(|part| last_offset < part.last_offset)
-                        .map(|part| Arc::new(part.after(last_offset)));
-                }
+            match c {
+                Some(Ok(r)) => refused = Some(r),
                 Some(Err(e)) => failures.push(e),
                 None => {}
             }
-            match c {
-                Some(Ok(rows)) => refused = Some(rows),
+            match m {
+                Some(Ok(SinkAck::Written)) => lake = None,
+                Some(Ok(SinkAck::Covered { last_offset, ingested_at })) => {
+                    self.shared.metrics.lake_reused.inc();
+                    lake = lake
+                        .filter(|part| last_offset < part.last_offset)
+                        .map(|part| Arc::new(part.after(last_offset)));
+                    // The object's rows as a replay of it gives them back: with its ingestion time.
+                    let ingested_at = ingested_at.unwrap_or(batch.ingested_at);
+                    if ingested_at != batch.ingested_at {
+                        rows = Arc::new(batch.up_to(last_offset, ingested_at));
+                        refused = None;
+                    }
+                    if last_offset > batch.last_offset {
+                        inside = Some(JobEnd::Inside {
+                            until: last_offset,
+                            ingested_at,
+                        });
+                    }
+                }
                 Some(Err(e)) => failures.push(e),
                 None => {}
             }
@@ -103,10 +119,18 @@ impl Job {
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
-        if let Some(rows) = refused.filter(|r| !r.is_empty()) {
-            self.dead_letter_refused(batch, rows).await;
+        if let Some(refused_rows) = refused.filter(|r| !r.is_empty()) {
+            self.dead_letter_refused(batch, refused_rows).await;
         }
-        Ok(())
+        if let LakePart::Held { until } = batch.lake {
+            if batch.last_offset < until {
+                inside = Some(JobEnd::Inside {
+                    until,
+                    ingested_at: batch.ingested_at,
+                });
+            }
+        }
+        inside.map_or(Ok(()), Err)
     }
 
     /// Commits the batch's range; a partition that is not ours any more is never committed.

@@ -127,6 +127,7 @@ impl Decoding {
         Ok(match self.decoders.decode_event(id, avro) {
             Ok(event) => Classified::Event(event),
             Err(DecodeEventError::Wire(e @ WireError::Resolve { .. })) => poison("schema_resolution", &e),
+            Err(DecodeEventError::Wire(e @ WireError::BeyondLimits { .. })) => poison("beyond_limits", &e),
             Err(DecodeEventError::Wire(e)) => poison("corrupt", &e),
             Err(DecodeEventError::Event(e @ EventError::CreatedAtOutOfRange(_))) => {
                 poison("created_at_out_of_range", &e)

@@ -1,5 +1,7 @@
 //! Confluent's wire format: magic byte 0, the writer schema's global id (4 bytes, big-endian), then the
-//! Avro binary encoding of one datum.
+//! Avro binary encoding of one datum. What decoding a datum may cost is checked first (`bounds.rs`).
+
+pub mod bounds;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
 use crate::fast_avro::Shape;
+use bounds::Bounds;
 
 pub const MAGIC: u8 = 0;
 pub const HEADER_LEN: usize = 5;
@@ -22,6 +25,8 @@ pub enum WireError {
     BadMagic(u8),
     #[error("Avro payload of schema {schema_id} does not decode: {message}")]
     Corrupt { schema_id: u32, message: String },
+    #[error("Avro payload of schema {schema_id} is beyond what a record may cost to decode: {message}")]
+    BeyondLimits { schema_id: u32, message: String },
     #[error("Avro payload of schema {schema_id} has {extra} bytes after the datum")]
     TrailingBytes { schema_id: u32, extra: usize },
     #[error("data of schema {schema_id} cannot be read with the reader schema: {message}")]
@@ -97,6 +102,8 @@ pub enum DecodeEventError {
 /// One writer schema, as the consumer uses it.
 struct Writer {
     schema: Arc<Schema>,
+    /// The writer schema's named types, resolved once: a record's cost is checked before decoding.
+    bounds: Result<Bounds, String>,
     /// Identical to the reader schema: no resolution needed.
     same: bool,
     /// Writer and reader are `events.v1` or `events.v2` (the same or not): decoded straight into an
@@ -164,6 +171,7 @@ impl Decoders {
         self.by_id.insert(
             schema_id,
             Writer {
+                bounds: Bounds::new(&writer),
                 schema: writer,
                 same,
                 fast,
@@ -182,7 +190,11 @@ impl Decoders {
     pub fn decode(&self, schema_id: u32, avro: &[u8]) -> Result<Value, WireError> {
         let w = self.writer(schema_id)?;
         let reader = (!w.same).then_some(&*self.reader);
-        decode(schema_id, avro, &w.schema, reader)
+        let bounds = w.bounds.as_ref().map_err(|message| WireError::Corrupt {
+            schema_id,
+            message: message.clone(),
+        })?;
+        decode_bounded(schema_id, avro, &w.schema, bounds, reader)
     }
 
     /// Decodes a record's Avro bytes into a validated event: straight from the bytes when the writer
@@ -210,7 +222,23 @@ pub fn decode(
     writer: &Schema,
     reader: Option<&Schema>,
 ) -> Result<Value, WireError> {
+    let bounds = Bounds::new(writer).map_err(|message| WireError::Corrupt { schema_id, message })?;
+    decode_bounded(schema_id, avro, writer, &bounds, reader)
+}
+
+/// `decode` with the writer schema's `Bounds` made already (once per schema, not per record).
+fn decode_bounded(
+    schema_id: u32,
+    avro: &[u8],
+    writer: &Schema,
+    bounds: &Bounds,
+    reader: Option<&Schema>,
+) -> Result<Value, WireError> {
     let corrupt = |message: String| WireError::Corrupt { schema_id, message };
+    bounds.check(avro).map_err(|e| match e {
+        bounds::Exceeded::Bytes(message) => corrupt(message),
+        bounds::Exceeded::Cost(message) => WireError::BeyondLimits { schema_id, message },
+    })?;
     let mut rest = avro;
     let value = GenericDatumReader::builder(writer)
         .build()

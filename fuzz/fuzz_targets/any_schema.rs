@@ -1,0 +1,115 @@
+//! Any writer schema, any bytes: the consumer decodes records of every schema id the registry holds,
+//! so the schema is as hostile as the datum. The input's first bytes choose a schema (records, arrays,
+//! maps, unions, named and recursive types, logical types), the rest is the datum. Decoding may fail;
+//! it must not panic, recurse without bound, or allocate what the bytes do not justify (libFuzzer's
+//! `-rss_limit_mb` stops a run that does).
+#![no_main]
+
+use apache_avro::Schema;
+use libfuzzer_sys::fuzz_target;
+use nrt_pipeline::wire;
+use serde_json::{json, Value};
+
+/// Turns bytes into a schema, one decision per byte (0 once they run out).
+struct Gen<'a> {
+    data: &'a [u8],
+    names: usize,
+    /// Records being defined around the current point: a field may refer back to one (recursion).
+    enclosing: Vec<String>,
+}
+
+impl Gen<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((b, rest)) => {
+                self.data = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn name(&mut self, kind: &str) -> String {
+        self.names += 1;
+        format!("{kind}{}", self.names)
+    }
+
+    fn schema(&mut self, depth: usize) -> Value {
+        let choices = if depth >= 6 { 8 } else { 24 };
+        match self.byte() % choices {
+            0 => json!("null"),
+            1 => json!("boolean"),
+            2 => json!("int"),
+            3 => json!("long"),
+            4 => json!("float"),
+            5 => json!("double"),
+            6 => json!("bytes"),
+            7 => json!("string"),
+            8 | 9 => json!({"type": "array", "items": self.schema(depth + 1)}),
+            10 => json!({"type": "map", "values": self.schema(depth + 1)}),
+            11 | 12 => {
+                let name = self.name("R");
+                self.enclosing.push(name.clone());
+                let fields: Vec<Value> = (0..self.byte() % 4)
+                    .map(|i| json!({"name": format!("f{i}"), "type": self.schema(depth + 1)}))
+                    .collect();
+                self.enclosing.pop();
+                json!({"type": "record", "name": name, "fields": fields})
+            }
+            13 => {
+                let symbols: Vec<String> = (0..=self.byte() % 4).map(|i| format!("S{i}")).collect();
+                json!({"type": "enum", "name": self.name("E"), "symbols": symbols})
+            }
+            14 => json!({"type": "fixed", "name": self.name("F"), "size": self.byte() % 20}),
+            // Unions: null and one other branch, or a few branches (duplicates make the schema invalid,
+            // which the parser refuses: the fuzzer moves on).
+            15 => json!(["null", self.schema(depth + 1)]),
+            16 => {
+                let branches: Vec<Value> = (0..=self.byte() % 3).map(|_| self.schema(depth + 1)).collect();
+                Value::Array(branches)
+            }
+            // A reference back to an enclosing record, behind a union so a value can end.
+            17 => match self.enclosing.last() {
+                Some(name) => json!(["null", name]),
+                None => json!("null"),
+            },
+            18 => {
+                let logical = ["timestamp-millis", "timestamp-micros", "timestamp-nanos", "local-timestamp-millis",
+                    "local-timestamp-micros", "local-timestamp-nanos", "time-micros"];
+                json!({"type": "long", "logicalType": logical[self.byte() as usize % logical.len()]})
+            }
+            19 => {
+                let logical = ["date", "time-millis"];
+                json!({"type": "int", "logicalType": logical[self.byte() as usize % logical.len()]})
+            }
+            20 => {
+                let precision = 1 + self.byte() % 38;
+                let scale = self.byte() % (precision + 1);
+                json!({"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale})
+            }
+            21 => {
+                let size = 1 + self.byte() % 16;
+                json!({"type": "fixed", "name": self.name("D"), "size": size, "logicalType": "decimal",
+                    "precision": 1 + self.byte() % 30, "scale": 0})
+            }
+            22 => json!({"type": "string", "logicalType": "uuid"}),
+            _ => json!({"type": "fixed", "name": self.name("Dur"), "size": 12, "logicalType": "duration"}),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The first byte says how many of the next bytes describe the schema.
+    let Some((&split, rest)) = data.split_first() else { return };
+    let split = (split as usize).min(rest.len());
+    let (shape, datum) = rest.split_at(split);
+    let mut gen = Gen { data: shape, names: 0, enclosing: Vec::new() };
+    let text = gen.schema(0).to_string();
+    let Ok(schema) = Schema::parse_str(&text) else { return };
+    let decoded = wire::decode(1, datum, &schema, None);
+    // Read as the consumer reads: through its decoders, resolving into the same schema.
+    let mut decoders = wire::Decoders::new(std::sync::Arc::new(schema.clone()));
+    decoders.learn(1, std::sync::Arc::new(schema.clone()));
+    let through = decoders.decode(1, datum);
+    assert_eq!(decoded.is_ok(), through.is_ok(), "{text}: {decoded:?} / {through:?}");
+});

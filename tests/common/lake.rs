@@ -1,0 +1,103 @@
+//! `nrt replay` and `nrt reconcile` as the tests run them, and a checksum over every column of a
+//! table's `FINAL` rows: what "a rebuilt table equals the live one" is measured with.
+
+use std::process::Command;
+
+use nrt_pipeline::config::ServicesConfig;
+
+use super::{Names, TEST_DATABASE};
+
+/// `nrt ARGS` against `names`' lake prefix and the test database's `table`.
+pub fn nrt(names: &Names, table: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nrt"));
+    cmd.args(args)
+        .env("NRT_S3_PREFIX", &names.prefix)
+        .env("NRT_CLICKHOUSE_DATABASE", TEST_DATABASE)
+        .env("NRT_CLICKHOUSE_TABLE", table)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs `nrt replay` to its end; returns its summary line's numbers (objects, resumed, events).
+pub fn replay(names: &Names, table: &str, range: (&str, &str), extra: &[&str]) -> (u64, u64, u64) {
+    let out = nrt(names, table, &["replay", "--from", range.0, "--to", range.1])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nrt replay: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    summary(&stdout)
+}
+
+/// `replay: 36 objects (4 resumed), 12000 lines, 8000 events written in 1.2 s` → (36, 4, 8000).
+fn summary(stdout: &str) -> (u64, u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("replay: "))
+        .unwrap_or_else(|| panic!("no summary: {stdout}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers[..] {
+        [objects, resumed, _lines, events, ..] => (objects, resumed, events),
+        _ => panic!("summary line: {line}"),
+    }
+}
+
+/// `nrt reconcile --json` of `from..to`: its exit code and report.
+pub fn reconcile(names: &Names, from: &str, to: &str) -> (i32, serde_json::Value) {
+    let out = nrt(
+        names,
+        &names.table,
+        &["reconcile", "--from", from, "--to", to, "--json"],
+    )
+    .output()
+    .unwrap_or_else(|e| panic!("cannot run nrt reconcile: {e}"));
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "reconcile printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), report)
+}
+
+#[derive(Debug, PartialEq, Eq, clickhouse::Row, serde::Deserialize)]
+pub struct Checksum {
+    pub rows: u64,
+    pub hash: u64,
+}
+
+/// `FINAL` rows and a hash over every column of them.
+pub async fn checksum(cfg: &ServicesConfig, table: &str) -> Checksum {
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(&format!(
+            "SELECT count() AS rows, sum(cityHash64(toString(event_id), type, user_id, toString(amount), currency, \
+             created_at, created_at_ms, ingested_at, kafka_partition, kafka_offset, ifNull(country, '-'), \
+             ifNull(session_id, '-'))) AS hash FROM {table} FINAL"
+        ))
+        .fetch_one::<Checksum>()
+        .await
+        .unwrap_or_else(|e| panic!("checksum of {table}: {e}"))
+}
+
+/// Runs one statement in the test database.
+pub async fn execute(cfg: &ServicesConfig, sql: &str) {
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(sql)
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
