@@ -1,10 +1,10 @@
 //! A partition's new owner takes over objects a former owner left in the lake, uncommitted: the former
 //! owner had a far larger memory budget and batch size, wrote one object per partition (each opening
 //! with a dead-lettered record, each with its offsets in a sidecar: a transaction marker every ~100
-//! records), and died before ClickHouse (frozen) let it commit. The new owner, with a budget smaller
-//! than any of those objects, must catch up without waiting to hold a whole object, never replace an
-//! object or its sidecar, and leave ClickHouse exactly as a replay of the lake rebuilds it: every column,
-//! the Kafka offsets and ingestion times included.
+//! records), and died before ClickHouse (frozen) let it commit. The new owner, with the default budget
+//! (32 MiB: less than the objects' events take together), must catch up without waiting to hold a
+//! whole object, never replace an object or its sidecar, and leave ClickHouse exactly as a replay of the
+//! lake rebuilds it: every column, the Kafka offsets and ingestion times included.
 #![cfg(feature = "integration")]
 
 mod common;
@@ -18,10 +18,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const SEED: u64 = 2230;
 const EPOCH_MS: i64 = 1_767_225_600_000;
 const PARTITIONS: i32 = 4;
-const EVENTS: u64 = 240_000;
+const EVENTS: u64 = 480_000;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_small_budget_owner_takes_over_big_objects_exactly() {
+async fn a_default_budget_owner_takes_over_big_objects_exactly() {
     let cfg = common::services();
     common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
     let names = Names::new("takeover");
@@ -90,10 +90,8 @@ async fn a_small_budget_owner_takes_over_big_objects_exactly() {
         "the former owner committed"
     );
 
-    // The new owner: a budget of 8 MiB, smaller than any one object's events.
-    let mut env = names.env(&mock.url);
-    env.push(("NRT_MAX_INFLIGHT_BYTES", "8388608"));
-    let owner = NrtProcess::spawn(&["run", "--role", "consumer"], &env);
+    // The new owner, with the default budget.
+    let owner = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env(&mock.url));
     common::assert_all_landed_once(&cfg, &names, SEED, EPOCH_MS, EVENTS).await;
     common::wait_for(60, "every record committed", || async {
         (common::uncommitted_records(&cfg, &names) == 0).then_some(())
@@ -124,7 +122,7 @@ async fn a_small_budget_owner_takes_over_big_objects_exactly() {
     );
     println!(
         "takeover: {EVENTS} events in {PARTITIONS} objects of {} lines with sidecars, left uncommitted by a \
-         former owner; a new owner with an 8 MiB budget caught up ({reused} objects reused, peak RSS {} MiB), \
+         former owner; a new owner with the default 32 MiB budget caught up ({reused} objects reused, peak RSS {} MiB), \
          the lake unchanged, a replay equal to the live table (checksum {:x})",
         EVENTS / PARTITIONS as u64,
         peak_rss >> 20,
