@@ -102,8 +102,9 @@ run_tests() {
   cargo test --features integration -- --show-output 2>&1 | tee .stack/test-output.log
 }
 phase test run_tests
-# cargo-fuzz on the wire decoder and the events parser (60 s each; scripts/fuzz.sh says how, on stable).
-phase fuzz scripts/fuzz.sh "${NRT_FUZZ_SECONDS:-60}"
+# cargo-fuzz on the wire decoder (our schemas, any schema) and the events parser (45 s each; scripts/fuzz.sh
+# says how, on stable).
+phase fuzz scripts/fuzz.sh "${NRT_FUZZ_SECONDS:-45}"
 # The container deployment for real: engine, images (the Dockerfile unchanged), the compose stack with
 # local stand-ins, end to end (tests/containers.rs). Its own phases print beneath it.
 run_containers() {

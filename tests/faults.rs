@@ -94,10 +94,16 @@ async fn kafka_broker_restarted_mid_stream() {
     let producer = NrtProcess::spawn(&["run", "--role", "producer"], &names.env(&mock.url));
     let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env(&mock.url));
     rows(&cfg, &names, 3_000).await;
+    let published_before = common::metric(&producer.url, "nrt_events_published_total").await;
     {
         let _outage = common::Outage::begin("kafka");
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
+    // The broker went down mid-stream: with events left to publish, not after the last one.
+    assert!(
+        published_before.is_some_and(|n| n < EVENTS as f64),
+        "Kafka restarted after {published_before:?} of {EVENTS} events were published"
+    );
     let raw = common::assert_all_landed_once(&cfg, &names, 33, EPOCH_MS, EVENTS).await;
     assert_eq!(
         common::metric(&producer.url, "nrt_events_published_total").await,
@@ -172,6 +178,10 @@ async fn consumer_killed_five_times() {
         );
         consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &env);
     }
+    assert!(
+        kills.iter().all(|rows| *rows < EVENTS),
+        "a kill after everything had landed: {kills:?}"
+    );
     let raw = common::assert_all_landed_once(&cfg, &names, 35, EPOCH_MS, EVENTS).await;
     println!("fault kill -9 consumer x5 (at {kills:?} rows): {EVENTS} events, 0 lost, 0 duplicates after FINAL ({raw} raw rows), 0 duplicate ids in MinIO");
     drop(consumer);

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use common::{Names, NrtProcess, Service};
 
 const EPOCH_MS: i64 = 1_767_225_600_000;
-const EVENTS: u64 = 200_000;
+const EVENTS: u64 = 120_000;
 const TOKEN: &str = "test-admin-token-producer-restarts";
 const ACTORS: [&str; 3] = ["poller", "encoder", "kafka_publisher"];
 /// Restarts of each actor: stops (the operator's restart) and panics alternate.

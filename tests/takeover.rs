@@ -1,6 +1,6 @@
 //! A partition's new owner takes over objects a former owner left in the lake, uncommitted: the former
 //! owner had a far larger memory budget and batch size, wrote one object per partition (each opening
-//! with a dead-lettered record, each with its offsets in a sidecar: a transaction marker every ~100
+//! with a dead-lettered record, each with its offsets in a sidecar: a transaction marker every ~250
 //! records), and died before ClickHouse (frozen) let it commit. The new owner, with the default budget
 //! (32 MiB: less than the objects' events take together), must catch up without waiting to hold a
 //! whole object, never replace an object or its sidecar, and leave ClickHouse exactly as a replay of the
@@ -44,16 +44,18 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
             .await
             .unwrap_or_else(|(e, _)| panic!("producing poison: {e}"));
     }
-    // 400 events a transaction: a marker after every ~100 records of a partition.
+    // 1,000 events a transaction: a marker after every ~250 records of a partition.
     let mock = common::spawn_mock(SEED, EVENTS, EPOCH_MS);
     let mut env = names.env(&mock.url);
-    env.push(("NRT_POLL_BATCH", "400"));
+    env.push(("NRT_POLL_BATCH", "1000"));
+    let t0 = std::time::Instant::now();
     let mut events = NrtProcess::spawn(&["run", "--role", "producer"], &env);
     common::wait_for(300, "every event published", || async {
         (common::metric(&events.url, "nrt_events_published_total").await? as u64 == EVENTS).then_some(())
     })
     .await;
     assert_eq!(events.terminate(), Some(0));
+    let produced = t0.elapsed();
 
     // The former owner: room for a whole partition in one batch; ClickHouse frozen, so it writes its
     // objects and never commits. Then it dies.
@@ -63,7 +65,7 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
         ("NRT_BATCH_MAX_RECORDS", "200000"),
         ("NRT_BATCH_MAX_BYTES", "1073741824"),
         ("NRT_MAX_INFLIGHT_BYTES", "4294967296"),
-        ("NRT_FLUSH_INTERVAL_MS", "30000"),
+        ("NRT_FLUSH_INTERVAL_MS", "15000"),
         ("NRT_FLUSH_QUIET_MS", "0"),
     ]);
     let mut former = NrtProcess::spawn(&["run", "--role", "consumer"], &env);
@@ -83,6 +85,7 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
     );
     former.kill();
     drop(frozen);
+    let left = t0.elapsed();
     let poison = PARTITIONS as u64;
     assert_eq!(
         common::uncommitted_records(&cfg, &names),
@@ -108,6 +111,7 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
         .unwrap_or_default();
     assert!(reused >= PARTITIONS as f64, "objects reused: {reused}");
     let (_, peak_rss) = owner.rss();
+    let caught_up = t0.elapsed();
 
     // The lake rebuilds the live table exactly: offsets (from the sidecars), ingestion times, all of it.
     let rebuilt = format!("{}_rebuilt", names.table);
@@ -123,9 +127,14 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
     println!(
         "takeover: {EVENTS} events in {PARTITIONS} objects of {} lines with sidecars, left uncommitted by a \
          former owner; a new owner with the default 32 MiB budget caught up ({reused} objects reused, peak RSS {} MiB), \
-         the lake unchanged, a replay equal to the live table (checksum {:x})",
+         the lake unchanged, a replay equal to the live table (checksum {:x}); produced at {:.0} s, objects \
+         left at {:.0} s, caught up at {:.0} s, replayed at {:.0} s",
         EVENTS / PARTITIONS as u64,
         peak_rss >> 20,
-        live.hash
+        live.hash,
+        produced.as_secs_f64(),
+        left.as_secs_f64(),
+        caught_up.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
     );
 }

@@ -472,7 +472,41 @@ async fn an_object_already_in_the_lake_keeps_its_boundaries() {
     assert!(own != t1 && later != t2);
     assert_eq!(
         rows,
-        vec![(0, 9, own), (0, 9, t1), (10, 14, t1), (15, 40, later), (15, 29, t2)],
+        vec![(0, 9, own), (0, 9, t1), (10, 14, t1), (15, 40, later), (15, 29, t2), (30, 40, later)],
         "ClickHouse writes"
     );
+}
+
+#[actix::test]
+async fn a_batch_partly_in_an_object_gets_every_row_into_clickhouse_even_after_a_failure() {
+    let t1 = Millis(1_795_000_000_000);
+    let lake: Answer = Arc::new(move |b| match b.first_offset {
+        0 => Ok(SinkAck::Covered { last_offset: 14, ingested_at: Some(t1) }),
+        _ => Ok(SinkAck::Written),
+    });
+    // ClickHouse fails the first write (the whole batch, with the batch's own time).
+    let calls = Arc::new(AtomicUsize::new(0));
+    let taken: Arc<Mutex<Vec<(i64, i64, Millis)>>> = Arc::default();
+    let (counter, seen) = (calls.clone(), taken.clone());
+    let clickhouse: Answer = Arc::new(move |b| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(SinkError {
+                sink: "clickhouse",
+                message: "down".into(),
+                failure: Failure::Transient,
+            });
+        }
+        seen.lock().unwrap_or_else(|p| p.into_inner()).push((b.first_offset, b.last_offset, b.ingested_at));
+        Ok(SinkAck::Written)
+    });
+    let rig = Rig::start(limits(5, 1000), (Duration::ZERO, lake), (Duration::ZERO, clickhouse));
+    let e = rig.assign(&[0])[&0];
+    rig.send(0, e, 0, 20).await;
+    rig.committed(0, 21).await;
+    let taken = taken.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let own = taken.get(1).map_or(t1, |r| r.2);
+    assert_ne!(own, t1);
+    assert_eq!(taken, vec![(0, 14, t1), (15, 20, own)], "every row, the object's with its time");
+    let minio = rig.minio.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(minio, vec![(0, 0, 20), (0, 15, 20)]);
 }

@@ -56,7 +56,9 @@ impl Job {
             LakePart::Write => Some(batch.clone()),
             LakePart::Held { .. } => None,
         };
-        let mut rows = batch.clone();
+        // What ClickHouse is to hold: the batch, or (inside an object written at another time) the
+        // object's part with its ingestion time and the rest with the batch's.
+        let mut rows = vec![batch.clone()];
         let mut refused: Option<RefusedRows> = None;
         let mut inside: Option<JobEnd> = None;
         let mut backoff = RetryPolicy::SERVICE.backoff();
@@ -73,10 +75,7 @@ impl Job {
             let write_clickhouse = async {
                 match refused {
                     Some(_) => None,
-                    None => Some(
-                        clickhouse_writer::write_isolating(&self.sinks.clickhouse, &rows, &self.sinks.clickhouse_took_rows)
-                            .await,
-                    ),
+                    None => Some(self.write_rows(&rows).await),
                 }
             };
             let (m, c) = futures::join!(write_minio, write_clickhouse);
@@ -93,10 +92,14 @@ impl Job {
                     lake = lake
                         .filter(|part| last_offset < part.last_offset)
                         .map(|part| Arc::new(part.after(last_offset)));
-                    // The object's rows as a replay of it gives them back: with its ingestion time.
+                    // The object's rows as a replay of it gives them back: with its ingestion time. Written
+                    // again, the rest too (ClickHouse may not have taken the first write).
                     let ingested_at = ingested_at.unwrap_or(batch.ingested_at);
                     if ingested_at != batch.ingested_at {
-                        rows = Arc::new(batch.up_to(last_offset, ingested_at));
+                        rows = vec![Arc::new(batch.up_to(last_offset, ingested_at))];
+                        if last_offset < batch.last_offset {
+                            rows.push(Arc::new(batch.after(last_offset)));
+                        }
                         refused = None;
                     }
                     if last_offset > batch.last_offset {
@@ -131,6 +134,16 @@ impl Job {
             }
         }
         inside.map_or(Ok(()), Err)
+    }
+
+    /// Writes each part to ClickHouse (isolating the rows it refuses); the refused rows of all of them.
+    async fn write_rows(&self, parts: &[Arc<Batch>]) -> Result<RefusedRows, SinkError> {
+        let mut refused = RefusedRows::new();
+        for part in parts {
+            let sinks = &self.sinks;
+            refused.extend(clickhouse_writer::write_isolating(&sinks.clickhouse, part, &sinks.clickhouse_took_rows).await?);
+        }
+        Ok(refused)
     }
 
     /// Commits the batch's range; a partition that is not ours any more is never committed.
