@@ -367,18 +367,7 @@ impl Event {
     }
 }
 
-/// A JSON string as serde_json writes it: as is, unless it holds a byte serde_json escapes.
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else if serde_json::to_writer(&mut *out, s).is_err() {
-        // Writing a str into a Vec cannot fail; were it to, the line would not parse and the
-        // round-trip tests would say so.
-        out.extend_from_slice(b"null");
-    }
-}
+use crate::avro::json::string as json_str;
 
 fn push_2_digits(out: &mut Vec<u8>, n: u32) {
     out.push(b'0' + (n / 10 % 10) as u8);
@@ -386,33 +375,15 @@ fn push_2_digits(out: &mut Vec<u8>, n: u32) {
 }
 
 impl Millis {
-    /// RFC 3339 with milliseconds and `Z`, digit by digit (chrono's strftime parses its pattern on every
-    /// call; it was a tenth of the consumer's CPU when it wrote every event's time into the JSONL).
-    /// False, writing nothing, outside the years 0–9999 or with no date at all.
+    /// RFC 3339 with milliseconds and `Z`; false, writing nothing, outside the years 0–9999.
     fn write_rfc3339(self, out: &mut Vec<u8>) -> bool {
-        use chrono::{Datelike, Timelike};
-        let Some(t) = self.to_datetime().filter(|t| (0..=9999).contains(&t.year())) else {
-            return false;
-        };
-        let year = t.year() as u32;
-        push_2_digits(out, year / 100);
-        push_2_digits(out, year % 100);
-        out.push(b'-');
-        push_2_digits(out, t.month());
-        out.push(b'-');
-        push_2_digits(out, t.day());
-        out.push(b'T');
-        push_2_digits(out, t.hour());
-        out.push(b':');
-        push_2_digits(out, t.minute());
-        out.push(b':');
-        push_2_digits(out, t.second());
-        out.push(b'.');
-        let ms = t.timestamp_subsec_millis().min(999);
-        out.push(b'0' + (ms / 100) as u8);
-        push_2_digits(out, ms % 100);
-        out.push(b'Z');
-        true
+        crate::avro::json::write_datetime(
+            out,
+            self.0.div_euclid(1000),
+            self.0.rem_euclid(1000) as u64,
+            3,
+            true,
+        )
     }
 }
 

@@ -3,7 +3,9 @@
 //! The library holds everything; `src/main.rs` only parses the command line and starts things.
 //! `actors.md` tells the data flow in one page.
 
-// The Event and the wire format need no service client; everything else comes with `runtime` (default).
+// The Event, Avro and the wire format need no service client; everything else comes with `runtime`
+// (default).
+pub mod avro;
 pub mod event;
 pub mod fast_avro;
 pub mod wire;

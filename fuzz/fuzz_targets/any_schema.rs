@@ -2,7 +2,8 @@
 //! so the schema is as hostile as the datum. The input's first bytes choose a schema (records, arrays,
 //! maps, unions, named and recursive types, logical types), the rest is the datum. Decoding may fail;
 //! it must not panic, recurse without bound, or allocate what the bytes do not justify (libFuzzer's
-//! `-rss_limit_mb` stops a run that does).
+//! `-rss_limit_mb` stops a run that does). The schema-driven walker (`avro::walk`) must agree with
+//! apache-avro: the same lake line as the reference mapping of apache-avro's value, or both refuse.
 #![no_main]
 
 use apache_avro::Schema;
@@ -112,4 +113,21 @@ fuzz_target!(|data: &[u8]| {
     decoders.learn(1, std::sync::Arc::new(schema.clone()));
     let through = decoders.decode(1, datum);
     assert_eq!(decoded.is_ok(), through.is_ok(), "{text}: {decoded:?} / {through:?}");
+
+    let Ok(plan) = nrt_pipeline::avro::Plan::new(&schema) else { return };
+    let mut line = Vec::new();
+    let walked = nrt_pipeline::avro::json_line(&plan, datum, &mut line);
+    match (walked, decoded) {
+        (Ok(()), Ok(value)) => {
+            let ours: serde_json::Value = match serde_json::from_slice(&line) {
+                Ok(v) => v,
+                Err(e) => panic!("{text}: the line is not JSON ({e}): {}", String::from_utf8_lossy(&line)),
+            };
+            if let Some(expected) = nrt_pipeline::avro::reference::json(&value, &schema, &plan) {
+                assert_eq!(ours, expected, "{text}: {value:?}");
+            }
+        }
+        (Err(_), Err(_)) => {}
+        (walked, decoded) => panic!("{text}: walker {walked:?}, apache-avro {decoded:?}"),
+    }
 });

@@ -124,9 +124,10 @@ impl<'a> Walk<'a> {
             }
             Schema::Array(a) => self.blocks(&a.items, None, ns, depth),
             Schema::Map(m) => self.blocks(&m.types, Some(&Schema::String), ns, depth),
+            // The named type's own contents count the levels (as in `avro::walk`).
             Schema::Ref { name } => {
                 let named = self.named(name, ns)?;
-                self.datum(named, ns, depth + 1)
+                self.datum(named, ns, depth)
             }
         }
     }
