@@ -27,6 +27,16 @@ impl<'o> JsonLine<'o> {
         }
     }
 
+    /// Goes on writing a value begun by an earlier `JsonLine` (`into_open`): the containers it left open.
+    pub fn resume(out: &'o mut Vec<u8>, open: Vec<bool>) -> Self {
+        JsonLine { out, first: open }
+    }
+
+    /// The containers still open, for `resume`.
+    pub fn into_open(self) -> Vec<bool> {
+        self.first
+    }
+
     /// A comma unless the next member is the first of its container.
     fn member(&mut self) {
         if let Some(first) = self.first.last_mut() {

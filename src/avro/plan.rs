@@ -38,6 +38,7 @@ pub enum Node {
     Uuid(UuidForm),
     /// The unscaled value, big-endian two's complement: length-prefixed, or `fixed` of this size.
     Decimal {
+        precision: u32,
         scale: u32,
         fixed: Option<usize>,
     },
@@ -83,6 +84,8 @@ pub struct Field {
     /// `"name":` as JSON, escaped once here rather than per record.
     pub json_key: Box<[u8]>,
     pub node: Node,
+    /// The schema's default for the field, as JSON (what a table column added for it defaults to).
+    pub default: Option<serde_json::Value>,
 }
 
 /// A compiled writer schema.
@@ -201,6 +204,7 @@ impl Builder {
             Schema::Uuid(UuidSchema::Fixed(f)) if f.size == 16 => Node::Uuid(UuidForm::Fixed),
             Schema::Uuid(UuidSchema::Fixed(f)) => return Err(PlanError::UuidSize(f.size)),
             Schema::Decimal(d) => Node::Decimal {
+                precision: d.precision as u32,
                 scale: d.scale as u32,
                 fixed: match &d.inner {
                     InnerDecimalSchema::Bytes => None,
@@ -259,6 +263,7 @@ impl Builder {
                         json_key: json_key(&f.name),
                         name: f.name.clone(),
                         node,
+                        default: f.default.clone(),
                     });
                 }
                 let record = Record {

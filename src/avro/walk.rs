@@ -44,6 +44,122 @@ pub trait Visitor {
     fn end_branch(&mut self);
 }
 
+/// Two visitors told the same datum in one walk (a record's lake line and its row at once).
+impl<A: Visitor, B: Visitor> Visitor for (A, B) {
+    fn null(&mut self) {
+        self.0.null();
+        self.1.null();
+    }
+    fn boolean(&mut self, v: bool) {
+        self.0.boolean(v);
+        self.1.boolean(v);
+    }
+    fn int(&mut self, v: i32) {
+        self.0.int(v);
+        self.1.int(v);
+    }
+    fn long(&mut self, v: i64) {
+        self.0.long(v);
+        self.1.long(v);
+    }
+    fn float(&mut self, v: f32) {
+        self.0.float(v);
+        self.1.float(v);
+    }
+    fn double(&mut self, v: f64) {
+        self.0.double(v);
+        self.1.double(v);
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.0.bytes(v);
+        self.1.bytes(v);
+    }
+    fn string(&mut self, v: &str) {
+        self.0.string(v);
+        self.1.string(v);
+    }
+    fn uuid(&mut self, v: uuid::Uuid) {
+        self.0.uuid(v);
+        self.1.uuid(v);
+    }
+    fn decimal(&mut self, unscaled: &[u8], scale: u32) {
+        self.0.decimal(unscaled, scale);
+        self.1.decimal(unscaled, scale);
+    }
+    fn date(&mut self, days: i32) {
+        self.0.date(days);
+        self.1.date(days);
+    }
+    fn time(&mut self, v: i64, unit: Unit) {
+        self.0.time(v, unit);
+        self.1.time(v, unit);
+    }
+    fn timestamp(&mut self, v: i64, unit: Unit, local: bool) {
+        self.0.timestamp(v, unit, local);
+        self.1.timestamp(v, unit, local);
+    }
+    fn duration(&mut self, months: u32, days: u32, millis: u32) {
+        self.0.duration(months, days, millis);
+        self.1.duration(months, days, millis);
+    }
+    fn fixed(&mut self, v: &[u8]) {
+        self.0.fixed(v);
+        self.1.fixed(v);
+    }
+    fn symbol(&mut self, index: usize, symbol: &str) {
+        self.0.symbol(index, symbol);
+        self.1.symbol(index, symbol);
+    }
+    fn begin_array(&mut self) {
+        self.0.begin_array();
+        self.1.begin_array();
+    }
+    fn item(&mut self) {
+        self.0.item();
+        self.1.item();
+    }
+    fn end_array(&mut self) {
+        self.0.end_array();
+        self.1.end_array();
+    }
+    fn begin_map(&mut self) {
+        self.0.begin_map();
+        self.1.begin_map();
+    }
+    fn key(&mut self, key: &str) {
+        self.0.key(key);
+        self.1.key(key);
+    }
+    fn end_map(&mut self) {
+        self.0.end_map();
+        self.1.end_map();
+    }
+    fn begin_record(&mut self, record: &Record) {
+        self.0.begin_record(record);
+        self.1.begin_record(record);
+    }
+    fn field(&mut self, field: &Field) {
+        self.0.field(field);
+        self.1.field(field);
+    }
+    fn null_field(&mut self, field: &Field) {
+        self.0.null_field(field);
+        self.1.null_field(field);
+    }
+    fn end_record(&mut self) {
+        self.0.end_record();
+        self.1.end_record();
+    }
+    fn begin_branch(&mut self, name: &str) {
+        self.0.begin_branch(name);
+        self.1.begin_branch(name);
+    }
+    fn end_branch(&mut self) {
+        self.0.end_branch();
+        self.1.end_branch();
+    }
+}
+
 /// Why a datum was not read. `is_cost`: the bytes may be valid, but decoding them would cost more than
 /// a record may (a dead letter of kind `beyond_limits`); else they are not a datum of the schema.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -132,7 +248,7 @@ impl<'p, 'b> Walk<'p, 'b> {
                 };
                 v.uuid(uuid)
             }
-            Node::Decimal { scale, fixed } => {
+            Node::Decimal { scale, fixed, .. } => {
                 let unscaled = match fixed {
                     Some(size) => self.take(*size as u64)?,
                     None => self.sized()?,

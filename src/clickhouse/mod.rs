@@ -1,5 +1,9 @@
 //! The ClickHouse client, built the way both ClickHouse 18.16 (Debian) and current releases accept.
 
+pub mod row;
+pub mod table;
+pub mod types;
+
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
