@@ -347,6 +347,59 @@ fn datum(schema: &Schema, value: Value) -> Vec<u8> {
     framed[nrt_pipeline::wire::HEADER_LEN..].to_vec()
 }
 
+/// The same schema's table and rows on a current ClickHouse release (chDB 26.x in-process): the
+/// CREATE TABLE for a server with DateTime64 runs there, the columns it reports give the row plan, and
+/// the rows nrt writes read back byte for byte.
+#[tokio::test]
+async fn a_current_release_takes_the_same_schema_table_and_rows() {
+    use nrt_pipeline::clickhouse::row::Columns;
+    use nrt_pipeline::clickhouse::types::{Server, Type};
+    let schema = Schema::parse_str(EVERY_KIND).unwrap_or_else(|e| panic!("{e}"));
+    let plan = Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let work = std::env::temp_dir().join(common::unique("nrt_chdb_"));
+    std::fs::create_dir_all(&work).unwrap_or_else(|e| panic!("{e}"));
+    let dir = work.to_string_lossy().into_owned();
+    let create = table::create("nrt", "every", &plan, Server::CURRENT, &Key::Coordinates, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(work.join("create.sql"), &create).unwrap_or_else(|e| panic!("{e}"));
+    let made = common::python("chdb_table.py", &[&dir, "create"]);
+    let version = made["version"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(Server::of_version(&version), Server::CURRENT, "chDB {version}");
+    let listed: Vec<(String, String)> =
+        serde_json::from_value(made["columns"].clone()).unwrap_or_else(|e| panic!("{e}"));
+    let columns: Columns = listed.iter().map(|(n, t)| (n.clone(), Type::parse(t))).collect();
+    assert_eq!(columns.get("ts"), Some(&Type::DateTime64(3)), "{listed:?}");
+    assert_eq!(columns.get("day"), Some(&Type::Date32));
+    let row_plan = RowPlan::new(&plan, &columns, Server::CURRENT, None).unwrap_or_else(|e| panic!("{e}"));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(29);
+    let datums: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| datum(&schema, random_every(&mut rng, i)))
+        .collect();
+    let (body, _) = rows(&plan, &row_plan, &datums);
+    let structure: Vec<String> = row_plan
+        .columns
+        .iter()
+        .map(|c| format!("`{c}` {}", columns.get(c).map_or("?".to_owned(), Type::to_string)))
+        .collect();
+    std::fs::write(work.join("structure.txt"), structure.join(", ")).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = row_plan.columns.iter().map(|c| format!("`{c}`")).collect();
+    std::fs::write(work.join("columns.txt"), names.join(", ")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(work.join("rows.bin"), &body).unwrap_or_else(|e| panic!("{e}"));
+    let inserted = common::python("chdb_table.py", &[&dir, "insert"]);
+    assert_eq!(inserted["rows"].as_u64(), Some(ROWS as u64));
+    let back = std::fs::read(work.join("back.bin")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len(), body.len());
+    assert!(
+        back == body,
+        "chDB {version} gave back other bytes than the rows nrt wrote"
+    );
+    println!(
+        "chDB {version}: {ROWS} rows into {} columns, bytes identical",
+        row_plan.columns.len()
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 fn str_of(v: &serde_json::Value) -> String {
     v.as_str().map_or(v.to_string(), str::to_owned)
 }
