@@ -9,9 +9,14 @@ use std::sync::Arc;
 use apache_avro::Schema;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use nrt_pipeline::actors::messages::Batch;
+use nrt_pipeline::avro::Plan;
+use nrt_pipeline::clickhouse::row::{RowPlan, Scratch};
+use nrt_pipeline::clickhouse::table;
+use nrt_pipeline::clickhouse::types::Server;
 use nrt_pipeline::event::{Event, EventRow, Millis, SCHEMA_V1};
 use nrt_pipeline::fast_avro::Shape;
 use nrt_pipeline::mock_api::Generator;
+use nrt_pipeline::record::{RecordPlan, Records};
 use nrt_pipeline::wire;
 
 const EVENTS: usize = 50_000;
@@ -125,6 +130,181 @@ fn stages(c: &mut Criterion) {
             let now = Millis::now();
             for (o, e) in &batch.events {
                 black_box(EventRow::new(e, now, 0, *o));
+            }
+        })
+    });
+    // Today's consumer, decode to both sinks' forms in one: the fast decoder, the JSON line, the row.
+    g.bench_function("reader+sinks today: decode_event + line + EventRow", |b| {
+        let mut line = Vec::with_capacity(256);
+        b.iter(|| {
+            let now = Millis::now();
+            for (o, record) in records.iter().enumerate() {
+                if let Ok(Ok(e)) = wire::split(record).map(|(id, avro)| decoders.decode_event(id, avro)) {
+                    line.clear();
+                    e.write_json(&mut line);
+                    black_box((&line, EventRow::new(&e, now, 0, o as i64)));
+                }
+            }
+        })
+    });
+    // The schema-driven path: the walker writes the line and the RowBinary row in one pass.
+    let events_plan = record_plan(7, &v1);
+    g.bench_function("reader+sinks schema-driven: walk → line + row", |b| {
+        let (mut out, mut scratch) = (Records::default(), Scratch::default());
+        b.iter(|| {
+            out.clear();
+            for (o, record) in records.iter().enumerate() {
+                if let Ok((_, avro)) = wire::split(record) {
+                    black_box(out.decode(&events_plan, o as i64, avro, 0, &mut scratch).is_ok());
+                }
+            }
+        })
+    });
+    g.finish();
+    wide(c);
+}
+
+/// The plan of records of `schema` into the table made from it on ClickHouse 18.16.
+fn record_plan(schema_id: u32, schema: &Schema) -> RecordPlan {
+    let plan = Plan::new(schema).unwrap_or_else(|e| panic!("{e}"));
+    let columns = table::columns_of(&plan, Server::LEGACY).unwrap_or_else(|e| panic!("{e}"));
+    let rows = RowPlan::new(&plan, &columns, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
+    RecordPlan {
+        schema_id,
+        plan,
+        rows,
+    }
+}
+
+/// A wide record (48 fields: scalars, timestamps, decimals, optional strings, a nested record, an
+/// array and a map; about 1 KB of Avro) through the schema-driven path: MB/s of Avro per core.
+fn wide(c: &mut Criterion) {
+    let mut fields = Vec::new();
+    for i in 0..8 {
+        fields.push(format!(r#"{{"name":"l{i}","type":"long"}}"#));
+        fields.push(format!(r#"{{"name":"d{i}","type":"double"}}"#));
+        fields.push(format!(r#"{{"name":"s{i}","type":"string"}}"#));
+        fields.push(format!(
+            r#"{{"name":"o{i}","type":["null","string"],"default":null}}"#
+        ));
+    }
+    for i in 0..4 {
+        fields.push(format!(
+            r#"{{"name":"t{i}","type":{{"type":"long","logicalType":"timestamp-millis"}}}}"#
+        ));
+        fields.push(format!(
+            r#"{{"name":"m{i}","type":{{"type":"bytes","logicalType":"decimal","precision":18,"scale":2}}}}"#
+        ));
+        fields.push(format!(r#"{{"name":"b{i}","type":"boolean"}}"#));
+    }
+    fields.push(r#"{"name":"id","type":{"type":"string","logicalType":"uuid"}}"#.into());
+    fields.push(r#"{"name":"tags","type":{"type":"array","items":"long"}}"#.into());
+    fields.push(r#"{"name":"attrs","type":{"type":"map","values":"string"}}"#.into());
+    fields.push(
+        r#"{"name":"who","type":{"type":"record","name":"Who","fields":[{"name":"name","type":"string"},
+        {"name":"age","type":"int"},{"name":"email","type":["null","string"]}]}}"#
+            .into(),
+    );
+    let text = format!(
+        r#"{{"type":"record","name":"Wide","namespace":"bench","fields":[{}]}}"#,
+        fields.join(",")
+    );
+    let schema = schema(&text);
+    let Schema::Record(r) = &*schema else {
+        panic!("not a record")
+    };
+    let mut rng = 1u64;
+    let mut next = move || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        rng >> 11
+    };
+    let words = [
+        "alpha",
+        "a somewhat longer value of text",
+        "x",
+        "Zürich",
+        "2026-12-06",
+        "ok",
+    ];
+    let records: Vec<Vec<u8>> = (0..20_000)
+        .map(|_| {
+            use apache_avro::types::Value;
+            let values: Vec<(String, Value)> = r
+                .fields
+                .iter()
+                .map(|f| {
+                    let n = next();
+                    let word = words[(n % words.len() as u64) as usize].to_owned();
+                    let v = match &f.schema {
+                        Schema::Long => Value::Long(n as i64 >> 8),
+                        Schema::Double => Value::Double(n as f64 / 7.0),
+                        Schema::String => Value::String(format!("{word} {n}")),
+                        Schema::Union(_) => Value::Union(1, Box::new(Value::String(word))),
+                        Schema::TimestampMillis => {
+                            Value::TimestampMillis(1_795_771_800_000 + (n % 86_400_000) as i64)
+                        }
+                        Schema::Decimal(_) => Value::Decimal(apache_avro::Decimal::from(
+                            ((n % 100_000_000) as i64).to_be_bytes().to_vec(),
+                        )),
+                        Schema::Boolean => Value::Boolean(n % 2 == 0),
+                        Schema::Uuid(_) => Value::Uuid(uuid::Uuid::from_u64_pair(n, n ^ 0xabc)),
+                        Schema::Array(_) => {
+                            Value::Array((0..10).map(|k| Value::Long((n >> k) as i64)).collect())
+                        }
+                        Schema::Map(_) => Value::Map(
+                            (0..5)
+                                .map(|k| (format!("key{k}"), Value::String(words[k].into())))
+                                .collect(),
+                        ),
+                        _ => Value::Record(vec![
+                            ("name".into(), Value::String(word)),
+                            ("age".into(), Value::Int((n % 100) as i32)),
+                            (
+                                "email".into(),
+                                Value::Union(1, Box::new(Value::String(format!("u{n}@example.org")))),
+                            ),
+                        ]),
+                    };
+                    (f.name.clone(), v)
+                })
+                .collect();
+            wire::encode(9, &schema, Value::Record(values)).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let bytes: usize = records.iter().map(|r| r.len() - wire::HEADER_LEN).sum();
+    println!(
+        "wide records: {} fields, {:.0} bytes of Avro each",
+        r.fields.len(),
+        bytes as f64 / records.len() as f64
+    );
+    let plan = record_plan(9, &schema);
+    let mut g = c.benchmark_group("wide_record");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.sample_size(10);
+    g.measurement_time(std::time::Duration::from_secs(8));
+    g.bench_function("walk → line + row (bytes of Avro)", |b| {
+        let (mut out, mut scratch) = (Records::default(), Scratch::default());
+        b.iter(|| {
+            out.clear();
+            for (o, record) in records.iter().enumerate() {
+                if let Ok((_, avro)) = wire::split(record) {
+                    black_box(out.decode(&plan, o as i64, avro, 0, &mut scratch).is_ok());
+                }
+            }
+        })
+    });
+    g.bench_function("apache-avro decode to Value (bytes of Avro)", |b| {
+        let mut decoders = wire::Decoders::new(schema.clone());
+        decoders.learn(9, schema.clone());
+        b.iter(|| {
+            for record in &records {
+                black_box(
+                    wire::split(record)
+                        .and_then(|(id, avro)| decoders.decode(id, avro))
+                        .is_ok(),
+                );
             }
         })
     });

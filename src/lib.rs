@@ -33,6 +33,7 @@ runtime_modules!(
     mock_api,
     probes,
     reconcile,
+    record,
     registry,
     replay,
     retry,

@@ -250,6 +250,19 @@ fn number(out: &mut Vec<u8>, finite: bool, nan: bool, negative: bool, v: &impl s
 /// point: `-0.50`, `12`, `0.000`.
 pub fn decimal(out: &mut Vec<u8>, unscaled: &[u8], scale: u32) {
     let negative = unscaled.first().is_some_and(|b| b & 0x80 != 0);
+    if unscaled.len() <= 16 {
+        // The common case, without allocating: sign-extended into an i128.
+        let mut bytes = [if negative { 0xff } else { 0 }; 16];
+        bytes[16 - unscaled.len()..].copy_from_slice(unscaled);
+        let n = i128::from_be_bytes(bytes);
+        let mut buf = itoa::Buffer::new();
+        return place_point(
+            out,
+            n < 0,
+            buf.format(n.unsigned_abs()).as_bytes(),
+            scale as usize,
+        );
+    }
     // The magnitude, big-endian: the two's complement negated for a negative value.
     let mut magnitude: Vec<u8> = unscaled.iter().map(|b| if negative { !b } else { *b }).collect();
     if negative {
@@ -261,15 +274,23 @@ pub fn decimal(out: &mut Vec<u8>, unscaled: &[u8], scale: u32) {
             }
         }
     }
-    let mut digits = base10(&magnitude);
-    let scale = scale as usize;
-    if digits.len() <= scale {
-        let mut padded = vec![b'0'; scale + 1 - digits.len()];
-        padded.extend_from_slice(&digits);
-        digits = padded;
-    }
+    place_point(out, negative, &base10(&magnitude), scale as usize);
+}
+
+/// `digits` (a magnitude, no leading zeros but `0` itself) with `scale` of them after the point,
+/// zeros in front as needed; `-` when negative and not zero.
+fn place_point(out: &mut Vec<u8>, negative: bool, digits: &[u8], scale: usize) {
     if negative && digits.iter().any(|d| *d != b'0') {
         out.push(b'-');
+    }
+    if digits.len() <= scale {
+        out.push(b'0');
+        if scale > 0 {
+            out.push(b'.');
+        }
+        out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
+        out.extend_from_slice(digits);
+        return;
     }
     let point = digits.len() - scale;
     out.extend_from_slice(&digits[..point]);

@@ -114,6 +114,19 @@ pub async fn columns(client: &clickhouse::Client, database: &str, table: &str) -
     Ok(rows.into_iter().map(|(n, t)| (n, Type::parse(&t))).collect())
 }
 
+/// The columns a table created from `plan` on `server` has (meta columns included).
+pub fn columns_of(plan: &Plan, server: Server) -> Result<Columns, Mismatch> {
+    let mut columns = Columns::new();
+    for f in root_record(plan)?.fields.iter() {
+        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else { continue };
+        columns.extend(want.exact);
+        columns.insert(f.name.clone(), want.ty);
+    }
+    let meta = [Type::DateTime, Type::Int { bits: 32, signed: true }, Type::Int { bits: 64, signed: true }];
+    columns.extend(META_COLUMNS.iter().map(|c| c.to_string()).zip(meta));
+    Ok(columns)
+}
+
 /// The columns a record of `plan` needs that `have` lacks, in field order, with their types.
 pub fn missing(plan: &Plan, have: &Columns, server: Server) -> Result<Vec<(String, Type)>, Mismatch> {
     let record = root_record(plan)?;

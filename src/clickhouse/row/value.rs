@@ -154,6 +154,17 @@ pub fn to_millis(v: i64, unit: Unit) -> i64 {
     v.div_euclid(per_second(unit) / 1_000)
 }
 
+/// 10^p for every precision a Decimal128 has (0–38): the values a `Decimal(p, s)` holds are below it.
+const POW10: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// DateTime64's range in seconds: 1900-01-01 to 2299-12-31 23:59:59 UTC.
 const DATETIME64_SECS: std::ops::RangeInclusive<i64> = -2_208_988_800..=10_413_791_999;
 /// Date32's range in days: 1900-01-01 to 2299-12-31.
@@ -173,7 +184,12 @@ pub(super) fn put(out: &mut Vec<u8>, ty: &Type, v: Scalar<'_>) -> Result<(), Pro
                 Scalar::Long(n) | Scalar::Time(n, _) | Scalar::Timestamp(n, ..) => n,
                 _ => return Err(unfit()),
             };
-            out.extend_from_slice(&n.to_le_bytes()[..usize::from(*bits / 8)]);
+            match bits {
+                64 => out.extend_from_slice(&n.to_le_bytes()),
+                32 => out.extend_from_slice(&(n as i32).to_le_bytes()),
+                16 => out.extend_from_slice(&(n as i16).to_le_bytes()),
+                _ => out.push(n as u8),
+            }
         }
         (Type::Float32, Scalar::Int(n)) => out.extend_from_slice(&(n as f32).to_le_bytes()),
         (Type::Float32, Scalar::Long(n)) => out.extend_from_slice(&(n as f32).to_le_bytes()),
@@ -198,7 +214,8 @@ pub(super) fn put(out: &mut Vec<u8>, ty: &Type, v: Scalar<'_>) -> Result<(), Pro
             out.extend_from_slice(&low.to_le_bytes());
         }
         (Type::Decimal { precision, scale }, Scalar::Decimal(d, s)) if s == *scale => {
-            let n = unscaled(d).filter(|n| n.unsigned_abs() < 10u128.pow((*precision).min(38)));
+            let limit = POW10.get(*precision as usize).copied().unwrap_or(u128::MAX);
+            let n = unscaled(d).filter(|n| n.unsigned_abs() < limit);
             let Some(n) = n else {
                 let mut text = Vec::new();
                 json::decimal(&mut text, d, s);

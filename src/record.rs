@@ -1,0 +1,272 @@
+//! What a Kafka record becomes for the sinks, decoded once along its writer schema: its lake line
+//! (`avro::json`) and its ClickHouse row (`clickhouse::row`), written in one walk, plus its event time.
+//! `Records` keeps a run of them in three flat buffers (lines, rows, an index), so a batch of a million
+//! records is three allocations, not millions, and what it holds in memory is exactly its bytes.
+
+use crate::avro::json::JsonLine;
+use crate::avro::{walk, DecodeError, Plan};
+use crate::clickhouse::row::{RowFault, RowPlan, RowWriter, Scratch};
+
+/// How records of one writer schema are decoded for one table (built once per schema id).
+#[derive(Debug, Clone)]
+pub struct RecordPlan {
+    pub schema_id: u32,
+    pub plan: Plan,
+    pub rows: RowPlan,
+}
+
+/// Why a record is not one the sinks can take: it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Poison {
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Row(#[from] RowFault),
+}
+
+impl Poison {
+    /// The dead letter's kind (`nrt_decode_errors_total{kind}`).
+    pub fn kind(&self, time_field: Option<&str>) -> &'static str {
+        match self {
+            Poison::Decode(e) if e.is_cost() => "beyond_limits",
+            Poison::Decode(_) => "corrupt",
+            Poison::Row(f) => f.kind(time_field),
+        }
+    }
+}
+
+/// One record of a `Records`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset: i64,
+    /// Event time, ms since the epoch (the ingestion time when the schema has no timestamp field).
+    pub time: i64,
+    pub schema_id: u32,
+    pub line: &'a [u8],
+    pub row: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    offset: i64,
+    time: i64,
+    schema_id: u32,
+    line_end: usize,
+    row_end: usize,
+}
+
+/// Records in offset order, in flat buffers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    lines: Vec<u8>,
+    rows: Vec<u8>,
+    index: Vec<Entry>,
+}
+
+impl Records {
+    /// Decodes `datum` (offset `offset`) and appends it; on an error nothing is appended. `now` is the
+    /// event time of a schema without a timestamp field.
+    pub fn decode(&mut self, plan: &RecordPlan, offset: i64, datum: &[u8], now: i64, scratch: &mut Scratch) -> Result<(), Poison> {
+        let (line_start, row_start) = (self.lines.len(), self.rows.len());
+        let mut both = (
+            JsonLine::new(&mut self.lines),
+            RowWriter::new(&plan.rows, &mut self.rows, scratch),
+        );
+        let walked = walk(&plan.plan, datum, &mut both);
+        let (fault, time) = (both.1.fault.take(), both.1.time_millis);
+        let failed = match (walked, fault) {
+            (Err(e), _) => Some(Poison::Decode(e)),
+            (Ok(()), Some(f)) => Some(Poison::Row(f)),
+            (Ok(()), None) => None,
+        };
+        if let Some(poison) = failed {
+            self.lines.truncate(line_start);
+            self.rows.truncate(row_start);
+            return Err(poison);
+        }
+        self.index.push(Entry {
+            offset,
+            time: time.unwrap_or(now),
+            schema_id: plan.schema_id,
+            line_end: self.lines.len(),
+            row_end: self.rows.len(),
+        });
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        self.lines.clear();
+        self.rows.clear();
+        self.index.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// What these records take in memory (the in-flight budget counts it).
+    pub fn held_bytes(&self) -> usize {
+        self.lines.capacity() + self.rows.capacity() + self.index.capacity() * std::mem::size_of::<Entry>()
+    }
+
+    pub fn get(&self, i: usize) -> Option<Record<'_>> {
+        let e = self.index.get(i)?;
+        let (line_start, row_start) = match i.checked_sub(1).and_then(|p| self.index.get(p)) {
+            Some(p) => (p.line_end, p.row_end),
+            None => (0, 0),
+        };
+        Some(Record {
+            offset: e.offset,
+            time: e.time,
+            schema_id: e.schema_id,
+            line: self.lines.get(line_start..e.line_end)?,
+            row: self.rows.get(row_start..e.row_end)?,
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    pub fn first(&self) -> Option<Record<'_>> {
+        self.get(0)
+    }
+
+    pub fn last(&self) -> Option<Record<'_>> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// Appends `other`'s records after these.
+    pub fn extend(&mut self, other: Records) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let (lines, rows) = (self.lines.len(), self.rows.len());
+        self.lines.extend_from_slice(&other.lines);
+        self.rows.extend_from_slice(&other.rows);
+        self.index.extend(other.index.into_iter().map(|e| Entry {
+            line_end: e.line_end + lines,
+            row_end: e.row_end + rows,
+            ..e
+        }));
+    }
+
+    /// The records whose offset `keep` accepts, in order (a copy).
+    pub fn select(&self, keep: impl Fn(i64) -> bool) -> Records {
+        let mut out = Records::default();
+        for r in self.iter().filter(|r| keep(r.offset)) {
+            out.push(r);
+        }
+        out
+    }
+
+    /// Moves the records from index `at` on into a `Records` of their own.
+    pub fn split_off(&mut self, at: usize) -> Records {
+        let tail = self.select_range(at..self.len());
+        if let Some(last) = at.checked_sub(1).and_then(|i| self.index.get(i)).copied() {
+            self.lines.truncate(last.line_end);
+            self.rows.truncate(last.row_end);
+        } else {
+            self.lines.clear();
+            self.rows.clear();
+        }
+        self.index.truncate(at);
+        tail
+    }
+
+    fn select_range(&self, range: std::ops::Range<usize>) -> Records {
+        let mut out = Records::default();
+        for r in range.filter_map(|i| self.get(i)) {
+            out.push(r);
+        }
+        out
+    }
+
+    fn push(&mut self, r: Record<'_>) {
+        self.lines.extend_from_slice(r.line);
+        self.rows.extend_from_slice(r.row);
+        self.index.push(Entry {
+            offset: r.offset,
+            time: r.time,
+            schema_id: r.schema_id,
+            line_end: self.lines.len(),
+            row_end: self.rows.len(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clickhouse::types::Server;
+    use crate::event::{Event, Millis, Money, SCHEMA_V1};
+    use crate::fast_avro::{self, Shape};
+
+    fn events_plan() -> RecordPlan {
+        let schema = apache_avro::Schema::parse_str(SCHEMA_V1).unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"));
+        let columns = crate::clickhouse::table::columns_of(&plan, Server::LEGACY).unwrap_or_else(|e| panic!("{e}"));
+        let rows = RowPlan::new(&plan, &columns, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
+        RecordPlan { schema_id: 7, plan, rows }
+    }
+
+    fn datum(n: u128, created_at: i64) -> Vec<u8> {
+        let e = Event {
+            event_id: uuid::Uuid::from_u128(n),
+            kind: "view".into(),
+            user_id: n as i64,
+            amount: Money(n as i64),
+            currency: "EUR".into(),
+            created_at: Millis(created_at),
+            extra: None,
+        };
+        let mut out = Vec::new();
+        fast_avro::encode_event(&e, Shape::V1, &mut out);
+        out
+    }
+
+    #[test]
+    fn records_are_kept_whole_and_poison_leaves_nothing_behind() {
+        let plan = events_plan();
+        let mut scratch = Scratch::default();
+        let mut records = Records::default();
+        for o in 0..10 {
+            let at = if o == 4 { -5 } else { 1_795_771_800_000 + o };
+            let decoded = records.decode(&plan, o, &datum(o as u128, at), 0, &mut scratch);
+            assert_eq!(decoded.is_err(), o == 4, "offset {o}");
+            if let Err(poison) = decoded {
+                assert_eq!(poison.kind(Some("created_at")), "created_at_out_of_range");
+            }
+        }
+        assert!(records.decode(&plan, 10, &[1, 2], 0, &mut scratch).is_err_and(|p| p.kind(None) == "corrupt"));
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 1, 2, 3, 5, 6, 7, 8, 9]);
+        let three = records.get(3).unwrap_or_else(|| panic!("record 3"));
+        assert_eq!(three.time, 1_795_771_800_003);
+        assert_eq!(three.schema_id, 7);
+        let line: serde_json::Value = serde_json::from_slice(three.line).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(line["user_id"], 3);
+        let (high, low) = uuid::Uuid::from_u128(3).as_u64_pair();
+        assert_eq!((&three.row[..8], &three.row[8..16]), (&high.to_le_bytes()[..], &low.to_le_bytes()[..]));
+
+        let mut head = records.clone();
+        let tail = head.split_off(4);
+        assert_eq!(head.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), [5, 6, 7, 8, 9]);
+        head.extend(tail);
+        assert_eq!(head, records, "split and joined again: the same bytes");
+        let odd = records.select(|o| o % 2 == 1);
+        assert_eq!(odd.iter().map(|r| r.offset).collect::<Vec<_>>(), [1, 3, 5, 7, 9]);
+        assert_eq!(odd.get(2).map(|r| r.line), records.get(4).map(|r| r.line));
+        assert_eq!(records.first().map(|r| r.offset), Some(0));
+        assert_eq!(records.last().map(|r| r.offset), Some(9));
+        let mut none = records.clone();
+        assert_eq!(none.split_off(0), records);
+        assert!(none.is_empty() && none.iter().next().is_none());
+    }
+}
