@@ -341,6 +341,89 @@ async fn a_table_made_from_any_schema_takes_every_value_exactly() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Four consumers meet a new table, then a newer schema, at the same moment: the table is made once,
+/// each new column added once and recorded once, every one of them gets the same row plan; a field
+/// retyped beyond widening is refused with the field named, and nothing is altered for it.
+#[tokio::test]
+async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
+    use nrt_pipeline::clickhouse::follow::{follow, FollowError, Table};
+    use nrt_pipeline::clickhouse::row::Mismatch;
+    use nrt_pipeline::event::{SCHEMA_V1, SCHEMA_V2};
+    let (server, db) = server_client().await;
+    let kind = table::server(&server)
+        .await
+        .unwrap_or_else(|e| panic!("version: {e}"));
+    let t = Table {
+        database: db.clone(),
+        table: common::unique("follow_"),
+        key: Key::Fields(vec!["created_at".into(), "event_id".into()]),
+        time: None,
+    };
+    let plan = |text: &str| {
+        Plan::new(&Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let v3 = SCHEMA_V2.replace(
+        r#""fields": ["#,
+        r#""fields": [{"name":"tier","type":"long","default":7},{"name":"channel","type":["null","string"],"default":null},"#,
+    );
+    for (text, id) in [(SCHEMA_V1, 1), (SCHEMA_V2, 2), (v3.as_str(), 3)] {
+        let p = plan(text);
+        let at_once = (0..4).map(|_| follow(&server, kind, &t, &p, id));
+        let plans = futures::future::join_all(at_once).await;
+        let columns: Vec<Vec<String>> = plans
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| panic!("schema {id}: {e}")).columns)
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{columns:?}");
+    }
+    let count = |sql: String| {
+        let server = server.clone();
+        async move {
+            server
+                .query(&sql)
+                .fetch_one::<u64>()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    let (db_, table_) = (db.as_str(), t.table.as_str());
+    let columns = count(format!(
+        "SELECT count() FROM system.columns WHERE database = '{db_}' AND table = '{table_}'"
+    ))
+    .await;
+    assert_eq!(
+        columns, 14,
+        "v1's 7 (with created_at_ms) + 3 meta + country, session_id, tier, channel"
+    );
+    let changes = count(format!(
+        "SELECT count() FROM {db_}.schema_changes WHERE table_name = '{table_}'"
+    ))
+    .await;
+    assert_eq!(
+        changes, 4,
+        "country, session_id (schema 2), tier, channel (schema 3): once each"
+    );
+    let retyped = v3.replace(
+        r#"{"name":"tier","type":"long","default":7}"#,
+        r#"{"name":"tier","type":"string","default":"7"}"#,
+    );
+    match follow(&server, kind, &t, &plan(&retyped), 4).await {
+        Err(FollowError::Mismatch(Mismatch::Incompatible { field, .. })) => assert_eq!(field, "tier"),
+        other => panic!("a retyped field must be refused: {other:?}"),
+    }
+    let changes_after = count(format!(
+        "SELECT count() FROM {db_}.schema_changes WHERE table_name = '{table_}'"
+    ))
+    .await;
+    assert_eq!(changes_after, 4, "nothing altered for the refused schema");
+    server
+        .query(&format!("DROP TABLE {db}.{table_}"))
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// A datum (no framing) written by apache-avro.
 fn datum(schema: &Schema, value: Value) -> Vec<u8> {
     let framed = nrt_pipeline::wire::encode(1, schema, value).unwrap_or_else(|e| panic!("{e}"));

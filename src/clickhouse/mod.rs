@@ -1,5 +1,6 @@
 //! The ClickHouse client, built the way both ClickHouse 18.16 (Debian) and current releases accept.
 
+pub mod follow;
 pub mod row;
 pub mod table;
 pub mod types;
