@@ -3,7 +3,8 @@
 //! maps, unions, named and recursive types, logical types), the rest is the datum. Decoding may fail;
 //! it must not panic, recurse without bound, or allocate what the bytes do not justify (libFuzzer's
 //! `-rss_limit_mb` stops a run that does). The schema-driven walker (`avro::walk`) must agree with
-//! apache-avro: the same lake line as the reference mapping of apache-avro's value, or both refuse.
+//! apache-avro: the same lake line as the reference mapping of apache-avro's value, or both refuse; and
+//! the line must read back (`avro::encode::from_json`) into a datum whose line is the same.
 #![no_main]
 
 use apache_avro::Schema;
@@ -126,6 +127,17 @@ fuzz_target!(|data: &[u8]| {
             if let Some(expected) = nrt_pipeline::avro::reference::json(&value, &schema, &plan) {
                 assert_eq!(ours, expected, "{text}: {value:?}");
             }
+            // The line reads back into a datum whose line is the same (the producer's and replay's way).
+            let mut back = Vec::new();
+            if let Err(e) = nrt_pipeline::avro::encode::from_json(&plan, &ours, &mut back) {
+                panic!("{text}: the line does not read back ({e}): {ours}");
+            }
+            let mut again = Vec::new();
+            if let Err(e) = nrt_pipeline::avro::json_line(&plan, &back, &mut again) {
+                panic!("{text}: the datum read back does not walk ({e}): {ours}");
+            }
+            let again: serde_json::Value = serde_json::from_slice(&again).unwrap_or_default();
+            assert_eq!(again, ours, "{text}: read back");
         }
         (Err(_), Err(_)) => {}
         (walked, decoded) => panic!("{text}: walker {walked:?}, apache-avro {decoded:?}"),

@@ -2,6 +2,7 @@
 //! is read along it straight into what the sinks write (`walk.rs` tells a visitor each value; `json.rs`
 //! is the lake's line), with no value tree in between.
 
+pub mod encode;
 pub mod json;
 pub mod plan;
 pub mod reference;

@@ -10,6 +10,14 @@ use super::{json_line, reference, DecodeError, Plan};
 use crate::event::{Event, Extra, Millis, Money, SCHEMA_V1, SCHEMA_V2};
 use crate::fast_avro::{self, Shape};
 
+/// Arrays of a union, a map of decimals, an enum, a timestamp, and itself.
+const RECURSIVE: &str = r#"{"type":"record","name":"R","fields":[
+    {"name":"a","type":{"type":"array","items":["null","long",{"type":"record","name":"P","fields":[{"name":"s","type":"string"}]}]}},
+    {"name":"m","type":{"type":"map","values":{"type":"bytes","logicalType":"decimal","precision":20,"scale":3}}},
+    {"name":"e","type":{"type":"enum","name":"E","symbols":["X","Y","Z"]}},
+    {"name":"t","type":{"type":"long","logicalType":"timestamp-micros"}},
+    {"name":"next","type":["null","R"]}]}"#;
+
 fn schema(text: &str) -> Schema {
     Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -214,14 +222,7 @@ fn hostile_data_is_refused_before_it_costs_anything() {
 /// reference mapping: the same JSON, or both refuse the bytes.
 #[test]
 fn the_walker_agrees_with_apache_avro_on_mutated_datums() {
-    let s = schema(
-        r#"{"type":"record","name":"R","fields":[
-        {"name":"a","type":{"type":"array","items":["null","long",{"type":"record","name":"P","fields":[{"name":"s","type":"string"}]}]}},
-        {"name":"m","type":{"type":"map","values":{"type":"bytes","logicalType":"decimal","precision":20,"scale":3}}},
-        {"name":"e","type":{"type":"enum","name":"E","symbols":["X","Y","Z"]}},
-        {"name":"t","type":{"type":"long","logicalType":"timestamp-micros"}},
-        {"name":"next","type":["null","R"]}]}"#,
-    );
+    let s = schema(RECURSIVE);
     let p = plan(&s);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let (mut agreed, mut refused) = (0, 0);
@@ -304,5 +305,105 @@ fn random_value(rng: &mut impl Rng, schema: &Schema, root: &Schema, depth: usize
         ),
         Schema::Ref { .. } => random_value(rng, root, root, depth + 1),
         other => panic!("no random value of {other:?}"),
+    }
+}
+
+/// The line read back into Avro (`encode::from_json`) walks to the same line: for every kind of value
+/// of the every-type record above, for random values of the differential test's recursive schema, and
+/// byte for byte for events.
+#[test]
+fn lines_read_back_into_avro_are_the_same_records() {
+    use super::encode::from_json;
+    let round_trip = |p: &Plan, datum: &[u8]| {
+        let mut first = Vec::new();
+        json_line(p, datum, &mut first).unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value = serde_json::from_slice(&first).unwrap_or_else(|e| panic!("{e}"));
+        let mut back = Vec::new();
+        from_json(p, &json, &mut back).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let mut second = Vec::new();
+        json_line(p, &back, &mut second).unwrap_or_else(|e| panic!("{e}"));
+        // As values: a map's entries have no order in Avro, and serde_json's map sorts them.
+        let again: serde_json::Value = serde_json::from_slice(&second).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, json);
+        back
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for shape in [Shape::V1, Shape::V2] {
+        let s = schema(if shape == Shape::V1 {
+            crate::event::SCHEMA_V1
+        } else {
+            crate::event::SCHEMA_V2
+        });
+        let p = plan(&s);
+        for _ in 0..2_000 {
+            let mut avro = Vec::new();
+            fast_avro::encode_event(&random_event(&mut rng, shape), shape, &mut avro);
+            assert_eq!(round_trip(&p, &avro), avro, "events: byte for byte");
+        }
+    }
+    let s = schema(RECURSIVE);
+    let p = plan(&s);
+    for _ in 0..5_000 {
+        let framed =
+            crate::wire::encode(1, &s, random_value(&mut rng, &s, &s, 0)).unwrap_or_else(|e| panic!("{e}"));
+        round_trip(&p, &framed[crate::wire::HEADER_LEN..]);
+    }
+}
+
+#[test]
+fn a_record_that_does_not_fit_is_refused_naming_the_field() {
+    use super::encode::from_json;
+    let p = plan(&schema(
+        r#"{"type":"record","name":"R","fields":[
+        {"name":"id","type":"long"},
+        {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+        {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"note","type":["null","string"],"default":null},
+        {"name":"tier","type":"int","default":3},
+        {"name":"inner","type":{"type":"record","name":"I","fields":[{"name":"xs","type":{"type":"array","items":"int"}}]}}]}"#,
+    ));
+    let encode = |text: &str| {
+        let json: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = b"kept".to_vec();
+        let r = from_json(&p, &json, &mut out).map_err(|e| e.to_string());
+        if r.is_err() {
+            assert_eq!(out, b"kept", "nothing written for a refused record");
+        }
+        r.map(|()| out[4..].to_vec())
+    };
+    let good = r#"{"id":1,"price":"-12.5","at":"2026-01-01T00:00:00.123Z","inner":{"xs":[1,2]}}"#;
+    let datum = encode(good).unwrap_or_else(|e| panic!("{e}"));
+    let mut line = Vec::new();
+    json_line(&p, &datum, &mut line).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        String::from_utf8_lossy(&line),
+        r#"{"id":1,"price":"-12.50","at":"2026-01-01T00:00:00.123Z","tier":3,"inner":{"xs":[1,2]}}"#,
+        "a left-out field takes its default"
+    );
+    for (text, error) in [
+        (
+            r#"{"id":1,"price":"1.234","at":0,"inner":{"xs":[]}}"#,
+            r#"price: expected a decimal with at most 2 digits after the point, got "1.234""#,
+        ),
+        (r#"{"id":1,"price":"1","inner":{"xs":[]}}"#, "at: is missing"),
+        (
+            r#"{"id":1,"price":"1","at":"2026-01-01T00:00:00.1234Z","inner":{"xs":[]}}"#,
+            r#"at: expected a timestamp (YYYY-MM-DDTHH:MM:SS.fffZ) in the unit's precision, got "2026-01-01T00:00:00.1234Z""#,
+        ),
+        (
+            r#"{"id":1,"price":"1","at":0,"inner":{"xs":[1,"2"]}}"#,
+            r#"inner.xs[1]: expected an int, got "2""#,
+        ),
+        (
+            r#"{"id":1,"price":"1","at":0,"inner":{"xs":[]},"color":"red"}"#,
+            r#"the record: "color" is not a field of R"#,
+        ),
+        (
+            r#"{"id":1,"price":"1","at":0,"note":5,"inner":{"xs":[]}}"#,
+            "note: expected a string, got 5",
+        ),
+        (r#"[1]"#, "the record: expected an object (record R), got [1]"),
+    ] {
+        assert_eq!(encode(text), Err(error.to_owned()), "{text}");
     }
 }
