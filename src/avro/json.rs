@@ -141,10 +141,13 @@ impl Visitor for JsonLine<'_> {
     fn timestamp(&mut self, v: i64, unit: Unit, local: bool) {
         let (per_second, digits) = unit_scale(unit);
         let (secs, sub) = (v.div_euclid(per_second), v.rem_euclid(per_second) as u64);
-        let mut text = Vec::with_capacity(32);
-        match write_datetime(&mut text, secs, sub, digits, !local) {
-            true => self.quoted(|out| out.extend_from_slice(&text)),
-            false => self.long(v),
+        // Written in place (write_datetime writes nothing when it cannot): no buffer per value.
+        self.out.push(b'"');
+        if write_datetime(self.out, secs, sub, digits, !local) {
+            self.out.push(b'"');
+        } else {
+            self.out.pop();
+            self.long(v);
         }
     }
 
