@@ -3,9 +3,10 @@
 //! The library holds everything; `src/main.rs` only parses the command line and starts things.
 //! `actors.md` tells the data flow in one page.
 
-// The Event, Avro and the wire format need no service client; everything else comes with `runtime`
+// The Event, Avro, the wire format and ClickHouse's rows need no service client; everything else comes with `runtime`
 // (default).
 pub mod avro;
+pub mod clickhouse;
 pub mod event;
 pub mod fast_avro;
 pub mod wire;
@@ -21,7 +22,6 @@ macro_rules! runtime_modules {
 runtime_modules!(
     actors,
     admin,
-    clickhouse,
     config,
     dead_letters,
     doctor,

@@ -4,7 +4,8 @@
 //! it must not panic, recurse without bound, or allocate what the bytes do not justify (libFuzzer's
 //! `-rss_limit_mb` stops a run that does). The schema-driven walker (`avro::walk`) must agree with
 //! apache-avro: the same lake line as the reference mapping of apache-avro's value, or both refuse; and
-//! the line must read back (`avro::encode::from_json`) into a datum whose line is the same.
+//! the line must read back (`avro::encode::from_json`) into a datum whose line is the same; a table made
+//! from the schema must take it, and writing the row in the same walk must not change the line.
 #![no_main]
 
 use apache_avro::Schema;
@@ -100,6 +101,29 @@ impl Gen<'_> {
     }
 }
 
+/// A table made from the schema (for 18.16 and for current releases) takes it, and the row written in the
+/// same walk as the line neither panics nor changes the line.
+fn rows(text: &str, plan: &nrt_pipeline::avro::Plan, datum: &[u8], walked: bool, line: &[u8]) {
+    use nrt_pipeline::clickhouse::row::{RowPlan, RowWriter, Scratch};
+    use nrt_pipeline::clickhouse::table::{self, Key};
+    use nrt_pipeline::clickhouse::types::Server;
+    for server in [Server::LEGACY, Server::CURRENT] {
+        let _ = table::create("d", "t", plan, server, &Key::Coordinates, None);
+        let Ok(columns) = table::columns_of(plan, server) else { continue };
+        let rows = match RowPlan::new(plan, &columns, server, None) {
+            Ok(r) => r,
+            Err(e) => panic!("{text}: a table made from the schema does not take it: {e}"),
+        };
+        let (mut l, mut r, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+        let mut both = (nrt_pipeline::avro::json::JsonLine::new(&mut l), RowWriter::new(&rows, &mut r, &mut scratch));
+        let w = nrt_pipeline::avro::walk(plan, datum, &mut both);
+        assert_eq!(w.is_ok(), walked, "{text}");
+        if w.is_ok() {
+            assert_eq!(l, line, "{text}: the row changes the line");
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     // The first byte says how many of the next bytes describe the schema.
     let Some((&split, rest)) = data.split_first() else { return };
@@ -118,6 +142,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(plan) = nrt_pipeline::avro::Plan::new(&schema) else { return };
     let mut line = Vec::new();
     let walked = nrt_pipeline::avro::json_line(&plan, datum, &mut line);
+    rows(&text, &plan, datum, walked.is_ok(), &line);
     match (walked, decoded) {
         (Ok(()), Ok(value)) => {
             let ours: serde_json::Value = match serde_json::from_slice(&line) {

@@ -41,7 +41,13 @@ fn server_error(statement: &str) -> impl FnOnce(clickhouse::error::Error) -> Fol
 
 /// Makes `t` able to take records of `plan` (created, or widened by the columns it lacks) and returns
 /// how they are written into it, `schema_id` being the writer schema's id in the registry.
-pub async fn follow(client: &clickhouse::Client, server: Server, t: &Table, plan: &Plan, schema_id: u32) -> Result<RowPlan, FollowError> {
+pub async fn follow(
+    client: &clickhouse::Client,
+    server: Server,
+    t: &Table,
+    plan: &Plan,
+    schema_id: u32,
+) -> Result<RowPlan, FollowError> {
     let mut columns = read(client, t).await?;
     if columns.is_empty() {
         let create = table::create(&t.database, &t.table, plan, server, &t.key, t.time.as_deref())?;

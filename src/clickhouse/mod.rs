@@ -1,63 +1,14 @@
-//! The ClickHouse client, built the way both ClickHouse 18.16 (Debian) and current releases accept.
+//! ClickHouse: the client (`client.rs`), and the tables and rows that follow a writer schema
+//! (`types.rs`, `row.rs`, `table.rs`: pure, so the fuzz target builds them without the runtime;
+//! `follow.rs` runs their statements).
 
+#[cfg(feature = "runtime")]
+mod client;
+#[cfg(feature = "runtime")]
 pub mod follow;
 pub mod row;
 pub mod table;
 pub mod types;
 
-use std::time::Duration;
-
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use hyper_rustls_027::HttpsConnector;
-
-use crate::config::{ClickhouseCompression, ClickhouseConfig};
-use crate::tls::TlsError;
-
-/// A client bound to the configured database.
-///
-/// `with_database` + bare table names: the crate quotes a dotted `db.table` as one identifier.
-pub fn client(cfg: &ClickhouseConfig) -> Result<clickhouse::Client, TlsError> {
-    Ok(server_client(cfg)?.with_database(&cfg.database))
-}
-
-/// A client with no database selected, for `CREATE DATABASE` and other server-level statements.
-///
-/// `with_validation(false)`: the crate's schema validation asks for `RowBinaryWithNamesAndTypes`,
-/// which ClickHouse 18.16 does not have; plain `RowBinary` works on every version.
-///
-/// The password travels in a header, never in the URL (which shows up in errors and logs).
-pub fn server_client(cfg: &ClickhouseConfig) -> Result<clickhouse::Client, TlsError> {
-    // The crate's default settings (keep-alive, a pool idle timeout below ClickHouse's 3 s keep-alive),
-    // with our TLS. The crate names neither its client trait nor its body type: built in place.
-    let http = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(2))
-        .build(connector(cfg)?);
-    let client = clickhouse::Client::with_http_client(http)
-        .with_url(&cfg.url)
-        .with_user(&cfg.user)
-        .with_compression(match cfg.compression {
-            ClickhouseCompression::None => clickhouse::Compression::None,
-            ClickhouseCompression::Lz4 => clickhouse::Compression::Lz4,
-        })
-        .with_validation(false);
-    Ok(if cfg.password.is_empty() {
-        client
-    } else {
-        client.with_password(cfg.password.expose())
-    })
-}
-
-/// TLS trusting the system's roots plus NRT_CLICKHOUSE_CA_FILE; plain `http://` URLs work through it too.
-fn connector(cfg: &ClickhouseConfig) -> Result<HttpsConnector<HttpConnector>, TlsError> {
-    let tls = crate::tls::client_config("NRT_CLICKHOUSE_CA_FILE", cfg.ca_file.as_deref())?;
-    let mut http = HttpConnector::new();
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    http.enforce_http(false);
-    Ok(hyper_rustls_027::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http))
-}
+#[cfg(feature = "runtime")]
+pub use client::{client, server_client};

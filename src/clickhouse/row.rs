@@ -80,7 +80,12 @@ enum Form {
 impl RowPlan {
     /// The plan for records of `plan` into a table with `columns`. `time`: the field naming the event
     /// time; None picks the first timestamp field, if any.
-    pub fn new(plan: &Plan, columns: &Columns, server: Server, time: Option<&str>) -> Result<RowPlan, Mismatch> {
+    pub fn new(
+        plan: &Plan,
+        columns: &Columns,
+        server: Server,
+        time: Option<&str>,
+    ) -> Result<RowPlan, Mismatch> {
         let record = root_record(plan)?;
         let mut slots = Vec::with_capacity(record.fields.len());
         let mut names = Vec::with_capacity(record.fields.len() + META_COLUMNS.len());
@@ -120,7 +125,13 @@ impl RowPlan {
             let exact = match (have.bare(), value) {
                 (Type::DateTime, Node::Timestamp { unit, .. }) => {
                     let column = format!("{}{}", f.name, types::exact_suffix(*unit));
-                    let exact = columns.get(&column).is_some_and(|t| *t.bare() == Type::Int { bits: 64, signed: true });
+                    let exact = columns.get(&column).is_some_and(|t| {
+                        *t.bare()
+                            == Type::Int {
+                                bits: 64,
+                                signed: true,
+                            }
+                    });
                     exact.then_some(column)
                 }
                 _ => None,

@@ -19,20 +19,33 @@ pub enum Key {
 /// `CREATE TABLE IF NOT EXISTS` for records of `plan`: a column per field (and the exact count beside a
 /// timestamp where the server has no DateTime64), then the meta columns; partitioned by month of the
 /// event time (`time`, else the first non-null timestamp field, else the ingestion time).
-pub fn create(database: &str, table: &str, plan: &Plan, server: Server, key: &Key, time: Option<&str>) -> Result<String, Mismatch> {
+pub fn create(
+    database: &str,
+    table: &str,
+    plan: &Plan,
+    server: Server,
+    key: &Key,
+    time: Option<&str>,
+) -> Result<String, Mismatch> {
     let record = root_record(plan)?;
     let mut columns = Vec::new();
     for f in record.fields.iter() {
         if META_COLUMNS.contains(&f.name.as_str()) {
             return Err(Mismatch::Reserved(f.name.clone()));
         }
-        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else { continue };
+        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else {
+            continue;
+        };
         columns.push(definition(&f.name, &want.ty, f.default.as_ref()));
         if let Some((exact, ty)) = &want.exact {
             columns.push(definition(exact, ty, None));
         }
     }
-    columns.extend(["`ingested_at` DateTime".into(), "`kafka_partition` Int32".into(), "`kafka_offset` Int64".into()]);
+    columns.extend([
+        "`ingested_at` DateTime".into(),
+        "`kafka_partition` Int32".into(),
+        "`kafka_offset` Int64".into(),
+    ]);
     let is_time = |name: &str| {
         record.fields.iter().any(|f| {
             f.name == name && matches!(f.node, Node::Timestamp { .. }) // not Nullable: a partition key
@@ -56,7 +69,11 @@ pub fn create(database: &str, table: &str, plan: &Plan, server: Server, key: &Ke
                     return Err(Mismatch::KeyField(name.clone()));
                 }
             }
-            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     Ok(format!(
@@ -73,7 +90,10 @@ pub fn add_column(database: &str, table: &str, plan: &Plan, column: &str, ty: &T
         .ok()
         .and_then(|r| r.fields.iter().find(|f| f.name == column))
         .and_then(|f| f.default.as_ref());
-    format!("ALTER TABLE {database}.{table} ADD COLUMN {}", definition(column, ty, default))
+    format!(
+        "ALTER TABLE {database}.{table} ADD COLUMN {}",
+        definition(column, ty, default)
+    )
 }
 
 fn definition(name: &str, ty: &Type, default: Option<&serde_json::Value>) -> String {
@@ -91,20 +111,33 @@ fn literal(ty: &Type, default: &serde_json::Value) -> Option<String> {
     match (bare, default) {
         (_, J::Null) => None,
         (Type::Int { .. } | Type::Float32 | Type::Float64, J::Number(n)) => Some(n.to_string()),
-        (Type::Int { bits: 8, signed: false } | Type::Bool, J::Bool(b)) => Some(u8::from(*b).to_string()),
+        (
+            Type::Int {
+                bits: 8,
+                signed: false,
+            }
+            | Type::Bool,
+            J::Bool(b),
+        ) => Some(u8::from(*b).to_string()),
         (Type::String, J::String(s)) => Some(format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))),
         _ => None,
     }
 }
 
 /// The server's kind, from `SELECT version()`.
+#[cfg(feature = "runtime")]
 pub async fn server(client: &clickhouse::Client) -> Result<Server, clickhouse::error::Error> {
     let version: String = client.query("SELECT version()").fetch_one().await?;
     Ok(Server::of_version(&version))
 }
 
 /// The table's columns as the server has them; empty when there is no such table.
-pub async fn columns(client: &clickhouse::Client, database: &str, table: &str) -> Result<Columns, clickhouse::error::Error> {
+#[cfg(feature = "runtime")]
+pub async fn columns(
+    client: &clickhouse::Client,
+    database: &str,
+    table: &str,
+) -> Result<Columns, clickhouse::error::Error> {
     let sql = format!(
         "SELECT name, type FROM system.columns WHERE database = '{}' AND table = '{}'",
         database.replace('\'', ""),
@@ -118,11 +151,23 @@ pub async fn columns(client: &clickhouse::Client, database: &str, table: &str) -
 pub fn columns_of(plan: &Plan, server: Server) -> Result<Columns, Mismatch> {
     let mut columns = Columns::new();
     for f in root_record(plan)?.fields.iter() {
-        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else { continue };
+        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else {
+            continue;
+        };
         columns.extend(want.exact);
         columns.insert(f.name.clone(), want.ty);
     }
-    let meta = [Type::DateTime, Type::Int { bits: 32, signed: true }, Type::Int { bits: 64, signed: true }];
+    let meta = [
+        Type::DateTime,
+        Type::Int {
+            bits: 32,
+            signed: true,
+        },
+        Type::Int {
+            bits: 64,
+            signed: true,
+        },
+    ];
     columns.extend(META_COLUMNS.iter().map(|c| c.to_string()).zip(meta));
     Ok(columns)
 }
@@ -132,7 +177,9 @@ pub fn missing(plan: &Plan, have: &Columns, server: Server) -> Result<Vec<(Strin
     let record = root_record(plan)?;
     let mut out = Vec::new();
     for f in record.fields.iter() {
-        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else { continue };
+        let Some(want) = types::wanted(&f.name, &f.node, plan, server) else {
+            continue;
+        };
         if !have.contains_key(&f.name) {
             out.push((f.name.clone(), want.ty.clone()));
         }
@@ -161,7 +208,14 @@ mod tests {
     #[test]
     fn events_table_is_the_one_the_migrations_make() {
         let key = Key::Fields(vec!["created_at".into(), "event_id".into()]);
-        let sql = create("analytics", "events_raw", &plan(SCHEMA_V2), Server::LEGACY, &key, None);
+        let sql = create(
+            "analytics",
+            "events_raw",
+            &plan(SCHEMA_V2),
+            Server::LEGACY,
+            &key,
+            None,
+        );
         let sql = sql.unwrap_or_else(|e| panic!("{e}"));
         for column in [
             "`event_id` UUID",
@@ -173,12 +227,25 @@ mod tests {
         ] {
             assert!(sql.contains(column), "{column} in {sql}");
         }
-        assert!(sql.ends_with("PARTITION BY toYYYYMM(`created_at`)\nORDER BY (`created_at`, `event_id`)"), "{sql}");
-        let current = create("analytics", "events_raw", &plan(SCHEMA_V2), Server::CURRENT, &Key::Coordinates, None);
+        assert!(
+            sql.ends_with("PARTITION BY toYYYYMM(`created_at`)\nORDER BY (`created_at`, `event_id`)"),
+            "{sql}"
+        );
+        let current = create(
+            "analytics",
+            "events_raw",
+            &plan(SCHEMA_V2),
+            Server::CURRENT,
+            &Key::Coordinates,
+            None,
+        );
         let current = current.unwrap_or_else(|e| panic!("{e}"));
         assert!(current.contains("`created_at` DateTime64(3),\n"), "{current}");
         assert!(!current.contains("created_at_ms"), "{current}");
-        assert!(current.ends_with("ORDER BY (`kafka_partition`, `kafka_offset`)"), "{current}");
+        assert!(
+            current.ends_with("ORDER BY (`kafka_partition`, `kafka_offset`)"),
+            "{current}"
+        );
         let nullable_key = Key::Fields(vec!["country".into()]);
         let err = create("a", "t", &plan(SCHEMA_V2), Server::LEGACY, &nullable_key, None).err();
         assert_eq!(err, Some(Mismatch::KeyField("country".into())));
@@ -192,10 +259,22 @@ mod tests {
             {"name":"o","type":["null","string"],"default":null},{"name":"b","type":"boolean","default":true}]}"#,
         );
         let add = |c: &str, t: &str| add_column("db", "t", &p, c, &Type::parse(t));
-        assert_eq!(add("n", "Int64"), "ALTER TABLE db.t ADD COLUMN `n` Int64 DEFAULT 7");
-        assert_eq!(add("s", "String"), "ALTER TABLE db.t ADD COLUMN `s` String DEFAULT 'it\\'s'");
-        assert_eq!(add("o", "Nullable(String)"), "ALTER TABLE db.t ADD COLUMN `o` Nullable(String)");
-        assert_eq!(add("b", "UInt8"), "ALTER TABLE db.t ADD COLUMN `b` UInt8 DEFAULT 1");
+        assert_eq!(
+            add("n", "Int64"),
+            "ALTER TABLE db.t ADD COLUMN `n` Int64 DEFAULT 7"
+        );
+        assert_eq!(
+            add("s", "String"),
+            "ALTER TABLE db.t ADD COLUMN `s` String DEFAULT 'it\\'s'"
+        );
+        assert_eq!(
+            add("o", "Nullable(String)"),
+            "ALTER TABLE db.t ADD COLUMN `o` Nullable(String)"
+        );
+        assert_eq!(
+            add("b", "UInt8"),
+            "ALTER TABLE db.t ADD COLUMN `b` UInt8 DEFAULT 1"
+        );
         let have: Columns = [("n".to_owned(), Type::parse("Int64"))].into();
         let names: Vec<String> = missing(&p, &have, Server::LEGACY)
             .unwrap_or_else(|e| panic!("{e}"))

@@ -94,7 +94,12 @@ pub fn wanted(name: &str, node: &Node, plan: &Plan, server: Server) -> Option<Wa
         return Some(match (nullable, inner) {
             (false, inner) => inner,
             // An array cannot be Nullable: a null one is written as its JSON, in a Nullable(String).
-            (true, Wanted { ty: Type::Array(_), .. }) => plain(nullable_of(Type::String)),
+            (
+                true,
+                Wanted {
+                    ty: Type::Array(_), ..
+                },
+            ) => plain(nullable_of(Type::String)),
             (true, Wanted { ty, exact }) => Wanted {
                 ty: nullable_of(ty),
                 exact: exact.map(|(n, t)| (n, nullable_of(t))),
@@ -181,14 +186,42 @@ pub fn takes(have: &Type, want: &Type) -> bool {
         (LowCardinality(h), w) => takes(h, w),
         (Nullable(h), Nullable(w)) => takes(h, w),
         (Nullable(h), w) => takes(h, w),
-        (Int { bits: h, signed: true }, Int { bits: w, signed }) => h > w || (h == w && *signed),
-        (Int { bits: h, signed: false }, Int { bits: w, signed: false }) => h >= w,
-        (Bool, Int { bits: 8, signed: false }) => true,
+        (
+            Int {
+                bits: h,
+                signed: true,
+            },
+            Int { bits: w, signed },
+        ) => h > w || (h == w && *signed),
+        (
+            Int {
+                bits: h,
+                signed: false,
+            },
+            Int {
+                bits: w,
+                signed: false,
+            },
+        ) => h >= w,
+        (
+            Bool,
+            Int {
+                bits: 8,
+                signed: false,
+            },
+        ) => true,
         (Float64, Float32 | Int { .. }) => true,
         (Float32, Int { bits: 8 | 16, .. }) => true,
-        (Decimal { precision: hp, scale: hs }, Decimal { precision: wp, scale: ws }) => {
-            hs == ws && hp >= wp
-        }
+        (
+            Decimal {
+                precision: hp,
+                scale: hs,
+            },
+            Decimal {
+                precision: wp,
+                scale: ws,
+            },
+        ) => hs == ws && hp >= wp,
         (Date32, Date) | (String, FixedString(_)) => true,
         (DateTime64(h), DateTime64(w)) => h >= w,
         (DateTime, DateTime64(_)) => true,
@@ -210,10 +243,22 @@ impl Type {
         let first = args.map(|a| a.split(',').next().unwrap_or(a));
         match (head, args) {
             ("Bool", None) => Type::Bool,
-            ("UInt8", None) => Type::Int { bits: 8, signed: false },
-            ("UInt16", None) => Type::Int { bits: 16, signed: false },
-            ("UInt32", None) => Type::Int { bits: 32, signed: false },
-            ("UInt64", None) => Type::Int { bits: 64, signed: false },
+            ("UInt8", None) => Type::Int {
+                bits: 8,
+                signed: false,
+            },
+            ("UInt16", None) => Type::Int {
+                bits: 16,
+                signed: false,
+            },
+            ("UInt32", None) => Type::Int {
+                bits: 32,
+                signed: false,
+            },
+            ("UInt64", None) => Type::Int {
+                bits: 64,
+                signed: false,
+            },
             ("Int8", None) => int(8),
             ("Int16", None) => int(16),
             ("Int32", None) => int(32),
@@ -339,10 +384,19 @@ mod tests {
         assert!(takes(&p("Int64"), &p("Int32")));
         assert!(!takes(&p("Int32"), &p("Int64")));
         assert!(takes(&p("Nullable(Float64)"), &p("Float32")));
-        assert!(!takes(&p("Float32"), &p("Nullable(Float32)")), "a null has nowhere to go");
+        assert!(
+            !takes(&p("Float32"), &p("Nullable(Float32)")),
+            "a null has nowhere to go"
+        );
         assert!(takes(&p("Decimal(20, 2)"), &p("Decimal(18, 2)")));
-        assert!(!takes(&p("Decimal(18, 3)"), &p("Decimal(18, 2)")), "another scale is another value");
-        assert!(!takes(&p("Int64"), &p("String")), "string → int is not a widening");
+        assert!(
+            !takes(&p("Decimal(18, 3)"), &p("Decimal(18, 2)")),
+            "another scale is another value"
+        );
+        assert!(
+            !takes(&p("Int64"), &p("String")),
+            "string → int is not a widening"
+        );
         assert!(!takes(&p("String"), &p("Int64")));
         assert!(takes(&p("DateTime"), &p("DateTime64(3)")));
         assert!(!takes(&p("DateTime64(3)"), &p("DateTime64(6)")));

@@ -9,7 +9,9 @@ fn plan(text: &str) -> Plan {
 }
 
 fn columns(list: &[(&str, &str)]) -> Columns {
-    list.iter().map(|(n, t)| (n.to_string(), Type::parse(t))).collect()
+    list.iter()
+        .map(|(n, t)| (n.to_string(), Type::parse(t)))
+        .collect()
 }
 
 /// `analytics.events_raw` as `system.columns` shows it after migrations 002 and 003.
@@ -72,7 +74,10 @@ fn event_row_bytes(e: &Event, with_v2: bool) -> Vec<u8> {
     out.extend_from_slice(&e.created_at.0.to_le_bytes());
     if with_v2 {
         let extra = e.extra.as_deref();
-        for v in [extra.and_then(|x| x.country.as_deref()), extra.and_then(|x| x.session_id.as_deref())] {
+        for v in [
+            extra.and_then(|x| x.country.as_deref()),
+            extra.and_then(|x| x.session_id.as_deref()),
+        ] {
             match v {
                 None => out.push(1),
                 Some(s) => {
@@ -106,7 +111,11 @@ fn events_rows_are_what_the_hand_written_path_writes() {
             }
             want.extend(META_COLUMNS);
             assert_eq!(rows.columns, want, "{server:?}");
-            for extra in [None, Extra::boxed(Some("DE".into()), None), Extra::boxed(None, Some("s".into()))] {
+            for extra in [
+                None,
+                Extra::boxed(Some("DE".into()), None),
+                Extra::boxed(None, Some("s".into())),
+            ] {
                 let e = sample(if with_v2 { extra } else { None }, at);
                 let mut avro = Vec::new();
                 fast_avro::encode_event(&e, shape, &mut avro);
@@ -133,19 +142,31 @@ fn a_new_field_needs_its_column_and_a_retyped_one_is_refused() {
             want: Type::parse("Nullable(String)"),
         })
     );
-    let retyped = SCHEMA_V2.replace(r#""name": "user_id",
-      "type": "long""#, r#""name": "user_id",
-      "type": "string""#);
+    let retyped = SCHEMA_V2.replace(
+        r#""name": "user_id",
+      "type": "long""#,
+        r#""name": "user_id",
+      "type": "string""#,
+    );
     assert_ne!(retyped, SCHEMA_V2);
     let err = RowPlan::new(&plan(&retyped), &events_raw(), Server::LEGACY, None).err();
-    assert!(matches!(err, Some(Mismatch::Incompatible { ref field, .. }) if field == "user_id"), "{err:?}");
+    assert!(
+        matches!(err, Some(Mismatch::Incompatible { ref field, .. }) if field == "user_id"),
+        "{err:?}"
+    );
     let ms = "created_at_ms";
     let mut without_exact = events_raw();
     without_exact.remove(ms);
     let err = RowPlan::new(&plan(SCHEMA_V1), &without_exact, Server::LEGACY, None).err();
-    assert!(matches!(err, Some(Mismatch::Missing { ref column, .. }) if column == ms), "{err:?}");
+    assert!(
+        matches!(err, Some(Mismatch::Missing { ref column, .. }) if column == ms),
+        "{err:?}"
+    );
     let current = RowPlan::new(&plan(SCHEMA_V1), &without_exact, Server::CURRENT, None);
-    assert!(current.is_ok_and(|r| !r.columns.iter().any(|c| c == ms)), "DateTime alone, when that is all there is");
+    assert!(
+        current.is_ok_and(|r| !r.columns.iter().any(|c| c == ms)),
+        "DateTime alone, when that is all there is"
+    );
     let err = RowPlan::new(&plan(SCHEMA_V1), &events_raw(), Server::LEGACY, Some("user_id")).err();
     assert_eq!(err, Some(Mismatch::TimeField("user_id".into())));
 }
@@ -157,7 +178,9 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
     for at in [-1, 4_294_967_296_000, i64::MAX] {
         let mut avro = Vec::new();
         fast_avro::encode_event(&sample(None, at), Shape::V1, &mut avro);
-        let fault = row(&rows, &p, &avro).err().unwrap_or_else(|| panic!("{at} taken"));
+        let fault = row(&rows, &p, &avro)
+            .err()
+            .unwrap_or_else(|| panic!("{at} taken"));
         assert_eq!(fault.field, "created_at");
         assert_eq!(fault.kind(Some("created_at")), "created_at_out_of_range");
     }
@@ -171,10 +194,18 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
         {"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":2}},
         {"name":"s","type":["null","string"]}]}"#,
     );
-    let rows = RowPlan::new(&p, &columns(&[("d", "Decimal(6, 2)"), ("s", "Nullable(String)")]), Server::LEGACY, None);
+    let rows = RowPlan::new(
+        &p,
+        &columns(&[("d", "Decimal(6, 2)"), ("s", "Nullable(String)")]),
+        Server::LEGACY,
+        None,
+    );
     assert!(rows.is_ok(), "a wider decimal column takes it");
     let err = RowPlan::new(&p, &narrow, Server::LEGACY, None).err();
-    assert!(matches!(err, Some(Mismatch::Incompatible { ref field, .. }) if field == "s"), "a null has nowhere to go");
+    assert!(
+        matches!(err, Some(Mismatch::Incompatible { ref field, .. }) if field == "s"),
+        "a null has nowhere to go"
+    );
     let p2 = plan(
         r#"{"type":"record","name":"R","fields":[
         {"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}}]}"#,
@@ -199,7 +230,10 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
         Some("field d: 123.45 has more than the 4 digits of its column".into())
     );
     let datum = [4, 0x27, 0x0f, 0]; // 9999 → 99.99
-    assert_eq!(row(&rows, &p3, &datum).map(|(b, _)| b), Ok(vec![0x0f, 0x27, 0, 0, 0]));
+    assert_eq!(
+        row(&rows, &p3, &datum).map(|(b, _)| b),
+        Ok(vec![0x0f, 0x27, 0, 0, 0])
+    );
 }
 
 /// A schema with a field of every kind, the table created for it, and one datum's row, byte by byte.
@@ -238,7 +272,11 @@ fn every_kind_of_field_has_a_column_and_its_bytes() {
         ("u", "Nullable(String)"),
         ("rec", "String"),
     ];
-    let legacy = [("date", "Date"), ("tsu", "Nullable(DateTime)"), ("tsu_us", "Nullable(Int64)")];
+    let legacy = [
+        ("date", "Date"),
+        ("tsu", "Nullable(DateTime)"),
+        ("tsu_us", "Nullable(Int64)"),
+    ];
     let current = [("date", "Date32"), ("tsu", "Nullable(DateTime64(6))")];
     for (server, table) in [
         (Server::LEGACY, [&same[..], &legacy[..]].concat()),
@@ -246,12 +284,17 @@ fn every_kind_of_field_has_a_column_and_its_bytes() {
     ] {
         for f in record.fields.iter() {
             let want = types::wanted(&f.name, &f.node, &p, server);
-            let have = table.iter().find(|(n, _)| *n == f.name).map(|(_, t)| Type::parse(t));
+            let have = table
+                .iter()
+                .find(|(n, _)| *n == f.name)
+                .map(|(_, t)| Type::parse(t));
             assert_eq!(want.map(|w| w.ty), have, "{server:?} {}", f.name);
         }
         let rows = RowPlan::new(&p, &columns(&table), server, None).unwrap_or_else(|e| panic!("{e}"));
         let (bytes, time) = row(&rows, &p, &datum).unwrap_or_else(|f| panic!("{f}"));
-        let mut want = vec![1, 2, 0, 0, 0, 0, 0, 0x80, 0x3f, 3, b'a', b'b', b'c', 5, b'G', b'R', b'E', b'E', b'N', b'x', b'y'];
+        let mut want = vec![
+            1, 2, 0, 0, 0, 0, 0, 0x80, 0x3f, 3, b'a', b'b', b'c', 5, b'G', b'R', b'E', b'E', b'N', b'x', b'y',
+        ];
         want.push(2);
         want.extend(1i64.to_le_bytes());
         want.extend((-2i64).to_le_bytes());

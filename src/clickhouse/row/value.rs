@@ -60,7 +60,6 @@ fn range_of(column: &Type) -> &'static str {
     }
 }
 
-
 /// One value the walker told.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Scalar<'a> {
@@ -126,7 +125,6 @@ impl Scalar<'_> {
     }
 }
 
-
 /// The meta columns of a row, after its own: ingestion time (DateTime), partition, offset.
 pub fn put_meta(out: &mut Vec<u8>, ingested_at_secs: u32, partition: i32, offset: i64) {
     out.extend_from_slice(&ingested_at_secs.to_le_bytes());
@@ -177,8 +175,18 @@ pub(super) fn put(out: &mut Vec<u8>, ty: &Type, v: Scalar<'_>) -> Result<(), Pro
         column: ty.clone(),
     };
     match (ty, v) {
-        (Type::Bool | Type::Int { bits: 8, signed: false }, Scalar::Boolean(b)) => out.push(u8::from(b)),
-        (Type::Int { bits, .. }, Scalar::Int(_) | Scalar::Long(_) | Scalar::Time(..) | Scalar::Timestamp(..)) => {
+        (
+            Type::Bool
+            | Type::Int {
+                bits: 8,
+                signed: false,
+            },
+            Scalar::Boolean(b),
+        ) => out.push(u8::from(b)),
+        (
+            Type::Int { bits, .. },
+            Scalar::Int(_) | Scalar::Long(_) | Scalar::Time(..) | Scalar::Timestamp(..),
+        ) => {
             let n = match v {
                 Scalar::Int(n) => i64::from(n),
                 Scalar::Long(n) | Scalar::Time(n, _) | Scalar::Timestamp(n, ..) => n,
@@ -238,20 +246,34 @@ pub(super) fn put(out: &mut Vec<u8>, ty: &Type, v: Scalar<'_>) -> Result<(), Pro
         }
         (Type::Date, Scalar::Date(days)) => match u16::try_from(days) {
             Ok(d) => out.extend_from_slice(&d.to_le_bytes()),
-            Err(_) => return Err(Problem::Date { days, column: ty.clone() }),
-        },
-        (Type::Date32, Scalar::Date(days)) if DATE32_DAYS.contains(&days) => out.extend_from_slice(&days.to_le_bytes()),
-        (Type::Date32, Scalar::Date(days)) => return Err(Problem::Date { days, column: ty.clone() }),
-        (Type::DateTime, Scalar::Timestamp(t, unit, _)) => match u32::try_from(t.div_euclid(per_second(unit))) {
-            Ok(secs) => out.extend_from_slice(&secs.to_le_bytes()),
             Err(_) => {
-                return Err(Problem::Time {
-                    value: t,
-                    unit,
+                return Err(Problem::Date {
+                    days,
                     column: ty.clone(),
                 })
             }
         },
+        (Type::Date32, Scalar::Date(days)) if DATE32_DAYS.contains(&days) => {
+            out.extend_from_slice(&days.to_le_bytes())
+        }
+        (Type::Date32, Scalar::Date(days)) => {
+            return Err(Problem::Date {
+                days,
+                column: ty.clone(),
+            })
+        }
+        (Type::DateTime, Scalar::Timestamp(t, unit, _)) => {
+            match u32::try_from(t.div_euclid(per_second(unit))) {
+                Ok(secs) => out.extend_from_slice(&secs.to_le_bytes()),
+                Err(_) => {
+                    return Err(Problem::Time {
+                        value: t,
+                        unit,
+                        column: ty.clone(),
+                    })
+                }
+            }
+        }
         (Type::DateTime64(p), Scalar::Timestamp(t, unit, _)) => {
             let out_of_range = || Problem::Time {
                 value: t,

@@ -5,10 +5,10 @@
 
 use super::value::{put, Problem, RowFault, Scalar};
 use super::{Form, RowPlan, Slot};
-use crate::clickhouse::types::Type;
 use crate::avro::json::JsonLine;
 use crate::avro::plan::{Field, Record, Unit};
 use crate::avro::walk::Visitor;
+use crate::clickhouse::types::Type;
 
 /// What a row writer keeps between records, so that writing one allocates nothing.
 #[derive(Debug, Default)]
@@ -240,7 +240,9 @@ impl Visitor for RowWriter<'_> {
         }
         let i = self.next;
         self.next += 1;
-        let Some(slot) = self.plan.slots.get(i) else { return };
+        let Some(slot) = self.plan.slots.get(i) else {
+            return;
+        };
         self.current = Some(i);
         self.nest = 0;
         if slot.form == Form::Json {
@@ -257,7 +259,9 @@ impl Visitor for RowWriter<'_> {
         }
         let i = self.next;
         self.next += 1;
-        let Some(slot) = self.plan.slots.get(i) else { return };
+        let Some(slot) = self.plan.slots.get(i) else {
+            return;
+        };
         match (slot.form, slot.nullable) {
             (Form::Skip, _) => {}
             (_, true) => {
