@@ -363,10 +363,7 @@ async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
         Plan::new(&Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}")))
             .unwrap_or_else(|e| panic!("{e}"))
     };
-    let v3 = SCHEMA_V2.replace(
-        r#""fields": ["#,
-        r#""fields": [{"name":"tier","type":"long","default":7},{"name":"channel","type":["null","string"],"default":null},"#,
-    );
+    let v3 = v3();
     for (text, id) in [(SCHEMA_V1, 1), (SCHEMA_V2, 2), (v3.as_str(), 3)] {
         let p = plan(text);
         let at_once = (0..4).map(|_| follow(&server, kind, &t, &p, id));
@@ -422,6 +419,14 @@ async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
         .execute()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// events.v2 and two fields a newer writer adds: one with a non-null default, one optional.
+fn v3() -> String {
+    nrt_pipeline::event::SCHEMA_V2.replace(
+        r#""fields": ["#,
+        r#""fields": [{"name":"tier","type":"long","default":7},{"name":"channel","type":["null","string"],"default":null},"#,
+    )
 }
 
 /// A datum (no framing) written by apache-avro.
@@ -575,10 +580,7 @@ async fn events_rows_are_the_hand_written_ones_and_a_new_field_becomes_a_column(
     assert!(hand == schema, "the rows differ from the hand-written path's");
 
     // v3: a field with a non-null default and an optional one, added by a newer writer.
-    let v3 = SCHEMA_V2.replace(
-        r#""fields": ["#,
-        r#""fields": [{"name":"tier","type":"long","default":7},{"name":"channel","type":["null","string"],"default":null},"#,
-    );
+    let v3 = v3();
     let v3_schema = Schema::parse_str(&v3).unwrap_or_else(|e| panic!("{e}"));
     let plan = Plan::new(&v3_schema).unwrap_or_else(|e| panic!("{e}"));
     let missing = table::missing(&plan, &columns, kind).unwrap_or_else(|e| panic!("{e}"));

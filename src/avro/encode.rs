@@ -204,18 +204,17 @@ impl Encoder<'_> {
                 };
                 // The error worth telling: the only non-null branch's, for an optional value.
                 let mut first = None;
+                let start = out.len();
                 for (i, x) in candidates {
-                    let mut branch = Vec::new();
-                    put_long(&mut branch, i as i64);
-                    match self.value(&u.branches[i], x, &mut branch, depth + 1) {
-                        Ok(()) => {
-                            out.extend_from_slice(&branch);
-                            return Ok(());
-                        }
+                    // Straight into `out`, taken back if the branch does not fit: no buffer per try.
+                    put_long(out, i as i64);
+                    match self.value(&u.branches[i], x, out, depth + 1) {
+                        Ok(()) => return Ok(()),
                         Err(e) if u.branches[i] != Node::Null => {
+                            out.truncate(start);
                             first.get_or_insert(e);
                         }
-                        Err(_) => {}
+                        Err(_) => out.truncate(start),
                     }
                 }
                 return match first {

@@ -149,12 +149,17 @@ fn scalar(node: &Node, plan: &Plan, server: Server) -> Option<Type> {
         Node::Timestamp { unit, .. } if server.datetime64 => Type::DateTime64(digits(*unit)),
         Node::Timestamp { .. } => int(64),
         Node::Array(item) => match scalar(item, plan, server) {
-            Some(t @ (Type::Int { .. } | Type::Float32 | Type::Float64 | Type::String | Type::Uuid)) => {
-                Type::Array(Box::new(t))
-            }
-            Some(t @ (Type::Decimal { .. } | Type::Date | Type::Date32 | Type::DateTime64(_))) => {
-                Type::Array(Box::new(t))
-            }
+            Some(
+                t @ (Type::Int { .. }
+                | Type::Float32
+                | Type::Float64
+                | Type::String
+                | Type::Uuid
+                | Type::Decimal { .. }
+                | Type::Date
+                | Type::Date32
+                | Type::DateTime64(_)),
+            ) => Type::Array(Box::new(t)),
             _ => Type::String,
         },
         Node::Named(i) => match plan.named.get(*i) {
