@@ -54,18 +54,21 @@ fn stages(c: &mut Criterion) {
         7,
         schema(&SCHEMA_V1.replacen("\"doc\"", "\"aliases\": [], \"doc\"", 1)),
     );
+    let events_plan = record_plan(7, &v1);
+    let mut decoded = Records::default();
+    let mut scratch = Scratch::default();
+    for (o, record) in records.iter().enumerate() {
+        if let Ok((_, avro)) = wire::split(record) {
+            let _ = decoded.decode(&events_plan, (o as i64, b""), avro, 0, &mut scratch);
+        }
+    }
     let batch = Batch {
         topic: "t".into(),
         partition: 0,
         epoch: 1,
         first_offset: 0,
         last_offset: EVENTS as i64 - 1,
-        events: events
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, e)| (i as i64, e))
-            .collect(),
+        records: decoded,
         bytes: 0,
         ingested_at: Millis(1_767_225_600_000),
         lake: nrt_pipeline::actors::messages::LakePart::Write,
@@ -128,8 +131,8 @@ fn stages(c: &mut Criterion) {
     g.bench_function("clickhouse: EventRow", |b| {
         b.iter(|| {
             let now = Millis::now();
-            for (o, e) in &batch.events {
-                black_box(EventRow::new(e, now, 0, *o));
+            for (o, e) in events.iter().enumerate() {
+                black_box(EventRow::new(e, now, 0, o as i64));
             }
         })
     });
@@ -148,14 +151,16 @@ fn stages(c: &mut Criterion) {
         })
     });
     // The schema-driven path: the walker writes the line and the RowBinary row in one pass.
-    let events_plan = record_plan(7, &v1);
     g.bench_function("reader+sinks schema-driven: walk → line + row", |b| {
         let (mut out, mut scratch) = (Records::default(), Scratch::default());
         b.iter(|| {
             out.clear();
             for (o, record) in records.iter().enumerate() {
                 if let Ok((_, avro)) = wire::split(record) {
-                    black_box(out.decode(&events_plan, o as i64, avro, 0, &mut scratch).is_ok());
+                    black_box(
+                        out.decode(&events_plan, (o as i64, b""), avro, 0, &mut scratch)
+                            .is_ok(),
+                    );
                 }
             }
         })
@@ -165,15 +170,15 @@ fn stages(c: &mut Criterion) {
 }
 
 /// The plan of records of `schema` into the table made from it on ClickHouse 18.16.
-fn record_plan(schema_id: u32, schema: &Schema) -> RecordPlan {
+fn record_plan(schema_id: u32, schema: &Schema) -> std::sync::Arc<RecordPlan> {
     let plan = Plan::new(schema).unwrap_or_else(|e| panic!("{e}"));
     let columns = table::columns_of(&plan, Server::LEGACY).unwrap_or_else(|e| panic!("{e}"));
     let rows = RowPlan::new(&plan, &columns, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
-    RecordPlan {
+    std::sync::Arc::new(RecordPlan {
         schema_id,
         plan,
         rows,
-    }
+    })
 }
 
 /// A wide record (48 fields: scalars, timestamps, decimals, optional strings, a nested record, an
@@ -290,7 +295,7 @@ fn wide(c: &mut Criterion) {
             out.clear();
             for (o, record) in records.iter().enumerate() {
                 if let Ok((_, avro)) = wire::split(record) {
-                    black_box(out.decode(&plan, o as i64, avro, 0, &mut scratch).is_ok());
+                    black_box(out.decode(&plan, (o as i64, b""), avro, 0, &mut scratch).is_ok());
                 }
             }
         })

@@ -5,13 +5,16 @@
 #   3. consumer: those N events from Kafka → both sinks, until MinIO and ClickHouse acknowledged all N.
 #   4. replicas (--consumers "1 2 3"): the same N events read by 1, 2, 3… consumer processes in one
 #      group (a fresh group each time), until MinIO and ClickHouse acknowledged all N between them.
+#   3b. against (--against BIN): the consumer run again with another nrt binary (say the last release's)
+#      and with this one, alternating, each on the same N events with a fresh group and table.
 #   5. freshness: a steady 10,000 events/s (BENCH_FRESH_RATE) through producer and consumer for 30 s
 #      (BENCH_FRESH_SECS, 0 skips it): created_at to ClickHouse acknowledging, p50 and p99.
 # Prints events/s, peak RSS, and CPU microseconds per event of nrt, Kafka, ClickHouse and MinIO, so the
 # ceiling of the whole job on this machine (cores / total CPU per event) is visible. Figures, not
 # pass/fail: nothing here is a test.
 #
-#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"]     (defaults 1000000, 3, none)
+#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN]
+#                                                                    (defaults 1000000, 3, none, none)
 #   scripts/bench.sh N                                                        (the old form: N events)
 set -euo pipefail
 
@@ -20,13 +23,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-}
-usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"]' >&2; exit 2; }
+N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-} AGAINST=""
+usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN]' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --events) N=${2:-}; shift 2 ;;
     --partitions) BENCH_PARTITIONS=${2:-}; shift 2 ;;
     --consumers) BENCH_REPLICAS=${2:-}; shift 2 ;;
+    --against) AGAINST=${2:-}; shift 2; [[ -x $AGAINST ]] || { echo "--against: $AGAINST is not an executable" >&2; exit 2; } ;;
     [0-9]*) N=$1; shift ;;
     *) usage ;;
   esac
@@ -141,6 +145,38 @@ metric_sum() {
   for u in "$@"; do v=$(metric "$u" "$m"); total=$((total + ${v:-0})); done
   echo "$total"
 }
+
+# The consumer alone, with binary $1 (label $2): N events into a fresh group, prefix and table.
+consume_with() {
+  local bin=$1 label=$2 run=$3
+  export NRT_GROUP_ID=nrt-bench-$id-$run NRT_S3_PREFIX=bench-$id-$run/ NRT_CLICKHOUSE_TABLE=events_${id}_$run
+  local saved=$NRT
+  NRT=$bin
+  spawn "against-$run" run --role consumer
+  NRT=$saved
+  local pid=$PID start="" minio clickhouse
+  while :; do
+    consumed=$(metric "$URL" nrt_events_consumed_total)
+    [[ -z $start && ${consumed:-0} -gt 0 ]] && start=$(now)
+    minio=$(metric "$URL" 'nrt_events_written_total{sink="minio"}')
+    clickhouse=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse"}')
+    [[ ${minio:-0} -ge $N && ${clickhouse:-0} -ge $N ]] && break
+    sleep 0.1
+  done
+  printf '  %-10s %s, CPU %.2f µs/event, peak RSS %s\n' "$label" "$(rate "$N" "$start" "$(now)")" \
+    "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" \
+    "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_$run" || true
+}
+
+if [[ -n $AGAINST ]]; then
+  echo; echo "=== consumer against $AGAINST: $N events each, alternating"
+  for round in 1 2; do
+    consume_with "$AGAINST" baseline "base$round"
+    consume_with "$NRT" this "this$round"
+  done
+fi
 
 for replicas in ${BENCH_REPLICAS:-}; do
   echo; echo "=== $replicas consumer process(es) in one group, $BENCH_PARTITIONS partitions: $N events → both sinks"

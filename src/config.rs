@@ -390,10 +390,6 @@ pub struct PipelineConfig {
     /// every retry, so fixing the file resumes it.
     #[arg(id = "schema-file", long = "schema-file", env = "NRT_SCHEMA_FILE")]
     pub schema_file: Option<std::path::PathBuf>,
-    /// The consumer's reader schema: records of every writer version are read as this one; default: the
-    /// newest built in, `schemas/events.v2.avsc`.
-    #[arg(id = "reader-schema-file", long = "reader-schema-file", env = "NRT_READER_SCHEMA_FILE")]
-    pub reader_schema_file: Option<std::path::PathBuf>,
     /// Base URL of the events API the Poller polls.
     #[arg(
         id = "mock-api-url",
@@ -530,18 +526,9 @@ impl PipelineConfig {
         }
     }
 
-    /// The consumer's reader schema text: `NRT_READER_SCHEMA_FILE`'s, or `events.v2`.
-    pub fn reader_schema(&self) -> Result<String, String> {
-        match &self.reader_schema_file {
-            Some(path) => read_schema("NRT_READER_SCHEMA_FILE / --reader-schema-file", path),
-            None => Ok(crate::event::SCHEMA_V2.to_owned()),
-        }
-    }
-
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         self.producer_schema()?;
-        self.reader_schema()?;
         if !is_plain_name(&self.clickhouse_table) {
             return Err(format!(
                 "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",

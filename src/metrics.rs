@@ -74,7 +74,13 @@ pub const DECODE_ERROR_KINDS: [&str; 8] = [
 ];
 
 /// Label values of `nrt_consumer_blocked{reason}`.
-pub const BLOCK_REASONS: [&str; 3] = ["registry_unreachable", "registry_refuses", "registry_lacks_schemas"];
+pub const BLOCK_REASONS: [&str; 5] = [
+    "registry_unreachable",
+    "registry_refuses",
+    "registry_lacks_schemas",
+    "schema_change",
+    "clickhouse_unreachable",
+];
 
 /// Label values of `nrt_rebalance_partitions_total{event}`.
 pub const REBALANCE_EVENTS: [&str; 3] = ["assigned", "revoked", "lost"];

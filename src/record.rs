@@ -3,9 +3,11 @@
 //! `Records` keeps a run of them in three flat buffers (lines, rows, an index), so a batch of a million
 //! records is three allocations, not millions, and what it holds in memory is exactly its bytes.
 
+use std::sync::Arc;
+
 use crate::avro::json::JsonLine;
 use crate::avro::{walk, DecodeError, Plan};
-use crate::clickhouse::row::{RowFault, RowPlan, RowWriter, Scratch};
+use crate::clickhouse::row::{Mismatch, RowFault, RowPlan, RowWriter, Scratch};
 
 /// How records of one writer schema are decoded for one table (built once per schema id).
 #[derive(Debug, Clone)]
@@ -15,6 +17,14 @@ pub struct RecordPlan {
     pub rows: RowPlan,
 }
 
+impl RecordPlan {
+    /// The name of the field holding the event time, if the schema has one.
+    pub fn time_name(&self) -> Option<&str> {
+        let record = crate::clickhouse::row::root_record(&self.plan).ok()?;
+        Some(record.fields.get(self.rows.time_field?)?.name.as_str())
+    }
+}
+
 /// Why a record is not one the sinks can take: it goes to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Poison {
@@ -22,6 +32,9 @@ pub enum Poison {
     Decode(#[from] DecodeError),
     #[error("{0}")]
     Row(#[from] RowFault),
+    /// The writer schema is not one of the table's records (it lacks a key column, is not a record).
+    #[error("writer schema {schema_id}: {why}")]
+    Unfit { schema_id: u32, why: Mismatch },
 }
 
 impl Poison {
@@ -31,6 +44,22 @@ impl Poison {
             Poison::Decode(e) if e.is_cost() => "beyond_limits",
             Poison::Decode(_) => "corrupt",
             Poison::Row(f) => f.kind(time_field),
+            Poison::Unfit { .. } => "schema_resolution",
+        }
+    }
+
+    /// The poison a datum of a writer schema the table cannot take is: it is walked first, so a datum
+    /// that is itself corrupt or beyond the limits is named as such.
+    pub fn unfit(plan: &Plan, schema_id: u32, why: &Mismatch, datum: &[u8], scratch: &mut Vec<u8>) -> Poison {
+        scratch.clear();
+        let walked = walk(plan, datum, &mut JsonLine::new(scratch));
+        scratch.clear();
+        match walked {
+            Err(e) => Poison::Decode(e),
+            Ok(()) => Poison::Unfit {
+                schema_id,
+                why: why.clone(),
+            },
         }
     }
 }
@@ -42,6 +71,8 @@ pub struct Record<'a> {
     /// Event time, ms since the epoch (the ingestion time when the schema has no timestamp field).
     pub time: i64,
     pub schema_id: u32,
+    /// The Kafka record's key (empty: none), for a dead letter of its row.
+    pub key: &'a [u8],
     pub line: &'a [u8],
     pub row: &'a [u8],
 }
@@ -51,22 +82,45 @@ struct Entry {
     offset: i64,
     time: i64,
     schema_id: u32,
+    key_end: usize,
     line_end: usize,
     row_end: usize,
 }
 
-/// Records in offset order, in flat buffers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Records in offset order, in flat buffers, with the plans their rows were written along (the rows and
+/// the columns they are for travel together: a plan learnt again later never renames older rows).
+#[derive(Debug, Clone, Default)]
 pub struct Records {
+    plans: Vec<Arc<RecordPlan>>,
+    keys: Vec<u8>,
     lines: Vec<u8>,
     rows: Vec<u8>,
     index: Vec<Entry>,
 }
 
+/// The same records, bytes and all (plans compared by schema id).
+impl PartialEq for Records {
+    fn eq(&self, other: &Records) -> bool {
+        let ids = |r: &Records| r.plans.iter().map(|p| p.schema_id).collect::<Vec<_>>();
+        (&self.keys, &self.lines, &self.rows, &self.index) == (&other.keys, &other.lines, &other.rows, &other.index)
+            && ids(self) == ids(other)
+    }
+}
+
 impl Records {
+    /// What a record holds at least: its index entry, a line of `{}`, a row of its meta columns.
+    pub const MIN_RECORD_BYTES: usize = std::mem::size_of::<Entry>() + 2 + 16;
+
     /// Decodes `datum` (offset `offset`) and appends it; on an error nothing is appended. `now` is the
     /// event time of a schema without a timestamp field.
-    pub fn decode(&mut self, plan: &RecordPlan, offset: i64, datum: &[u8], now: i64, scratch: &mut Scratch) -> Result<(), Poison> {
+    pub fn decode(
+        &mut self,
+        plan: &Arc<RecordPlan>,
+        (offset, key): (i64, &[u8]),
+        datum: &[u8],
+        now: i64,
+        scratch: &mut Scratch,
+    ) -> Result<(), Poison> {
         let (line_start, row_start) = (self.lines.len(), self.rows.len());
         let mut both = (
             JsonLine::new(&mut self.lines),
@@ -84,17 +138,48 @@ impl Records {
             self.rows.truncate(row_start);
             return Err(poison);
         }
+        self.keys.extend_from_slice(key);
+        self.keep_plan(plan);
         self.index.push(Entry {
             offset,
             time: time.unwrap_or(now),
             schema_id: plan.schema_id,
+            key_end: self.keys.len(),
             line_end: self.lines.len(),
             row_end: self.rows.len(),
         });
         Ok(())
     }
 
+    /// The plan the rows of writer schema `schema_id` were written along.
+    pub fn plan(&self, schema_id: u32) -> Option<&Arc<RecordPlan>> {
+        self.plans.iter().find(|p| p.schema_id == schema_id)
+    }
+
+    fn keep_plan(&mut self, plan: &Arc<RecordPlan>) {
+        if !self.plans.iter().any(|p| Arc::ptr_eq(p, plan)) {
+            self.plans.retain(|p| p.schema_id != plan.schema_id);
+            self.plans.push(plan.clone());
+        }
+    }
+
+    /// Empty, with room for `records` like `like`'s (their average sizes): a batch given its room
+    /// when it opens never grows by copying itself (which held two copies at once); room not filled
+    /// is never touched, so not resident.
+    pub fn with_room(records: usize, like: &Records) -> Records {
+        let n = like.len().max(1);
+        Records {
+            plans: Vec::new(),
+            keys: Vec::with_capacity(like.keys.len() / n * records),
+            lines: Vec::with_capacity(like.lines.len() / n * records),
+            rows: Vec::with_capacity(like.rows.len() / n * records),
+            index: Vec::with_capacity(records),
+        }
+    }
+
     pub fn clear(&mut self) {
+        self.plans.clear();
+        self.keys.clear();
         self.lines.clear();
         self.rows.clear();
         self.index.clear();
@@ -110,19 +195,20 @@ impl Records {
 
     /// What these records take in memory (the in-flight budget counts it).
     pub fn held_bytes(&self) -> usize {
-        self.lines.capacity() + self.rows.capacity() + self.index.capacity() * std::mem::size_of::<Entry>()
+        self.keys.capacity() + self.lines.capacity() + self.rows.capacity() + self.index.capacity() * std::mem::size_of::<Entry>()
     }
 
     pub fn get(&self, i: usize) -> Option<Record<'_>> {
         let e = self.index.get(i)?;
-        let (line_start, row_start) = match i.checked_sub(1).and_then(|p| self.index.get(p)) {
-            Some(p) => (p.line_end, p.row_end),
-            None => (0, 0),
+        let (key_start, line_start, row_start) = match i.checked_sub(1).and_then(|p| self.index.get(p)) {
+            Some(p) => (p.key_end, p.line_end, p.row_end),
+            None => (0, 0, 0),
         };
         Some(Record {
             offset: e.offset,
             time: e.time,
             schema_id: e.schema_id,
+            key: self.keys.get(key_start..e.key_end)?,
             line: self.lines.get(line_start..e.line_end)?,
             row: self.rows.get(row_start..e.row_end)?,
         })
@@ -146,10 +232,15 @@ impl Records {
             *self = other;
             return;
         }
-        let (lines, rows) = (self.lines.len(), self.rows.len());
+        for plan in &other.plans {
+            self.keep_plan(plan);
+        }
+        let (keys, lines, rows) = (self.keys.len(), self.lines.len(), self.rows.len());
+        self.keys.extend_from_slice(&other.keys);
         self.lines.extend_from_slice(&other.lines);
         self.rows.extend_from_slice(&other.rows);
         self.index.extend(other.index.into_iter().map(|e| Entry {
+            key_end: e.key_end + keys,
             line_end: e.line_end + lines,
             row_end: e.row_end + rows,
             ..e
@@ -158,7 +249,7 @@ impl Records {
 
     /// The records whose offset `keep` accepts, in order (a copy).
     pub fn select(&self, keep: impl Fn(i64) -> bool) -> Records {
-        let mut out = Records::default();
+        let mut out = self.empty_like();
         for r in self.iter().filter(|r| keep(r.offset)) {
             out.push(r);
         }
@@ -169,9 +260,11 @@ impl Records {
     pub fn split_off(&mut self, at: usize) -> Records {
         let tail = self.select_range(at..self.len());
         if let Some(last) = at.checked_sub(1).and_then(|i| self.index.get(i)).copied() {
+            self.keys.truncate(last.key_end);
             self.lines.truncate(last.line_end);
             self.rows.truncate(last.row_end);
         } else {
+            self.keys.clear();
             self.lines.clear();
             self.rows.clear();
         }
@@ -180,20 +273,49 @@ impl Records {
     }
 
     fn select_range(&self, range: std::ops::Range<usize>) -> Records {
-        let mut out = Records::default();
+        let mut out = self.empty_like();
         for r in range.filter_map(|i| self.get(i)) {
             out.push(r);
         }
         out
     }
 
+    /// No records, the same plans.
+    fn empty_like(&self) -> Records {
+        Records {
+            plans: self.plans.clone(),
+            ..Records::default()
+        }
+    }
+
+    /// Records of plain values, for tests of what moves them: `(offset, time)` each, its line
+    /// `{"n":offset}` and its row the offset's bytes.
+    #[cfg(test)]
+    pub(crate) fn of(records: impl IntoIterator<Item = (i64, i64)>) -> Records {
+        let mut out = Records::default();
+        for (offset, time) in records {
+            let line = format!("{{\"n\":{offset}}}");
+            out.push(Record {
+                offset,
+                time,
+                schema_id: 1,
+                key: b"k",
+                line: line.as_bytes(),
+                row: &offset.to_le_bytes(),
+            });
+        }
+        out
+    }
+
     fn push(&mut self, r: Record<'_>) {
+        self.keys.extend_from_slice(r.key);
         self.lines.extend_from_slice(r.line);
         self.rows.extend_from_slice(r.row);
         self.index.push(Entry {
             offset: r.offset,
             time: r.time,
             schema_id: r.schema_id,
+            key_end: self.keys.len(),
             line_end: self.lines.len(),
             row_end: self.rows.len(),
         });
@@ -207,12 +329,12 @@ mod tests {
     use crate::event::{Event, Millis, Money, SCHEMA_V1};
     use crate::fast_avro::{self, Shape};
 
-    fn events_plan() -> RecordPlan {
+    fn events_plan() -> Arc<RecordPlan> {
         let schema = apache_avro::Schema::parse_str(SCHEMA_V1).unwrap_or_else(|e| panic!("{e}"));
         let plan = Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"));
         let columns = crate::clickhouse::table::columns_of(&plan, Server::LEGACY).unwrap_or_else(|e| panic!("{e}"));
         let rows = RowPlan::new(&plan, &columns, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
-        RecordPlan { schema_id: 7, plan, rows }
+        Arc::new(RecordPlan { schema_id: 7, plan, rows })
     }
 
     fn datum(n: u128, created_at: i64) -> Vec<u8> {
@@ -237,13 +359,13 @@ mod tests {
         let mut records = Records::default();
         for o in 0..10 {
             let at = if o == 4 { -5 } else { 1_795_771_800_000 + o };
-            let decoded = records.decode(&plan, o, &datum(o as u128, at), 0, &mut scratch);
+            let decoded = records.decode(&plan, (o, b"k"), &datum(o as u128, at), 0, &mut scratch);
             assert_eq!(decoded.is_err(), o == 4, "offset {o}");
             if let Err(poison) = decoded {
                 assert_eq!(poison.kind(Some("created_at")), "created_at_out_of_range");
             }
         }
-        assert!(records.decode(&plan, 10, &[1, 2], 0, &mut scratch).is_err_and(|p| p.kind(None) == "corrupt"));
+        assert!(records.decode(&plan, (10, b""), &[1, 2], 0, &mut scratch).is_err_and(|p| p.kind(None) == "corrupt"));
         let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [0, 1, 2, 3, 5, 6, 7, 8, 9]);
         let three = records.get(3).unwrap_or_else(|| panic!("record 3"));

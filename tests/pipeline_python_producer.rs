@@ -1,5 +1,6 @@
 //! An independent producer (Confluent's Python client with its AvroSerializer, writer schema = ours
-//! plus one optional field) feeds the topic; `nrt run --role consumer` must land every event.
+//! plus one optional field) feeds the topic; `nrt run --role consumer` must land every event, and the
+//! new field with it: in every lake line that has it, and in a column added to the table once.
 #![cfg(feature = "integration")]
 
 mod common;
@@ -57,5 +58,39 @@ async fn consumer_lands_events_of_an_evolved_writer_schema() {
     assert_eq!(
         common::metric(&consumer.url, "nrt_events_consumed_total").await,
         Some(EVENTS as f64)
+    );
+    // The producer's new field (`channel`: "mobile" unless i % 3 == 0, then null) is not dropped.
+    let mobile = (0..EVENTS).filter(|i| i % 3 != 0).count() as u64;
+    let in_lines = lines
+        .iter()
+        .filter(|(_, l)| l.contains(r#""channel":"mobile""#))
+        .count() as u64;
+    assert_eq!(in_lines, mobile, "lake lines carrying the new field");
+    let in_rows: u64 = client
+        .query(&format!(
+            "SELECT count() FROM {} FINAL WHERE channel = 'mobile'",
+            names.table
+        ))
+        .fetch_one()
+        .await
+        .unwrap_or_else(|e| panic!("the new field has no column: {e}"));
+    assert_eq!(in_rows, mobile, "rows carrying the new field");
+    let added: Vec<String> = client
+        .query(&format!(
+            "SELECT statement FROM schema_changes WHERE table_name = '{}'",
+            names.table
+        ))
+        .fetch_all()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(added.len(), 1, "one column added, once: {added:?}");
+    assert!(
+        added[0].contains("ADD COLUMN `channel` Nullable(String)"),
+        "{added:?}"
+    );
+    println!(
+        "python producer, evolved schema: {EVENTS} events landed once; the new field in {in_lines} lines and \
+         {in_rows} rows; {}",
+        added[0]
     );
 }

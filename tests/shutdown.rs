@@ -77,8 +77,18 @@ async fn a_stuck_drain_times_out_and_a_second_signal_exits_at_once() {
     const EVENTS: u64 = 2_000;
     let mock = common::spawn_mock(42, EVENTS, EPOCH_MS);
     let mut env = names.env(&mock.url);
-    // ClickHouse unreachable for this process only (nothing listens on port 9): no batch can complete.
-    env.push(("NRT_CLICKHOUSE_URL", "http://127.0.0.1:9"));
+    // ClickHouse refuses every write of this test alone: its "table" is a view with the table's
+    // columns (the reader learns them; no INSERT into a view ever succeeds), so no batch can complete.
+    let view = format!(
+        "CREATE VIEW {}.{} AS SELECT toUUID('00000000-0000-0000-0000-000000000000') AS event_id, '' AS type, \
+         toInt64(0) AS user_id, toDecimal64(0, 2) AS amount, '' AS currency, toDateTime(0) AS created_at, \
+         toInt64(0) AS created_at_ms, CAST(NULL AS Nullable(String)) AS country, \
+         CAST(NULL AS Nullable(String)) AS session_id, toDateTime(0) AS ingested_at, \
+         toInt32(0) AS kafka_partition, toInt64(0) AS kafka_offset",
+        common::TEST_DATABASE,
+        names.table
+    );
+    common::lake::execute(&cfg, &view).await;
     env.push(("NRT_SHUTDOWN_TIMEOUT_MS", "3000"));
     let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
     consumed(&pipeline, EVENTS).await;
@@ -117,7 +127,7 @@ async fn a_stuck_drain_times_out_and_a_second_signal_exits_at_once() {
         "committed without ClickHouse"
     );
     println!(
-        "shutdown: stuck drain (ClickHouse unreachable) gave up after {:.2} s with exit 75 (timeout 3 s); \
+        "shutdown: stuck drain (ClickHouse refusing every write) gave up after {:.2} s with exit 75 (timeout 3 s); \
          second SIGTERM exited in {:.3} s with 130; {EVENTS} events left uncommitted for the next consumer",
         took.as_secs_f64(),
         second.as_secs_f64()

@@ -5,7 +5,11 @@
 //! backup) pauses the consumer once 100 records in a row have that id, and it resumes by itself when
 //! the schema is registered again.
 //!
-//! Both count on the registry handing out the next id to them, so they run one at a time.
+//! A writer schema the table cannot take (a field retyped beyond widening, forced in with compatibility
+//! NONE) holds the consumer the same way: nothing dead-lettered or committed past it, `/ready` 503
+//! naming the field; once an operator makes the column a `String` it resumes, and every record lands.
+//!
+//! They count on the registry handing out the next id to them, so they run one at a time.
 #![cfg(feature = "integration")]
 
 mod common;
@@ -36,6 +40,8 @@ struct Writer<'a> {
     schema: &'a Schema,
     id: u32,
     extra: Option<&'a str>,
+    /// `user_id` written as a string (`"u<n>"`), as a schema that retyped it does.
+    text_user_id: bool,
 }
 
 async fn produce(cfg: &ServicesConfig, topic: &str, w: Writer<'_>, seed: u64, skip: usize, n: usize) {
@@ -49,6 +55,13 @@ async fn produce(cfg: &ServicesConfig, topic: &str, w: Writer<'_>, seed: u64, sk
         if let (Some(name), apache_avro::types::Value::Record(fields)) = (w.extra, &mut value) {
             let null = apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null));
             fields.insert(0, (name.to_owned(), null));
+        }
+        if let (true, apache_avro::types::Value::Record(fields)) = (w.text_user_id, &mut value) {
+            for (name, v) in fields.iter_mut() {
+                if let ("user_id", apache_avro::types::Value::Long(n)) = (name.as_str(), &*v) {
+                    *v = apache_avro::types::Value::String(format!("u{n}"));
+                }
+            }
         }
         let payload = nrt_pipeline::wire::encode(w.id, w.schema, value).unwrap_or_else(|e| panic!("{e}"));
         let key = e.event_id.to_string();
@@ -87,6 +100,21 @@ async fn blocked(admin: &str, reason: &str) -> String {
         .to_owned()
 }
 
+/// The test's topic with one partition (records come in the order they were produced) and `events.v1`
+/// registered under its value subject: the registry client, the subject, v1's id.
+async fn one_partition_with_v1(cfg: &ServicesConfig, names: &Names) -> (RegistryClient, String, u32) {
+    let subject = format!("{}-value", names.topic);
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 1, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = registry(&cfg.registry.url);
+    let v1 = client
+        .register(&subject, SCHEMA_V1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (client, subject, v1)
+}
+
 fn dead_letters(cfg: &ServicesConfig, names: &Names) -> u64 {
     common::topic_records(cfg, &format!("{}.dlq", names.topic))
 }
@@ -110,6 +138,7 @@ async fn an_empty_registry_pauses_the_consumer_instead_of_dead_lettering() {
         schema: &schema,
         id,
         extra: None,
+        text_user_id: false,
     };
     produce(&cfg, &names.topic, writer, 71, 0, EVENTS).await;
 
@@ -167,16 +196,7 @@ async fn a_registry_missing_the_newest_schema_pauses_until_it_is_back() {
     let cfg = common::services();
     common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
     let names = Names::new("oldreg");
-    let subject = format!("{}-value", names.topic);
-    // One partition: the records come in the order they were produced.
-    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 1, 1, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = registry(&cfg.registry.url);
-    let v1 = client
-        .register(&subject, SCHEMA_V1)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (client, subject, v1) = one_partition_with_v1(&cfg, &names).await;
     // The newest writer schema: v1 with a field added, registered *after* its records were written,
     // as when the registry was restored from a backup older than the producers' last change.
     let field = format!("origin_{}", common::unique(""));
@@ -202,12 +222,14 @@ async fn a_registry_missing_the_newest_schema_pauses_until_it_is_back() {
         schema: &v1_schema,
         id: v1,
         extra: None,
+        text_user_id: false,
     };
     produce(&cfg, &names.topic, old, 72, 0, 500).await;
     let new = Writer {
         schema: &newest,
         id: next_id,
         extra: Some(&field),
+        text_user_id: false,
     };
     produce(&cfg, &names.topic, new, 72, 500, 1_500).await;
 
@@ -245,5 +267,122 @@ async fn a_registry_missing_the_newest_schema_pauses_until_it_is_back() {
         "unknown schemas: 1,500 records of a schema the registry lost paused the consumer after 100 in a row \
          ({why}); 500 earlier events landed, 0 dead letters; once the schema was registered again (id \
          {registered}) all 2,000 landed once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_retyped_beyond_widening_holds_until_the_table_takes_it() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("retyped");
+    let (client, subject, v1) = one_partition_with_v1(&cfg, &names).await;
+    let v1_schema = Schema::parse_str(SCHEMA_V1).unwrap_or_else(|e| panic!("{e}"));
+    let writer = |schema, id, text_user_id| Writer {
+        schema,
+        id,
+        extra: None,
+        text_user_id,
+    };
+    produce(&cfg, &names.topic, writer(&v1_schema, v1, false), 73, 0, 400).await;
+    let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:1"));
+    common::wait_for(60, "the v1 events in ClickHouse", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == 400).then_some(())
+    })
+    .await;
+
+    // A producer team forces in `user_id` as a string: compatibility NONE, then the new version.
+    let put = reqwest::Client::new()
+        .put(format!("{}/config/{subject}", cfg.registry.url))
+        .json(&serde_json::json!({"compatibility": "NONE"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT /config: {e}"));
+    assert!(
+        put.status().is_success(),
+        "PUT /config/{subject}: {}",
+        put.status()
+    );
+    let retyped_text = SCHEMA_V1.replacen(
+        r#""name": "user_id",
+      "type": "long""#,
+        r#""name": "user_id",
+      "type": "string""#,
+        1,
+    );
+    assert_ne!(retyped_text, SCHEMA_V1, "the schema text changed");
+    let retyped = Schema::parse_str(&retyped_text).unwrap_or_else(|e| panic!("{e}"));
+    let v2 = client
+        .register(&subject, &retyped_text)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    produce(&cfg, &names.topic, writer(&retyped, v2, true), 73, 400, 300).await;
+    produce(&cfg, &names.topic, writer(&v1_schema, v1, false), 73, 700, 300).await;
+
+    let why = blocked(&consumer.url, "schema_change").await;
+    assert!(
+        why.contains("user_id") && why.contains(&format!("schema {v2}")),
+        "{why}"
+    );
+    let (_, ready) = ready_status(&consumer.url).await;
+    assert!(
+        ready.to_string().contains("user_id"),
+        "/ready names the field: {ready}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        dead_letters(&cfg, &names),
+        0,
+        "held records are never dead letters"
+    );
+    let landed = common::clickhouse_count(&cfg, &names.table, true).await;
+    assert_eq!(landed, Some(400), "nothing past the retyped records landed");
+    assert_eq!(
+        common::uncommitted_records(&cfg, &names),
+        600,
+        "nothing past them committed"
+    );
+
+    // The operator's resolution: a String column takes both, the v1 longs as their text.
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = common::TEST_DATABASE.to_owned();
+    let sql = format!("ALTER TABLE {} MODIFY COLUMN user_id String", names.table);
+    nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(&sql)
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    common::assert_all_landed_once(&cfg, &names, 73, EPOCH_MS, 1_000).await;
+    common::wait_for(30, "the consumer ready again", || async {
+        (ready_status(&consumer.url).await.0 == 200).then_some(())
+    })
+    .await;
+    let texts: u64 = nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(&format!(
+            "SELECT count() FROM {} FINAL WHERE user_id LIKE 'u%'",
+            names.table
+        ))
+        .fetch_one()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(texts, 300, "the retyped records' user_id, as written");
+    let lines = common::minio_lines(&cfg, &names.prefix).await;
+    let quoted = lines
+        .iter()
+        .filter(|(_, l)| l.contains(r#""user_id":"u"#))
+        .count();
+    assert_eq!(
+        (lines.len(), quoted),
+        (1_000, 300),
+        "each line as its writer wrote it"
+    );
+    assert_eq!(dead_letters(&cfg, &names), 0);
+    let sample = "nrt_consumer_blocked{reason=\"schema_change\"}";
+    assert_eq!(common::metric(&consumer.url, sample).await, Some(0.0));
+    println!(
+        "retyped field: 300 records of writer schema {v2} (user_id long → string) held the consumer ({why}); \
+         0 dead letters, 600 left uncommitted; after MODIFY COLUMN user_id String all 1,000 landed once"
     );
 }

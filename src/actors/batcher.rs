@@ -25,7 +25,7 @@ use super::messages::{Batch, Commit, WriteBatch};
 use super::ownership::{Epoch, Ownership};
 use super::Shared;
 use crate::dead_letters::DeadLetterSink;
-use crate::event::Event;
+use crate::record::Records;
 pub use slots::JobEnd;
 use slots::Slots;
 
@@ -41,7 +41,7 @@ pub struct Decoded {
     pub epoch: Epoch,
     pub first_offset: i64,
     pub last_offset: i64,
-    pub events: Vec<(i64, Event)>,
+    pub records: Records,
     pub bytes: usize,
 }
 
@@ -119,11 +119,12 @@ impl Batcher {
         inflight: Arc<Inflight>,
         shared: Shared,
     ) -> Self {
-        // A batch reaches one of its limits first (bytes count at least an event's slot each), and is
-        // found due after the run that reached it was added: up to one chunk of the reader more.
+        // A batch reaches one of its limits first (a record holds at least its index entry and a few
+        // bytes of line and row), and is found due after the run that reached it was added: up to one
+        // chunk of the reader more.
         let room = limits
             .max_records
-            .min(limits.max_bytes / std::mem::size_of::<(i64, crate::event::Event)>())
+            .min(limits.max_bytes / Records::MIN_RECORD_BYTES)
             + super::kafka_reader::read_loop::CHUNK_RECORDS;
         Batcher {
             slots: Slots::new(topic).with_room(room),

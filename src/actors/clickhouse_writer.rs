@@ -1,6 +1,7 @@
-//! ClickhouseWriter: one RowBinary INSERT per batch into the ReplacingMergeTree table, whose sorting
-//! key collapses the rows of a replayed batch. Applies the migrations of `schemas/clickhouse/` before
-//! the first insert (`migrations.rs`: once per table, safe when consumers start together).
+//! ClickhouseWriter: the batch's rows, written by the reader as it decoded them (`clickhouse::row`),
+//! sent as RowBinary, one INSERT per run of records of one writer schema (naming that schema's columns,
+//! `clickhouse::plans`), into the ReplacingMergeTree table whose sorting key collapses the rows of a
+//! replayed batch. The table was made able to take each schema before its first record was decoded.
 
 use actix::prelude::*;
 
@@ -9,35 +10,31 @@ use std::sync::Arc;
 
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
-use crate::event::{Event, EventRow, Millis};
+use crate::clickhouse::row::put_meta;
+use crate::event::Millis;
+use crate::record::Records;
 
 pub const NAME: &str = "clickhouse_writer";
 
 pub struct ClickhouseWriter {
     client: clickhouse::Client,
-    server: clickhouse::Client,
-    database: String,
-    table: String,
-    table_ready: bool,
+    /// `database.table`.
+    table: Arc<str>,
     shared: Shared,
 }
 
 impl ClickhouseWriter {
-    pub fn new(
-        cfg: &crate::config::ClickhouseConfig,
-        table: String,
-        shared: Shared,
-    ) -> Result<Self, crate::tls::TlsError> {
+    pub fn new(cfg: &crate::config::ClickhouseConfig, table: &str, shared: Shared) -> Result<Self, crate::tls::TlsError> {
         Ok(ClickhouseWriter {
             client: crate::clickhouse::client(cfg)?,
-            server: crate::clickhouse::server_client(cfg)?,
-            database: cfg.database.clone(),
-            table,
-            table_ready: false,
+            table: format!("{}.{table}", cfg.database).into(),
             shared,
         })
     }
 }
+
+/// The INSERT buffer's size: big enough that a send is worth its call.
+const SEND_BYTES: usize = 256 << 10;
 
 /// ClickHouse error codes that mean "this data": one row of the block is refused by the table's own
 /// rules, evaluated per row (a MATERIALIZED/DEFAULT expression or a CONSTRAINT), so the batch is split
@@ -79,8 +76,18 @@ fn error_code(body: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Rows ClickHouse refused for good: the offset, the event, and what ClickHouse said.
-pub type RefusedRows = Vec<(i64, Event, String)>;
+/// A row ClickHouse refused for good: its record, and what ClickHouse said.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub offset: i64,
+    pub time: i64,
+    pub key: Vec<u8>,
+    /// The record's lake line (its JSON): what the dead letter carries.
+    pub line: Vec<u8>,
+    pub message: String,
+}
+
+pub type RefusedRows = Vec<Refused>;
 
 /// Writes `batch`; when ClickHouse refuses the data, halves the batch until the refused rows are alone,
 /// writes every other row, and returns the refused ones (to be dead-lettered). Any other error ends the
@@ -107,15 +114,22 @@ pub async fn write_isolating(
         });
         match written {
             Ok(_) => {}
-            Err(e) if e.failure == Failure::Refused => match part.events.as_slice() {
-                [(offset, event)] => refused.push((*offset, event.clone(), e.message)),
-                events => {
-                    let (left, right) = events.split_at(events.len() / 2);
+            Err(e) if e.failure == Failure::Refused => match (part.records.len(), part.records.first()) {
+                (1, Some(r)) => refused.push(Refused {
+                    offset: r.offset,
+                    time: r.time,
+                    key: r.key.to_vec(),
+                    line: r.line.to_vec(),
+                    message: e.message,
+                }),
+                (n, _) => {
+                    let mut left = part.records.clone();
+                    let right = left.split_off(n / 2);
                     for half in [right, left] {
                         parts.push(Arc::new(Batch {
-                            first_offset: half.first().map_or(part.first_offset, |(o, _)| *o),
-                            last_offset: half.last().map_or(part.last_offset, |(o, _)| *o),
-                            events: half.to_vec(),
+                            first_offset: half.first().map_or(part.first_offset, |r| r.offset),
+                            last_offset: half.last().map_or(part.last_offset, |r| r.offset),
+                            records: half,
                             bytes: 0,
                             topic: part.topic.clone(),
                             ..*part
@@ -126,15 +140,15 @@ pub async fn write_isolating(
             Err(e) => return Err(e),
         }
     }
-    if refused.len() < batch.events.len() {
+    if refused.len() < batch.records.len() {
         took_rows.store(true, Ordering::SeqCst);
         return Ok(refused);
     }
-    let whole_and_alone = batch.events.len() == 1 && took_rows.swap(false, Ordering::SeqCst);
+    let whole_and_alone = batch.records.len() == 1 && took_rows.swap(false, Ordering::SeqCst);
     if refused.is_empty() || whole_and_alone {
         return Ok(refused);
     }
-    let why = refused.pop().map(|(_, _, m)| m).unwrap_or_default();
+    let why = refused.pop().map(|r| r.message).unwrap_or_default();
     Err(SinkError {
         sink: "clickhouse",
         message: format!("every row of the batch refused (a table or schema problem?): {why}"),
@@ -156,50 +170,24 @@ impl Handler<WriteBatch> for ClickhouseWriter {
     type Result = ResponseActFuture<Self, Result<SinkAck, SinkError>>;
 
     fn handle(&mut self, WriteBatch(batch): WriteBatch, _: &mut Self::Context) -> Self::Result {
-        if batch.events.is_empty() {
+        if batch.records.is_empty() {
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
-        let now = batch.ingested_at;
-        let migrate = (!self.table_ready).then(|| self.database.clone());
-        let (client, server, table) = (self.client.clone(), self.server.clone(), self.table.clone());
+        let (client, table) = (self.client.clone(), self.table.clone());
         let started = std::time::Instant::now();
-        // RowBinary size: the fixed-width columns, each string and its length byte, and the
-        // nullable columns' flags.
-        let optional = |s: &Option<compact_str::CompactString>| s.as_ref().map_or(0, |s| s.len() + 1);
-        let bytes: usize = batch
-            .events
-            .iter()
-            .map(|(_, e)| {
-                let extra = e.extra.as_deref();
-                16 + 8 * 5 + 4 * 3 + e.kind.len() + e.currency.len() + 2 + 2
-                    + extra.map_or(0, |x| optional(&x.country) + optional(&x.session_id))
-            })
-            .sum();
+        let bytes: usize = batch.records.iter().map(|r| r.row.len() + META_BYTES).sum();
         let rows = batch.clone();
         let write = async move {
-            if let Some(database) = migrate {
-                crate::migrations::migrate(&server, &database, &table)
-                    .await
-                    .map_err(|e| {
-                        let mut failed = sink_error(e.source);
-                        failed.message = format!("migration {}: {}", e.statement, failed.message);
-                        failed
-                    })?;
+            let mut start = 0;
+            while start < rows.records.len() {
+                start = insert_run(&client, &table, &rows, start).await?;
             }
-            let mut insert = client.insert::<EventRow>(&table).await.map_err(sink_error)?;
-            // Row by row into the insert's buffer: no second copy of the batch as rows.
-            for (offset, e) in &rows.events {
-                let row = EventRow::new(e, now, rows.partition, *offset);
-                insert.write(&row).await.map_err(sink_error)?;
-            }
-            insert.end().await.map_err(sink_error)?;
-            Ok::<usize, SinkError>(rows.events.len())
+            Ok::<usize, SinkError>(rows.records.len())
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
             let m = &act.shared.metrics;
             match res {
                 Ok(n) => {
-                    act.table_ready = true;
                     m.events_written
                         .with_label_values(&["clickhouse"])
                         .inc_by(n as u64);
@@ -214,9 +202,9 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                         .observe(started.elapsed().as_secs_f64());
                     // Freshness ends here: an event is queryable once ClickHouse acknowledged it.
                     let now = Millis::now().0;
-                    for (_, e) in &batch.events {
+                    for r in batch.records.iter() {
                         m.freshness_seconds
-                            .observe(now.saturating_sub(e.created_at.0).max(0) as f64 / 1000.0);
+                            .observe(now.saturating_sub(r.time).max(0) as f64 / 1000.0);
                     }
                     act.shared.health.running(NAME);
                     Ok(SinkAck::Written)
@@ -229,6 +217,43 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             }
         }))
     }
+}
+
+/// What the meta columns add to each row (`put_meta`).
+const META_BYTES: usize = 4 + 4 + 8;
+
+/// Inserts the run of records of one writer schema that starts at index `start`; returns where the
+/// next run starts.
+async fn insert_run(client: &clickhouse::Client, table: &str, batch: &Batch, start: usize) -> Result<usize, SinkError> {
+    let records: &Records = &batch.records;
+    let Some(schema_id) = records.get(start).map(|r| r.schema_id) else {
+        return Ok(records.len());
+    };
+    let Some(plan) = records.plan(schema_id) else {
+        // Records keep the plan of every row they hold: this is a bug, not data.
+        return Err(SinkError {
+            sink: "clickhouse",
+            message: format!("no columns known for writer schema {schema_id}"),
+            failure: Failure::Misconfigured,
+        });
+    };
+    let columns: Vec<String> = plan.rows.columns.iter().map(|c| format!("`{c}`")).collect();
+    let sql = format!("INSERT INTO {table} ({}) FORMAT RowBinary", columns.join(", "));
+    let mut insert = client.insert_formatted_with(sql).buffered_with_capacity(SEND_BYTES);
+    let ingested_secs = (batch.ingested_at.0 / 1000).clamp(0, u32::MAX as i64) as u32;
+    let mut meta = Vec::with_capacity(META_BYTES);
+    let mut i = start;
+    while let Some(r) = records.get(i).filter(|r| r.schema_id == schema_id) {
+        meta.clear();
+        put_meta(&mut meta, ingested_secs, batch.partition, r.offset);
+        insert.write_buffered(r.row);
+        insert.write_buffered(&meta);
+        // An empty write sends the buffer once it holds `SEND_BYTES` (and writes nothing).
+        insert.write(&[]).await.map_err(sink_error)?;
+        i += 1;
+    }
+    insert.end().await.map_err(sink_error)?;
+    Ok(i)
 }
 
 #[cfg(test)]

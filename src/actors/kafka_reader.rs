@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use apache_avro::Schema;
 use futures::future::{AbortHandle, Abortable};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -118,7 +117,7 @@ pub struct KafkaReader {
     leaving: Arc<std::sync::atomic::AtomicBool>,
     batcher: Addr<Batcher>,
     registry: Arc<RegistryClient>,
-    reader_schema: Arc<Schema>,
+    plans: Arc<crate::clickhouse::plans::Plans>,
     shared: Shared,
 }
 
@@ -130,7 +129,7 @@ pub struct ReaderParts {
     pub inflight: Arc<Inflight>,
     pub dlq: Arc<DeadLetterQueue>,
     pub registry: Arc<RegistryClient>,
-    pub reader_schema: Arc<Schema>,
+    pub plans: Arc<crate::clickhouse::plans::Plans>,
     pub shared: Shared,
 }
 
@@ -148,7 +147,7 @@ impl KafkaReader {
             leaving: Arc::default(),
             batcher: p.batcher,
             registry: p.registry,
-            reader_schema: p.reader_schema,
+            plans: p.plans,
             shared: p.shared,
         }
     }
@@ -257,7 +256,7 @@ impl Actor for KafkaReader {
             batcher: self.batcher.clone(),
             shared: self.shared.clone(),
         };
-        let decoding = decode::Decoding::new(self.registry.clone(), self.reader_schema.clone(), &self.settings.topic);
+        let decoding = decode::Decoding::new(self.registry.clone(), self.plans.clone(), &self.settings.topic);
         let (handle, registration) = AbortHandle::new_pair();
         let me = ctx.address();
         self.arbiter.spawn_fn(move || {

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use actix::Message;
 
 use super::ownership::Epoch;
-use crate::event::{Event, Millis};
+use crate::event::Millis;
+use crate::record::Records;
 
-/// One partition's contiguous offset range `[first_offset, last_offset]` and the events decoded from it,
-/// read while this member owned the partition under `epoch`. Records that went to the dead-letter topic
-/// are inside the range but not in `events`: the range, not the events, decides what gets committed.
+/// One partition's contiguous offset range `[first_offset, last_offset]` and the records decoded from it
+/// (lake lines and ClickHouse rows), read while this member owned the partition under `epoch`. Records
+/// that went to the dead-letter topic are inside the range but not in `records`: the range, not the
+/// records, decides what gets committed.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub topic: String,
@@ -17,8 +19,8 @@ pub struct Batch {
     pub epoch: Epoch,
     pub first_offset: i64,
     pub last_offset: i64,
-    pub events: Vec<(i64, Event)>,
-    /// What the events take in memory (`Event::held_bytes`), for the in-flight budget.
+    pub records: Records,
+    /// What the records take in memory (`Records::held_bytes`), for the in-flight budget.
     pub bytes: usize,
     /// When the Batcher started writing it: the same in both sinks and on every retry (the rows'
     /// `ingested_at`, the object's `nrt-ingested-at`), so a replay from the lake gives the same rows.
@@ -42,14 +44,13 @@ pub enum LakePart {
 impl Batch {
     /// The part of this batch after `offset` (a range of its own, starting at `offset + 1`).
     pub fn after(&self, offset: i64) -> Batch {
-        let events: Vec<(i64, Event)> = self.events.iter().filter(|(o, _)| *o > offset).cloned().collect();
         Batch {
             topic: self.topic.clone(),
             partition: self.partition,
             epoch: self.epoch,
             first_offset: offset + 1,
             last_offset: self.last_offset,
-            events,
+            records: self.records.select(|o| o > offset),
             bytes: 0,
             ingested_at: self.ingested_at,
             lake: LakePart::Write,
@@ -59,11 +60,10 @@ impl Batch {
     /// The part of this batch up to `offset`, its rows stamped `ingested_at` (an object's, found in
     /// the lake): what ClickHouse must hold so that a replay of that object gives the same rows.
     pub fn up_to(&self, offset: i64, ingested_at: Millis) -> Batch {
-        let events: Vec<(i64, Event)> = self.events.iter().filter(|(o, _)| *o <= offset).cloned().collect();
         Batch {
             topic: self.topic.clone(),
             last_offset: offset.min(self.last_offset),
-            events,
+            records: self.records.select(|o| o <= offset),
             bytes: 0,
             ingested_at,
             ..*self

@@ -20,6 +20,8 @@ use crate::lake::{self, hours, offsets, Hour};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
 pub const NAME: &str = "minio_writer";
+/// The object metadata naming the writer schema ids of its lines.
+pub const SCHEMA_IDS_META: &str = "nrt-schema-ids";
 
 pub struct MinioWriter {
     store: ObjectStore,
@@ -43,12 +45,12 @@ impl MinioWriter {
 }
 
 /// `{prefix}dt=YYYY-MM-DD/hour=HH/events_YYYYMMDD_HHMMSS_p{partition}_o{first offset}.jsonl`, the time
-/// being the first event's `created_at` (not the wall clock, which would differ on replay). None for a
-/// batch without events (nothing to write) or whose first time has no calendar date (events are
-/// validated against `Millis::SINKABLE` before they get here, so that is a bug, answered as an error).
+/// being the first record's event time (not the wall clock, which would differ on replay). None for a
+/// batch without records (nothing to write) or whose first time has no calendar date (a time the
+/// table cannot hold is dead-lettered before it gets here, so that is a bug, answered as an error).
 pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
-    let (_, first) = batch.events.first()?;
-    let t = first.created_at.to_datetime()?;
+    let first = batch.records.first()?;
+    let t = Millis(first.time).to_datetime()?;
     Some(format!(
         "{prefix}dt={}/hour={}/events_{}_p{}_o{}.jsonl",
         t.format("%Y-%m-%d"),
@@ -59,19 +61,27 @@ pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
     ))
 }
 
-/// One JSON event per line, in offset order.
+/// One JSON record per line (its lake line, written as it was decoded), in offset order.
 pub fn jsonl(batch: &Batch) -> Vec<u8> {
-    let mut body = Vec::with_capacity(batch.events.len() * 192);
-    for (_, event) in &batch.events {
-        event.write_json(&mut body);
+    let lines: usize = batch.records.iter().map(|r| r.line.len() + 1).sum();
+    let mut body = Vec::with_capacity(lines);
+    for r in batch.records.iter() {
+        body.extend_from_slice(r.line);
         body.push(b'\n');
     }
     body
 }
 
-/// The hours the batch's events are of (by their own `created_at`).
+/// The hours the batch's records are of (by their own event time).
 fn hours_of(batch: &Batch) -> BTreeSet<Hour> {
-    batch.events.iter().map(|(_, e)| Hour::of_millis(e.created_at.0)).collect()
+    batch.records.iter().map(|r| Hour::of_millis(r.time)).collect()
+}
+
+/// The writer schema ids of the batch's lines, ascending, comma-separated: with the registry, what a
+/// reader needs to read every line back exactly.
+fn schema_ids(batch: &Batch) -> String {
+    let ids: BTreeSet<u32> = batch.records.iter().map(|r| r.schema_id).collect();
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// The object metadata that records which range of which partition an object holds, the offset of
@@ -79,13 +89,14 @@ fn hours_of(batch: &Batch) -> BTreeSet<Hour> {
 /// need. An offset list too long for the metadata (S3 allows 2 KB in all) is returned apart, with the
 /// digest that names its sidecar.
 fn object_meta(batch: &Batch) -> (BTreeMap<&'static str, String>, Option<(String, String)>) {
-    let breaks = offsets::encode(batch.first_offset, batch.events.iter().map(|(o, _)| *o));
+    let breaks = offsets::encode(batch.first_offset, batch.records.iter().map(|r| r.offset));
     let mut meta = BTreeMap::from([
         ("nrt-topic", batch.topic.clone()),
         ("nrt-partition", batch.partition.to_string()),
         ("nrt-first-offset", batch.first_offset.to_string()),
         ("nrt-last-offset", batch.last_offset.to_string()),
-        ("nrt-events", batch.events.len().to_string()),
+        ("nrt-events", batch.records.len().to_string()),
+        (SCHEMA_IDS_META, schema_ids(batch)),
         ("nrt-ingested-at", batch.ingested_at.0.to_string()),
         (hours::HOURS_META, hours::encode(&hours_of(batch))),
     ]);
@@ -150,7 +161,7 @@ async fn write_companions(
     batch: &Batch,
     sidecar: Option<(String, String)>,
 ) -> Result<(), S3Error> {
-    let own = batch.events.first().map(|(_, e)| Hour::of_millis(e.created_at.0));
+    let own = batch.records.first().map(|r| Hour::of_millis(r.time));
     for hour in hours_of(batch).into_iter().filter(|h| Some(*h) != own) {
         if let Some(reference) = hours::ref_key(prefix, hour, key) {
             let body = key.as_bytes().to_vec();
@@ -190,7 +201,7 @@ impl Handler<WriteBatch> for MinioWriter {
     type Result = ResponseActFuture<Self, Result<SinkAck, SinkError>>;
 
     fn handle(&mut self, WriteBatch(batch): WriteBatch, _: &mut Self::Context) -> Self::Result {
-        if batch.events.is_empty() {
+        if batch.records.is_empty() {
             // Nothing decodable in the range (all of it dead-lettered): no object to write.
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
@@ -213,7 +224,7 @@ impl Handler<WriteBatch> for MinioWriter {
             self.prefix.clone(),
             !self.bucket_ready,
             body.len(),
-            batch.events.len(),
+            batch.records.len(),
         );
         let started = std::time::Instant::now();
         let held = self.inflight.hold(body.capacity());
@@ -274,22 +285,10 @@ mod tests {
             epoch: 1,
             first_offset: first,
             last_offset: last,
-            events: Vec::new(),
+            records: crate::record::Records::default(),
             bytes: 0,
             ingested_at: Millis(1_795_771_800_000),
             lake: LakePart::Write,
-        }
-    }
-
-    fn event(i: u128, at: i64) -> crate::event::Event {
-        crate::event::Event {
-            event_id: uuid::Uuid::from_u128(i),
-            kind: "view".into(),
-            user_id: 1,
-            amount: crate::event::Money(0),
-            currency: "EUR".into(),
-            created_at: Millis(at),
-            extra: None,
         }
     }
 
@@ -321,10 +320,12 @@ mod tests {
         for gaps in [3, 1_000] {
             let mut b = batch(98, 0);
             let mut o = 98;
-            for i in 0..3_000u128 {
-                o += if i % gaps as u128 == 0 { 2 } else { 1 };
-                b.events.push((o, event(i, 1_795_771_800_000)));
+            let mut offsets = Vec::new();
+            for i in 0..3_000 {
+                o += if i % gaps == 0 { 2 } else { 1 };
+                offsets.push(o);
             }
+            b.records = crate::record::Records::of(offsets.iter().map(|&o| (o, 1_795_771_800_000)));
             b.last_offset = o;
             let (meta, sidecar) = object_meta(&b);
             let size: usize = meta.iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
@@ -333,8 +334,7 @@ mod tests {
             let meta = owned(meta);
             let sidecar_key = lake::sidecar_key("k", &meta);
             assert_eq!(sidecar_key, sidecar.as_ref().map(|(d, _)| format!("k.{d}.offsets")));
-            let origin = lake::Origin::of(&meta, sidecar.as_ref().map(|(_, text)| text.as_str()), b.events.len());
-            let offsets: Vec<i64> = b.events.iter().map(|(o, _)| *o).collect();
+            let origin = lake::Origin::of(&meta, sidecar.as_ref().map(|(_, text)| text.as_str()), b.records.len());
             assert_eq!(offsets[0], 100, "the first record, 99, went to the dead-letter topic");
             assert_eq!(
                 origin,
@@ -351,13 +351,9 @@ mod tests {
     fn a_sidecar_is_named_by_what_it_holds_and_the_hours_are_recorded() {
         let mut long = batch(0, 0);
         let mut short = batch(0, 0);
-        for i in 0..3_000i64 {
-            let e = event(i as u128, 1_795_771_800_000 + i * 3_600_000 / 1_000);
-            if i < 2_000 {
-                short.events.push((i * 2, e.clone()));
-            }
-            long.events.push((i * 2, e));
-        }
+        let at = |i: i64| (i * 2, 1_795_771_800_000 + i * 3_600_000 / 1_000);
+        long.records = crate::record::Records::of((0..3_000).map(at));
+        short.records = crate::record::Records::of((0..2_000).map(at));
         let (long_meta, long_sidecar) = object_meta(&long);
         let (_, short_sidecar) = object_meta(&short);
         let name = |s: Option<(String, String)>| s.map(|(digest, _)| digest);

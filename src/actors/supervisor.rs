@@ -20,7 +20,6 @@ use actix::dev::ContextFut;
 use std::collections::BTreeMap;
 
 use actix::{Actor, Addr, AsyncContext, Context, Recipient, Supervised};
-use apache_avro::Schema;
 
 use super::batcher::{Batcher, Limits};
 use super::clickhouse_writer::{self, ClickhouseWriter};
@@ -241,13 +240,21 @@ pub fn start(
             Supervise::start(minio_writer::NAME, w, shared)
         };
         started.crashable(minio_writer::NAME, &minio);
+        // How each writer schema's records go into the table: learnt by the reader before it decodes
+        // the first of them; kept across its restarts.
+        let plans = {
+            let table = crate::clickhouse::follow::Table {
+                database: services.clickhouse.database.clone(),
+                table: pipeline.clickhouse_table.clone(),
+                key: crate::clickhouse::table::Key::Coordinates,
+                time: None,
+            };
+            let client = crate::clickhouse::server_client(&services.clickhouse).map_err(|e| e.to_string())?;
+            Arc::new(crate::clickhouse::plans::Plans::new(client, table))
+        };
         let clickhouse = {
-            let w = ClickhouseWriter::new(
-                &services.clickhouse,
-                pipeline.clickhouse_table.clone(),
-                shared.clone(),
-            )
-            .map_err(|e| e.to_string())?;
+            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.clickhouse_table, shared.clone())
+                .map_err(|e| e.to_string())?;
             Supervise::start(clickhouse_writer::NAME, w, shared)
         };
         started.crashable(clickhouse_writer::NAME, &clickhouse);
@@ -280,9 +287,6 @@ pub fn start(
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         started.batcher = Some(batcher.clone());
-        let reader_schema = pipeline.reader_schema()?;
-        let reader_schema =
-            Arc::new(Schema::parse_str(&reader_schema).map_err(|e| format!("reader schema: {e}"))?);
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),
             topic: pipeline.topic.clone(),
@@ -300,7 +304,7 @@ pub fn start(
             inflight,
             dlq,
             registry: registry.clone(),
-            reader_schema,
+            plans,
             shared: shared.clone(),
         });
         let reader = Supervise::start(kafka_reader::NAME, r, shared);

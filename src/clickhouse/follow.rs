@@ -54,6 +54,12 @@ pub async fn follow(
         create_if_absent(client, &create).await?;
         columns = read(client, t).await?;
     }
+    let key = table::key_columns(client, &t.database, &t.table)
+        .await
+        .map_err(server_error(
+            "SELECT name FROM system.columns … is_in_sorting_key",
+        ))?;
+    table::fills_key(plan, &key)?;
     let missing = table::missing(plan, &columns, server)?;
     if !missing.is_empty() {
         let record = format!(

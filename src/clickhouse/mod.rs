@@ -6,6 +6,8 @@
 mod client;
 #[cfg(feature = "runtime")]
 pub mod follow;
+#[cfg(feature = "runtime")]
+pub mod plans;
 pub mod row;
 pub mod table;
 pub mod types;

@@ -44,6 +44,18 @@ pub enum Mismatch {
     Incompatible { field: String, have: Type, want: Type },
 }
 
+impl Mismatch {
+    /// Whether the schema's records wait for an operator (a change the table cannot take, a setting
+    /// naming a field the schema lacks) rather than being no records of this table at all (not a
+    /// record, no field for a key column, a field named like a meta column: dead letters).
+    pub fn holds(&self) -> bool {
+        matches!(
+            self,
+            Mismatch::Incompatible { .. } | Mismatch::TimeField(_) | Mismatch::Missing { .. }
+        )
+    }
+}
+
 /// What a writer schema's records become in one table: which column each field goes to, and how.
 #[derive(Debug, Clone)]
 pub struct RowPlan {

@@ -4,7 +4,7 @@
 
 use super::row::{root_record, Columns, Mismatch, META_COLUMNS};
 use super::types::{self, Server, Type};
-use crate::avro::plan::{Node, Plan};
+use crate::avro::plan::{Node, Plan, Unit};
 
 /// What identifies a record in the table: rows with the same key collapse (ReplacingMergeTree).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +145,40 @@ pub async fn columns(
     );
     let rows: Vec<(String, String)> = client.query(&sql).fetch_all().await?;
     Ok(rows.into_iter().map(|(n, t)| (n, Type::parse(&t))).collect())
+}
+
+/// The table's sorting-key columns (what its ReplacingMergeTree collapses rows by).
+#[cfg(feature = "runtime")]
+pub async fn key_columns(
+    client: &clickhouse::Client,
+    database: &str,
+    table: &str,
+) -> Result<Vec<String>, clickhouse::error::Error> {
+    let sql = format!(
+        "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}' AND is_in_sorting_key",
+        database.replace('\'', ""),
+        table.replace('\'', "")
+    );
+    client.query(&sql).fetch_all().await
+}
+
+/// Whether records of `plan` fill every key column of the table (besides the meta columns): a record
+/// without them would be given the columns' defaults, and every such record would collapse into one.
+pub fn fills_key(plan: &Plan, key: &[String]) -> Result<(), Mismatch> {
+    let record = root_record(plan)?;
+    let filled = |column: &str| {
+        META_COLUMNS.contains(&column)
+            || record.fields.iter().any(|f| {
+                f.name == column
+                    || [Unit::Millis, Unit::Micros, Unit::Nanos]
+                        .iter()
+                        .any(|u| column.strip_suffix(types::exact_suffix(*u)) == Some(f.name.as_str()))
+            })
+    };
+    match key.iter().find(|c| !filled(c)) {
+        Some(column) => Err(Mismatch::KeyField(column.clone())),
+        None => Ok(()),
+    }
 }
 
 /// The columns a table created from `plan` on `server` has (meta columns included).

@@ -183,7 +183,7 @@ pub fn digits(unit: Unit) -> u32 {
 /// Whether an existing column of type `have` takes the values of a field that wants `want`: the same
 /// type, or one that holds every value of it (a wider integer, float, decimal or time precision, a
 /// Nullable, LowCardinality, a `DateTime` where `DateTime64` is wanted — the exact count goes to its
-/// `_ms` column when the table has one).
+/// `_ms` column when the table has one — or a `String`, which holds any value as its text).
 pub fn takes(have: &Type, want: &Type) -> bool {
     use Type::*;
     match (have, want) {
@@ -231,6 +231,8 @@ pub fn takes(have: &Type, want: &Type) -> bool {
         (DateTime64(h), DateTime64(w)) => h >= w,
         (DateTime, DateTime64(_)) => true,
         (Array(h), Array(w)) => takes(h, w),
+        // Any value as its text (the lake's JSON of it): what resolves a field retyped beyond widening.
+        (String, w) => !matches!(w, Nullable(_)),
         _ => false,
     }
 }
@@ -402,7 +404,11 @@ mod tests {
             !takes(&p("Int64"), &p("String")),
             "string → int is not a widening"
         );
-        assert!(!takes(&p("String"), &p("Int64")));
+        assert!(takes(&p("String"), &p("Int64")), "any value as its text");
+        assert!(
+            !takes(&p("String"), &p("Nullable(Int64)")),
+            "a null has nowhere to go"
+        );
         assert!(takes(&p("DateTime"), &p("DateTime64(3)")));
         assert!(!takes(&p("DateTime64(3)"), &p("DateTime64(6)")));
         assert!(takes(&p("LowCardinality(String)"), &p("String")));

@@ -9,8 +9,9 @@ use std::time::Instant;
 use super::{Decoded, Limits};
 use crate::actors::messages::{Batch, LakePart};
 use crate::actors::ownership::Epoch;
-use crate::event::{Event, Millis};
+use crate::event::Millis;
 use crate::lake::{hours, Hour};
+use crate::record::Records;
 
 /// How a batch's write-and-commit job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,7 @@ struct Cover {
 pub struct Open {
     pub first_offset: i64,
     pub last_offset: i64,
-    pub events: Vec<(i64, Event)>,
+    pub records: Records,
     pub bytes: usize,
     pub opened: Instant,
     /// When records were last added: a batch that stopped growing may be due early (`Limits::quiet`).
@@ -60,7 +61,7 @@ struct Slot {
 pub struct Slots {
     topic: String,
     map: BTreeMap<i32, Slot>,
-    /// Events a new open batch has room for from the start (its size limit).
+    /// Records a new open batch has room for from the start (its size limit).
     room: usize,
 }
 
@@ -106,15 +107,15 @@ impl Slots {
                 open.grown = Instant::now();
                 open.last_offset = d.last_offset;
                 open.bytes += d.bytes;
-                open.events.extend(d.events);
+                open.records.extend(d.records);
             }
             None => {
-                let mut events = Vec::with_capacity(self.room.max(d.events.len()));
-                events.extend(d.events);
+                let mut records = Records::with_room(self.room.max(d.records.len()), &d.records);
+                records.extend(d.records);
                 slot.open = Some(Open {
                     first_offset: d.first_offset,
                     last_offset: d.last_offset,
-                    events,
+                    records,
                     bytes: d.bytes,
                     opened: Instant::now(),
                     grown: Instant::now(),
@@ -172,7 +173,7 @@ impl Slots {
             epoch: slot.epoch,
             first_offset: open.first_offset,
             last_offset: open.last_offset,
-            events: open.events,
+            records: open.records,
             bytes: open.bytes,
             ingested_at,
             lake,
@@ -248,24 +249,24 @@ impl Slots {
 
 impl Limits {
     fn is_due(&self, open: &Open) -> bool {
-        open.events.len() >= self.max_records
+        open.records.len() >= self.max_records
             || open.bytes >= self.max_bytes
             || open.opened.elapsed() >= self.flush_interval
             || (!self.quiet.is_zero()
-                && open.events.len() >= self.max_records.div_ceil(10)
+                && open.records.len() >= self.max_records.div_ceil(10)
                 && open.grown.elapsed() >= self.quiet)
     }
 }
 
-/// Where a batch must end so that its object holds events of at most `hours::MAX_HOURS` distinct
-/// hours (the lake writes a reference under each): the offset of the last event before the one that
+/// Where a batch must end so that its object holds records of at most `hours::MAX_HOURS` distinct
+/// hours (the lake writes a reference under each): the offset of the last record before the one that
 /// brings in one hour more; None when the whole batch is within the bound.
 fn last_within_hours(open: &Open) -> Option<i64> {
     let mut seen = std::collections::BTreeSet::new();
     let mut last_hour = None;
     let mut previous = None;
-    for (offset, event) in &open.events {
-        let hour = Hour::of_millis(event.created_at.0);
+    for record in open.records.iter() {
+        let hour = Hour::of_millis(record.time);
         // Events of a batch mostly share an hour: the set is asked only when it changes.
         if last_hour != Some(hour) {
             last_hour = Some(hour);
@@ -273,7 +274,7 @@ fn last_within_hours(open: &Open) -> Option<i64> {
                 return previous;
             }
         }
-        previous = Some(*offset);
+        previous = Some(record.offset);
     }
     None
 }
@@ -281,9 +282,10 @@ fn last_within_hours(open: &Open) -> Option<i64> {
 /// Splits `open` after offset `end`: `open` keeps `[first, end]`, the rest is returned. Bytes are shared
 /// in proportion to the offsets (the total is kept exact: the budget must balance).
 fn cut_after(open: &mut Open, end: i64) -> Open {
-    let later: Vec<(i64, Event)> = match open.events.iter().position(|(o, _)| *o > end) {
-        Some(i) => open.events.split_off(i),
-        None => Vec::new(),
+    let at = open.records.iter().position(|r| r.offset > end);
+    let later = match at {
+        Some(i) => open.records.split_off(i),
+        None => Records::default(),
     };
     let span = (open.last_offset - open.first_offset + 1).max(1) as u128;
     let kept = (end - open.first_offset + 1).clamp(0, span as i64) as u128;
@@ -291,7 +293,7 @@ fn cut_after(open: &mut Open, end: i64) -> Open {
     let rest = Open {
         first_offset: end + 1,
         last_offset: open.last_offset,
-        events: later,
+        records: later,
         bytes: open.bytes - kept_bytes,
         opened: open.opened,
         grown: open.grown,
@@ -305,20 +307,7 @@ fn cut_after(open: &mut Open, end: i64) -> Open {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Millis, Money};
     use std::time::Duration;
-
-    fn event(n: u128) -> Event {
-        Event {
-            event_id: uuid::Uuid::from_u128(n),
-            kind: "view".into(),
-            user_id: 1,
-            amount: Money(0),
-            currency: "EUR".into(),
-            created_at: Millis(1_795_771_800_000 + n as i64),
-            extra: None,
-        }
-    }
 
     fn run(partition: i32, epoch: Epoch, first: i64, last: i64) -> Decoded {
         Decoded {
@@ -326,7 +315,7 @@ mod tests {
             epoch,
             first_offset: first,
             last_offset: last,
-            events: (first..=last).map(|o| (o, event(o as u128))).collect(),
+            records: Records::of((first..=last).map(|o| (o, 1_795_771_800_000 + o))),
             bytes: (last - first + 1) as usize * 10,
         }
     }
@@ -399,7 +388,7 @@ mod tests {
         assert_eq!(s.finish(1, JobEnd::Inside { until: 199, ingested_at: t0 }), 200);
         s.add(run(1, 1, 161, 230));
         let b = s.start(1, &limits(), false).unwrap_or_else(|| panic!("due at the object's end"));
-        assert_eq!((b.first_offset, b.last_offset, b.events.len()), (161, 199, 39));
+        assert_eq!((b.first_offset, b.last_offset, b.records.len()), (161, 199, 39));
         assert_eq!((b.lake, b.ingested_at), (LakePart::Held { until: 199 }, t0));
         // Bytes balance: what the cut batch and the rest hold is what was added.
         assert_eq!(s.finish(1, JobEnd::Committed), b.bytes);
@@ -425,10 +414,8 @@ mod tests {
     fn a_batch_is_cut_before_its_events_reach_one_hour_too_many() {
         let mut s = Slots::new("t".into());
         let mut d = run(0, 1, 0, 99);
-        // Events an hour apart (a backfill): 100 hours in one run.
-        for (o, e) in d.events.iter_mut() {
-            e.created_at = Millis(1_795_771_800_000 + *o * 3_600_000);
-        }
+        // Records an hour apart (a backfill): 100 hours in one run.
+        d.records = Records::of((0..=99).map(|o| (o, 1_795_771_800_000 + o * 3_600_000)));
         s.add(d);
         let mut ends = Vec::new();
         while let Some(b) = s.start(0, &limits(), true) {

@@ -15,7 +15,7 @@ use super::*;
 use crate::actors::health::Health;
 use crate::actors::messages::{CommitError, Failure, SinkAck, SinkError};
 use crate::dead_letters::DeadLetter;
-use crate::event::{Millis, Money};
+use crate::event::Millis;
 use crate::metrics::PipelineMetrics;
 
 type Answer = Arc<dyn Fn(&Batch) -> Result<SinkAck, SinkError> + Send + Sync>;
@@ -199,7 +199,7 @@ impl Rig {
             epoch,
             first_offset: first,
             last_offset: last,
-            events: (first..=last).map(|o| (o, event(o))).collect(),
+            records: Records::of((first..=last).map(|o| (o, 1_795_771_800_000 + o))),
             bytes: (last - first + 1) as usize * 100,
         };
         // The reader counts what it hands over; the Batcher releases it.
@@ -220,18 +220,6 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("p{partition} never committed {next}: {:?}", self.commits());
-    }
-}
-
-fn event(offset: i64) -> Event {
-    Event {
-        event_id: uuid::Uuid::from_u128(offset as u128 + 1),
-        kind: "view".into(),
-        user_id: offset,
-        amount: Money(offset),
-        currency: "EUR".into(),
-        created_at: Millis(1_795_771_800_000 + offset),
-        extra: None,
     }
 }
 
@@ -386,7 +374,7 @@ async fn drain_writes_and_commits_every_open_batch() {
 async fn rows_clickhouse_refuses_are_isolated_and_dead_lettered() {
     let poison: HashSet<i64> = [3, 17, 18, 40].into();
     let refuse: Answer = Arc::new(move |b| {
-        match b.events.iter().any(|(o, _)| poison.contains(o)) {
+        match b.records.iter().any(|r| poison.contains(&r.offset)) {
             true => Err(SinkError {
                 sink: "clickhouse",
                 message: "Code: 395, throwIf".into(),

@@ -188,21 +188,21 @@ impl Job {
         }
     }
 
-    /// Events ClickHouse will never take go to the dead-letter topic as JSON (the decoded event; MinIO
-    /// has them too), before the batch's offsets are committed.
+    /// Records ClickHouse will never take go to the dead-letter topic as JSON (their lake line; MinIO
+    /// has them too), with their Kafka key, before the batch's offsets are committed.
     async fn dead_letter_refused(&self, batch: &Batch, rows: RefusedRows) {
         let dlq = &self.sinks.dlq;
         let letters: Vec<DeadLetter> = rows
             .into_iter()
-            .map(|(offset, event, message)| DeadLetter {
-                key: Some(event.event_id.to_string().into_bytes()),
-                payload: serde_json::to_vec(&event).unwrap_or_default(),
+            .map(|r| DeadLetter {
+                key: (!r.key.is_empty()).then_some(r.key),
+                payload: r.line,
                 topic: batch.topic.clone(),
                 partition: batch.partition,
-                offset,
-                timestamp: Some(event.created_at.0),
+                offset: r.offset,
+                timestamp: Some(r.time),
                 kind: "refused_by_clickhouse",
-                message,
+                message: r.message,
                 format: "json",
             })
             .collect();

@@ -1,14 +1,17 @@
-//! What one record is: an event both sinks can hold, poison (with the kind of reason), or a record whose
-//! schema id the registry does not know or cannot be asked about (decided by the read loop). Writer
-//! schemas are fetched by id once and kept; a "not found" is remembered for `NEGATIVE_TTL`, so a flood of
-//! records with a bogus id costs one registry call, not one each.
+//! What one record is: decoded along its writer schema into the run's records (its lake line and its
+//! ClickHouse row, `record.rs`), poison (with the kind of reason), or a record whose schema id the
+//! registry does not know or cannot be asked about, or whose schema the table cannot take yet (decided
+//! by the read loop). Writer schemas are fetched by id once and learnt by the shared `Plans` (the table
+//! made able to take them first); a "not found" is remembered for `NEGATIVE_TTL`, so a flood of records
+//! with a bogus id costs one registry call, not one each.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::event::{Event, EventError};
-use crate::wire::DecodeEventError;
+use crate::clickhouse::plans::{Fit, LearnError, Plans};
+use crate::clickhouse::row::Scratch;
+use crate::record::{Poison, Records};
 use crate::registry::{ClientError, RegistryClient};
 use crate::wire::{self, WireError};
 
@@ -22,7 +25,8 @@ const SUBJECT_NOT_FOUND: u32 = 40401;
 
 #[derive(Debug)]
 pub enum Classified {
-    Event(Event),
+    /// Appended to the records given.
+    Decoded,
     /// Never decodable: to the dead-letter topic with this kind (`nrt_decode_errors_total{kind}`).
     Poison { kind: &'static str, message: String },
     /// The registry answered that it does not know this id.
@@ -42,6 +46,10 @@ pub enum Outage {
     /// Reached, and it refuses us or answers nonsense: 401, 403, 400, a 404 without Confluent's error
     /// body (a proxy), a schema text that does not parse.
     Refused,
+    /// The registry answered; ClickHouse, asked for the table's columns, did not.
+    Warehouse,
+    /// The table cannot take the schema (a field retyped beyond widening): an operator decides.
+    SchemaChange,
 }
 
 /// What a failed lookup of a schema id means.
@@ -55,7 +63,9 @@ pub(super) fn outage_of(e: &ClientError) -> Option<Outage> {
 
 pub struct Decoding {
     registry: Arc<RegistryClient>,
-    decoders: wire::Decoders,
+    plans: Arc<Plans>,
+    scratch: Scratch,
+    walked: Vec<u8>,
     /// Ids the registry said it does not know, and when it said so.
     unknown: HashMap<u32, Instant>,
     /// The value subject of the topic (`<topic>-value`) and, once asked, whether the registry has it.
@@ -64,10 +74,12 @@ pub struct Decoding {
 }
 
 impl Decoding {
-    pub fn new(registry: Arc<RegistryClient>, reader: Arc<apache_avro::Schema>, topic: &str) -> Self {
+    pub fn new(registry: Arc<RegistryClient>, plans: Arc<Plans>, topic: &str) -> Self {
         Decoding {
             registry,
-            decoders: wire::Decoders::new(reader),
+            plans,
+            scratch: Scratch::default(),
+            walked: Vec::new(),
             unknown: HashMap::new(),
             subject: format!("{topic}-value"),
             subject_known: None,
@@ -79,61 +91,86 @@ impl Decoding {
     }
 
     /// Classifies a record without waiting (the hot path: its writer schema is known, or it is not
-    /// even framed); None when the registry must be asked first (`classify`).
-    pub fn classify_now(&self, payload: &[u8]) -> Option<Classified> {
-        self.classify_known(payload).ok()
+    /// even framed); None when the registry must be asked first (`classify`). A record decoded is
+    /// appended to `into`; `now` is the event time of a schema without a timestamp field.
+    pub fn classify_now(&mut self, record: Incoming<'_>, into: &mut Records) -> Option<Classified> {
+        self.classify_known(record, into).ok()
     }
 
     /// Classifies any record, asking the registry for a writer schema it has not seen yet.
-    pub async fn classify(&mut self, payload: &[u8]) -> Classified {
-        let id = match self.classify_known(payload) {
+    pub async fn classify(&mut self, record: Incoming<'_>, into: &mut Records) -> Classified {
+        let id = match self.classify_known(record, into) {
             Ok(classified) => return classified,
             Err(id) => id,
         };
-        match self.registry.schema_by_id(id).await {
-            Ok(writer) => self.decoders.learn(id, writer),
-            Err(e) => {
-                let message = e.to_string();
-                return match outage_of(&e) {
-                    Some(outage) => Classified::Unresolved { id, message, outage },
-                    None => {
-                        self.unknown.insert(id, Instant::now());
-                        Classified::UnknownId { id, message }
-                    }
-                };
-            }
+        if let Err(unresolved) = self.learn(id).await {
+            return unresolved;
         }
-        self.classify_known(payload).unwrap_or_else(|id| Classified::Unresolved {
+        self.classify_known(record, into).unwrap_or_else(|id| Classified::Unresolved {
             id,
             message: format!("schema {id} fetched but not learnt"),
             outage: Outage::Refused,
         })
     }
 
+    /// Fetches writer schema `id` and has the table learn it.
+    async fn learn(&mut self, id: u32) -> Result<(), Classified> {
+        let writer = match self.registry.schema_by_id(id).await {
+            Ok(writer) => writer,
+            Err(e) => {
+                let message = e.to_string();
+                return Err(match outage_of(&e) {
+                    Some(outage) => Classified::Unresolved { id, message, outage },
+                    None => {
+                        self.unknown.insert(id, Instant::now());
+                        Classified::UnknownId { id, message }
+                    }
+                });
+            }
+        };
+        match self.plans.learn(id, &writer).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let outage = match e {
+                    LearnError::Unreachable(_) => Outage::Warehouse,
+                    LearnError::Holds { .. } => Outage::SchemaChange,
+                };
+                Err(Classified::Unresolved {
+                    id,
+                    message: format!("{}.{}: {e}", self.plans.table().database, self.plans.table().table),
+                    outage,
+                })
+            }
+        }
+    }
+
     /// The record's class, or `Err(id)` when writer schema `id` must first be asked for.
-    fn classify_known(&self, payload: &[u8]) -> Result<Classified, u32> {
+    fn classify_known(&mut self, record: Incoming<'_>, into: &mut Records) -> Result<Classified, u32> {
         let poison = |kind, e: &dyn std::fmt::Display| Classified::Poison {
             kind,
             message: e.to_string(),
         };
-        let (id, avro) = match wire::split(payload) {
+        let (id, avro) = match wire::split(record.payload) {
             Ok(split) => split,
             Err(e @ WireError::TooShort(_)) => return Ok(poison("too_short", &e)),
             Err(e) => return Ok(poison("bad_magic", &e)),
         };
-        if !self.decoders.knows(id) {
+        let Some(fit) = self.plans.get(id) else {
             return self.still_unknown(id).ok_or(id);
-        }
-        Ok(match self.decoders.decode_event(id, avro) {
-            Ok(event) => Classified::Event(event),
-            Err(DecodeEventError::Wire(e @ WireError::Resolve { .. })) => poison("schema_resolution", &e),
-            Err(DecodeEventError::Wire(e @ WireError::BeyondLimits { .. })) => poison("beyond_limits", &e),
-            Err(DecodeEventError::Wire(e)) => poison("corrupt", &e),
-            Err(DecodeEventError::Event(e @ EventError::CreatedAtOutOfRange(_))) => {
-                poison("created_at_out_of_range", &e)
+        };
+        let (plan, failed) = match fit {
+            Fit::Rows(plan) => {
+                let at = (record.offset, record.key);
+                match into.decode(&plan, at, avro, record.now, &mut self.scratch) {
+                    Ok(()) => return Ok(Classified::Decoded),
+                    Err(e) => (Some(plan), e),
+                }
             }
-            Err(DecodeEventError::Event(e)) => poison("invalid_event", &e),
-        })
+            Fit::Unfit { plan: Some(plan), why } => (None, Poison::unfit(&plan, id, &why, avro, &mut self.walked)),
+            Fit::Unfit { plan: None, why } => (None, Poison::Unfit { schema_id: id, why }),
+        };
+        let time_field = plan.as_ref().and_then(|p| p.time_name());
+        Ok(poison(failed.kind(time_field), &failed))
     }
 
     fn still_unknown(&self, id: u32) -> Option<Classified> {
@@ -161,29 +198,40 @@ impl Decoding {
         Ok(known)
     }
 
+    /// Forgets how every schema goes into the table: each is learnt again from the table as it is now
+    /// (an operator changed it to resolve a hold).
+    pub fn forget_plans(&self) {
+        self.plans.forget();
+    }
+
     /// Asks the registry about `id` again, now (during a pause for a registry that seemed wrong).
     pub async fn recheck(&mut self, id: u32) -> Recheck {
         self.unknown.remove(&id);
         self.subject_known = None;
-        match self.registry.schema_by_id(id).await {
-            Ok(writer) => {
-                self.decoders.learn(id, writer);
-                Recheck::Known
-            }
-            Err(e) => match outage_of(&e) {
-                Some(_) => Recheck::Unreachable,
-                None => Recheck::NotFound,
-            },
+        match self.learn(id).await {
+            Ok(()) => Recheck::Known,
+            Err(Classified::UnknownId { .. }) => Recheck::NotFound,
+            Err(_) => Recheck::Unreachable,
         }
     }
+}
+
+/// A record to classify: where it is, its key and payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub offset: i64,
+    pub key: &'a [u8],
+    pub payload: &'a [u8],
+    /// Ms since the epoch: the event time of a schema without a timestamp field.
+    pub now: i64,
 }
 
 /// The registry's answer about an id, asked again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recheck {
-    /// It has it now.
+    /// It has it now (and the table takes it).
     Known,
     NotFound,
-    /// No definite answer yet (any `Outage`).
+    /// No definite answer yet (any `Outage`, the table included).
     Unreachable,
 }

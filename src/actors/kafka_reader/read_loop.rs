@@ -14,7 +14,7 @@ use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::decode::{outage_of, Classified, Decoding, Outage, Recheck};
+use super::decode::{outage_of, Classified, Decoding, Incoming, Outage, Recheck};
 use super::rebalance::ReaderContext;
 use super::redelivery::Taken;
 use super::unknown_ids::{UnknownRun, Verdict};
@@ -24,7 +24,8 @@ use crate::actors::inflight::Inflight;
 use crate::actors::ownership::{Epoch, Ownership};
 use crate::actors::Shared;
 use crate::dead_letters::{DeadLetter, DeadLetterQueue};
-use crate::event::Event;
+use crate::event::Millis;
+use crate::record::Records;
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
 pub(crate) const CHUNK_RECORDS: usize = 5_000;
@@ -40,7 +41,7 @@ const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) type ReaderConsumer = StreamConsumer<ReaderContext>;
 /// One stream for the life of the loop: `recv()` would build one (and register a waker) per record.
-type Records<'a> = MessageStream<'a, ReaderContext>;
+type Messages<'a> = MessageStream<'a, ReaderContext>;
 
 pub(super) struct ReadLoop {
     pub(super) consumer: Arc<ReaderConsumer>,
@@ -73,7 +74,8 @@ struct Held {
     why: String,
 }
 
-/// The registry cannot tell what the records are: everything waits, nothing is dead-lettered.
+/// The registry cannot tell what the records are, or the table cannot take them yet: everything
+/// waits, nothing is dead-lettered.
 struct Blocked {
     reason: BlockReason,
     id: u32,
@@ -86,6 +88,10 @@ enum BlockReason {
     /// The registry answers, but refuses us (credentials, rights) or answers nonsense.
     Refuses,
     LacksSchemas,
+    /// ClickHouse did not answer when asked for the table's columns.
+    Warehouse,
+    /// The table cannot take a writer schema (a field retyped beyond widening).
+    SchemaChange,
 }
 
 impl BlockReason {
@@ -94,6 +100,8 @@ impl BlockReason {
             BlockReason::Unreachable => "registry_unreachable",
             BlockReason::Refuses => "registry_refuses",
             BlockReason::LacksSchemas => "registry_lacks_schemas",
+            BlockReason::Warehouse => "clickhouse_unreachable",
+            BlockReason::SchemaChange => "schema_change",
         }
     }
 }
@@ -102,6 +110,8 @@ impl From<Option<Outage>> for BlockReason {
     fn from(outage: Option<Outage>) -> Self {
         match outage {
             Some(Outage::Refused) => BlockReason::Refuses,
+            Some(Outage::Warehouse) => BlockReason::Warehouse,
+            Some(Outage::SchemaChange) => BlockReason::SchemaChange,
             _ => BlockReason::Unreachable,
         }
     }
@@ -112,15 +122,16 @@ struct Run {
     epoch: Epoch,
     first_offset: i64,
     last_offset: i64,
-    events: Vec<(i64, Event)>,
+    records: Records,
     letters: Vec<DeadLetter>,
-    bytes: usize,
 }
 
 #[derive(Default)]
 struct Chunk {
     runs: BTreeMap<i32, Run>,
     records: usize,
+    /// When the chunk was begun (ms): the event time of records whose schema has no timestamp field.
+    now: i64,
 }
 
 impl ReadLoop {
@@ -189,7 +200,7 @@ impl ReadLoop {
     /// more than the wait. Past that (a sink is down), or while blocked, it pauses every assigned
     /// partition and keeps polling (group membership, rebalances: records that still arrive are kept
     /// for later) until commits free room or the registry can tell again.
-    async fn throttle(&mut self, records: &mut Records<'_>) {
+    async fn throttle(&mut self, records: &mut Messages<'_>) {
         let inflight = self.inflight.clone();
         let mut waiting_since = None;
         loop {
@@ -249,7 +260,7 @@ impl ReadLoop {
     /// dead-letter topic down, a letter retried) must not keep the member from the group
     /// (`max.poll.interval.ms`) or from a rebalance. Past `UNPOLLED_WAIT` the partitions are paused and
     /// what still arrives is kept for later; `throttle` resumes them.
-    async fn while_polling(&mut self, work: impl std::future::Future<Output = ()>, records: &mut Records<'_>) {
+    async fn while_polling(&mut self, work: impl std::future::Future<Output = ()>, records: &mut Messages<'_>) {
         tokio::pin!(work);
         let started = Instant::now();
         loop {
@@ -271,8 +282,11 @@ impl ReadLoop {
         }
     }
 
-    async fn read_chunk(&mut self, records: &mut Records<'_>) -> Chunk {
-        let mut chunk = Chunk::default();
+    async fn read_chunk(&mut self, records: &mut Messages<'_>) -> Chunk {
+        let mut chunk = Chunk {
+            now: Millis::now().0,
+            ..Chunk::default()
+        };
         let mut generation = self.ownership.generation();
         let mut epochs: HashMap<i32, Epoch> = self.ownership.owned().into_iter().collect();
         let mut deadline = None;
@@ -328,11 +342,28 @@ impl ReadLoop {
             return;
         }
         chunk.records += 1;
-        let payload = msg.payload().unwrap_or_default();
-        let classified = match self.decoding.classify_now(payload) {
-            Some(known) => known,
-            None => self.decoding.classify(payload).await,
+        let incoming = Incoming {
+            offset: msg.offset(),
+            key: msg.key().unwrap_or_default(),
+            payload: msg.payload().unwrap_or_default(),
+            now: chunk.now,
         };
+        // The partition's records so far are lent to the decoder, which appends this one to them.
+        let partition = msg.partition();
+        let mut records = chunk
+            .runs
+            .get_mut(&partition)
+            .map(|r| std::mem::take(&mut r.records))
+            .unwrap_or_default();
+        let classified = match self.decoding.classify_now(incoming, &mut records) {
+            Some(known) => known,
+            None => self.decoding.classify(incoming, &mut records).await,
+        };
+        if let Some(run) = chunk.runs.get_mut(&partition) {
+            run.records = records;
+        } else if matches!(classified, Classified::Decoded) {
+            run_of(chunk, epoch, msg).records = records;
+        }
         let held = |why: String| Held {
             epoch,
             msg: owned(msg),
@@ -357,12 +388,10 @@ impl ReadLoop {
             Classified::Unresolved { id, message, outage } => {
                 self.block(Some(outage).into(), id, Some((held(message.clone()), message)))
             }
-            Classified::Event(event) => {
+            Classified::Decoded => {
                 self.suspects_are_poison(chunk);
                 self.taken.take(msg.partition(), epoch, msg.offset());
-                let run = run_of(chunk, epoch, msg);
-                run.bytes += event.held_bytes();
-                run.events.push((msg.offset(), event));
+                run_of(chunk, epoch, msg);
             }
             Classified::Poison { kind, message } => {
                 self.suspects_are_poison(chunk);
@@ -456,11 +485,16 @@ impl ReadLoop {
         self.pending
             .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
         // The held records' partitions moved to another member: they are its to judge now.
+        if reason == BlockReason::SchemaChange {
+            self.decoding.forget_plans();
+        }
         let resolved = self.pending.is_empty() || {
             let answer = self.decoding.recheck(id).await;
             match reason {
                 BlockReason::Unreachable | BlockReason::Refuses => answer != Recheck::Unreachable,
-                BlockReason::LacksSchemas => answer == Recheck::Known,
+                BlockReason::LacksSchemas | BlockReason::Warehouse | BlockReason::SchemaChange => {
+                    answer == Recheck::Known
+                }
             }
         };
         if !resolved {
@@ -496,7 +530,7 @@ impl ReadLoop {
     /// Dead letters first (a poison record's offset may move towards a commit only once the
     /// dead-letter topic has it), then each partition's run to the Batcher, without waiting for it: the
     /// bytes count in the budget from here, so the budget, not a reply, keeps the reader in step.
-    async fn hand_over(&mut self, mut chunk: Chunk, records: &mut Records<'_>) -> Result<(), ReaderError> {
+    async fn hand_over(&mut self, mut chunk: Chunk, records: &mut Messages<'_>) -> Result<(), ReaderError> {
         let letters: Vec<DeadLetter> = chunk
             .runs
             .values_mut()
@@ -519,20 +553,21 @@ impl ReadLoop {
             self.shared
                 .metrics
                 .events_consumed
-                .inc_by(run.events.len() as u64);
+                .inc_by(run.records.len() as u64);
             self.last_read.insert(partition, (run.epoch, run.last_offset));
+            let bytes = run.records.held_bytes();
             let decoded = Decoded {
                 partition,
                 epoch: run.epoch,
                 first_offset: run.first_offset,
                 last_offset: run.last_offset,
-                events: run.events,
-                bytes: run.bytes,
+                records: run.records,
+                bytes,
             };
             if !self.batcher.connected() {
                 return Err(ReaderError::BatcherGone);
             }
-            self.inflight.add(run.bytes);
+            self.inflight.add(bytes);
             // Not `send().await`: a reply per run would make this thread wait on the actors' thread.
             self.batcher.do_send(decoded);
         }
@@ -625,9 +660,8 @@ fn run_of<'c>(chunk: &'c mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) -
         epoch,
         first_offset: msg.offset(),
         last_offset: msg.offset(),
-        events: Vec::new(),
+        records: Records::default(),
         letters: Vec::new(),
-        bytes: 0,
     });
     run.last_offset = msg.offset();
     run

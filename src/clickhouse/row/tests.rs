@@ -154,6 +154,25 @@ fn a_new_field_needs_its_column_and_a_retyped_one_is_refused() {
         matches!(err, Some(Mismatch::Incompatible { ref field, .. }) if field == "user_id"),
         "{err:?}"
     );
+    // The operator's way out: the column made a String, which takes both, the long as its text.
+    let mut as_text = events_raw();
+    as_text.insert("user_id".into(), Type::String);
+    let retyped_rows = RowPlan::new(&plan(&retyped), &as_text, Server::LEGACY, None);
+    assert!(retyped_rows.is_ok(), "{:?}", retyped_rows.err());
+    let p1 = plan(SCHEMA_V1);
+    let v1_rows = RowPlan::new(&p1, &as_text, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
+    let mut avro = Vec::new();
+    fast_avro::encode_event(&sample(None, 1_795_771_800_123), Shape::V1, &mut avro);
+    let (bytes, _) = row(&v1_rows, &p1, &avro).unwrap_or_else(|e| panic!("{e}"));
+    let e = sample(None, 1_795_771_800_123);
+    let text = e.user_id.to_string();
+    let at = 16 + 1 + e.kind.len();
+    assert_eq!(bytes[at] as usize, text.len(), "user_id as a String: its length");
+    assert_eq!(
+        &bytes[at + 1..at + 1 + text.len()],
+        text.as_bytes(),
+        "… and its digits"
+    );
     let ms = "created_at_ms";
     let mut without_exact = events_raw();
     without_exact.remove(ms);
