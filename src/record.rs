@@ -98,6 +98,14 @@ pub struct Records {
     index: Vec<Entry>,
 }
 
+/// Bytes per record of each part, on average.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub key: usize,
+    pub line: usize,
+    pub row: usize,
+}
+
 /// The same records, bytes and all (plans compared by schema id).
 impl PartialEq for Records {
     fn eq(&self, other: &Records) -> bool {
@@ -163,16 +171,25 @@ impl Records {
         }
     }
 
-    /// Empty, with room for `records` like `like`'s (their average sizes): a batch given its room
-    /// when it opens never grows by copying itself (which held two copies at once); room not filled
-    /// is never touched, so not resident.
-    pub fn with_room(records: usize, like: &Records) -> Records {
-        let n = like.len().max(1);
+    /// The average size of these records' parts: room for more like them (`with_room`).
+    pub fn shape(&self) -> Shape {
+        let n = self.len().max(1);
+        Shape {
+            key: self.keys.len() / n,
+            line: self.lines.len() / n,
+            row: self.rows.len() / n,
+        }
+    }
+
+    /// Empty, with room for `records` of `shape`: a batch given its room when it opens never grows by
+    /// copying itself (which held two copies at once); room not filled is never touched, so not
+    /// resident.
+    pub fn with_room(records: usize, shape: Shape) -> Records {
         Records {
             plans: Vec::new(),
-            keys: Vec::with_capacity(like.keys.len() / n * records),
-            lines: Vec::with_capacity(like.lines.len() / n * records),
-            rows: Vec::with_capacity(like.rows.len() / n * records),
+            keys: Vec::with_capacity(shape.key * records),
+            lines: Vec::with_capacity(shape.line * records),
+            rows: Vec::with_capacity(shape.row * records),
             index: Vec::with_capacity(records),
         }
     }
@@ -193,9 +210,10 @@ impl Records {
         self.index.is_empty()
     }
 
-    /// What these records take in memory (the in-flight budget counts it).
-    pub fn held_bytes(&self) -> usize {
-        self.keys.capacity() + self.lines.capacity() + self.rows.capacity() + self.index.capacity() * std::mem::size_of::<Entry>()
+    /// What these records hold (the in-flight budget counts it): the bytes written, not the room
+    /// reserved for more, which is never touched until written.
+    pub fn bytes(&self) -> usize {
+        self.keys.len() + self.lines.len() + self.rows.len() + self.index.len() * std::mem::size_of::<Entry>()
     }
 
     pub fn get(&self, i: usize) -> Option<Record<'_>> {

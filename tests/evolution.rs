@@ -312,3 +312,177 @@ async fn an_incompatible_schema_is_refused_loudly_and_nothing_is_lost() {
 fn read_topic(cfg: &nrt_pipeline::config::ServicesConfig, topic: &str) -> serde_json::Value {
     common::python("read_topic.py", &[&cfg.kafka.brokers, &cfg.registry.url, topic])
 }
+
+/// Writes `n` events of the seeded stream `seed` (from event `skip` on) with writer schema `id`: v1's
+/// fields, then `extra` (name, value) appended in the schema's order.
+async fn produce_version(
+    cfg: &nrt_pipeline::config::ServicesConfig,
+    topic: &str,
+    (schema, id): (&apache_avro::Schema, u32),
+    extra: &[(&str, apache_avro::types::Value)],
+    (seed, skip, n): (u64, usize, usize),
+) {
+    let producer: rdkafka::producer::FutureProducer = nrt_pipeline::kafka::producer_config(&cfg.kafka)
+        .and_then(|c| c.create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut gen = Generator::seeded(seed, EPOCH_MS);
+    for e in (0..skip + n).map(|_| gen.next_event()).skip(skip) {
+        let mut value = e.to_avro();
+        if let apache_avro::types::Value::Record(fields) = &mut value {
+            fields.extend(extra.iter().map(|(name, v)| (name.to_string(), v.clone())));
+        }
+        let payload = nrt_pipeline::wire::encode(id, schema, value).unwrap_or_else(|e| panic!("{e}"));
+        let key = e.event_id.to_string();
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(&payload),
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+}
+
+/// `events.v1` with its fields edited: `drop` removed, `add` (field JSON) appended.
+fn v1_with(drop: &[&str], add: &[serde_json::Value]) -> String {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(nrt_pipeline::event::SCHEMA_V1).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(fields) = schema["fields"].as_array_mut() {
+        fields.retain(|f| !drop.contains(&f["name"].as_str().unwrap_or_default()));
+        fields.extend(add.iter().cloned());
+    }
+    schema.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_producers_moving_through_three_versions_while_it_runs_lose_nothing() {
+    use apache_avro::types::Value;
+    const PER_PHASE: usize = 400;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("threeversions");
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, std::time::Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:1"));
+    let channel = serde_json::json!({"name": "channel", "type": ["null", "string"], "default": null});
+    let priority = serde_json::json!({"name": "priority", "type": "int", "default": 5});
+    // v2 adds an optional field; v3 adds a field with a non-null default and removes v2's, which had one.
+    let texts = [
+        nrt_pipeline::event::SCHEMA_V1.to_owned(),
+        v1_with(&[], std::slice::from_ref(&channel)),
+        v1_with(&[], std::slice::from_ref(&priority)),
+    ];
+    let registry =
+        nrt_pipeline::registry::RegistryClient::new(&cfg.registry, std::time::Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let registry = std::sync::Arc::new(registry);
+    let subject = format!("{}-value", names.topic);
+    let mut producers = Vec::new();
+    for p in 0..3u64 {
+        let (cfg, topic, texts, registry, subject) = (
+            cfg.clone(),
+            names.topic.clone(),
+            texts.clone(),
+            registry.clone(),
+            subject.clone(),
+        );
+        producers.push(tokio::spawn(async move {
+            for (version, text) in texts.iter().enumerate() {
+                let schema = apache_avro::Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}"));
+                let id = registry
+                    .register(&subject, text)
+                    .await
+                    .unwrap_or_else(|e| panic!("v{}: {e}", version + 1));
+                let extra = match version {
+                    0 => vec![],
+                    1 => vec![(
+                        "channel",
+                        Value::Union(1, Box::new(Value::String(format!("p{p}")))),
+                    )],
+                    _ => vec![("priority", Value::Int(10 + p as i32))],
+                };
+                produce_version(
+                    &cfg,
+                    &topic,
+                    (&schema, id),
+                    &extra,
+                    (80 + p, version * PER_PHASE, PER_PHASE),
+                )
+                .await;
+            }
+        }));
+    }
+    for p in producers {
+        p.await.unwrap_or_else(|e| panic!("a producer: {e}"));
+    }
+    const ALL: u64 = 3 * 3 * PER_PHASE as u64;
+    let lines = common::landed(&cfg, &names, ALL).await;
+    assert_eq!(lines.len() as u64, ALL, "lake lines");
+    let with = |field: &str| {
+        lines
+            .iter()
+            .filter(|(_, l)| l.contains(&format!("\"{field}\":")))
+            .count()
+    };
+    assert_eq!(
+        (with("channel"), with("priority")),
+        (3 * PER_PHASE, 3 * PER_PHASE),
+        "each line its writer's fields"
+    );
+    let both = lines
+        .iter()
+        .filter(|(_, l)| l.contains("\"channel\":") && l.contains("\"priority\":"))
+        .count();
+    assert_eq!(both, 0, "no line carries a field its writer did not write");
+
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
+    let count = |condition: &str| {
+        let sql = format!("SELECT count() FROM {} FINAL WHERE {condition}", names.table);
+        let client = client.clone();
+        async move {
+            client
+                .query(&sql)
+                .fetch_one::<u64>()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    assert_eq!(
+        count("channel IS NOT NULL").await,
+        3 * PER_PHASE as u64,
+        "v2 rows carry channel"
+    );
+    assert_eq!(
+        count("priority >= 10").await,
+        3 * PER_PHASE as u64,
+        "v3 rows carry their priority"
+    );
+    assert_eq!(
+        count("priority = 5").await,
+        6 * PER_PHASE as u64,
+        "older rows read v3's default"
+    );
+    let added = common::schema_changes(&client, &names.table).await;
+    assert_eq!(added.len(), 2, "each column added once: {added:?}");
+    assert!(
+        added.iter().any(|s| s.contains("`priority` Int32 DEFAULT 5")),
+        "{added:?}"
+    );
+    assert_eq!(
+        common::topic_records(&cfg, &format!("{}.dlq", names.topic)),
+        0,
+        "dead letters"
+    );
+    assert_eq!(
+        common::metric(&consumer.url, "nrt_events_consumed_total").await,
+        Some(ALL as f64)
+    );
+    println!(
+        "three producers v1 → v2 → v3 while the consumer ran: {ALL} events landed once; columns added once: {added:?}"
+    );
+}

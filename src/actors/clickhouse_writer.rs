@@ -222,6 +222,7 @@ impl Handler<WriteBatch> for ClickhouseWriter {
 /// What the meta columns add to each row (`put_meta`).
 const META_BYTES: usize = 4 + 4 + 8;
 
+
 /// Inserts the run of records of one writer schema that starts at index `start`; returns where the
 /// next run starts.
 async fn insert_run(client: &clickhouse::Client, table: &str, batch: &Batch, start: usize) -> Result<usize, SinkError> {
@@ -239,18 +240,22 @@ async fn insert_run(client: &clickhouse::Client, table: &str, batch: &Batch, sta
     };
     let columns: Vec<String> = plan.rows.columns.iter().map(|c| format!("`{c}`")).collect();
     let sql = format!("INSERT INTO {table} ({}) FORMAT RowBinary", columns.join(", "));
-    let mut insert = client.insert_formatted_with(sql).buffered_with_capacity(SEND_BYTES);
+    let mut insert = client.insert_formatted_with(sql);
     let ingested_secs = (batch.ingested_at.0 / 1000).clamp(0, u32::MAX as i64) as u32;
-    let mut meta = Vec::with_capacity(META_BYTES);
+    // Rows gathered into chunks of `SEND_BYTES`, each handed over whole (no copy behind it).
+    let mut chunk = Vec::with_capacity(SEND_BYTES + 4096);
     let mut i = start;
     while let Some(r) = records.get(i).filter(|r| r.schema_id == schema_id) {
-        meta.clear();
-        put_meta(&mut meta, ingested_secs, batch.partition, r.offset);
-        insert.write_buffered(r.row);
-        insert.write_buffered(&meta);
-        // An empty write sends the buffer once it holds `SEND_BYTES` (and writes nothing).
-        insert.write(&[]).await.map_err(sink_error)?;
+        chunk.extend_from_slice(r.row);
+        put_meta(&mut chunk, ingested_secs, batch.partition, r.offset);
+        if chunk.len() >= SEND_BYTES {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_BYTES + 4096));
+            insert.send(full.into()).await.map_err(sink_error)?;
+        }
         i += 1;
+    }
+    if !chunk.is_empty() {
+        insert.send(chunk.into()).await.map_err(sink_error)?;
     }
     insert.end().await.map_err(sink_error)?;
     Ok(i)

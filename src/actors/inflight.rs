@@ -1,5 +1,5 @@
 //! The consumer's in-flight budget: bytes the process holds for what it read from Kafka and has not
-//! committed (or dropped) yet: the decoded events (`Event::held_bytes`) and, while a write runs, the
+//! committed (or dropped) yet: the decoded records (`Records::bytes`) and, while a write runs, the
 //! bodies built from them (`hold`). The Batcher counts the events it holds (it adds a run when it
 //! accepts it, releases a batch when it is committed, abandoned or dropped); the writers count their
 //! bodies; the reader stops reading while the count is over the bound, and the Batcher writes every

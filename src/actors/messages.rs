@@ -20,7 +20,7 @@ pub struct Batch {
     pub first_offset: i64,
     pub last_offset: i64,
     pub records: Records,
-    /// What the records take in memory (`Records::held_bytes`), for the in-flight budget.
+    /// What the records take in memory (`Records::bytes`), for the in-flight budget.
     pub bytes: usize,
     /// When the Batcher started writing it: the same in both sinks and on every retry (the rows'
     /// `ingested_at`, the object's `nrt-ingested-at`), so a replay from the lake gives the same rows.

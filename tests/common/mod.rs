@@ -447,6 +447,16 @@ pub async fn landed(cfg: &ServicesConfig, names: &Names, events: u64) -> Vec<(St
     .await
 }
 
+/// The statements nrt recorded in `schema_changes` for `table` (`client` on the test database).
+pub async fn schema_changes(client: &clickhouse::Client, table: &str) -> Vec<String> {
+    let sql = format!("SELECT statement FROM schema_changes WHERE table_name = '{table}'");
+    client
+        .query(&sql)
+        .fetch_all()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Every event of the seeded stream exactly once in ClickHouse (FINAL) and in MinIO. Returns the
 /// number of ClickHouse rows before merging (replayed duplicates not yet collapsed).
 pub async fn assert_all_landed_once(

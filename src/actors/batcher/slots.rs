@@ -110,7 +110,7 @@ impl Slots {
                 open.records.extend(d.records);
             }
             None => {
-                let mut records = Records::with_room(self.room.max(d.records.len()), &d.records);
+                let mut records = Records::with_room(self.room.max(d.records.len()), d.records.shape());
                 records.extend(d.records);
                 slot.open = Some(Open {
                     first_offset: d.first_offset,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::clickhouse::plans::{Fit, LearnError, Plans};
 use crate::clickhouse::row::Scratch;
-use crate::record::{Poison, Records};
+use crate::record::{Poison, RecordPlan, Records};
 use crate::registry::{ClientError, RegistryClient};
 use crate::wire::{self, WireError};
 
@@ -64,6 +64,8 @@ pub(super) fn outage_of(e: &ClientError) -> Option<Outage> {
 pub struct Decoding {
     registry: Arc<RegistryClient>,
     plans: Arc<Plans>,
+    /// The plan of the last record's writer schema (most records share it).
+    last: Option<(u32, Arc<RecordPlan>)>,
     scratch: Scratch,
     walked: Vec<u8>,
     /// Ids the registry said it does not know, and when it said so.
@@ -78,6 +80,7 @@ impl Decoding {
         Decoding {
             registry,
             plans,
+            last: None,
             scratch: Scratch::default(),
             walked: Vec::new(),
             unknown: HashMap::new(),
@@ -155,11 +158,19 @@ impl Decoding {
             Err(e @ WireError::TooShort(_)) => return Ok(poison("too_short", &e)),
             Err(e) => return Ok(poison("bad_magic", &e)),
         };
+        // The hot path: the same writer schema as the record before, no lock taken.
+        if let Some((_, plan)) = self.last.as_ref().filter(|(last, _)| *last == id) {
+            return Ok(match into.decode(plan, (record.offset, record.key), avro, record.now, &mut self.scratch) {
+                Ok(()) => Classified::Decoded,
+                Err(e) => poison(e.kind(plan.time_name()), &e),
+            });
+        }
         let Some(fit) = self.plans.get(id) else {
             return self.still_unknown(id).ok_or(id);
         };
         let (plan, failed) = match fit {
             Fit::Rows(plan) => {
+                self.last = Some((id, plan.clone()));
                 let at = (record.offset, record.key);
                 match into.decode(&plan, at, avro, record.now, &mut self.scratch) {
                     Ok(()) => return Ok(Classified::Decoded),
@@ -200,7 +211,8 @@ impl Decoding {
 
     /// Forgets how every schema goes into the table: each is learnt again from the table as it is now
     /// (an operator changed it to resolve a hold).
-    pub fn forget_plans(&self) {
+    pub fn forget_plans(&mut self) {
+        self.last = None;
         self.plans.forget();
     }
 

@@ -25,7 +25,7 @@ use crate::actors::ownership::{Epoch, Ownership};
 use crate::actors::Shared;
 use crate::dead_letters::{DeadLetter, DeadLetterQueue};
 use crate::event::Millis;
-use crate::record::Records;
+use crate::record::{Records, Shape};
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
 pub(crate) const CHUNK_RECORDS: usize = 5_000;
@@ -65,6 +65,8 @@ pub(super) struct ReadLoop {
     taken: Taken,
     errors_logged: Instant,
     tail_checked: Instant,
+    /// The size of the records last handed over: each new run is given room for a chunk of them.
+    shape: Shape,
 }
 
 /// A record kept for later, owned (it outlives the poll that returned it).
@@ -158,6 +160,7 @@ impl ReadLoop {
             taken: Taken::default(),
             errors_logged: long_ago,
             tail_checked: long_ago,
+            shape: Shape::default(),
         }
     }
 
@@ -350,11 +353,12 @@ impl ReadLoop {
         };
         // The partition's records so far are lent to the decoder, which appends this one to them.
         let partition = msg.partition();
+        let shape = self.shape;
         let mut records = chunk
             .runs
             .get_mut(&partition)
             .map(|r| std::mem::take(&mut r.records))
-            .unwrap_or_default();
+            .unwrap_or_else(|| Records::with_room(CHUNK_RECORDS, shape));
         let classified = match self.decoding.classify_now(incoming, &mut records) {
             Some(known) => known,
             None => self.decoding.classify(incoming, &mut records).await,
@@ -555,7 +559,10 @@ impl ReadLoop {
                 .events_consumed
                 .inc_by(run.records.len() as u64);
             self.last_read.insert(partition, (run.epoch, run.last_offset));
-            let bytes = run.records.held_bytes();
+            if run.records.len() > 100 {
+                self.shape = run.records.shape();
+            }
+            let bytes = run.records.bytes();
             let decoded = Decoded {
                 partition,
                 epoch: run.epoch,

@@ -253,6 +253,31 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
         row(&rows, &p3, &datum).map(|(b, _)| b),
         Ok(vec![0x0f, 0x27, 0, 0, 0])
     );
+    // A Date column: up to 2106-02-07 (18.16 reads a later day as 1970-01-01), not to 2149.
+    let pd = plan(
+        r#"{"type":"record","name":"D","fields":[{"name":"day","type":{"type":"int","logicalType":"date"}}]}"#,
+    );
+    let rows = RowPlan::new(&pd, &columns(&[("day", "Date")]), Server::LEGACY, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let zigzag = |d: i32| {
+        let mut out = Vec::new();
+        let mut n = ((d << 1) ^ (d >> 31)) as u32;
+        while n >= 0x80 {
+            out.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
+    };
+    assert_eq!(
+        row(&rows, &pd, &zigzag(49_710)).map(|(b, _)| b),
+        Ok(49_710u16.to_le_bytes().to_vec())
+    );
+    let fault = row(&rows, &pd, &zigzag(49_711)).err();
+    assert_eq!(
+        fault.map(|f| (f.kind(None), f.to_string().contains("2106-02-07"))),
+        Some(("out_of_range", true))
+    );
 }
 
 /// A schema with a field of every kind, the table created for it, and one datum's row, byte by byte.

@@ -50,11 +50,15 @@ fn unit_name(unit: Unit) -> &'static str {
     }
 }
 
+/// The last day a `Date` column takes: 2106-02-07. The type holds days up to 2149, but ClickHouse 18.16
+/// reads a later one as 1970-01-01 (its calendar ends with DateTime's range), so no server is given one.
+const DATE_LAST_DAY: u16 = 49_710;
+
 fn range_of(column: &Type) -> &'static str {
     match column {
         Type::DateTime => "1970-01-01 to 2106-02-07 06:28:15 UTC",
         Type::DateTime64(_) => "1900-01-01 to 2299-12-31 23:59:59 UTC",
-        Type::Date => "1970-01-01 to 2149-06-06",
+        Type::Date => "1970-01-01 to 2106-02-07",
         Type::Date32 => "1900-01-01 to 2299-12-31",
         _ => "its range",
     }
@@ -244,9 +248,9 @@ pub(super) fn put(out: &mut Vec<u8>, ty: &Type, v: Scalar<'_>) -> Result<(), Pro
                 }
             }
         }
-        (Type::Date, Scalar::Date(days)) => match u16::try_from(days) {
-            Ok(d) => out.extend_from_slice(&d.to_le_bytes()),
-            Err(_) => {
+        (Type::Date, Scalar::Date(days)) => match u16::try_from(days).ok().filter(|d| *d <= DATE_LAST_DAY) {
+            Some(d) => out.extend_from_slice(&d.to_le_bytes()),
+            None => {
                 return Err(Problem::Date {
                     days,
                     column: ty.clone(),
