@@ -474,6 +474,22 @@ pub struct PipelineConfig {
         default_value = "events_raw"
     )]
     pub clickhouse_table: String,
+    /// What identifies a record in a table nrt creates (its ReplacingMergeTree key): `coordinates`
+    /// (the Kafka partition and offset: retries and replays collapse, for any record) or the
+    /// comma-separated fields the producers guarantee unique per record (never null). A table that
+    /// exists keeps its own key; the events table is made by its migrations.
+    #[arg(
+        id = "table-key",
+        long = "table-key",
+        env = "NRT_TABLE_KEY",
+        default_value = "coordinates"
+    )]
+    pub table_key: String,
+    /// The timestamp field naming a record's event time: its `dt=/hour=` in the lake and the month
+    /// partition of a table nrt creates. Default: the schema's first timestamp field, else the
+    /// ingestion time.
+    #[arg(id = "event-time-field", long = "event-time-field", env = "NRT_EVENT_TIME_FIELD")]
+    pub event_time_field: Option<String>,
     /// Address of the admin API (/health /ready /metrics /actors); port 0 picks a free port.
     #[arg(
         id = "admin-addr",
@@ -494,6 +510,21 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// The table records go to, as `NRT_CLICKHOUSE_TABLE`, `NRT_TABLE_KEY` and `NRT_EVENT_TIME_FIELD` say.
+    pub fn table(&self, database: &str) -> crate::clickhouse::follow::Table {
+        use crate::clickhouse::table::Key;
+        let key = match self.table_key.as_str() {
+            "coordinates" => Key::Coordinates,
+            fields => Key::Fields(fields.split(',').map(|f| f.trim().to_owned()).collect()),
+        };
+        crate::clickhouse::follow::Table {
+            database: database.to_owned(),
+            table: self.clickhouse_table.clone(),
+            key,
+            time: self.event_time_field.clone(),
+        }
+    }
+
     /// The dead-letter topic: the configured one, or `<topic>.dlq`.
     pub fn dead_letter_topic(&self) -> String {
         if self.dlq_topic.is_empty() {
@@ -529,6 +560,17 @@ impl PipelineConfig {
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         self.producer_schema()?;
+        if !self.table_key.split(',').all(|f| is_plain_name(f.trim())) {
+            return Err(format!(
+                "NRT_TABLE_KEY / --table-key: '{}' is not `coordinates` or a comma-separated list of field names",
+                self.table_key
+            ));
+        }
+        if let Some(field) = self.event_time_field.as_deref().filter(|f| !is_plain_name(f)) {
+            return Err(format!(
+                "NRT_EVENT_TIME_FIELD / --event-time-field: '{field}' is not a field name"
+            ));
+        }
         if !is_plain_name(&self.clickhouse_table) {
             return Err(format!(
                 "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",

@@ -153,6 +153,8 @@ pub trait DeadLetterSink: Send + Sync {
 pub struct DeadLetterQueue {
     kafka: KafkaConfig,
     pub topic: String,
+    /// Partitions and replication to create the topic with, if missing (a producer may run alone).
+    creates: Option<(i32, i32)>,
     /// Made on first use, sized to what the topic accepts (known only once the topic exists).
     producer: tokio::sync::OnceCell<SizedProducer>,
 }
@@ -170,8 +172,15 @@ impl DeadLetterQueue {
         Ok(DeadLetterQueue {
             kafka: kafka.clone(),
             topic,
+            creates: None,
             producer: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Creates the topic before the first letter if it is missing (the consumer makes it otherwise).
+    pub fn creating(mut self, partitions: i32, replication: i32) -> Self {
+        self.creates = Some((partitions, replication));
+        self
     }
 
     /// A producer that sends records of up to `limit` bytes in batches no larger than that: a poison
@@ -196,6 +205,12 @@ impl DeadLetterQueue {
     async fn sized_producer(&self) -> Result<&SizedProducer, String> {
         self.producer
             .get_or_try_init(|| async {
+                if let Some((partitions, replication)) = self.creates {
+                    let wait = std::time::Duration::from_secs(10);
+                    crate::kafka::ensure_topic(&self.kafka, &self.topic, partitions, replication, wait)
+                        .await
+                        .map_err(|e| format!("dead-letter topic {}: {e}", self.topic))?;
+                }
                 let said = crate::kafka::topic_max_message_bytes(&self.kafka, &self.topic)
                     .await
                     .map_err(|e| format!("dead-letter topic {}: its size limit: {e}", self.topic))?;

@@ -49,7 +49,7 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
 }
 
 /// Label values of `nrt_poll_errors_total{kind}`.
-pub const POLL_ERROR_KINDS: [&str; 9] = [
+pub const POLL_ERROR_KINDS: [&str; 10] = [
     "connect",
     "timeout",
     "request",
@@ -57,6 +57,7 @@ pub const POLL_ERROR_KINDS: [&str; 9] = [
     "http_status",
     "bad_json",
     "invalid_event",
+    "invalid_record",
     "invalid_batch",
     "publish",
 ];
@@ -90,7 +91,7 @@ pub const REBALANCE_EVENTS: [&str; 3] = ["assigned", "revoked", "lost"];
 pub struct PipelineMetrics {
     pub registry: Registry,
     pub events_polled: IntCounter,
-    /// Poll failures by kind: connect, timeout, http_status, bad_json, invalid_event, encoder.
+    /// Poll failures by kind: connect, timeout, http_status, bad_json, invalid_event, invalid_record, ….
     pub poll_errors: IntCounterVec,
     pub events_encoded: IntCounter,
     /// Events the broker acknowledged (acks=all).

@@ -42,6 +42,44 @@ pub struct MockApiArgs {
     /// an events API that grew them would. The other fields are the same with or without it.
     #[arg(long, env = "NRT_MOCK_API_EXTRA_FIELDS")]
     pub extra_fields: bool,
+    /// Serve records of this Avro record schema instead of events: random values drawn from the seed,
+    /// in the lake's JSON mapping (docs/data.md), as a producer of that schema would send them.
+    #[arg(long, env = "NRT_MOCK_API_SCHEMA")]
+    pub schema: Option<std::path::PathBuf>,
+}
+
+/// Records of any schema, as JSON lines: a random datum along the plan (`avro::random`), written as the
+/// lake writes it. Deterministic for a given seed, so a test can regenerate what it must find.
+pub struct RecordGenerator {
+    plan: crate::avro::Plan,
+    rng: StdRng,
+    /// The synthetic clock the records' timestamps follow (0–20 ms apart, as the events').
+    clock: i64,
+    datum: Vec<u8>,
+}
+
+impl RecordGenerator {
+    pub fn seeded(plan: crate::avro::Plan, seed: u64, epoch_ms: i64) -> Self {
+        RecordGenerator {
+            plan,
+            rng: StdRng::seed_from_u64(seed),
+            clock: epoch_ms,
+            datum: Vec::new(),
+        }
+    }
+
+    /// The next record's JSON.
+    pub fn next_line(&mut self) -> Vec<u8> {
+        self.datum.clear();
+        self.clock += self.rng.gen_range(0..20);
+        crate::avro::random::datum(&self.plan, &mut self.rng, self.clock, &mut self.datum);
+        let mut line = Vec::with_capacity(self.datum.len() * 2);
+        // A datum written along the plan always walks; an empty object would be a bug of `random`.
+        if crate::avro::json_line(&self.plan, &self.datum, &mut line).is_err() {
+            line = b"{}".to_vec();
+        }
+        line
+    }
 }
 
 const KINDS: [(&str, u32); 6] = [
@@ -162,6 +200,8 @@ pub struct Chaos {
 
 struct State {
     gen: Generator,
+    /// `--schema`: records of that schema instead of events.
+    records: Option<RecordGenerator>,
     served: u64,
     limit: Option<u64>,
     /// Events per second, counted from `first_request`.
@@ -175,6 +215,8 @@ type Shared = web::Data<Mutex<State>>;
 
 enum Answer {
     Events(Vec<Event>),
+    /// `--schema`: each record's JSON.
+    Lines(Vec<Vec<u8>>),
     Fault(ChaosMode),
 }
 
@@ -199,20 +241,27 @@ fn take(state: &Shared, n: usize) -> Answer {
             }
             return Answer::Fault(mode);
         }
-        let events = take_events(&mut s, n);
-        return match delay {
-            0 => Answer::Events(events),
-            d => {
-                drop(s);
-                std::thread::sleep(Duration::from_millis(d.min(30_000)));
-                Answer::Events(events)
-            }
-        };
+        let answer = take_items(&mut s, n);
+        if delay > 0 {
+            drop(s);
+            std::thread::sleep(Duration::from_millis(delay.min(30_000)));
+        }
+        return answer;
     }
-    Answer::Events(take_events(&mut s, n))
+    take_items(&mut s, n)
 }
 
-fn take_events(s: &mut State, n: usize) -> Vec<Event> {
+/// Up to `n` events, or records of `--schema`.
+fn take_items(s: &mut State, n: usize) -> Answer {
+    let n = due(s, n);
+    match s.records.as_mut() {
+        Some(records) => Answer::Lines((0..n).map(|_| records.next_line()).collect()),
+        None => Answer::Events((0..n).map(|_| s.gen.next_event()).collect()),
+    }
+}
+
+/// How many of `n` asked for may be served now (the limit, the rate), counted as served.
+fn due(s: &mut State, n: usize) -> usize {
     let left = s.limit.map_or(n as u64, |l| l.saturating_sub(s.served));
     let since = s.first_request.get_or_insert_with(std::time::Instant::now).elapsed();
     let allowed = s.rate.map_or(u64::MAX, |r| {
@@ -221,7 +270,21 @@ fn take_events(s: &mut State, n: usize) -> Vec<Event> {
     });
     let n = (n as u64).min(left).min(allowed) as usize;
     s.served += n as u64;
-    (0..n).map(|_| s.gen.next_event()).collect()
+    n
+}
+
+/// A JSON array of the lines.
+fn array(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(line);
+    }
+    body.push(b']');
+    body
 }
 
 fn fault_response(mode: ChaosMode) -> HttpResponse {
@@ -240,6 +303,10 @@ async fn one_event(state: Shared) -> HttpResponse {
     match answer {
         Ok(Answer::Events(mut events)) => match events.pop() {
             Some(e) => HttpResponse::Ok().json(e),
+            None => HttpResponse::NoContent().finish(),
+        },
+        Ok(Answer::Lines(mut lines)) => match lines.pop() {
+            Some(line) => HttpResponse::Ok().content_type("application/json").body(line),
             None => HttpResponse::NoContent().finish(),
         },
         Ok(Answer::Fault(mode)) => fault_response(mode),
@@ -263,6 +330,7 @@ async fn events(state: Shared, q: web::Query<BatchQuery>) -> HttpResponse {
     };
     match web::block(move || take(&state, n)).await {
         Ok(Answer::Events(events)) => HttpResponse::Ok().json(events),
+        Ok(Answer::Lines(lines)) => HttpResponse::Ok().content_type("application/json").body(array(&lines)),
         Ok(Answer::Fault(mode)) => fault_response(mode),
         Err(e) => HttpResponse::InternalServerError().json(json!({"error": e.to_string()})),
     }
@@ -292,8 +360,21 @@ pub async fn serve(args: &MockApiArgs) -> anyhow::Result<()> {
         true => gen.with_extra_fields(),
         false => gen,
     };
+    let records = match &args.schema {
+        Some(path) => {
+            let text = crate::config::read_schema("NRT_MOCK_API_SCHEMA / --schema", path).map_err(anyhow::Error::msg)?;
+            let schema = apache_avro::Schema::parse_str(&text)
+                .map_err(|e| anyhow::anyhow!("mock-api: {}: not an Avro schema: {e}", path.display()))?;
+            let plan = crate::avro::Plan::new(&schema)
+                .map_err(|e| anyhow::anyhow!("mock-api: {}: {e}", path.display()))?;
+            let seed = args.seed.unwrap_or_else(rand::random);
+            Some(RecordGenerator::seeded(plan, seed, args.epoch_ms))
+        }
+        None => None,
+    };
     let state: Shared = web::Data::new(Mutex::new(State {
         gen,
+        records,
         served: 0,
         limit: args.limit,
         rate: args.rate,
@@ -349,5 +430,22 @@ mod tests {
             .filter(|e| e.currency == "JPY")
             .all(|e| e.amount.0 % 100 == 0));
         assert!(a.iter().any(|e| e.amount.0 > 0) && a.iter().any(|e| e.kind == "signup"));
+    }
+
+    #[test]
+    fn seeded_records_of_a_schema_repeat() {
+        let text = include_str!("../tests/fixtures/every_type.avsc");
+        let schema = apache_avro::Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let plan = crate::avro::Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"));
+        let lines = |seed| {
+            let mut g = RecordGenerator::seeded(plan.clone(), seed, 1_767_225_600_000);
+            (0..200).map(|_| g.next_line()).collect::<Vec<_>>()
+        };
+        assert_eq!(lines(5), lines(5));
+        assert_ne!(lines(5), lines(6));
+        let body = array(&lines(5));
+        let parsed: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.len(), 200);
+        assert!(parsed.iter().all(|r| r["id"].is_i64() && r["at_ms"].as_str().is_some_and(|t| t.starts_with("2026-"))));
     }
 }

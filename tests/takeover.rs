@@ -57,9 +57,9 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
     assert_eq!(events.terminate(), Some(0));
     let produced = t0.elapsed();
 
-    // The former owner: room for a whole partition in one batch; ClickHouse frozen, so it writes its
-    // objects and never commits. Then it dies.
-    let frozen = common::Freeze::begin("clickhouse");
+    // The former owner: room for a whole partition in one batch; ClickHouse frozen once it has learnt
+    // the table (before its first flush, 15 s on), so it writes its objects and never commits. Then it
+    // dies.
     let mut env = names.env(&mock.url);
     env.extend([
         ("NRT_BATCH_MAX_RECORDS", "200000"),
@@ -69,6 +69,16 @@ async fn a_default_budget_owner_takes_over_big_objects_exactly() {
         ("NRT_FLUSH_QUIET_MS", "0"),
     ]);
     let mut former = NrtProcess::spawn(&["run", "--role", "consumer"], &env);
+    common::wait_for(30, "the former owner reading", || async {
+        (common::metric(&former.url, "nrt_events_consumed_total").await? > 0.0).then_some(())
+    })
+    .await;
+    let frozen = common::Freeze::begin("clickhouse");
+    assert_eq!(
+        common::metric(&former.url, "nrt_batches_committed_total").await,
+        Some(0.0),
+        "the former owner committed before ClickHouse froze"
+    );
     let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     let objects = common::wait_for(180, "the former owner's objects", || async {
         let keys = store.list(&names.prefix).await.ok()?;

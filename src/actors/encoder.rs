@@ -1,5 +1,8 @@
-//! Encoder: registers the event schema under `<topic>-value` (TopicNameStrategy) on first use, keeps
-//! its id, and turns each batch of events into Confluent-framed Avro records for the KafkaPublisher.
+//! Encoder: registers the producer's schema under `<topic>-value` (TopicNameStrategy) on first use,
+//! keeps its id, and turns each polled batch into Confluent-framed Avro records for the KafkaPublisher:
+//! events straight from `Event` (`fast_avro`), records of any other schema from their JSON (the lake's
+//! mapping read back, `avro::encode`). A record that does not fit the schema goes to the dead-letter
+//! topic with the field and the reason, before its batch is published.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +13,7 @@ use apache_avro::Schema;
 
 use super::kafka_publisher::{KafkaPublisher, Publish, Record};
 use super::Shared;
+use crate::dead_letters::{DeadLetter, DeadLetterSink};
 use crate::event::Event;
 use crate::fast_avro::Shape;
 use crate::registry::RegistryClient;
@@ -23,7 +27,27 @@ pub const NAME: &str = "encoder";
 #[rtype(result = "Result<usize, String>")]
 pub struct Events {
     pub batch: u64,
-    pub events: Arc<Vec<Event>>,
+    pub events: Arc<Polled>,
+}
+
+/// What one poll brought: events of the built-in record, or JSON records of the producer's schema.
+#[derive(Debug)]
+pub enum Polled {
+    Events(Vec<Event>),
+    Records(Vec<serde_json::Value>),
+}
+
+impl Polled {
+    pub fn len(&self) -> usize {
+        match self {
+            Polled::Events(e) => e.len(),
+            Polled::Records(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The producer's event schema: its text, and the file it came from (read again while it is refused).
@@ -43,6 +67,8 @@ pub struct Encoder {
     shape: Option<Shape>,
     schema_id: Option<u32>,
     publisher: Addr<KafkaPublisher>,
+    /// Where records that do not fit the schema go.
+    dlq: Arc<dyn DeadLetterSink>,
     /// Test-only fault injection (debug builds arm it): panic once a batch is published, before replying.
     panic_mid_batch: Arc<AtomicBool>,
     shared: Shared,
@@ -54,6 +80,7 @@ impl Encoder {
         topic: &str,
         schema: SchemaSource,
         publisher: Addr<KafkaPublisher>,
+        dlq: Arc<dyn DeadLetterSink>,
         shared: Shared,
     ) -> Result<Self, String> {
         let parsed =
@@ -67,6 +94,7 @@ impl Encoder {
             schema: Arc::new(parsed),
             schema_id: None,
             publisher,
+            dlq,
             panic_mid_batch: Arc::default(),
             shared,
         })
@@ -122,7 +150,7 @@ impl Handler<Events> for Encoder {
             self.schema_text.clone(),
         );
         let (schema, shape) = (self.schema.clone(), self.shape);
-        let (publisher, shared) = (self.publisher.clone(), self.shared.clone());
+        let (publisher, shared, dlq) = (self.publisher.clone(), self.shared.clone(), self.dlq.clone());
         let panic_mid_batch = self.panic_mid_batch.clone();
         let job = async move {
             let id = match known_id {
@@ -130,9 +158,13 @@ impl Handler<Events> for Encoder {
                 None => register(&registry, &subject, &text, &shared).await?,
             };
             // Encoding is CPU work (0.1-1 µs per event): off the actors' thread.
-            let records = tokio::task::spawn_blocking(move || encode(id, &schema, shape, &events))
+            let (records, rejected) = tokio::task::spawn_blocking(move || encode(id, &schema, shape, &events))
                 .await
                 .map_err(|e| format!("encoding stopped: {e}"))??;
+            if !rejected.is_empty() {
+                let topic = subject.strip_suffix("-value").unwrap_or(&subject);
+                dead_letter(&*dlq, rejected, topic, &shared).await;
+            }
             shared.metrics.events_encoded.inc_by(records.len() as u64);
             let published = publisher
                 .send(Publish { batch, records })
@@ -152,21 +184,94 @@ impl Handler<Events> for Encoder {
     }
 }
 
-/// The Kafka records of a batch: key = event_id, value = the Confluent-framed Avro datum.
-fn encode(id: u32, schema: &Schema, shape: Option<Shape>, events: &[Event]) -> Result<Vec<Record>, String> {
+/// A polled record that does not fit the schema: its JSON and why.
+struct Rejected {
+    json: Vec<u8>,
+    why: String,
+}
+
+/// The Kafka records of a batch (value = the Confluent-framed Avro datum; key = event_id for events,
+/// none for records of another schema), and the records that do not fit the schema.
+fn encode(
+    id: u32,
+    schema: &Schema,
+    shape: Option<Shape>,
+    polled: &Polled,
+) -> Result<(Vec<Record>, Vec<Rejected>), String> {
+    let events = match polled {
+        Polled::Events(events) => events,
+        Polled::Records(values) => return Ok(encode_json(id, schema, values)),
+    };
     let payloads = match shape {
         Some(shape) => crate::wire::encode_fast(id, shape, events),
         None => crate::wire::encode_all(id, schema, events.iter().map(|e| e.to_avro_in(schema)))
             .map_err(|e| e.to_string())?,
     };
-    Ok(payloads
+    let records = payloads
         .into_iter()
-        .zip(events)
+        .zip(events.iter())
         .map(|(payload, e)| Record {
-            key: e.event_id,
+            key: Some(e.event_id),
             payload,
         })
-        .collect())
+        .collect();
+    Ok((records, Vec::new()))
+}
+
+/// Records of any schema from their JSON: each read back into Avro along the schema, strictly (a
+/// field the schema lacks, a value of the wrong kind, a decimal finer than its scale are refused).
+fn encode_json(id: u32, schema: &Schema, values: &[serde_json::Value]) -> (Vec<Record>, Vec<Rejected>) {
+    let plan = match crate::avro::Plan::new(schema) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let why = format!("the producer's schema cannot be read: {e}");
+            let rejected = values.iter().map(|v| Rejected {
+                json: v.to_string().into_bytes(),
+                why: why.clone(),
+            });
+            return (Vec::new(), rejected.collect());
+        }
+    };
+    let (mut records, mut rejected) = (Vec::with_capacity(values.len()), Vec::new());
+    for v in values {
+        let mut payload = crate::wire::header(id, crate::wire::HEADER_LEN + 128);
+        match crate::avro::encode::from_json(&plan, v, &mut payload) {
+            Ok(()) => records.push(Record { key: None, payload }),
+            Err(e) => rejected.push(Rejected {
+                json: v.to_string().into_bytes(),
+                why: e.to_string(),
+            }),
+        }
+    }
+    (records, rejected)
+}
+
+/// Writes the records that do not fit the schema to the dead-letter topic (kind `invalid_record`,
+/// the record's JSON as the payload), counted; waits until the topic has them.
+async fn dead_letter(dlq: &dyn DeadLetterSink, rejected: Vec<Rejected>, topic: &str, shared: &Shared) {
+    let n = rejected.len() as u64;
+    if let Some(first) = rejected.first() {
+        log::warn!("{NAME}: {n} polled records do not fit the schema (first: {}): to {}", first.why, dlq.topic());
+    }
+    let letters = rejected
+        .into_iter()
+        .map(|r| DeadLetter {
+            key: None,
+            payload: r.json,
+            // Not read from Kafka: the topic it was meant for, no partition or offset.
+            topic: topic.to_owned(),
+            partition: -1,
+            offset: -1,
+            timestamp: None,
+            kind: "invalid_record",
+            message: r.why,
+            format: "json",
+        })
+        .collect();
+    let health = &shared.health;
+    dlq.send_all(letters, &|e| health.error(NAME, e.to_owned())).await;
+    shared.metrics.poll_errors.with_label_values(&["invalid_record"]).inc_by(n);
+    shared.metrics.dead_letters.inc_by(n);
 }
 
 /// Registers the schema, waiting out registry outages; a refusal (invalid or incompatible schema) is

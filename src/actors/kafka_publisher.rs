@@ -40,7 +40,8 @@ const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(60);
 /// One encoded event: key = event_id (so an event always lands on the same partition).
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub key: uuid::Uuid,
+    /// The event's id; none for records of another schema.
+    pub key: Option<uuid::Uuid>,
     pub payload: Vec<u8>,
 }
 
@@ -110,8 +111,11 @@ impl Txn {
         let topic = self.settings.topic.as_str();
         let mut text = uuid::Uuid::encode_buffer();
         for r in records {
-            let key: &str = r.key.hyphenated().encode_lower(&mut text);
-            let mut record = BaseRecord::to(topic).key(key).payload(&r.payload);
+            let mut record = BaseRecord::to(topic).payload(&r.payload);
+            if let Some(key) = &r.key {
+                let key: &str = key.hyphenated().encode_lower(&mut text);
+                record = record.key(key);
+            }
             let mut waited = Duration::ZERO;
             loop {
                 match self.producer.send(record) {

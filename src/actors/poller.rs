@@ -10,9 +10,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::task::JoinHandle;
 
-use super::encoder::{Encoder, Events};
+use super::encoder::{Encoder, Events, Polled};
 use super::Shared;
-use crate::event::Event;
 use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = "poller";
@@ -23,6 +22,9 @@ pub struct PollSettings {
     pub interval: Duration,
     /// A request that has not answered by then counts as failed (`timeout`) and is retried.
     pub timeout: Duration,
+    /// The producer's schema is not the built-in events record: the API's answers are JSON records
+    /// the Encoder reads along that schema, not events.
+    pub records: bool,
 }
 
 /// Stop polling; replies once the batch in hand (if any) is published, so nothing polled is dropped.
@@ -40,7 +42,7 @@ struct Lifeline {
     finished: AtomicBool,
     done: tokio::sync::Notify,
     /// The poll under way: a loop started after a restart waits for it before polling again.
-    polling: tokio::sync::Mutex<Option<JoinHandle<Polled>>>,
+    polling: tokio::sync::Mutex<Option<JoinHandle<PollEnd>>>,
     /// The delivery of the last batch handed over: the next one starts after it (batches reach the
     /// Encoder one after the other, in order) and a shutdown waits for it.
     delivering: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -95,13 +97,14 @@ fn poll_error(kind: &'static str, message: impl Into<String>) -> PollError {
 }
 
 /// How one poll ended: its batch handed over (and whether it was full), or an error.
-type Polled = Result<bool, PollError>;
+type PollEnd = Result<bool, PollError>;
 
 /// What a poll needs, cloned into each poll's own task.
 #[derive(Clone)]
 struct Polling {
     url: String,
     batch: usize,
+    records: bool,
     http: reqwest::Client,
     encoder: Addr<Encoder>,
     shared: Shared,
@@ -120,6 +123,7 @@ impl Actor for Poller {
                 self.settings.batch
             ),
             batch: self.settings.batch as usize,
+            records: self.settings.records,
             http: self.http.clone(),
             encoder: self.encoder.clone(),
             shared: self.shared.clone(),
@@ -199,8 +203,8 @@ async fn poll_loop(settings: Arc<PollSettings>, polling: Polling) {
 
 /// One poll, in a task of its own: fetch a batch, wait for the previous batch's delivery, start this
 /// one's. Nothing it fetched depends on the actor being alive: a restart while it runs loses nothing.
-async fn poll_once(p: Polling) -> Polled {
-    let events = fetch(&p.http, &p.url, &p.shared).await?;
+async fn poll_once(p: Polling) -> PollEnd {
+    let events = fetch(&p.http, &p.url, p.records, &p.shared).await?;
     let full = events.len() >= p.batch;
     if events.is_empty() {
         return Ok(full);
@@ -221,7 +225,7 @@ async fn poll_once(p: Polling) -> Polled {
 }
 
 /// Hands a polled batch on until Kafka has it: polled events are never dropped.
-async fn deliver(batch: u64, events: Arc<Vec<Event>>, encoder: &Addr<Encoder>, shared: &Shared) {
+async fn deliver(batch: u64, events: Arc<Polled>, encoder: &Addr<Encoder>, shared: &Shared) {
     let attempt = || async {
         let msg = Events {
             batch,
@@ -248,7 +252,7 @@ async fn deliver(batch: u64, events: Arc<Vec<Event>>, encoder: &Addr<Encoder>, s
     let _ = published.await;
 }
 
-async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec<Event>, PollError> {
+async fn fetch(http: &reqwest::Client, url: &str, records: bool, shared: &Shared) -> Result<Polled, PollError> {
     let resp = http.get(url).send().await.map_err(|e| {
         let kind = if e.is_timeout() {
             "timeout"
@@ -272,6 +276,14 @@ async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec
             format!("GET {url}: {e}"),
         )
     })?;
+    if records {
+        // Each element is checked against the schema by the Encoder (a misfit is a dead letter).
+        let parsed = tokio::task::spawn_blocking(move || serde_json::from_slice::<Vec<serde_json::Value>>(&body))
+            .await
+            .map_err(|e| poll_error("body", format!("GET {url}: parsing stopped: {e}")))?;
+        let values = parsed.map_err(|e| poll_error("bad_json", format!("GET {url}: not a JSON array: {e}")))?;
+        return Ok(Polled::Records(values));
+    }
     // Parsing is CPU work (~2 µs per event): off the actors' thread.
     let parsed = tokio::task::spawn_blocking(move || crate::event::parse_events(&body))
         .await
@@ -287,6 +299,6 @@ async fn fetch(http: &reqwest::Client, url: &str, shared: &Shared) -> Result<Vec
     match (events.is_empty(), invalid.into_iter().next()) {
         // Nothing usable at all: treat the answer as a failed poll (counted above per event).
         (true, Some(msg)) => Err(poll_error("invalid_batch", format!("GET {url}: {msg}"))),
-        _ => Ok(events),
+        _ => Ok(Polled::Events(events)),
     }
 }

@@ -20,6 +20,7 @@ use actix::dev::ContextFut;
 use std::collections::BTreeMap;
 
 use actix::{Actor, Addr, AsyncContext, Context, Recipient, Supervised};
+use apache_avro::Schema;
 
 use super::batcher::{Batcher, Limits};
 use super::clickhouse_writer::{self, ClickhouseWriter};
@@ -243,12 +244,7 @@ pub fn start(
         // How each writer schema's records go into the table: learnt by the reader before it decodes
         // the first of them; kept across its restarts.
         let plans = {
-            let table = crate::clickhouse::follow::Table {
-                database: services.clickhouse.database.clone(),
-                table: pipeline.clickhouse_table.clone(),
-                key: crate::clickhouse::table::Key::Coordinates,
-                time: None,
-            };
+            let table = pipeline.table(&services.clickhouse.database);
             let client = crate::clickhouse::server_client(&services.clickhouse).map_err(|e| e.to_string())?;
             Arc::new(crate::clickhouse::plans::Plans::new(client, table))
         };
@@ -333,7 +329,16 @@ pub fn start(
             text: pipeline.producer_schema()?,
             file: pipeline.schema_file.clone(),
         };
-        let encoder = Encoder::new(registry, &pipeline.topic, schema, publisher, shared.clone())?;
+        // Records of another schema than the events' come as JSON, read along the schema; a misfit
+        // goes to the dead-letter topic.
+        let records = match Schema::parse_str(&schema.text) {
+            Ok(Schema::Record(r)) => r.name.fullname(None) != crate::clickhouse::plans::MIGRATED_RECORD,
+            _ => false,
+        };
+        let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())
+            .map_err(|e| format!("dead-letter producer: {e}"))?
+            .creating(pipeline.partitions, pipeline.replication);
+        let encoder = Encoder::new(registry, &pipeline.topic, schema, publisher, Arc::new(dlq), shared.clone())?;
         let encoder = Supervise::start(encoder::NAME, encoder, shared);
         started.crashable(encoder::NAME, &encoder);
         let settings = PollSettings {
@@ -341,6 +346,7 @@ pub fn start(
             batch: pipeline.poll_batch,
             interval: Duration::from_millis(pipeline.poll_interval_ms),
             timeout: Duration::from_millis(pipeline.poll_timeout_ms),
+            records,
         };
         let poller = Poller::new(settings, encoder, shared.clone())?;
         let poller = Supervise::start(poller::NAME, poller, shared);

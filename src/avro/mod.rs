@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod json;
 pub mod plan;
+pub mod random;
 pub mod reference;
 #[cfg(test)]
 mod tests;

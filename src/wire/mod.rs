@@ -62,7 +62,8 @@ pub fn encode(schema_id: u32, schema: &Schema, value: Value) -> Result<Vec<u8>, 
 }
 
 /// A record's buffer with the Confluent header written: magic byte, then the schema id big-endian.
-fn header(schema_id: u32, capacity: usize) -> Vec<u8> {
+/// The Confluent header of a record of schema `schema_id`, in a buffer of `capacity`.
+pub fn header(schema_id: u32, capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
     out.push(MAGIC);
     out.extend_from_slice(&schema_id.to_be_bytes());

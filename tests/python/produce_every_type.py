@@ -30,7 +30,8 @@ AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z, ms
 
 
 def record(rng, i):
-    at_ms = AT + rng.randrange(0, 20 * 86_400_000)
+    # A stream's times: a few ms apart (a batch spans few hours; each hour more costs the lake a reference).
+    at_ms = AT + i * 10 + rng.randrange(10)
     scale = lambda v, s: decimal.Decimal(v).scaleb(-s)
     return {
         "id": i,
