@@ -246,7 +246,9 @@ impl Records {
 
     /// Appends `other`'s records after these.
     pub fn extend(&mut self, other: Records) {
-        if self.is_empty() {
+        // Taken whole only when it is at least the room these have: room given up front (`with_room`)
+        // must not be thrown away for a run's small buffers, which would then grow by copying.
+        if self.is_empty() && other.lines.capacity() >= self.lines.capacity() {
             *self = other;
             return;
         }
