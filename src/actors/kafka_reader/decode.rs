@@ -158,30 +158,28 @@ impl Decoding {
             Err(e @ WireError::TooShort(_)) => return Ok(poison("too_short", &e)),
             Err(e) => return Ok(poison("bad_magic", &e)),
         };
-        // The hot path: the same writer schema as the record before, no lock taken.
-        if let Some((_, plan)) = self.last.as_ref().filter(|(last, _)| *last == id) {
-            return Ok(match into.decode(plan, (record.offset, record.key), avro, record.now, &mut self.scratch) {
-                Ok(()) => Classified::Decoded,
-                Err(e) => poison(e.kind(plan.time_name()), &e),
-            });
-        }
-        let Some(fit) = self.plans.get(id) else {
-            return self.still_unknown(id).ok_or(id);
-        };
-        let (plan, failed) = match fit {
-            Fit::Rows(plan) => {
-                self.last = Some((id, plan.clone()));
-                let at = (record.offset, record.key);
-                match into.decode(&plan, at, avro, record.now, &mut self.scratch) {
-                    Ok(()) => return Ok(Classified::Decoded),
-                    Err(e) => (Some(plan), e),
+        // Most records share the last one's writer schema: its plan is kept here, no lock taken.
+        if self.last.as_ref().is_none_or(|(last, _)| *last != id) {
+            let failed = match self.plans.get(id) {
+                None => return self.still_unknown(id).ok_or(id),
+                Some(Fit::Rows(plan)) => {
+                    self.last = Some((id, plan));
+                    None
                 }
+                Some(Fit::Unfit { plan: Some(plan), why }) => Some(Poison::unfit(&plan, id, &why, avro, &mut self.walked)),
+                Some(Fit::Unfit { plan: None, why }) => Some(Poison::Unfit { schema_id: id, why }),
+            };
+            if let Some(failed) = failed {
+                return Ok(poison(failed.kind(None), &failed));
             }
-            Fit::Unfit { plan: Some(plan), why } => (None, Poison::unfit(&plan, id, &why, avro, &mut self.walked)),
-            Fit::Unfit { plan: None, why } => (None, Poison::Unfit { schema_id: id, why }),
+        }
+        let Some((_, plan)) = &self.last else {
+            return Err(id);
         };
-        let time_field = plan.as_ref().and_then(|p| p.time_name());
-        Ok(poison(failed.kind(time_field), &failed))
+        Ok(match into.decode(plan, (record.offset, record.key), avro, record.now, &mut self.scratch) {
+            Ok(()) => Classified::Decoded,
+            Err(e) => poison(e.kind(plan.time_name()), &e),
+        })
     }
 
     fn still_unknown(&self, id: u32) -> Option<Classified> {
