@@ -174,47 +174,14 @@ fn record_plan(schema_id: u32, schema: &Schema) -> std::sync::Arc<RecordPlan> {
     let plan = Plan::new(schema).unwrap_or_else(|e| panic!("{e}"));
     let columns = table::columns_of(&plan, Server::LEGACY).unwrap_or_else(|e| panic!("{e}"));
     let rows = RowPlan::new(&plan, &columns, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
-    std::sync::Arc::new(RecordPlan {
-        schema_id,
-        plan,
-        rows,
-    })
+    std::sync::Arc::new(RecordPlan::new(schema_id, plan, rows))
 }
 
-/// A wide record (48 fields: scalars, timestamps, decimals, optional strings, a nested record, an
-/// array and a map; about 1 KB of Avro) through the schema-driven path: MB/s of Avro per core.
+/// The wide record of `benches/wide.avsc` (48 fields: scalars, timestamps, decimals, optional strings, a
+/// nested record, an array and a map; about 1 KB of Avro) through the schema-driven path: MB/s of Avro
+/// per core.
 fn wide(c: &mut Criterion) {
-    let mut fields = Vec::new();
-    for i in 0..8 {
-        fields.push(format!(r#"{{"name":"l{i}","type":"long"}}"#));
-        fields.push(format!(r#"{{"name":"d{i}","type":"double"}}"#));
-        fields.push(format!(r#"{{"name":"s{i}","type":"string"}}"#));
-        fields.push(format!(
-            r#"{{"name":"o{i}","type":["null","string"],"default":null}}"#
-        ));
-    }
-    for i in 0..4 {
-        fields.push(format!(
-            r#"{{"name":"t{i}","type":{{"type":"long","logicalType":"timestamp-millis"}}}}"#
-        ));
-        fields.push(format!(
-            r#"{{"name":"m{i}","type":{{"type":"bytes","logicalType":"decimal","precision":18,"scale":2}}}}"#
-        ));
-        fields.push(format!(r#"{{"name":"b{i}","type":"boolean"}}"#));
-    }
-    fields.push(r#"{"name":"id","type":{"type":"string","logicalType":"uuid"}}"#.into());
-    fields.push(r#"{"name":"tags","type":{"type":"array","items":"long"}}"#.into());
-    fields.push(r#"{"name":"attrs","type":{"type":"map","values":"string"}}"#.into());
-    fields.push(
-        r#"{"name":"who","type":{"type":"record","name":"Who","fields":[{"name":"name","type":"string"},
-        {"name":"age","type":"int"},{"name":"email","type":["null","string"]}]}}"#
-            .into(),
-    );
-    let text = format!(
-        r#"{{"type":"record","name":"Wide","namespace":"bench","fields":[{}]}}"#,
-        fields.join(",")
-    );
-    let schema = schema(&text);
+    let schema = schema(include_str!("wide.avsc"));
     let Schema::Record(r) = &*schema else {
         panic!("not a record")
     };

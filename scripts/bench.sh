@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Throughput of the release build on this machine, against the real services of scripts/stack.sh:
-#   1. codec: the CPU cost of each stage, single-threaded (cargo bench --bench codec);
+#   1. codec: the CPU cost of each stage, single-threaded (cargo bench --bench codec; BENCH_CODEC=0
+#      skips it);
 #   2. producer: a seeded Mock API of N events → Poller → Encoder → Kafka, until Kafka acked all N;
 #   3. consumer: those N events from Kafka → both sinks, until MinIO and ClickHouse acknowledged all N.
 #   4. replicas (--consumers "1 2 3"): the same N events read by 1, 2, 3… consumer processes in one
 #      group (a fresh group each time), until MinIO and ClickHouse acknowledged all N between them.
 #   3b. against (--against BIN): the consumer run again with another nrt binary (say the last release's)
 #      and with this one, alternating, each on the same N events with a fresh group and table.
-#   5. freshness: a steady 10,000 events/s (BENCH_FRESH_RATE) through producer and consumer for 30 s
+#   5. wide (BENCH_WIDE records, default 200000, 0 skips it): records of benches/wide.avsc (48 fields
+#      with a nested record, an array and a map, ~1 KB of Avro) from a seeded Mock API through the
+#      producer, then from Kafka to both sinks (a table nrt creates from the schema): MB/s of Avro, and
+#      MB of Avro per CPU second of nrt (the goal: >= 100 MB/s per busy core).
+#   6. freshness: a steady 10,000 events/s (BENCH_FRESH_RATE) through producer and consumer for 30 s
 #      (BENCH_FRESH_SECS, 0 skips it): created_at to ClickHouse acknowledging, p50 and p99.
 # Prints events/s, peak RSS, and CPU microseconds per event of nrt, Kafka, ClickHouse and MinIO, so the
 # ceiling of the whole job on this machine (cores / total CPU per event) is visible. Figures, not
@@ -50,8 +55,12 @@ echo "release build: $((SECONDS - t0)) s"
 scripts/stack.sh up >/dev/null
 [[ -f .env ]] && { set -a; source .env; set +a; }
 
-echo; echo "=== codec (single thread, per stage)"
-cargo bench --quiet --bench codec 2>/dev/null | awk '/seeded events/ {print} /^per_event\// {name = substr($0, 11)} /thrpt:/ && name != "" {printf "  %-45s %s %s (median)\n", name, $4, $5; name = ""}'
+if [[ ${BENCH_CODEC:-1} != 0 ]]; then
+  echo; echo "=== codec (single thread, per stage)"
+  cargo bench --quiet --bench codec 2>/dev/null | awk '/seeded events|wide records/ {print}
+    /^(per_event|wide_record)\// {name = substr($0, index($0, "/") + 1)}
+    /thrpt:/ && name != "" {printf "  %-45s %s %s (median)\n", name, $4, $5; name = ""}'
+fi
 
 NRT=target/release/nrt
 id=$(date +%s)
@@ -83,6 +92,19 @@ service_pids() { echo "$(pgrep -f kafka.Kafka | head -1) $(pgrep -x clickhouse-s
 metric() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" '$1 == m {print int($2)}'; }
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f events/s (%.2f s)", n / (b - a), b - a}'; }
+# Waits until the consumer at $URL has written $1 records to both sinks; START: when it read its first.
+wait_written() {
+  local n=$1 consumed minio clickhouse
+  START=""
+  while :; do
+    consumed=$(metric "$URL" nrt_events_consumed_total)
+    [[ -z $START && ${consumed:-0} -gt 0 ]] && START=$(now)
+    minio=$(metric "$URL" 'nrt_events_written_total{sink="minio"}')
+    clickhouse=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse"}')
+    [[ ${minio:-0} -ge $n && ${clickhouse:-0} -ge $n ]] && return 0
+    sleep 0.1
+  done
+}
 
 "$NRT" mock-api --listen 127.0.0.1:18765 --seed 1 --limit "$N" >/dev/null 2>>"$WORK/stderr.log" &
 PIDS+=("$!")
@@ -154,16 +176,9 @@ consume_with() {
   NRT=$bin
   spawn "against-$run" run --role consumer
   NRT=$saved
-  local pid=$PID start="" minio clickhouse
-  while :; do
-    consumed=$(metric "$URL" nrt_events_consumed_total)
-    [[ -z $start && ${consumed:-0} -gt 0 ]] && start=$(now)
-    minio=$(metric "$URL" 'nrt_events_written_total{sink="minio"}')
-    clickhouse=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse"}')
-    [[ ${minio:-0} -ge $N && ${clickhouse:-0} -ge $N ]] && break
-    sleep 0.1
-  done
-  printf '  %-10s %s, CPU %.2f µs/event, peak RSS %s\n' "$label" "$(rate "$N" "$start" "$(now)")" \
+  local pid=$PID
+  wait_written "$N"
+  printf '  %-10s %s, CPU %.2f µs/event, peak RSS %s\n' "$label" "$(rate "$N" "$START" "$(now)")" \
     "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" \
     "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
@@ -214,6 +229,44 @@ for replicas in ${BENCH_REPLICAS:-}; do
   for p in "${members[@]}"; do wait "$p" 2>/dev/null || true; done
   clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
 done
+
+# Wide records: the producer and the consumer of another record type, measured in Avro bytes too.
+WIDE=${BENCH_WIDE:-200000}
+if ((WIDE > 0)); then
+  echo; echo "=== wide records (benches/wide.avsc): $WIDE records, Mock API → Kafka → MinIO + ClickHouse"
+  "$NRT" mock-api --listen 127.0.0.1:18767 --seed 2 --limit "$WIDE" --schema benches/wide.avsc \
+    >/dev/null 2>>"$WORK/stderr.log" &
+  PIDS+=("$!")
+  export NRT_MOCK_API_URL=http://127.0.0.1:18767 NRT_SCHEMA_FILE=benches/wide.avsc NRT_TOPIC=nrt-bench-$id-wide \
+    NRT_GROUP_ID=nrt-bench-$id-wide NRT_S3_PREFIX=bench-$id-wide/ NRT_CLICKHOUSE_TABLE=wide_$id
+  spawn wide-producer run --role producer
+  producer=$PID start=""
+  while :; do
+    published=$(metric "$URL" nrt_events_published_total)
+    [[ -z $start && ${published:-0} -gt 0 ]] && start=$(now)
+    [[ ${published:-0} -ge $WIDE ]] && break
+    sleep 0.1
+  done
+  echo "producer: $(rate "$WIDE" "$start" "$(now)"), CPU $(awk -v c="$(cpu "$producer")" -v n="$WIDE" 'BEGIN {printf "%.2f", c / n * 1e6}') µs/record"
+  kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
+  spawn wide-consumer run --role consumer
+  consumer=$PID
+  wait_written "$WIDE"
+  end=$(now)
+  avro=$(metric "$URL" nrt_consumed_bytes_total)
+  awk -v n="$WIDE" -v b="${avro:-0}" -v a="$START" -v e="$end" -v c="$(cpu "$consumer")" \
+    -v rss="$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$consumer/status")" 'BEGIN {
+    printf "consumer: %.0f records/s, %.1f MB/s of Avro (%.0f bytes/record with framing), peak RSS %d MiB\n",
+      n / (e - a), b / (e - a) / 1e6, b / n, rss
+    printf "nrt CPU: %.2f µs/record, %.1f MB of Avro per CPU second (into both sinks)\n", c / n * 1e6, b / c / 1e6 }'
+  echo "busiest threads of the consumer (CPU seconds):"
+  for t in /proc/"$consumer"/task/*; do
+    awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
+  done | sort -rn | head -n 4
+  kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
+  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.wide_$id" || true
+  unset NRT_SCHEMA_FILE
+fi
 
 # Freshness: created_at (stamped by the Mock API when it serves the event) to ClickHouse acknowledging
 # the insert, from the consumer's nrt_freshness_seconds histogram, over BENCH_FRESH_SECS after a 5 s

@@ -98,6 +98,7 @@ pub struct PipelineMetrics {
     pub events_published: IntCounter,
     pub publish_errors: IntCounter,
     pub events_consumed: IntCounter,
+    pub bytes_consumed: IntCounter,
     /// Records the reader could not turn into events, by kind.
     pub decode_errors: IntCounterVec,
     /// Events a sink acknowledged, by sink (minio, clickhouse).
@@ -182,6 +183,10 @@ impl PipelineMetrics {
                 "Kafka deliveries that failed and were retried",
             )?,
             events_consumed: counter("nrt_events_consumed_total", "Events read from Kafka and decoded")?,
+            bytes_consumed: counter(
+                "nrt_consumed_bytes_total",
+                "Bytes of Kafka record values read (Confluent framing and Avro), decodable or not",
+            )?,
             decode_errors: counter_vec(
                 "nrt_decode_errors_total",
                 "Kafka records that could not be decoded, by kind",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::avro::json::JsonLine;
 use crate::avro::{walk, DecodeError, Plan};
-use crate::clickhouse::row::{Mismatch, RowFault, RowPlan, RowWriter, Scratch};
+use crate::clickhouse::row::{Mismatch, RowFault, RowPlan, RowWriter, Scratch, Steps};
 
 /// How records of one writer schema are decoded for one table (built once per schema id).
 #[derive(Debug, Clone)]
@@ -15,9 +15,20 @@ pub struct RecordPlan {
     pub schema_id: u32,
     pub plan: Plan,
     pub rows: RowPlan,
+    /// The same decoding, field by field: what `Records::decode` runs.
+    steps: Option<Steps>,
 }
 
 impl RecordPlan {
+    pub fn new(schema_id: u32, plan: Plan, rows: RowPlan) -> RecordPlan {
+        RecordPlan {
+            steps: Steps::new(&plan, &rows),
+            schema_id,
+            plan,
+            rows,
+        }
+    }
+
     /// The name of the field holding the event time, if the schema has one.
     pub fn time_name(&self) -> Option<&str> {
         let record = crate::clickhouse::row::root_record(&self.plan).ok()?;
@@ -62,6 +73,24 @@ impl Poison {
             },
         }
     }
+}
+
+/// A record's line and row in one walk of the whole datum (what `Steps` does field by field).
+fn walk_whole(
+    plan: &RecordPlan,
+    datum: &[u8],
+    (lines, rows): (&mut Vec<u8>, &mut Vec<u8>),
+    scratch: &mut Scratch,
+) -> (Result<(), DecodeError>, Option<RowFault>, Option<i64>) {
+    let mut open = std::mem::take(&mut scratch.line_open);
+    open.clear();
+    let mut both = (JsonLine::resume(lines, open), RowWriter::new(&plan.rows, rows, scratch));
+    let walked = walk(&plan.plan, datum, &mut both);
+    let (line, mut row) = both;
+    let (fault, time) = (row.fault.take(), row.time_millis);
+    drop(row);
+    scratch.line_open = line.into_open();
+    (walked, fault, time)
 }
 
 /// One record of a `Records`.
@@ -130,12 +159,14 @@ impl Records {
         scratch: &mut Scratch,
     ) -> Result<(), Poison> {
         let (line_start, row_start) = (self.lines.len(), self.rows.len());
-        let mut both = (
-            JsonLine::new(&mut self.lines),
-            RowWriter::new(&plan.rows, &mut self.rows, scratch),
-        );
-        let walked = walk(&plan.plan, datum, &mut both);
-        let (fault, time) = (both.1.fault.take(), both.1.time_millis);
+        let (walked, fault, time) = match &plan.steps {
+            Some(steps) => {
+                let out = (&mut self.lines, &mut self.rows);
+                let w = steps.run(&plan.plan, &plan.rows, datum, out, scratch);
+                (w.walked, w.fault, w.time_millis)
+            }
+            None => walk_whole(plan, datum, (&mut self.lines, &mut self.rows), scratch),
+        };
         let failed = match (walked, fault) {
             (Err(e), _) => Some(Poison::Decode(e)),
             (Ok(()), Some(f)) => Some(Poison::Row(f)),
@@ -354,7 +385,7 @@ mod tests {
         let plan = Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"));
         let columns = crate::clickhouse::table::columns_of(&plan, Server::LEGACY).unwrap_or_else(|e| panic!("{e}"));
         let rows = RowPlan::new(&plan, &columns, Server::LEGACY, None).unwrap_or_else(|e| panic!("{e}"));
-        Arc::new(RecordPlan { schema_id: 7, plan, rows })
+        Arc::new(RecordPlan::new(7, plan, rows))
     }
 
     fn datum(n: u128, created_at: i64) -> Vec<u8> {

@@ -56,6 +56,14 @@ impl<'o> JsonLine<'o> {
         self.out.push(bracket);
     }
 
+    /// Bytes that are their own JSON string's text (no byte JSON escapes), between quotes.
+    pub fn raw_string(&mut self, text: &[u8]) {
+        self.out.reserve(text.len() + 2);
+        self.out.push(b'"');
+        self.out.extend_from_slice(text);
+        self.out.push(b'"');
+    }
+
     fn quoted(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         self.out.push(b'"');
         write(self.out);
@@ -114,9 +122,8 @@ impl Visitor for JsonLine<'_> {
     }
 
     fn date(&mut self, days: i32) {
-        let date = chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163));
-        match date.filter(|d| (0..=9999).contains(&chrono::Datelike::year(d))) {
-            Some(d) => self.quoted(|out| write_date(out, d)),
+        match civil(days.into()) {
+            Some(ymd) => self.quoted(|out| write_date(out, ymd)),
             None => self.int(days),
         }
     }
@@ -259,12 +266,12 @@ pub fn decimal(out: &mut Vec<u8>, unscaled: &[u8], scale: u32) {
         bytes[16 - unscaled.len()..].copy_from_slice(unscaled);
         let n = i128::from_be_bytes(bytes);
         let mut buf = itoa::Buffer::new();
-        return place_point(
-            out,
-            n < 0,
-            buf.format(n.unsigned_abs()).as_bytes(),
-            scale as usize,
-        );
+        // Most decimals (money) fit 64 bits, whose digits are cheaper to write than 128 bits'.
+        let digits = match u64::try_from(n.unsigned_abs()) {
+            Ok(small) => buf.format(small),
+            Err(_) => buf.format(n.unsigned_abs()),
+        };
+        return place_point(out, n < 0, digits.as_bytes(), scale as usize);
     }
     // The magnitude, big-endian: the two's complement negated for a negative value.
     let mut magnitude: Vec<u8> = unscaled.iter().map(|b| if negative { !b } else { *b }).collect();
@@ -342,37 +349,84 @@ fn unit_scale(unit: Unit) -> (i64, u8) {
 
 /// `YYYY-MM-DDTHH:MM:SS` and `digits` digits of the fraction `sub`, then `Z` when `zulu`, digit by digit
 /// (chrono's strftime parses its pattern on every call: it was a tenth of the consumer's CPU when it wrote
-/// every event's time). False, writing nothing, outside the years 0–9999.
+/// every event's time; its calendar, a few percent more). False, writing nothing, outside the years
+/// 0–9999.
 pub fn write_datetime(out: &mut Vec<u8>, secs: i64, sub: u64, digits: u8, zulu: bool) -> bool {
-    use chrono::Timelike;
-    let Some(t) =
-        chrono::DateTime::from_timestamp(secs, 0).filter(|t| (0..=9999).contains(&chrono::Datelike::year(t)))
-    else {
+    let Some(date) = date_text(secs.div_euclid(86_400)) else {
         return false;
     };
-    write_date(out, t.date_naive());
-    out.push(b'T');
-    push_2_digits(out, t.hour());
-    out.push(b':');
-    push_2_digits(out, t.minute());
-    out.push(b':');
-    push_2_digits(out, t.second());
-    push_fraction(out, sub, digits);
-    if zulu {
-        out.push(b'Z');
+    let of_day = secs.rem_euclid(86_400) as u32;
+    // Into a buffer on the stack, then one copy: a push per digit was a capacity check per digit.
+    let mut text = *b"0000-00-00T00:00:00.000000000Z";
+    let two = |text: &mut [u8; 30], at: usize, n: u32| {
+        text[at] = b'0' + (n / 10 % 10) as u8;
+        text[at + 1] = b'0' + (n % 10) as u8;
+    };
+    text[..10].copy_from_slice(&date);
+    two(&mut text, 11, of_day / 3600);
+    two(&mut text, 14, of_day / 60 % 60);
+    two(&mut text, 17, of_day % 60);
+    let digits = usize::from(digits.min(9));
+    let mut n = sub;
+    for i in (20..20 + digits).rev() {
+        text[i] = b'0' + (n % 10) as u8;
+        n /= 10;
     }
+    let end = 20 + digits;
+    if zulu {
+        text[end] = b'Z';
+    }
+    out.extend_from_slice(&text[..end + usize::from(zulu)]);
     true
 }
 
-fn write_date(out: &mut Vec<u8>, d: chrono::NaiveDate) {
-    use chrono::Datelike;
-    let year = d.year() as u32;
+/// `YYYY-MM-DD` of a day counted from 1970-01-01, remembered for the next call on this thread: a
+/// stream's timestamps mostly fall on the day the last one fell on.
+fn date_text(days: i64) -> Option<[u8; 10]> {
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 10])> = const { std::cell::Cell::new((i64::MIN, [0; 10])) };
+    }
+    let (last, text) = LAST.get();
+    if last == days {
+        return Some(text);
+    }
+    let ymd = civil(days)?;
+    let mut out = Vec::with_capacity(10);
+    write_date(&mut out, ymd);
+    let text: [u8; 10] = out.as_slice().try_into().ok()?;
+    LAST.set((days, text));
+    Some(text)
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01, for the years 0–9999
+/// (Howard Hinnant's `civil_from_days`: integer arithmetic only).
+fn civil(days: i64) -> Option<(u32, u32, u32)> {
+    // Outside ±4 million days the year is far outside 0–9999; bounding first keeps the sums in range.
+    if !(-4_000_000..=4_000_000).contains(&days) {
+        return None;
+    }
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    u32::try_from(year)
+        .ok()
+        .filter(|y| *y <= 9999)
+        .map(|y| (y, month as u32, day as u32))
+}
+
+fn write_date(out: &mut Vec<u8>, (year, month, day): (u32, u32, u32)) {
     push_2_digits(out, year / 100);
     push_2_digits(out, year % 100);
     out.push(b'-');
-    push_2_digits(out, d.month());
+    push_2_digits(out, month);
     out.push(b'-');
-    push_2_digits(out, d.day());
+    push_2_digits(out, day);
 }
 
 /// `.` and `digits` digits of `sub` (zero-padded).
@@ -390,4 +444,22 @@ fn push_fraction(out: &mut Vec<u8>, sub: u64, digits: u8) {
 fn push_2_digits(out: &mut Vec<u8>, n: u32) {
     out.push(b'0' + (n / 10 % 10) as u8);
     out.push(b'0' + (n % 10) as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Datelike;
+
+    /// The calendar arithmetic agrees with chrono's on every day of the years 0–9999 and just past them.
+    #[test]
+    fn civil_dates_are_chronos() {
+        for days in -719_530..=2_932_900i64 {
+            let chrono = chrono::NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
+                .filter(|d| (0..=9999).contains(&d.year()))
+                .map(|d| (d.year() as u32, d.month(), d.day()));
+            assert_eq!(super::civil(days), chrono, "day {days}");
+        }
+        assert_eq!(super::civil(i64::MIN / 86_400), None);
+        assert_eq!(super::civil(i64::MAX / 86_400), None);
+    }
 }

@@ -55,7 +55,17 @@ impl Draw<'_> {
                 bytes(out, &b);
             }
             Node::String => {
-                let words = ["", "plain", "quote \" and \\", "ünïcödé ✓", "tab\tnew\nline"];
+                // Short and odd ones for the JSON mapping's escapes, and long ones of the length real
+                // text fields have (a URL, a user agent), so that wide records weigh what real ones do.
+                let words = [
+                    "",
+                    "plain",
+                    "quote \" and \\",
+                    "ünïcödé ✓",
+                    "tab\tnew\nline",
+                    "https://shop.example.org/catalog/items/4711?ref=newsletter&utm_source=mail",
+                    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+                ];
                 bytes(out, words[rng.gen_range(0..words.len())].as_bytes());
             }
             Node::Uuid(form) => {

@@ -214,6 +214,49 @@ pub fn walk<V: Visitor>(plan: &Plan, datum: &[u8], visitor: &mut V) -> Result<()
     }
 }
 
+/// A datum read field by field of its root record, by a caller that handles some fields itself
+/// (`clickhouse::row::steps`): the same reading, limits and errors as `walk`.
+pub struct Cursor<'p, 'b>(Walk<'p, 'b>);
+
+impl<'p, 'b> Cursor<'p, 'b> {
+    pub fn new(plan: &'p Plan, datum: &'b [u8]) -> Self {
+        Cursor(Walk {
+            plan,
+            rest: datum,
+            zero_width: 0,
+        })
+    }
+
+    /// The next field of the root record, told as `walk` tells it (`field` or `null_field`, then its
+    /// value).
+    pub fn field<V: Visitor>(&mut self, f: &'p Field, v: &mut V) -> Result<(), DecodeError> {
+        self.0.field(f, v, 0)
+    }
+
+    /// A value of `node` inside a root field.
+    pub fn value<V: Visitor>(&mut self, node: &'p Node, v: &mut V) -> Result<(), DecodeError> {
+        self.0.value(node, v, 1)
+    }
+
+    /// The index of the union branch that follows.
+    pub fn branch(&mut self, u: &Union) -> Result<usize, DecodeError> {
+        self.0.branch(u)
+    }
+
+    /// A length-prefixed value's bytes (a string's, unchecked).
+    pub fn sized(&mut self) -> Result<&'b [u8], DecodeError> {
+        self.0.sized()
+    }
+
+    /// The end of the datum: an error if bytes are left.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        match self.0.rest.len() {
+            0 => Ok(()),
+            n => Err(DecodeError::Trailing(n)),
+        }
+    }
+}
+
 struct Walk<'p, 'b> {
     plan: &'p Plan,
     rest: &'b [u8],
@@ -301,24 +344,29 @@ impl<'p, 'b> Walk<'p, 'b> {
     fn record<V: Visitor>(&mut self, r: &'p Record, v: &mut V, depth: usize) -> Result<(), DecodeError> {
         v.begin_record(r);
         for f in r.fields.iter() {
-            match &f.node {
-                Node::Null => v.null_field(f),
-                Node::Union(u) => {
-                    let branch = self.branch(u)?;
-                    if u.branches[branch] == Node::Null {
-                        v.null_field(f);
-                    } else {
-                        v.field(f);
-                        self.branch_value(u, branch, v, depth + 1)?;
-                    }
-                }
-                node => {
-                    v.field(f);
-                    self.value(node, v, depth + 1)?;
-                }
-            }
+            self.field(f, v, depth)?;
         }
         v.end_record();
+        Ok(())
+    }
+
+    fn field<V: Visitor>(&mut self, f: &'p Field, v: &mut V, depth: usize) -> Result<(), DecodeError> {
+        match &f.node {
+            Node::Null => v.null_field(f),
+            Node::Union(u) => {
+                let branch = self.branch(u)?;
+                if u.branches[branch] == Node::Null {
+                    v.null_field(f);
+                } else {
+                    v.field(f);
+                    self.branch_value(u, branch, v, depth + 1)?;
+                }
+            }
+            node => {
+                v.field(f);
+                self.value(node, v, depth + 1)?;
+            }
+        }
         Ok(())
     }
 

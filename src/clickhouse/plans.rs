@@ -96,11 +96,7 @@ impl Plans {
                 .map_err(|e| LearnError::Unreachable(format!("migration {}: {}", e.statement, e.source)))?;
         }
         let fit = match follow(&self.client, server, &self.table, &plan, schema_id).await {
-            Ok(rows) => Fit::Rows(Arc::new(RecordPlan {
-                schema_id,
-                plan,
-                rows,
-            })),
+            Ok(rows) => Fit::Rows(Arc::new(RecordPlan::new(schema_id, plan, rows))),
             Err(FollowError::Server { statement, source }) => {
                 return Err(LearnError::Unreachable(format!(
                     "clickhouse: {statement}: {source}"

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use super::types::{self, Server, Type};
 use crate::avro::plan::{Field, Named, Node, Plan, Record};
 
+mod steps;
 mod value;
 mod writer;
 
+pub use steps::{Steps, Written};
 pub use value::{put_meta, Problem, RowFault};
 pub use writer::{RowWriter, Scratch};
 

@@ -132,6 +132,8 @@ struct Run {
 struct Chunk {
     runs: BTreeMap<i32, Run>,
     records: usize,
+    /// Bytes of the record values read.
+    bytes: u64,
     /// When the chunk was begun (ms): the event time of records whose schema has no timestamp field.
     now: i64,
 }
@@ -291,7 +293,7 @@ impl ReadLoop {
             ..Chunk::default()
         };
         let mut generation = self.ownership.generation();
-        let mut epochs: HashMap<i32, Epoch> = self.ownership.owned().into_iter().collect();
+        let mut epochs: rustc_hash::FxHashMap<i32, Epoch> = self.ownership.owned().into_iter().collect();
         let mut deadline = None;
         while chunk.records < CHUNK_RECORDS && self.blocked.is_none() {
             if let Some(held) = self.pending.pop_front() {
@@ -345,6 +347,7 @@ impl ReadLoop {
             return;
         }
         chunk.records += 1;
+        chunk.bytes += msg.payload().map_or(0, <[u8]>::len) as u64;
         let incoming = Incoming {
             offset: msg.offset(),
             key: msg.key().unwrap_or_default(),
@@ -535,6 +538,7 @@ impl ReadLoop {
     /// dead-letter topic has it), then each partition's run to the Batcher, without waiting for it: the
     /// bytes count in the budget from here, so the budget, not a reply, keeps the reader in step.
     async fn hand_over(&mut self, mut chunk: Chunk, records: &mut Messages<'_>) -> Result<(), ReaderError> {
+        self.shared.metrics.bytes_consumed.inc_by(chunk.bytes);
         let letters: Vec<DeadLetter> = chunk
             .runs
             .values_mut()

@@ -4,13 +4,13 @@
 //! restarted its fetch from an older position. Taken twice, the record would be a duplicate line in
 //! the lake (ClickHouse's FINAL would hide it), so it is dropped here, where the order is known.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::actors::ownership::Epoch;
 
 /// The highest offset taken per partition, with the epoch it was taken under.
 #[derive(Debug, Default)]
-pub(super) struct Taken(HashMap<i32, (Epoch, i64)>);
+pub(super) struct Taken(FxHashMap<i32, (Epoch, i64)>);
 
 impl Taken {
     /// True when `offset` of `partition` was passed already under this `epoch`. A new epoch (the

@@ -1,5 +1,6 @@
 use super::*;
-use crate::avro::walk::walk;
+use crate::avro::json::JsonLine;
+use crate::avro::walk::{walk, DecodeError};
 use crate::event::{Event, Extra, Millis, Money, SCHEMA_V1, SCHEMA_V2};
 use crate::fast_avro::{self, Shape};
 
@@ -360,4 +361,127 @@ fn every_kind_of_field_has_a_column_and_its_bytes() {
         assert_eq!(bytes, want, "{server:?}");
         assert_eq!(time, Some(1_000), "the first timestamp field names the hour");
     }
+}
+
+/// What one record's decoding gave: the walk's result, the first fault, the time, and — when all went
+/// well — the line and the row.
+type Outcome = (
+    Result<(), DecodeError>,
+    Option<RowFault>,
+    Option<i64>,
+    Vec<u8>,
+    Vec<u8>,
+);
+
+fn by_walk(rows: &RowPlan, p: &Plan, datum: &[u8]) -> Outcome {
+    let (mut line, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+    let mut both = (
+        JsonLine::new(&mut line),
+        RowWriter::new(rows, &mut out, &mut scratch),
+    );
+    let walked = walk(p, datum, &mut both);
+    let (fault, time) = (both.1.fault.take(), both.1.time_millis);
+    drop(both);
+    finished(walked, fault, time, line, out)
+}
+
+fn by_steps(steps: &Steps, rows: &RowPlan, p: &Plan, datum: &[u8]) -> Outcome {
+    let (mut line, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+    let w = steps.run(p, rows, datum, (&mut line, &mut out), &mut scratch);
+    finished(w.walked, w.fault, w.time_millis, line, out)
+}
+
+/// Bytes count only when the record is taken (a failed one is truncated away).
+fn finished(
+    walked: Result<(), DecodeError>,
+    fault: Option<RowFault>,
+    time: Option<i64>,
+    line: Vec<u8>,
+    row: Vec<u8>,
+) -> Outcome {
+    match (&walked, &fault) {
+        (Ok(()), None) => (walked, fault, time, line, row),
+        (Err(_), _) => (walked, None, None, Vec::new(), Vec::new()),
+        (Ok(()), Some(_)) => (walked, fault, None, Vec::new(), Vec::new()),
+    }
+}
+
+/// The field-by-field pass writes what the walk of the whole datum writes: every type, tables as nrt
+/// creates them on either server, every column made Nullable or String (what an operator may do),
+/// values past a column's range, and every datum cut short at every length.
+#[test]
+fn steps_write_what_the_walk_writes() {
+    use rand::SeedableRng;
+    let schemas = [
+        include_str!("../../../tests/fixtures/every_type.avsc"),
+        include_str!("../../../benches/wide.avsc"),
+        SCHEMA_V1,
+        SCHEMA_V2,
+    ];
+    let nullable = |t: &Type| match t {
+        Type::Nullable(_) | Type::Array(_) | Type::LowCardinality(_) => t.clone(),
+        t => Type::Nullable(Box::new(t.clone())),
+    };
+    let text = |t: &Type| match t {
+        Type::Nullable(_) => Type::Nullable(Box::new(Type::String)),
+        _ => Type::String,
+    };
+    let mut compared = (0, 0, 0);
+    for text_of in schemas {
+        let p = plan(text_of);
+        for server in [Server::LEGACY, Server::CURRENT] {
+            let made = crate::clickhouse::table::columns_of(&p, server).unwrap_or_else(|e| panic!("{e}"));
+            let tables: Vec<Columns> = [
+                &(|t: &Type| t.clone()) as &dyn Fn(&Type) -> Type,
+                &nullable,
+                &text,
+            ]
+            .iter()
+            .map(|f| made.iter().map(|(n, t)| (n.clone(), f(t))).collect())
+            .collect();
+            for columns in &tables {
+                let Ok(rows) = RowPlan::new(&p, columns, server, None) else {
+                    continue;
+                };
+                let steps = Steps::new(&p, &rows).unwrap_or_else(|| panic!("a record has steps"));
+                let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+                for (n, at_ms) in (0..240).zip(
+                    [1_767_225_600_000i64, -3_000_000_000_000, 5_000_000_000_000]
+                        .iter()
+                        .cycle(),
+                ) {
+                    let mut datum = Vec::new();
+                    crate::avro::random::datum(&p, &mut rng, *at_ms, &mut datum);
+                    let cuts = if n < 4 {
+                        0..datum.len()
+                    } else {
+                        datum.len()..datum.len() + 1
+                    };
+                    for cut in cuts {
+                        let d = &datum[..cut];
+                        let (walked, steps_out) = (by_walk(&rows, &p, d), by_steps(&steps, &rows, &p, d));
+                        assert_eq!(
+                            steps_out,
+                            walked,
+                            "{server:?}, datum {n} cut at {cut} of {}",
+                            datum.len()
+                        );
+                        match &walked {
+                            (Ok(()), None, ..) => compared.0 += 1,
+                            (Ok(()), Some(_), ..) => compared.1 += 1,
+                            (Err(_), ..) => compared.2 += 1,
+                        }
+                    }
+                    let mut longer = datum.clone();
+                    longer.push(0);
+                    assert_eq!(by_steps(&steps, &rows, &p, &longer), by_walk(&rows, &p, &longer));
+                }
+            }
+        }
+    }
+    let (taken, faults, errors) = compared;
+    assert!(
+        taken > 1_000 && faults > 100 && errors > 1_000,
+        "{compared:?}: every outcome was compared"
+    );
 }

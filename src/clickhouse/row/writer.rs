@@ -16,6 +16,8 @@ pub struct Scratch {
     /// A JSON value, or an array's items, before its length prefix is known.
     buf: Vec<u8>,
     open: Vec<bool>,
+    /// The lake line's open containers (`Records::decode`), kept so that a record allocates nothing.
+    pub(crate) line_open: Vec<bool>,
 }
 
 /// Writes one record's row (its own columns, not the meta ones) as the datum is walked.
@@ -48,6 +50,21 @@ impl<'a> RowWriter<'a> {
             items: 0,
             fault: None,
             time_millis: None,
+        }
+    }
+
+    /// Writes the part of the row of one field of the root record, field `field`, as the walk of the
+    /// whole record would when it gets there (`steps` walks some fields this way).
+    pub(super) fn at_field(
+        plan: &'a RowPlan,
+        out: &'a mut Vec<u8>,
+        scratch: &'a mut Scratch,
+        field: usize,
+    ) -> Self {
+        RowWriter {
+            depth: 1,
+            next: field,
+            ..RowWriter::new(plan, out, scratch)
         }
     }
 
