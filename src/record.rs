@@ -442,4 +442,32 @@ mod tests {
         assert_eq!(none.split_off(0), records);
         assert!(none.is_empty() && none.iter().next().is_none());
     }
+
+    /// A batch given room up front keeps it when runs are added: the first run does not replace it, so
+    /// the batch never grows by copying itself (which held two copies at once).
+    #[test]
+    fn an_open_batch_keeps_the_room_it_was_given() {
+        let shape = super::Shape {
+            key: 16,
+            line: 64,
+            row: 32,
+        };
+        let mut batch = Records::with_room(1_000, shape);
+        let room = (batch.keys.capacity(), batch.lines.capacity(), batch.rows.capacity());
+        let lines = batch.lines.as_ptr();
+        for first in [0i64, 100, 200] {
+            batch.extend(Records::of((first..first + 100).map(|o| (o, o))));
+        }
+        assert_eq!(batch.len(), 300);
+        assert_eq!((batch.keys.capacity(), batch.lines.capacity(), batch.rows.capacity()), room);
+        assert_eq!(batch.lines.as_ptr(), lines, "the same buffer, never moved");
+        assert_eq!(batch.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..300).collect::<Vec<_>>());
+
+        // With no room given, the first run is taken whole (nothing copied).
+        let run = Records::of((0..10).map(|o| (o, o)));
+        let taken = run.lines.as_ptr();
+        let mut empty = Records::default();
+        empty.extend(run);
+        assert_eq!(empty.lines.as_ptr(), taken);
+    }
 }
