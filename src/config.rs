@@ -433,8 +433,8 @@ pub struct PipelineConfig {
           value_parser = clap::value_parser!(u64).range(1024..=1 << 34))]
     pub batch_max_bytes: u64,
     /// Backpressure: the KafkaReader stops reading while the consumer holds this many bytes for what it
-    /// read and has not committed (decoded events, and the bodies being written); open batches are
-    /// written at once above half of it. The process's RSS is about its base, plus this, plus
+    /// read and has not committed (its records: lines, rows, index); open batches are
+    /// written at once above three quarters of it. The process's RSS is about its base, plus this, plus
     /// librdkafka's prefetch (a quarter of this, 1–64 MiB).
     #[arg(id = "max-inflight-bytes", long = "max-inflight-bytes", env = "NRT_MAX_INFLIGHT_BYTES", default_value_t = 32 << 20,
           value_parser = clap::value_parser!(u64).range(1 << 16..=1 << 36))]

@@ -1,7 +1,8 @@
 //! What a Kafka record becomes for the sinks, decoded once along its writer schema: its lake line
 //! (`avro::json`) and its ClickHouse row (`clickhouse::row`), written in one walk, plus its event time.
-//! `Records` keeps a run of them in three flat buffers (lines, rows, an index), so a batch of a million
-//! records is three allocations, not millions, and what it holds in memory is exactly its bytes.
+//! `Records` keeps a run of them in flat buffers (keys, lines, rows, an index), so a batch of a million
+//! records is a few allocations, not millions, and what it holds in memory is exactly its bytes. Each
+//! line is kept with its newline: the buffer of lines is the lake object, sent without a copy.
 
 use std::sync::Arc;
 
@@ -145,8 +146,14 @@ impl PartialEq for Records {
 }
 
 impl Records {
-    /// What a record holds at least: its index entry, a line of `{}`, a row of its meta columns.
-    pub const MIN_RECORD_BYTES: usize = std::mem::size_of::<Entry>() + 2 + 16;
+    /// What a record holds at least: its index entry, a line of `{}` and its newline, a row of its meta
+    /// columns.
+    pub const MIN_RECORD_BYTES: usize = std::mem::size_of::<Entry>() + 3 + 16;
+
+    /// Every line, each followed by a newline: the lake object of these records (JSONL), as it is.
+    pub fn jsonl(&self) -> &[u8] {
+        &self.lines
+    }
 
     /// Decodes `datum` (offset `offset`) and appends it; on an error nothing is appended. `now` is the
     /// event time of a schema without a timestamp field.
@@ -177,6 +184,7 @@ impl Records {
             self.rows.truncate(row_start);
             return Err(poison);
         }
+        self.lines.push(b'\n');
         self.keys.extend_from_slice(key);
         self.keep_plan(plan);
         self.index.push(Entry {
@@ -258,7 +266,7 @@ impl Records {
             time: e.time,
             schema_id: e.schema_id,
             key: self.keys.get(key_start..e.key_end)?,
-            line: self.lines.get(line_start..e.line_end)?,
+            line: self.lines.get(line_start..e.line_end.checked_sub(1)?)?,
             row: self.rows.get(row_start..e.row_end)?,
         })
     }
@@ -361,6 +369,7 @@ impl Records {
     fn push(&mut self, r: Record<'_>) {
         self.keys.extend_from_slice(r.key);
         self.lines.extend_from_slice(r.line);
+        self.lines.push(b'\n');
         self.rows.extend_from_slice(r.row);
         self.index.push(Entry {
             offset: r.offset,

@@ -1,12 +1,13 @@
 //! The consumer's in-flight budget: bytes the process holds for what it read from Kafka and has not
-//! committed (or dropped) yet: the decoded records (`Records::bytes`) and, while a write runs, the
-//! bodies built from them (`hold`). The Batcher counts the events it holds (it adds a run when it
-//! accepts it, releases a batch when it is committed, abandoned or dropped); the writers count their
-//! bodies; the reader stops reading while the count is over the bound, and the Batcher writes every
-//! open batch at once while it is over half of it (so memory comes back as fast as the sinks take it).
+//! committed (or dropped) yet: the decoded records (`Records::bytes`), which are also what the sinks
+//! send (the lake object is the records' buffer of lines; ClickHouse rows go in 256 KiB chunks). The
+//! reader adds a run as it hands it over; the Batcher releases a batch when it is committed,
+//! abandoned or dropped. The reader stops reading while the count is over the bound, and the Batcher
+//! writes every open batch at once while it is over three quarters of it (so memory comes back as fast
+//! as the sinks take it; a write adds no copy, so the last quarter is room enough for the reads that
+//! land meanwhile).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -57,10 +58,10 @@ impl Inflight {
         self.bytes() >= self.bound
     }
 
-    /// Over half the bound: open batches are written now rather than at their flush interval, so the
+    /// Over three quarters of the bound: open batches are written now rather than at their flush interval, so the
     /// reader finds room again before it has to stop.
     pub fn pressed(&self) -> bool {
-        self.bytes() >= self.bound / 2
+        self.bytes() >= self.bound / 4 * 3
     }
 
     pub fn add(&self, n: usize) {
@@ -79,15 +80,6 @@ impl Inflight {
         self.freed.notify_waiters();
     }
 
-    /// Counts `n` bytes (a body being written) until the guard is dropped.
-    pub fn hold(self: &Arc<Self>, n: usize) -> HeldBytes {
-        self.add(n);
-        HeldBytes {
-            inflight: self.clone(),
-            n,
-        }
-    }
-
     /// Resolves at the next release (create it before checking the count, so no release is missed).
     pub fn freed(&self) -> Notified<'_> {
         self.freed.notified()
@@ -100,33 +92,20 @@ impl Inflight {
     }
 }
 
-/// Bytes counted in the budget while this lives (see `Inflight::hold`).
-#[derive(Debug)]
-pub struct HeldBytes {
-    inflight: Arc<Inflight>,
-    n: usize,
-}
-
-impl Drop for HeldBytes {
-    fn drop(&mut self) {
-        self.inflight.release(self.n);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_held_body_counts_until_dropped_and_pressure_starts_at_half() {
-        let inflight = Arc::new(Inflight::bounded(100));
-        inflight.add(40);
+    fn pressure_starts_at_three_quarters_and_reading_stops_at_the_bound() {
+        let inflight = Inflight::bounded(100);
+        inflight.add(74);
         assert!(!inflight.pressed());
-        let body = inflight.hold(10);
+        inflight.add(1);
         assert!(inflight.pressed() && !inflight.over());
-        inflight.add(50);
+        inflight.add(25);
         assert!(inflight.over());
-        drop(body);
+        inflight.release(10);
         assert_eq!(inflight.bytes(), 90);
         inflight.release(1000);
         assert_eq!(inflight.bytes(), 0, "releasing too much saturates");

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::inflight::Inflight;
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
 use crate::event::Millis;
@@ -27,18 +26,15 @@ pub struct MinioWriter {
     store: ObjectStore,
     prefix: String,
     bucket_ready: bool,
-    /// The consumer's budget: a body counts in it while it is being written.
-    inflight: Arc<Inflight>,
     shared: Shared,
 }
 
 impl MinioWriter {
-    pub fn new(store: ObjectStore, prefix: String, inflight: Arc<Inflight>, shared: Shared) -> Self {
+    pub fn new(store: ObjectStore, prefix: String, shared: Shared) -> Self {
         MinioWriter {
             store,
             prefix,
             bucket_ready: false,
-            inflight,
             shared,
         }
     }
@@ -61,15 +57,23 @@ pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
     ))
 }
 
-/// One JSON record per line (its lake line, written as it was decoded), in offset order.
+/// One JSON record per line (its lake line, written as it was decoded), in offset order: a copy of
+/// what `body` sends.
 pub fn jsonl(batch: &Batch) -> Vec<u8> {
-    let lines: usize = batch.records.iter().map(|r| r.line.len() + 1).sum();
-    let mut body = Vec::with_capacity(lines);
-    for r in batch.records.iter() {
-        body.extend_from_slice(r.line);
-        body.push(b'\n');
+    batch.records.jsonl().to_vec()
+}
+
+/// The batch's lines as the object's body, without a copy: the records keep each line with its
+/// newline, so their buffer of lines is the JSONL object. (Copied, a body held every line twice while
+/// it was sent, and counted in the budget twice.)
+fn body(batch: &Arc<Batch>) -> bytes::Bytes {
+    struct Lines(Arc<Batch>);
+    impl AsRef<[u8]> for Lines {
+        fn as_ref(&self) -> &[u8] {
+            self.0.records.jsonl()
+        }
     }
-    body
+    bytes::Bytes::from_owner(Lines(batch.clone()))
 }
 
 /// The hours the batch's records are of (by their own event time).
@@ -207,7 +211,7 @@ impl Handler<WriteBatch> for MinioWriter {
         }
         let prepared = object_key(&self.prefix, &batch)
             .ok_or_else(|| "the first event's time has no calendar date".to_owned())
-            .map(|key| (key, jsonl(&batch)));
+            .map(|key| (key, body(&batch)));
         let (key, body) = match prepared {
             Ok(kb) => kb,
             Err(e) => {
@@ -227,9 +231,7 @@ impl Handler<WriteBatch> for MinioWriter {
             batch.records.len(),
         );
         let started = std::time::Instant::now();
-        let held = self.inflight.hold(body.capacity());
         let write = async move {
-            let _held = held;
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
             }

@@ -225,8 +225,8 @@ pub fn start(
             shared.health.starting(name);
             shared.metrics.actor_restarts.with_label_values(&[name]);
         }
-        // What the consumer holds, counted against NRT_MAX_INFLIGHT_BYTES: the Batcher's events, the
-        // MinioWriter's bodies (see inflight.rs).
+        // What the consumer holds, counted against NRT_MAX_INFLIGHT_BYTES: the records read and not yet
+        // committed (see inflight.rs).
         let inflight = Arc::new(Inflight::new(
             pipeline.max_inflight_bytes,
             shared.metrics.inflight_bytes.clone(),
@@ -237,7 +237,7 @@ pub fn start(
                 pipeline.s3_prefix.clone(),
                 shared.clone(),
             );
-            let w = MinioWriter::new(store, prefix, inflight.clone(), sh);
+            let w = MinioWriter::new(store, prefix, sh);
             Supervise::start(minio_writer::NAME, w, shared)
         };
         started.crashable(minio_writer::NAME, &minio);

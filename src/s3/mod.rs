@@ -198,7 +198,7 @@ impl ObjectStore {
     pub async fn put_if_absent(
         &self,
         key: &str,
-        body: Vec<u8>,
+        body: impl Into<bytes::Bytes>,
         content_type: &str,
         meta: &BTreeMap<&str, String>,
     ) -> Result<PutOutcome, S3Error> {
@@ -214,7 +214,10 @@ impl ObjectStore {
         // Sent as a stream so the signature says UNSIGNED-PAYLOAD: a signed payload is a SHA-256 of
         // every body here and another in MinIO (~0.4 µs of CPU per event each). The body's integrity
         // in transit is TCP's (or TLS's) job; the key, headers and condition stay signed.
-        req.set_payload_stream(rusoto_core::ByteStream::from(body));
+        let body: bytes::Bytes = body.into();
+        let size = body.len();
+        let once = futures::stream::once(futures::future::ready(Ok(body)));
+        req.set_payload_stream(rusoto_core::ByteStream::new_with_size(once, size));
         let failed = |message: String, transient: bool| S3Error::Request {
             endpoint: self.endpoint.clone(),
             op: "put-if-absent",
