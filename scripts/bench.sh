@@ -92,6 +92,25 @@ service_pids() { echo "$(pgrep -f kafka.Kafka | head -1) $(pgrep -x clickhouse-s
 metric() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" '$1 == m {print int($2)}'; }
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN {printf "%.0f events/s (%.2f s)", n / (b - a), b - a}'; }
+# Waits until the producer at $URL has published $1 records; START: when it published its first.
+wait_published() {
+  local n=$1 published
+  START=""
+  while :; do
+    published=$(metric "$URL" nrt_events_published_total)
+    [[ -z $START && ${published:-0} -gt 0 ]] && START=$(now)
+    [[ ${published:-0} -ge $n ]] && return 0
+    sleep 0.1
+  done
+}
+
+# The CPU seconds of the busiest threads of process $1.
+busiest_threads() {
+  for t in /proc/"$1"/task/*; do
+    awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
+  done | sort -rn | head -n "$2"
+}
+
 # Waits until the consumer at $URL has written $1 records to both sinks; START: when it read its first.
 wait_written() {
   local n=$1 consumed minio clickhouse
@@ -116,14 +135,8 @@ read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
 kafka_before=$(cpu "$kafka_pid")
 spawn producer run --role producer
 producer=$PID
-start=""
-while :; do
-  published=$(metric "$URL" nrt_events_published_total)
-  [[ -z $start && ${published:-0} -gt 0 ]] && start=$(now)
-  [[ ${published:-0} -ge $N ]] && break
-  sleep 0.1
-done
-echo "producer: $(rate "$N" "$start" "$(now)")"
+wait_published "$N"
+echo "producer: $(rate "$N" "$START" "$(now)")"
 awk -v p="$(cpu "$producer")" -v k0="$kafka_before" -v k1="$(cpu "$kafka_pid")" -v n="$N" 'BEGIN {
   printf "CPU per event: nrt %.2f µs, Kafka %.2f µs\n", p / n * 1e6, (k1 - k0) / n * 1e6 }'
 kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
@@ -154,9 +167,7 @@ awk -v b="$cpu_before" -v a="$cpu_after" -v n="$N" -v cores="$(nproc)" 'BEGIN {
   printf "CPU per event: nrt %.2f µs, Kafka %.2f, ClickHouse %.2f, MinIO %.2f; total %.2f µs -> ceiling on %d cores: %.0f events/s\n",
     y[1] / n * 1e6, k / n * 1e6, c / n * 1e6, m / n * 1e6, t, cores, cores * 1e6 / t }'
 echo "busiest threads of the consumer (CPU seconds):"
-for t in /proc/"$consumer"/task/*; do
-  awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
-done | sort -rn | head -n 5
+busiest_threads "$consumer" 5
 kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
 clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true
 
@@ -240,14 +251,9 @@ if ((WIDE > 0)); then
   export NRT_MOCK_API_URL=http://127.0.0.1:18767 NRT_SCHEMA_FILE=benches/wide.avsc NRT_TOPIC=nrt-bench-$id-wide \
     NRT_GROUP_ID=nrt-bench-$id-wide NRT_S3_PREFIX=bench-$id-wide/ NRT_CLICKHOUSE_TABLE=wide_$id
   spawn wide-producer run --role producer
-  producer=$PID start=""
-  while :; do
-    published=$(metric "$URL" nrt_events_published_total)
-    [[ -z $start && ${published:-0} -gt 0 ]] && start=$(now)
-    [[ ${published:-0} -ge $WIDE ]] && break
-    sleep 0.1
-  done
-  echo "producer: $(rate "$WIDE" "$start" "$(now)"), CPU $(awk -v c="$(cpu "$producer")" -v n="$WIDE" 'BEGIN {printf "%.2f", c / n * 1e6}') µs/record"
+  producer=$PID
+  wait_published "$WIDE"
+  echo "producer: $(rate "$WIDE" "$START" "$(now)"), CPU $(awk -v c="$(cpu "$producer")" -v n="$WIDE" 'BEGIN {printf "%.2f", c / n * 1e6}') µs/record"
   kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
   spawn wide-consumer run --role consumer
   consumer=$PID
@@ -260,9 +266,7 @@ if ((WIDE > 0)); then
       n / (e - a), b / (e - a) / 1e6, b / n, rss
     printf "nrt CPU: %.2f µs/record, %.1f MB of Avro per CPU second (into both sinks)\n", c / n * 1e6, b / c / 1e6 }'
   echo "busiest threads of the consumer (CPU seconds):"
-  for t in /proc/"$consumer"/task/*; do
-    awk -v hz="$(getconf CLK_TCK)" -v name="$(cat "$t/comm")" '{printf "  %6.2f  %s\n", ($14 + $15) / hz, name}' "$t/stat"
-  done | sort -rn | head -n 4
+  busiest_threads "$consumer" 4
   kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
   clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.wide_$id" || true
   unset NRT_SCHEMA_FILE
