@@ -466,10 +466,35 @@ pub struct PipelineConfig {
         default_value = ""
     )]
     pub s3_prefix: String,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Address of the admin API (/health /ready /metrics /actors); port 0 picks a free port.
+    #[arg(
+        id = "admin-addr",
+        long = "admin-addr",
+        env = "NRT_ADMIN_ADDR",
+        default_value = "127.0.0.1:9180"
+    )]
+    pub admin_addr: String,
+    /// Bearer token for the admin API's mutating endpoints; without one they are switched off.
+    #[arg(
+        id = "admin-token",
+        long = "admin-token",
+        env = "NRT_ADMIN_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub admin_token: Secret,
+}
+
+/// The table records go to and how nrt makes it: shared by `run`, `replay` and `reconcile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TableArgs {
     /// ClickHouse table of the typed rows (in --clickhouse-database).
     #[arg(
         id = "clickhouse-table",
         long = "clickhouse-table",
+        visible_alias = "table",
         env = "NRT_CLICKHOUSE_TABLE",
         default_value = "events_raw"
     )]
@@ -490,26 +515,9 @@ pub struct PipelineConfig {
     /// ingestion time.
     #[arg(id = "event-time-field", long = "event-time-field", env = "NRT_EVENT_TIME_FIELD")]
     pub event_time_field: Option<String>,
-    /// Address of the admin API (/health /ready /metrics /actors); port 0 picks a free port.
-    #[arg(
-        id = "admin-addr",
-        long = "admin-addr",
-        env = "NRT_ADMIN_ADDR",
-        default_value = "127.0.0.1:9180"
-    )]
-    pub admin_addr: String,
-    /// Bearer token for the admin API's mutating endpoints; without one they are switched off.
-    #[arg(
-        id = "admin-token",
-        long = "admin-token",
-        env = "NRT_ADMIN_TOKEN",
-        hide_env_values = true,
-        default_value = ""
-    )]
-    pub admin_token: Secret,
 }
 
-impl PipelineConfig {
+impl TableArgs {
     /// The table records go to, as `NRT_CLICKHOUSE_TABLE`, `NRT_TABLE_KEY` and `NRT_EVENT_TIME_FIELD` say.
     pub fn table(&self, database: &str) -> crate::clickhouse::follow::Table {
         use crate::clickhouse::table::Key;
@@ -525,6 +533,30 @@ impl PipelineConfig {
         }
     }
 
+    /// Checks what clap's types cannot, naming the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.table_key.split(',').all(|f| is_plain_name(f.trim())) {
+            return Err(format!(
+                "NRT_TABLE_KEY / --table-key: '{}' is not `coordinates` or a comma-separated list of field names",
+                self.table_key
+            ));
+        }
+        if let Some(field) = self.event_time_field.as_deref().filter(|f| !is_plain_name(f)) {
+            return Err(format!(
+                "NRT_EVENT_TIME_FIELD / --event-time-field: '{field}' is not a field name"
+            ));
+        }
+        if !is_plain_name(&self.clickhouse_table) {
+            return Err(format!(
+                "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
+                self.clickhouse_table
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PipelineConfig {
     /// The dead-letter topic: the configured one, or `<topic>.dlq`.
     pub fn dead_letter_topic(&self) -> String {
         if self.dlq_topic.is_empty() {
@@ -560,23 +592,7 @@ impl PipelineConfig {
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         self.producer_schema()?;
-        if !self.table_key.split(',').all(|f| is_plain_name(f.trim())) {
-            return Err(format!(
-                "NRT_TABLE_KEY / --table-key: '{}' is not `coordinates` or a comma-separated list of field names",
-                self.table_key
-            ));
-        }
-        if let Some(field) = self.event_time_field.as_deref().filter(|f| !is_plain_name(f)) {
-            return Err(format!(
-                "NRT_EVENT_TIME_FIELD / --event-time-field: '{field}' is not a field name"
-            ));
-        }
-        if !is_plain_name(&self.clickhouse_table) {
-            return Err(format!(
-                "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
-                self.clickhouse_table
-            ));
-        }
+        self.table.validate()?;
         let topic_ok = !self.topic.is_empty()
             && self.topic.len() <= 249
             && self

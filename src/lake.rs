@@ -7,14 +7,17 @@
 
 pub mod hours;
 pub mod offsets;
+pub mod read;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::config::ServicesConfig;
-use crate::event::{Event, Millis};
+use self::read::{LineReader, ReadError};
+use crate::config::{ServicesConfig, TableArgs};
+use crate::event::Millis;
+use crate::record::{Record, Records};
 use crate::s3::{ObjectStore, S3Error};
 
 /// A usage error (the range, a name), as opposed to a service that failed.
@@ -39,8 +42,8 @@ pub struct RangeArgs {
 }
 
 impl RangeArgs {
-    /// The range, the services' settings and the ClickHouse table name, checked.
-    pub fn check(&self, table: &str) -> Result<(Hour, Hour), UsageError> {
+    /// The range, the services' settings and the ClickHouse table's, checked.
+    pub fn check(&self, table: &TableArgs) -> Result<(Hour, Hour), UsageError> {
         let (from, to) = match (Hour::parse(&self.from), Hour::parse(&self.to)) {
             (Ok(f), Ok(t)) if f < t => (f, t),
             (Ok(_), Ok(_)) => return Err(UsageError("--to must be a later hour than --from".into())),
@@ -48,9 +51,7 @@ impl RangeArgs {
             (_, Err(e)) => return Err(UsageError(format!("--to: {e}"))),
         };
         self.services.validate().map_err(UsageError)?;
-        if !crate::config::is_plain_name(table) {
-            return Err(UsageError(format!("the table '{table}' is not a plain table name")));
-        }
+        table.validate().map_err(UsageError)?;
         Ok((from, to))
     }
 }
@@ -152,6 +153,41 @@ pub fn sidecar_key(key: &str, meta: &HashMap<String, String>) -> Option<String> 
     }
 }
 
+/// An object as `nrt replay` and `nrt reconcile` read it.
+pub struct Object {
+    /// Its JSONL body.
+    pub lines: Vec<u8>,
+    pub meta: HashMap<String, String>,
+    pub origin: Origin,
+}
+
+impl Object {
+    /// The object under `key`, with its sidecar's offsets; None when a reference names it but it is not
+    /// there (its writer stopped between the two: the batch was not committed, and is written again).
+    pub async fn fetch(store: &ObjectStore, key: &str, timeout: Duration) -> Result<Option<Object>, LakeError> {
+        let Some((lines, meta)) = store.get_if_present(key, timeout).await? else {
+            return Ok(None);
+        };
+        let sidecar = match sidecar_key(key, &meta) {
+            Some(sidecar) => Some(String::from_utf8_lossy(&store.get(&sidecar, timeout).await?).into_owned()),
+            None => None,
+        };
+        let count = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        let origin = Origin::of(&meta, sidecar.as_deref(), count).map_err(|message| LakeError::Meta {
+            key: key.to_owned(),
+            message,
+        })?;
+        Ok(Some(Object { lines, meta, origin }))
+    }
+
+    /// Its lines read back into the records the pipeline made of them (`read.rs`).
+    pub async fn records(&self, key: &str, reader: &mut LineReader) -> Result<Records, ReadError> {
+        // Objects written before `nrt-ingested-at` was recorded hold events, which have their own time.
+        let ingested_at = self.origin.ingested_at.map_or(0, |m| m.0);
+        reader.read(key, &self.lines, &self.meta, &self.origin.offsets, ingested_at).await
+    }
+}
+
 /// What the lake holds for one hour.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LakeHour {
@@ -163,34 +199,72 @@ pub struct LakeHour {
 pub enum LakeError {
     #[error(transparent)]
     S3(#[from] S3Error),
-    #[error("{key}, line {line}: not an event ({message})")]
-    Line { key: String, line: usize, message: String },
+    #[error("{key}: {message}")]
+    Meta { key: String, message: String },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("hour {0} is out of range")]
     Range(Hour),
 }
 
-/// Counts the events of every hour in `from..to` (lines, and distinct event ids). Holds one object and
-/// the ids of the hours being counted at a time.
-pub async fn count(store: &ObjectStore, prefix: &str, from: Hour, to: Hour) -> Result<BTreeMap<Hour, LakeHour>, LakeError> {
+/// What makes a record one in its table, for counting distinct ones: the table's sorting-key columns
+/// but the event time's (the hours already split by it), as `uniqExact` counts them in ClickHouse.
+/// Meta columns come from the object's metadata, the others from the line's field of the same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub columns: Vec<String>,
+}
+
+impl Identity {
+    pub fn new(key: &[String], time: &str) -> Identity {
+        let rest: Vec<String> = key.iter().filter(|c| *c != time).cloned().collect();
+        Identity {
+            columns: if rest.is_empty() { key.to_vec() } else { rest },
+        }
+    }
+
+    /// 128 bits of a digest of the record's key columns.
+    pub fn of(&self, r: &Record<'_>, origin: &Origin) -> u128 {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        let mut line: Option<serde_json::Value> = None;
+        for column in &self.columns {
+            match column.as_str() {
+                "kafka_partition" => digest.update(origin.partition.to_le_bytes()),
+                "kafka_offset" => digest.update(r.offset.to_le_bytes()),
+                "ingested_at" => digest.update((origin.ingested_at.map_or(r.time, |m| m.0) / 1000).to_le_bytes()),
+                field => {
+                    let json = line.get_or_insert_with(|| serde_json::from_slice(r.line).unwrap_or_default());
+                    digest.update(json.get(field).map(|v| v.to_string()).unwrap_or_default());
+                }
+            }
+            digest.update([0xff]);
+        }
+        let hash = digest.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hash[..16]);
+        u128::from_le_bytes(first)
+    }
+}
+
+/// Counts the records of every hour in `from..to` (lines, and distinct `identity`s), each line read
+/// back as `reader` reads it. Holds one object and the ids of the hours being counted at a time.
+pub async fn count(
+    store: &ObjectStore,
+    prefix: &str,
+    (from, to): (Hour, Hour),
+    reader: &mut LineReader,
+    identity: &Identity,
+) -> Result<BTreeMap<Hour, LakeHour>, LakeError> {
     let mut ids: BTreeMap<Hour, (u64, HashSet<u128>)> = (from.0..to.0).map(|h| (Hour(h), Default::default())).collect();
     for (_, key) in hours::objects(store, prefix, from, to).await? {
-        // A reference whose object is missing: its writer stopped between the two; the batch was not
-        // committed, and is written again under the same key.
-        let Some((body, _)) = store.get_if_present(&key, Duration::from_secs(60)).await? else {
+        let Some(object) = Object::fetch(store, &key, Duration::from_secs(60)).await? else {
             continue;
         };
-        for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let event: Event = serde_json::from_slice(line).map_err(|e| LakeError::Line {
-                key: key.clone(),
-                line: n + 1,
-                message: e.to_string(),
-            })?;
-            if let Some((lines, seen)) = ids.get_mut(&Hour::of_millis(event.created_at.0)) {
+        for r in object.records(&key, reader).await?.iter() {
+            if let Some((lines, seen)) = ids.get_mut(&Hour::of_millis(r.time)) {
                 *lines += 1;
-                seen.insert(event.event_id.as_u128());
+                seen.insert(identity.of(&r, &object.origin));
             }
         }
     }
@@ -203,6 +277,39 @@ pub async fn count(store: &ObjectStore, prefix: &str, from: Hour, to: Hour) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_records_identity_is_its_key_but_the_event_time() {
+        let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let events = Identity::new(&owned(&["created_at", "event_id"]), "created_at");
+        assert_eq!(events.columns, ["event_id"]);
+        assert_eq!(Identity::new(&owned(&["at"]), "at").columns, ["at"], "nothing but the time: the time");
+        let origin = Origin {
+            partition: 3,
+            offsets: Vec::new(),
+            ingested_at: Some(Millis(7_000)),
+        };
+        let record = |line: &'static str, offset: i64| Record {
+            offset,
+            time: 0,
+            schema_id: 1,
+            key: b"",
+            line: line.as_bytes(),
+            row: b"",
+        };
+        let (a, a_again, b) = (
+            record(r#"{"event_id":"a","created_at":"2026-01-01T10:00:00Z"}"#, 1),
+            record(r#"{"event_id":"a","created_at":"2026-01-01T10:00:01Z"}"#, 2),
+            record(r#"{"event_id":"b","created_at":"2026-01-01T10:00:00Z"}"#, 1),
+        );
+        assert_eq!(events.of(&a, &origin), events.of(&a_again, &origin));
+        assert_ne!(events.of(&a, &origin), events.of(&b, &origin));
+        let coordinates = Identity::new(&owned(&["kafka_partition", "kafka_offset"]), "created_at");
+        assert_eq!(coordinates.of(&a, &origin), coordinates.of(&b, &origin), "same offset");
+        assert_ne!(coordinates.of(&a, &origin), coordinates.of(&a_again, &origin));
+        let elsewhere = Origin { partition: 4, ..origin.clone() };
+        assert_ne!(coordinates.of(&a, &origin), coordinates.of(&a, &elsewhere));
+    }
 
     #[test]
     fn hours_parse_in_every_spelling_and_print_back() {

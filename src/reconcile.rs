@@ -1,21 +1,25 @@
-//! `nrt reconcile`: for each hour of a range, what the lake holds (JSONL lines, distinct event ids)
-//! against what ClickHouse holds (`FINAL` rows, distinct event ids). The check to run after an
-//! incident; `nrt replay` repairs what it finds.
+//! `nrt reconcile`: for each hour of a range, what the lake holds (JSONL lines, distinct records)
+//! against what ClickHouse holds (`FINAL` rows, distinct records). The check to run after an
+//! incident; `nrt replay` repairs what it finds. For any record type: a line's hour is its event time
+//! as the pipeline decoded it (`lake::read`), the table's is its partition-key column, and "distinct"
+//! is by the table's sorting key without that column (`lake::Identity`): `event_id` for the events.
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
 use clap::Args;
 use serde::Serialize;
 
-use crate::lake::{Hour, LakeHour, RangeArgs};
+use crate::config::TableArgs;
+use crate::lake::read::{LineReader, Rows};
+use crate::lake::{Hour, Identity, LakeHour, RangeArgs};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
     #[command(flatten)]
     pub range: RangeArgs,
-    /// ClickHouse table of the typed rows (as `nrt run`).
-    #[arg(id = "clickhouse-table", long = "clickhouse-table", env = "NRT_CLICKHOUSE_TABLE", default_value = "events_raw")]
-    pub clickhouse_table: String,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// One JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -67,24 +71,38 @@ pub fn compare(lake: &BTreeMap<Hour, LakeHour>, clickhouse: &BTreeMap<Hour, (u64
 }
 
 pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
-    let table = &args.clickhouse_table;
-    let (from, to) = args.range.check(table)?;
+    let table = &args.table.clickhouse_table;
+    let (from, to) = args.range.check(&args.table)?;
     let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
+    let client = crate::clickhouse::client(&services.clickhouse)?;
+    let unreachable = |e: clickhouse::error::Error| anyhow::anyhow!("clickhouse at {}: {e}", services.clickhouse.url);
+    let database = &services.clickhouse.database;
+    let time = crate::clickhouse::table::partition_columns(&client, database, table)
+        .await
+        .map_err(unreachable)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{database}.{table}: no such table, or no partition key to count hours by"))?;
+    let key = crate::clickhouse::table::key_columns(&client, database, table).await.map_err(unreachable)?;
+    let identity = Identity::new(&key, &time);
+
+    let registry = crate::registry::RegistryClient::new(&services.registry, std::time::Duration::from_secs(10))?;
+    // The lake's hours by the field the table is partitioned by (`ingested_at`: the schema has none).
+    let field = Some(time.clone()).filter(|t| t != "ingested_at");
+    let mut reader = LineReader::new(registry.into(), Rows::Count { time: field });
     let store = crate::s3::ObjectStore::new(&services.s3)?;
-    let lake = crate::lake::count(&store, prefix, from, to).await?;
+    let lake = crate::lake::count(&store, prefix, (from, to), &mut reader, &identity).await?;
     // Hours as whole seconds / 3600 (no time zone involved); the range as DateTime seconds.
+    let ids: Vec<String> = identity.columns.iter().map(|c| format!("`{c}`")).collect();
     let sql = format!(
-        "SELECT toInt64(intDiv(toUInt32(created_at), 3600)) AS hour, count() AS rows, uniqExact(event_id) AS ids \
-         FROM {table} FINAL WHERE created_at >= toDateTime({}) AND created_at < toDateTime({}) \
+        "SELECT toInt64(intDiv(toUnixTimestamp(`{time}`), 3600)) AS hour, count() AS rows, uniqExact({}) AS ids \
+         FROM {table} FINAL WHERE `{time}` >= toDateTime({}) AND `{time}` < toDateTime({}) \
          GROUP BY hour ORDER BY hour",
+        ids.join(", "),
         from.0 * 3600,
         to.0 * 3600
     );
-    let rows = crate::clickhouse::client(&services.clickhouse)?
-        .query(&sql)
-        .fetch_all::<ClickhouseHour>()
-        .await
-        .map_err(|e| anyhow::anyhow!("clickhouse at {}: {e}", services.clickhouse.url))?;
+    let rows = client.query(&sql).fetch_all::<ClickhouseHour>().await.map_err(unreachable)?;
     let clickhouse = rows.into_iter().map(|r| (Hour(r.hour), (r.rows, r.ids))).collect();
     let hours = compare(&lake, &clickhouse);
     let differ = hours.iter().filter(|h| !h.same).map(|h| h.hour.clone()).collect();

@@ -318,17 +318,22 @@ impl Records {
     /// Moves the records from index `at` on into a `Records` of their own.
     pub fn split_off(&mut self, at: usize) -> Records {
         let tail = self.select_range(at..self.len());
-        if let Some(last) = at.checked_sub(1).and_then(|i| self.index.get(i)).copied() {
-            self.keys.truncate(last.key_end);
-            self.lines.truncate(last.line_end);
-            self.rows.truncate(last.row_end);
-        } else {
-            self.keys.clear();
-            self.lines.clear();
-            self.rows.clear();
-        }
-        self.index.truncate(at);
+        self.truncate(at);
         tail
+    }
+
+    /// Keeps the first `len` records (their plans stay).
+    pub fn truncate(&mut self, len: usize) {
+        let (keys, lines, rows) = match len.checked_sub(1).and_then(|i| self.index.get(i)) {
+            Some(last) => (last.key_end, last.line_end, last.row_end),
+            None => (0, 0, 0),
+        };
+        if len < self.index.len() {
+            self.keys.truncate(keys);
+            self.lines.truncate(lines);
+            self.rows.truncate(rows);
+            self.index.truncate(len);
+        }
     }
 
     fn select_range(&self, range: std::ops::Range<usize>) -> Records {

@@ -1,9 +1,11 @@
-//! `nrt replay`: the lake's events of a time range written to ClickHouse again, to repair what
+//! `nrt replay`: the lake's records of a time range written to ClickHouse again, to repair what
 //! `nrt reconcile` found missing or to rebuild a table (`--table`) from the lake.
 //!
-//! Rows come out as the pipeline wrote them: partition, offsets (`nrt-offsets`) and ingestion time
-//! (`nrt-ingested-at`) from each object's metadata, so a replayed row equals the original one and
-//! `ReplacingMergeTree` collapses them: replaying twice changes nothing. Objects are found by hour
+//! Rows come out as the pipeline wrote them: each line read back along its writer schema and decoded
+//! as the consumer decodes (`lake::read`; any record type), partition, offsets (`nrt-offsets`) and
+//! ingestion time (`nrt-ingested-at`) from each object's metadata, so a replayed row equals the original
+//! one and `ReplacingMergeTree` collapses them: replaying twice changes nothing. A table that is not
+//! there is made as `nrt run` makes it (`NRT_TABLE_KEY`, `NRT_EVENT_TIME_FIELD`). Objects are found by hour
 //! (`lake::hours`: however far an event is from its object's own hour) and read one at a time, hour
 //! by hour, in key order; the last one finished is kept in a checkpoint file (`<hour> <key>`), so a
 //! replay stopped by Ctrl-C or a crash resumes after it. Memory: one object and the range's key list.
@@ -15,19 +17,21 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::event::{Event, EventRow};
-use crate::lake::{self, Hour, RangeArgs};
+use crate::clickhouse::insert::{self, insert_all};
+use crate::clickhouse::plans::Plans;
+use crate::config::TableArgs;
+use crate::lake::read::{LineReader, Rows};
+use crate::lake::{Hour, Object, RangeArgs};
 use crate::s3::ObjectStore;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     #[command(flatten)]
     pub range: RangeArgs,
-    /// Table written (in `NRT_CLICKHOUSE_DATABASE`): the pipeline's, or a fresh one to rebuild into
-    /// (created with the migrations if missing).
-    #[arg(id = "clickhouse-table", long = "table", visible_alias = "clickhouse-table",
-          env = "NRT_CLICKHOUSE_TABLE", default_value = "events_raw")]
-    pub table: String,
+    /// The table written (in `NRT_CLICKHOUSE_DATABASE`): the pipeline's, or a fresh one to rebuild
+    /// into (made as `nrt run` makes it).
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Read and count only; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -44,7 +48,7 @@ pub struct Summary {
     /// Objects finished by an earlier, interrupted run (skipped).
     pub resumed: u64,
     pub lines: u64,
-    /// Events in the range: written (or, with `--dry-run`, that would be).
+    /// Records in the range: written (or, with `--dry-run`, that would be).
     pub events: u64,
 }
 
@@ -52,8 +56,9 @@ pub struct Summary {
 pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let (from, to) = args.range.check(&args.table)?;
     let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
+    let table = &args.table.clickhouse_table;
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(".nrt-replay-{}-{from}-{to}", args.table))
+        PathBuf::from(format!(".nrt-replay-{table}-{from}-{to}"))
     });
     let resume_after = match std::fs::read_to_string(&checkpoint) {
         Ok(text) => parse_checkpoint(&text)
@@ -63,13 +68,20 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     };
     let store = ObjectStore::new(&services.s3)?;
     let ch = &services.clickhouse;
-    if !args.dry_run {
-        let server = crate::clickhouse::server_client(ch)?;
-        crate::migrations::migrate(&server, &ch.database, &args.table).await?;
-    }
+    let rows = match args.dry_run {
+        true => Rows::Count {
+            time: args.table.event_time_field.clone(),
+        },
+        false => Rows::Table(Box::new(Plans::new(
+            crate::clickhouse::server_client(ch)?,
+            args.table.table(&ch.database),
+        ))),
+    };
+    let registry = crate::registry::RegistryClient::new(&services.registry, Duration::from_secs(10))?;
+    let mut reader = LineReader::new(registry.into(), rows);
     let client = crate::clickhouse::client(ch)?;
 
-    let objects = lake::hours::objects(&store, prefix, from, to).await?;
+    let objects = crate::lake::hours::objects(&store, prefix, from, to).await?;
     let mut progress = Progress::new(objects.len() as u64, args.dry_run);
     let mut summary = Summary::default();
     for (hour, key) in objects {
@@ -79,20 +91,36 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
             progress.object(0);
             continue;
         }
-        let (lines, rows) = read_object(&store, &key, from, to).await?;
-        summary.lines += lines;
-        summary.events += rows.len() as u64;
-        if !args.dry_run && !rows.is_empty() {
-            let mut insert = client.insert::<EventRow>(&args.table).await?;
-            for row in &rows {
-                insert.write(row).await?;
+        let mut written = 0;
+        if let Some(object) = Object::fetch(&store, &key, Duration::from_secs(120)).await? {
+            let records = object.records(&key, &mut reader).await?;
+            summary.lines += records.len() as u64;
+            let in_range = |time: i64| (from..to).contains(&Hour::of_millis(time));
+            let all_in_range = records.iter().all(|r| in_range(r.time));
+            let records = match all_in_range {
+                true => records,
+                false => {
+                    let offsets: std::collections::HashSet<i64> =
+                        records.iter().filter(|r| in_range(r.time)).map(|r| r.offset).collect();
+                    records.select(|offset| offsets.contains(&offset))
+                }
+            };
+            written = records.len() as u64;
+            if !args.dry_run && !records.is_empty() {
+                let origin = insert::Origin {
+                    partition: object.origin.partition,
+                    ingested_at: object.origin.ingested_at.map(|m| m.0),
+                };
+                insert_all(&client, table, &records, origin)
+                    .await
+                    .with_context(|| format!("inserting the records of {key}"))?;
             }
-            insert.end().await.with_context(|| format!("inserting the events of {key}"))?;
         }
+        summary.events += written;
         if !args.dry_run {
             save_checkpoint(&checkpoint, hour, &key)?;
         }
-        progress.object(rows.len() as u64);
+        progress.object(written);
     }
     progress.finish();
     if !args.dry_run {
@@ -114,35 +142,6 @@ fn parse_checkpoint(text: &str) -> anyhow::Result<Option<(Hour, String)>> {
     }
     let (hour, key) = text.split_once(' ').context("no hour before the key")?;
     Ok(Some((Hour(hour.parse().context("the hour is not a number")?), key.to_owned())))
-}
-
-/// The object's lines, and the rows of its events in `from..to`, as the pipeline wrote them. An object
-/// a reference names but that is not there (its writer stopped between the two) has none.
-async fn read_object(store: &ObjectStore, key: &str, from: Hour, to: Hour) -> anyhow::Result<(u64, Vec<EventRow>)> {
-    let timeout = Duration::from_secs(120);
-    let Some((body, meta)) = store.get_if_present(key, timeout).await? else {
-        return Ok((0, Vec::new()));
-    };
-    let sidecar = match lake::sidecar_key(key, &meta) {
-        Some(sidecar) => Some(store.get(&sidecar, timeout).await?),
-        None => None,
-    };
-    let sidecar = sidecar.map(|s| String::from_utf8_lossy(&s).into_owned());
-    let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-    let origin = lake::Origin::of(&meta, sidecar.as_deref(), lines.len())
-        .map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
-    let mut rows = Vec::new();
-    for (line, offset) in lines.iter().zip(&origin.offsets) {
-        let event: Event = serde_json::from_slice(line).with_context(|| format!("{key}, offset {offset}"))?;
-        let hour = Hour::of_millis(event.created_at.0);
-        if hour >= from && hour < to {
-            // Objects written before `nrt-ingested-at` was recorded: the event's own time, so that a
-            // second replay writes the same row.
-            let ingested_at = origin.ingested_at.unwrap_or(event.created_at);
-            rows.push(EventRow::new(&event, ingested_at, origin.partition, *offset));
-        }
-    }
-    Ok((lines.len() as u64, rows))
 }
 
 /// Written to a temporary file, then renamed over the old one: a crash leaves one or the other whole.

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
-use crate::clickhouse::row::put_meta;
+use crate::clickhouse::insert::{self, InsertError, META_BYTES};
 use crate::event::Millis;
-use crate::record::Records;
 
 pub const NAME: &str = "clickhouse_writer";
 
@@ -32,9 +31,6 @@ impl ClickhouseWriter {
         })
     }
 }
-
-/// The INSERT buffer's size: big enough that a send is worth its call.
-const SEND_BYTES: usize = 256 << 10;
 
 /// ClickHouse error codes that mean "this data": one row of the block is refused by the table's own
 /// rules, evaluated per row (a MATERIALIZED/DEFAULT expression or a CONSTRAINT), so the batch is split
@@ -178,10 +174,20 @@ impl Handler<WriteBatch> for ClickhouseWriter {
         let bytes: usize = batch.records.iter().map(|r| r.row.len() + META_BYTES).sum();
         let rows = batch.clone();
         let write = async move {
-            let mut start = 0;
-            while start < rows.records.len() {
-                start = insert_run(&client, &table, &rows, start).await?;
-            }
+            let origin = insert::Origin {
+                partition: rows.partition,
+                ingested_at: Some(rows.ingested_at.0),
+            };
+            insert::insert_all(&client, &table, &rows.records, origin)
+                .await
+                .map_err(|e| match e {
+                    InsertError::Server(e) => sink_error(e),
+                    e => SinkError {
+                        sink: "clickhouse",
+                        message: e.to_string(),
+                        failure: Failure::Misconfigured,
+                    },
+                })?;
             Ok::<usize, SinkError>(rows.records.len())
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
@@ -217,48 +223,6 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             }
         }))
     }
-}
-
-/// What the meta columns add to each row (`put_meta`).
-const META_BYTES: usize = 4 + 4 + 8;
-
-
-/// Inserts the run of records of one writer schema that starts at index `start`; returns where the
-/// next run starts.
-async fn insert_run(client: &clickhouse::Client, table: &str, batch: &Batch, start: usize) -> Result<usize, SinkError> {
-    let records: &Records = &batch.records;
-    let Some(schema_id) = records.get(start).map(|r| r.schema_id) else {
-        return Ok(records.len());
-    };
-    let Some(plan) = records.plan(schema_id) else {
-        // Records keep the plan of every row they hold: this is a bug, not data.
-        return Err(SinkError {
-            sink: "clickhouse",
-            message: format!("no columns known for writer schema {schema_id}"),
-            failure: Failure::Misconfigured,
-        });
-    };
-    let columns: Vec<String> = plan.rows.columns.iter().map(|c| format!("`{c}`")).collect();
-    let sql = format!("INSERT INTO {table} ({}) FORMAT RowBinary", columns.join(", "));
-    let mut insert = client.insert_formatted_with(sql);
-    let ingested_secs = (batch.ingested_at.0 / 1000).clamp(0, u32::MAX as i64) as u32;
-    // Rows gathered into chunks of `SEND_BYTES`, each handed over whole (no copy behind it).
-    let mut chunk = Vec::with_capacity(SEND_BYTES + 4096);
-    let mut i = start;
-    while let Some(r) = records.get(i).filter(|r| r.schema_id == schema_id) {
-        chunk.extend_from_slice(r.row);
-        put_meta(&mut chunk, ingested_secs, batch.partition, r.offset);
-        if chunk.len() >= SEND_BYTES {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_BYTES + 4096));
-            insert.send(full.into()).await.map_err(sink_error)?;
-        }
-        i += 1;
-    }
-    if !chunk.is_empty() {
-        insert.send(chunk.into()).await.map_err(sink_error)?;
-    }
-    insert.end().await.map_err(sink_error)?;
-    Ok(i)
 }
 
 #[cfg(test)]

@@ -15,12 +15,11 @@ use actix::prelude::*;
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
 use crate::event::Millis;
+use crate::lake::read::SCHEMA_IDS_META;
 use crate::lake::{self, hours, offsets, Hour};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
 pub const NAME: &str = "minio_writer";
-/// The object metadata naming the writer schema ids of its lines.
-pub const SCHEMA_IDS_META: &str = "nrt-schema-ids";
 
 pub struct MinioWriter {
     store: ObjectStore,

@@ -244,12 +244,12 @@ pub fn start(
         // How each writer schema's records go into the table: learnt by the reader before it decodes
         // the first of them; kept across its restarts.
         let plans = {
-            let table = pipeline.table(&services.clickhouse.database);
+            let table = pipeline.table.table(&services.clickhouse.database);
             let client = crate::clickhouse::server_client(&services.clickhouse).map_err(|e| e.to_string())?;
             Arc::new(crate::clickhouse::plans::Plans::new(client, table))
         };
         let clickhouse = {
-            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.clickhouse_table, shared.clone())
+            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.clickhouse_table, shared.clone())
                 .map_err(|e| e.to_string())?;
             Supervise::start(clickhouse_writer::NAME, w, shared)
         };

@@ -114,7 +114,8 @@ impl Draw<'_> {
                     long(out, n);
                     for i in 0..n {
                         if matches!(node, Node::Map(_)) {
-                            bytes(out, format!("k{i}").as_bytes());
+                            // Keys out of sorted order: whatever reads a map back must keep its order.
+                            bytes(out, format!("k{}", n - 1 - i).as_bytes());
                         }
                         self.value(items, rng, depth + 1, out);
                     }

@@ -7,6 +7,8 @@ mod client;
 #[cfg(feature = "runtime")]
 pub mod follow;
 #[cfg(feature = "runtime")]
+pub mod insert;
+#[cfg(feature = "runtime")]
 pub mod plans;
 pub mod row;
 pub mod table;

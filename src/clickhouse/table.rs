@@ -154,8 +154,28 @@ pub async fn key_columns(
     database: &str,
     table: &str,
 ) -> Result<Vec<String>, clickhouse::error::Error> {
+    columns_where(client, database, table, "is_in_sorting_key").await
+}
+
+/// The columns of the table's partition key (the event time, in the tables nrt makes).
+#[cfg(feature = "runtime")]
+pub async fn partition_columns(
+    client: &clickhouse::Client,
+    database: &str,
+    table: &str,
+) -> Result<Vec<String>, clickhouse::error::Error> {
+    columns_where(client, database, table, "is_in_partition_key").await
+}
+
+#[cfg(feature = "runtime")]
+async fn columns_where(
+    client: &clickhouse::Client,
+    database: &str,
+    table: &str,
+    flag: &str,
+) -> Result<Vec<String>, clickhouse::error::Error> {
     let sql = format!(
-        "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}' AND is_in_sorting_key",
+        "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}' AND {flag}",
         database.replace('\'', ""),
         table.replace('\'', "")
     );

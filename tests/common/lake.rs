@@ -101,3 +101,39 @@ pub async fn execute(cfg: &ServicesConfig, sql: &str) {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
+
+/// The table's column names, sorted: what `checksum_of` hashes (the same list for two tables made
+/// from the same schemas in another order).
+pub async fn columns(cfg: &ServicesConfig, table: &str) -> Vec<String> {
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    let mut names: Vec<String> = nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(&format!(
+            "SELECT name FROM system.columns WHERE database = '{TEST_DATABASE}' AND table = '{table}'"
+        ))
+        .fetch_all()
+        .await
+        .unwrap_or_else(|e| panic!("columns of {table}: {e}"));
+    names.sort();
+    names
+}
+
+/// `FINAL` rows and a hash over `columns` of them (each as text, NULL as `\N`): any table.
+pub async fn checksum_of(cfg: &ServicesConfig, table: &str, columns: &[String]) -> Checksum {
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    let texts: Vec<String> = columns
+        .iter()
+        .map(|c| format!("ifNull(toString(`{c}`), '\\\\N')"))
+        .collect();
+    nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(&format!(
+            "SELECT count() AS rows, sum(cityHash64({})) AS hash FROM {table} FINAL",
+            texts.join(", ")
+        ))
+        .fetch_one::<Checksum>()
+        .await
+        .unwrap_or_else(|e| panic!("checksum of {table}: {e}"))
+}

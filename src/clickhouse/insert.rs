@@ -1,0 +1,81 @@
+//! The INSERT of records' rows: one statement per run of records of one writer schema (naming that
+//! schema's columns), the rows sent as RowBinary with the meta columns after each. What the
+//! ClickhouseWriter writes a batch with, and `nrt replay` an object's records.
+
+use crate::clickhouse::row::put_meta;
+use crate::record::{Record, Records};
+
+/// The INSERT buffer's size: big enough that a send is worth its call.
+const SEND_BYTES: usize = 256 << 10;
+
+/// What the meta columns add to each row (`put_meta`).
+pub const META_BYTES: usize = 4 + 4 + 8;
+
+/// Where the rows came from: their meta columns.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub partition: i32,
+    /// When the batch was ingested, ms; None (objects written before the lake recorded it): each
+    /// record's own event time.
+    pub ingested_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    /// Records keep the plan of every row they hold: this is a bug, not data.
+    #[error("no columns known for writer schema {0}")]
+    NoPlan(u32),
+    #[error(transparent)]
+    Server(#[from] clickhouse::error::Error),
+}
+
+/// Inserts the run of records of one writer schema that starts at index `start` into `table`;
+/// returns where the next run starts.
+pub async fn insert_run(
+    client: &clickhouse::Client,
+    table: &str,
+    records: &Records,
+    start: usize,
+    origin: Origin,
+) -> Result<usize, InsertError> {
+    let Some(schema_id) = records.get(start).map(|r| r.schema_id) else {
+        return Ok(records.len());
+    };
+    let plan = records.plan(schema_id).ok_or(InsertError::NoPlan(schema_id))?;
+    let columns: Vec<String> = plan.rows.columns.iter().map(|c| format!("`{c}`")).collect();
+    let sql = format!("INSERT INTO {table} ({}) FORMAT RowBinary", columns.join(", "));
+    let mut insert = client.insert_formatted_with(sql);
+    let secs = |ms: i64| (ms / 1000).clamp(0, u32::MAX as i64) as u32;
+    let ingested = |r: &Record| secs(origin.ingested_at.unwrap_or(r.time));
+    // Rows gathered into chunks of `SEND_BYTES`, each handed over whole (no copy behind it).
+    let mut chunk = Vec::with_capacity(SEND_BYTES + 4096);
+    let mut i = start;
+    while let Some(r) = records.get(i).filter(|r| r.schema_id == schema_id) {
+        chunk.extend_from_slice(r.row);
+        put_meta(&mut chunk, ingested(&r), origin.partition, r.offset);
+        if chunk.len() >= SEND_BYTES {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_BYTES + 4096));
+            insert.send(full.into()).await?;
+        }
+        i += 1;
+    }
+    if !chunk.is_empty() {
+        insert.send(chunk.into()).await?;
+    }
+    insert.end().await?;
+    Ok(i)
+}
+
+/// Inserts every record, a run of one writer schema at a time.
+pub async fn insert_all(
+    client: &clickhouse::Client,
+    table: &str,
+    records: &Records,
+    origin: Origin,
+) -> Result<(), InsertError> {
+    let mut start = 0;
+    while start < records.len() {
+        start = insert_run(client, table, records, start, origin).await?;
+    }
+    Ok(())
+}
