@@ -46,14 +46,8 @@ fn stages(c: &mut Criterion) {
         .chunks(CHUNK)
         .map(|chunk| serde_json::to_vec(chunk).unwrap_or_default())
         .collect();
-    let mut decoders = wire::Decoders::new(v1.clone());
-    decoders.learn(7, v1.clone());
     // The same records read through an evolved writer schema (resolution on every record).
-    let mut evolved = wire::Decoders::new(v1.clone());
-    evolved.learn(
-        7,
-        schema(&SCHEMA_V1.replacen("\"doc\"", "\"aliases\": [], \"doc\"", 1)),
-    );
+    let evolved = schema(&SCHEMA_V1.replacen("\"doc\"", "\"aliases\": [], \"doc\"", 1));
     let events_plan = record_plan(7, &v1);
     let mut decoded = Records::default();
     let mut scratch = Scratch::default();
@@ -99,26 +93,20 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("reader: split + decode + from_avro", |b| {
+    // apache-avro's Value tree: the reference the walker is proven against, for comparison.
+    g.bench_function("apache-avro: split + decode + from_avro", |b| {
         b.iter(|| {
             for record in &records {
-                let decoded = wire::split(record).and_then(|(id, avro)| decoders.decode(id, avro));
+                let decoded = wire::split(record).and_then(|(id, avro)| wire::decode(id, avro, &v1, None));
                 black_box(decoded.ok().map(Event::from_avro));
             }
         })
     });
-    g.bench_function("reader: split + decode_event (fast path)", |b| {
+    g.bench_function("apache-avro, writer schema differs: + resolve", |b| {
         b.iter(|| {
             for record in &records {
-                let decoded = wire::split(record).map(|(id, avro)| decoders.decode_event(id, avro));
-                black_box(decoded.ok());
-            }
-        })
-    });
-    g.bench_function("reader, writer schema differs: + resolve", |b| {
-        b.iter(|| {
-            for record in &records {
-                let decoded = wire::split(record).and_then(|(id, avro)| evolved.decode(id, avro));
+                let decoded =
+                    wire::split(record).and_then(|(id, avro)| wire::decode(id, avro, &evolved, Some(&v1)));
                 black_box(decoded.ok().map(Event::from_avro));
             }
         })
@@ -136,22 +124,8 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
-    // Today's consumer, decode to both sinks' forms in one: the fast decoder, the JSON line, the row.
-    g.bench_function("reader+sinks today: decode_event + line + EventRow", |b| {
-        let mut line = Vec::with_capacity(256);
-        b.iter(|| {
-            let now = Millis::now();
-            for (o, record) in records.iter().enumerate() {
-                if let Ok(Ok(e)) = wire::split(record).map(|(id, avro)| decoders.decode_event(id, avro)) {
-                    line.clear();
-                    e.write_json(&mut line);
-                    black_box((&line, EventRow::new(&e, now, 0, o as i64)));
-                }
-            }
-        })
-    });
     // The schema-driven path: the walker writes the line and the RowBinary row in one pass.
-    g.bench_function("reader+sinks schema-driven: walk → line + row", |b| {
+    g.bench_function("reader+sinks: walk → line + row", |b| {
         let (mut out, mut scratch) = (Records::default(), Scratch::default());
         b.iter(|| {
             out.clear();
@@ -268,13 +242,11 @@ fn wide(c: &mut Criterion) {
         })
     });
     g.bench_function("apache-avro decode to Value (bytes of Avro)", |b| {
-        let mut decoders = wire::Decoders::new(schema.clone());
-        decoders.learn(9, schema.clone());
         b.iter(|| {
             for record in &records {
                 black_box(
                     wire::split(record)
-                        .and_then(|(id, avro)| decoders.decode(id, avro))
+                        .and_then(|(id, avro)| wire::decode(id, avro, &schema, None))
                         .is_ok(),
                 );
             }

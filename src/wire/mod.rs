@@ -3,9 +3,6 @@
 
 pub mod bounds;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -91,35 +88,6 @@ pub fn encode_all(
         .collect()
 }
 
-/// Why a record did not become an event: its bytes, or the event they hold.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeEventError {
-    #[error(transparent)]
-    Wire(#[from] WireError),
-    #[error(transparent)]
-    Event(#[from] crate::event::EventError),
-}
-
-/// One writer schema, as the consumer uses it.
-struct Writer {
-    schema: Arc<Schema>,
-    /// The writer schema's named types, resolved once: a record's cost is checked before decoding.
-    bounds: Result<Bounds, String>,
-    /// Identical to the reader schema: no resolution needed.
-    same: bool,
-    /// Writer and reader are `events.v1` or `events.v2` (the same or not): decoded straight into an
-    /// `Event` (`fast_avro`), resolution included.
-    fast: Option<(Shape, Shape)>,
-}
-
-/// The consumer's decoders: one per writer schema id seen, each knowing whether its writer schema is
-/// the reader schema (then no resolution is needed: the common case, and the hot path).
-pub struct Decoders {
-    reader: Arc<Schema>,
-    reader_shape: Option<Shape>,
-    by_id: HashMap<u32, Writer>,
-}
-
 /// A schema field for field, logical types and defaults included (the Parsing Canonical Form drops them).
 fn as_json(s: &Schema) -> Option<serde_json::Value> {
     serde_json::to_value(s).ok()
@@ -150,69 +118,6 @@ pub fn encode_fast(schema_id: u32, shape: Shape, events: &[crate::event::Event])
             out
         })
         .collect()
-}
-
-impl Decoders {
-    pub fn new(reader: Arc<Schema>) -> Self {
-        Decoders {
-            reader_shape: shape(&reader),
-            reader,
-            by_id: HashMap::new(),
-        }
-    }
-
-    pub fn knows(&self, schema_id: u32) -> bool {
-        self.by_id.contains_key(&schema_id)
-    }
-
-    /// Remembers the writer schema registered under `schema_id`.
-    pub fn learn(&mut self, schema_id: u32, writer: Arc<Schema>) {
-        let same = as_json(&writer).is_some() && as_json(&writer) == as_json(&self.reader);
-        let fast = shape(&writer).zip(self.reader_shape);
-        self.by_id.insert(
-            schema_id,
-            Writer {
-                bounds: Bounds::new(&writer),
-                schema: writer,
-                same,
-                fast,
-            },
-        );
-    }
-
-    fn writer(&self, schema_id: u32) -> Result<&Writer, WireError> {
-        self.by_id.get(&schema_id).ok_or_else(|| WireError::Corrupt {
-            schema_id,
-            message: "writer schema not known to the decoder".into(),
-        })
-    }
-
-    /// Decodes a record's Avro bytes into the reader schema; the id must have been learnt.
-    pub fn decode(&self, schema_id: u32, avro: &[u8]) -> Result<Value, WireError> {
-        let w = self.writer(schema_id)?;
-        let reader = (!w.same).then_some(&*self.reader);
-        let bounds = w.bounds.as_ref().map_err(|message| WireError::Corrupt {
-            schema_id,
-            message: message.clone(),
-        })?;
-        decode_bounded(schema_id, avro, &w.schema, bounds, reader)
-    }
-
-    /// Decodes a record's Avro bytes into a validated event: straight from the bytes when the writer
-    /// and reader schemas are `events.v1` or `v2` (`fast_avro`, proven equal to the general path), else
-    /// through `decode`.
-    pub fn decode_event(&self, schema_id: u32, avro: &[u8]) -> Result<crate::event::Event, DecodeEventError> {
-        if let Some((writer, reader)) = self.writer(schema_id)?.fast {
-            return crate::fast_avro::decode_event(avro, writer, reader).map_err(|e| match e {
-                crate::fast_avro::FastError::Corrupt(why) => DecodeEventError::Wire(WireError::Corrupt {
-                    schema_id,
-                    message: why.to_owned(),
-                }),
-                crate::fast_avro::FastError::Event(e) => DecodeEventError::Event(e),
-            });
-        }
-        Ok(crate::event::Event::from_avro(self.decode(schema_id, avro)?)?)
-    }
 }
 
 /// Decodes the Avro bytes written with `writer`, resolved into `reader` when given (schema evolution).
@@ -331,31 +236,22 @@ mod tests {
     }
 
     #[test]
-    fn decoders_resolve_only_when_the_writer_differs() {
-        let reader = Arc::new(schema());
-        let mut decoders = Decoders::new(reader.clone());
+    fn an_older_writer_is_resolved_into_the_reader() {
         let bytes = [5, 4, 0xc3, 0xa9];
-        assert!(decoders.decode(1, &bytes).is_err(), "an unknown id decodes");
-        decoders.learn(1, reader);
-        assert_eq!(decoders.decode(1, &bytes), Ok(value()));
+        assert_eq!(decode(1, &bytes, &schema(), Some(&schema())), Ok(value()));
         // An older writer without `s`: resolution fills the reader's default.
         let older =
-            Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}"#);
-        let older = older.map_err(|e| e.to_string()).map(Arc::new);
+            Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"}]}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
         let with_default = Schema::parse_str(
             r#"{"type":"record","name":"R","fields":[{"name":"n","type":"long"},{"name":"s","type":"string","default":"d"}]}"#,
-        );
-        let mut evolving = Decoders::new(Arc::new(
-            with_default
-                .map_err(|e| e.to_string())
-                .unwrap_or_else(|e| panic!("{e}")),
-        ));
-        evolving.learn(2, older.unwrap_or_else(|e| panic!("{e}")));
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let expected = Value::Record(vec![
             ("n".into(), Value::Long(-3)),
             ("s".into(), Value::String("d".into())),
         ]);
-        assert_eq!(evolving.decode(2, &[5]), Ok(expected));
+        assert_eq!(decode(2, &[5], &older, Some(&with_default)), Ok(expected));
     }
 
     #[test]
