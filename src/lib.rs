@@ -39,5 +39,6 @@ runtime_modules!(
     retry,
     run,
     s3,
+    table_change,
     tls,
 );

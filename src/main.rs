@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use nrt_pipeline::config::Role;
-use nrt_pipeline::{doctor, mock_api, reconcile, registry, replay, run};
+use nrt_pipeline::{doctor, mock_api, reconcile, registry, replay, run, table_change};
 
 // Many small allocations made on one thread (the reader's) and freed on another (the actors'):
 // glibc's malloc spent ~13% of the reader's CPU on them and kept the peak resident; mimalloc is
@@ -90,6 +90,13 @@ enum Command {
     /// finished), `--dry-run` to count only. Exits 0 when done, 2 on a usage error, 3 when a service
     /// failed (run it again: it resumes).
     Replay(Box<replay::ReplayArgs>),
+    /// What writer schemas need of the table, and a reviewed change applied (`--schema-id`).
+    ///
+    /// `check` prints, for each field a schema retyped beyond its column, the ALTER that resolves it;
+    /// `apply` runs and records those statements. Exits 0 when nothing holds the consumer, 1 when
+    /// something does, 2 on a usage error, 3 when a service failed.
+    #[command(subcommand)]
+    Table(Box<table_change::TableCommand>),
 }
 
 fn main() -> ExitCode {
@@ -223,6 +230,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("nrt replay: {e:#}");
+                    let usage = e.is::<nrt_pipeline::lake::UsageError>();
+                    Ok(ExitCode::from(if usage { 2 } else { 3 }))
+                }
+            }
+        }
+        Command::Table(command) => {
+            let (args, apply) = match *command {
+                table_change::TableCommand::Check(args) => (args, false),
+                table_change::TableCommand::Apply(args) => (args, true),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match rt.block_on(table_change::run(&args, apply)) {
+                Ok(reviews) => {
+                    print!("{}", table_change::render(&reviews, &args.table.clickhouse_table));
+                    Ok(ExitCode::from(u8::from(reviews.iter().any(|r| r.holds()))))
+                }
+                Err(e) => {
+                    eprintln!("nrt table: {e:#}");
                     let usage = e.is::<nrt_pipeline::lake::UsageError>();
                     Ok(ExitCode::from(if usage { 2 } else { 3 }))
                 }

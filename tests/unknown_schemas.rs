@@ -343,16 +343,40 @@ async fn a_field_retyped_beyond_widening_holds_until_the_table_takes_it() {
         "nothing past them committed"
     );
 
-    // The operator's resolution: a String column takes both, the v1 longs as their text.
+    // The operator's resolution, reviewed then applied: a String column takes both, the v1 longs as
+    // their text.
     let mut ch = cfg.clickhouse.clone();
     ch.database = common::TEST_DATABASE.to_owned();
-    let sql = format!("ALTER TABLE {} MODIFY COLUMN user_id String", names.table);
-    nrt_pipeline::clickhouse::client(&ch)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .query(&sql)
-        .execute()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let table = |action: &str| {
+        let id = v2.to_string();
+        let out = common::lake::nrt(&names, &names.table, &["table", action, "--schema-id", &id])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run nrt table: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let statement = format!(
+        "ALTER TABLE {}.{} MODIFY COLUMN `user_id` String",
+        common::TEST_DATABASE,
+        names.table
+    );
+    let (code, checked) = table("check");
+    assert_eq!(code, Some(1), "{checked}");
+    assert!(checked.contains(&format!("apply: {statement}")), "{checked}");
+    let (code, applied) = table("apply");
+    assert_eq!(code, Some(0), "{applied}");
+    assert!(applied.contains(&format!("applied: {statement}")), "{applied}");
+    let (code, again) = table("check");
+    assert_eq!(code, Some(0), "{again}");
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        common::schema_changes(&client, &names.table).await,
+        std::slice::from_ref(&statement)
+    );
     common::assert_all_landed_once(&cfg, &names, 73, EPOCH_MS, 1_000).await;
     common::wait_for(30, "the consumer ready again", || async {
         (ready_status(&consumer.url).await.0 == 200).then_some(())
@@ -383,6 +407,7 @@ async fn a_field_retyped_beyond_widening_holds_until_the_table_takes_it() {
     assert_eq!(common::metric(&consumer.url, sample).await, Some(0.0));
     println!(
         "retyped field: 300 records of writer schema {v2} (user_id long → string) held the consumer ({why}); \
-         0 dead letters, 600 left uncommitted; after MODIFY COLUMN user_id String all 1,000 landed once"
+         0 dead letters, 600 left uncommitted; `nrt table check` proposed, `nrt table apply` applied and \
+         recorded `{statement}`: all 1,000 landed once"
     );
 }

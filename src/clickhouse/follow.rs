@@ -62,12 +62,6 @@ pub async fn follow(
     table::fills_key(plan, &key)?;
     let missing = table::missing(plan, &columns, server)?;
     if !missing.is_empty() {
-        let record = format!(
-            "CREATE TABLE IF NOT EXISTS {}.schema_changes (table_name String, schema_id UInt32, statement String, \
-             applied_at DateTime) ENGINE = MergeTree() ORDER BY (table_name, applied_at)",
-            t.database
-        );
-        create_if_absent(client, &record).await?;
         for (column, ty) in &missing {
             let alter = table::add_column(&t.database, &t.table, plan, column, ty);
             if let Err(e) = client.query(&alter).execute().await {
@@ -78,17 +72,33 @@ pub async fn follow(
                 continue;
             }
             log::info!("clickhouse: {alter} (writer schema {schema_id})");
-            let note = format!(
-                "INSERT INTO {}.schema_changes (table_name, schema_id, statement, applied_at) VALUES ('{}', {schema_id}, '{}', now())",
-                t.database,
-                t.table.replace('\'', ""),
-                alter.replace('\\', "\\\\").replace('\'', "\\'")
-            );
-            client.query(&note).execute().await.map_err(server_error(&note))?;
+            record(client, t, schema_id, &alter).await?;
         }
         columns = read(client, t).await?;
     }
     Ok(RowPlan::new(plan, &columns, server, t.time.as_deref())?)
+}
+
+/// Records a statement applied to `t` for writer schema `schema_id` in `<database>.schema_changes`.
+pub async fn record(
+    client: &clickhouse::Client,
+    t: &Table,
+    schema_id: u32,
+    statement: &str,
+) -> Result<(), FollowError> {
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {}.schema_changes (table_name String, schema_id UInt32, statement String, \
+         applied_at DateTime) ENGINE = MergeTree() ORDER BY (table_name, applied_at)",
+        t.database
+    );
+    create_if_absent(client, &create).await?;
+    let note = format!(
+        "INSERT INTO {}.schema_changes (table_name, schema_id, statement, applied_at) VALUES ('{}', {schema_id}, '{}', now())",
+        t.database,
+        t.table.replace('\'', ""),
+        statement.replace('\\', "\\\\").replace('\'', "\\'")
+    );
+    client.query(&note).execute().await.map_err(server_error(&note))
 }
 
 async fn read(client: &clickhouse::Client, t: &Table) -> Result<super::row::Columns, FollowError> {

@@ -10,6 +10,7 @@ pub mod follow;
 pub mod insert;
 #[cfg(feature = "runtime")]
 pub mod plans;
+pub mod review;
 pub mod row;
 pub mod table;
 pub mod types;
