@@ -218,6 +218,34 @@ fn hostile_data_is_refused_before_it_costs_anything() {
     );
 }
 
+/// The walker and the bounds checked before apache-avro decodes count a datum's levels alike, a null
+/// at the end included (found by the `any_schema` fuzz target: 32 nested records then a null field
+/// passed the walker and not the bounds).
+#[test]
+fn the_walker_and_the_bounds_agree_on_depth() {
+    for text in [
+        r#"{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}"#,
+        r#"{"type":"record","name":"N","fields":[{"name":"next","type":["N","null"]}]}"#,
+    ] {
+        let s = schema(text);
+        let bounds = crate::wire::bounds::Bounds::new(&s).unwrap_or_else(|e| panic!("{e}"));
+        let (nest, end) = if text.contains(r#"["null""#) {
+            (2, 0)
+        } else {
+            (0, 2)
+        };
+        for levels in 25..40 {
+            let datum: Vec<u8> = std::iter::repeat_n(nest, levels).chain([end]).collect();
+            let walked = json_line(&plan(&s), &datum, &mut Vec::new());
+            assert_eq!(
+                walked.is_ok(),
+                bounds.check(&datum).is_ok(),
+                "{text}, {levels} levels: {walked:?}"
+            );
+        }
+    }
+}
+
 /// Random datums of a schema with every kind of value, read by the walker and by apache-avro then the
 /// reference mapping: the same JSON, or both refuse the bytes.
 #[test]

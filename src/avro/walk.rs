@@ -351,11 +351,21 @@ impl<'p, 'b> Walk<'p, 'b> {
     }
 
     fn field<V: Visitor>(&mut self, f: &'p Field, v: &mut V, depth: usize) -> Result<(), DecodeError> {
+        // A null field is left out of the line, but its value still counts its levels, as `bounds`
+        // counts them (the field's value one level down, a union's branch one more).
+        let too_deep = |levels: usize| match depth + levels > MAX_DEPTH {
+            true => Err(DecodeError::TooDeep),
+            false => Ok(()),
+        };
         match &f.node {
-            Node::Null => v.null_field(f),
+            Node::Null => {
+                too_deep(1)?;
+                v.null_field(f)
+            }
             Node::Union(u) => {
                 let branch = self.branch(u)?;
                 if u.branches[branch] == Node::Null {
+                    too_deep(2)?;
                     v.null_field(f);
                 } else {
                     v.field(f);
