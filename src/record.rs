@@ -306,10 +306,10 @@ impl Records {
         }));
     }
 
-    /// The records whose offset `keep` accepts, in order (a copy).
-    pub fn select(&self, keep: impl Fn(i64) -> bool) -> Records {
+    /// The records `keep` accepts, in order (a copy).
+    pub fn select(&self, keep: impl Fn(&Record<'_>) -> bool) -> Records {
         let mut out = self.empty_like();
-        for r in self.iter().filter(|r| keep(r.offset)) {
+        for r in self.iter().filter(|r| keep(r)) {
             out.push(r);
         }
         out
@@ -447,7 +447,7 @@ mod tests {
         assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), [5, 6, 7, 8, 9]);
         head.extend(tail);
         assert_eq!(head, records, "split and joined again: the same bytes");
-        let odd = records.select(|o| o % 2 == 1);
+        let odd = records.select(|r| r.offset % 2 == 1);
         assert_eq!(odd.iter().map(|r| r.offset).collect::<Vec<_>>(), [1, 3, 5, 7, 9]);
         assert_eq!(odd.get(2).map(|r| r.line), records.get(4).map(|r| r.line));
         assert_eq!(records.first().map(|r| r.offset), Some(0));

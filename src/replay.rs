@@ -99,11 +99,7 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
             let all_in_range = records.iter().all(|r| in_range(r.time));
             let records = match all_in_range {
                 true => records,
-                false => {
-                    let offsets: std::collections::HashSet<i64> =
-                        records.iter().filter(|r| in_range(r.time)).map(|r| r.offset).collect();
-                    records.select(|offset| offsets.contains(&offset))
-                }
+                false => records.select(|r| in_range(r.time)),
             };
             written = records.len() as u64;
             if !args.dry_run && !records.is_empty() {

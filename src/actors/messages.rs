@@ -50,7 +50,7 @@ impl Batch {
             epoch: self.epoch,
             first_offset: offset + 1,
             last_offset: self.last_offset,
-            records: self.records.select(|o| o > offset),
+            records: self.records.select(|r| r.offset > offset),
             bytes: 0,
             ingested_at: self.ingested_at,
             lake: LakePart::Write,
@@ -63,7 +63,7 @@ impl Batch {
         Batch {
             topic: self.topic.clone(),
             last_offset: offset.min(self.last_offset),
-            records: self.records.select(|o| o <= offset),
+            records: self.records.select(|r| r.offset <= offset),
             bytes: 0,
             ingested_at,
             ..*self
