@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use clap::Args;
 
+pub mod file;
+
 /// A credential. Its value is only reachable through [`Secret::expose`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -557,6 +559,17 @@ impl TableArgs {
 }
 
 impl PipelineConfig {
+    /// Takes the settings of the process from `process` (the same for every pipeline of a file).
+    pub fn take_process_settings(&mut self, process: &PipelineConfig) {
+        self.max_inflight_bytes = process.max_inflight_bytes;
+        self.revoke_timeout_ms = process.revoke_timeout_ms;
+        self.shutdown_timeout_ms = process.shutdown_timeout_ms;
+        self.log_summary_secs = process.log_summary_secs;
+        self.dashboards_url = process.dashboards_url.clone();
+        self.admin_addr = process.admin_addr.clone();
+        self.admin_token = process.admin_token.clone();
+    }
+
     /// The dead-letter topic: the configured one, or `<topic>.dlq`.
     pub fn dead_letter_topic(&self) -> String {
         if self.dlq_topic.is_empty() {

@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::actors::{self, health::Health, kafka_reader, Shared};
 use crate::admin::{self, AdminState};
+use crate::config::file::{self, FileError};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::log_summary;
 use crate::metrics::PipelineMetrics;
@@ -23,6 +24,40 @@ pub struct RunArgs {
     pub services: ServicesConfig,
     #[command(flatten)]
     pub pipeline: PipelineConfig,
+    /// A pipelines file (TOML, see docs/configuration.md): the pipeline's settings come from it
+    /// instead of the environment (both together are an error).
+    #[arg(long = "config", env = "NRT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl RunArgs {
+    /// The pipeline of the pipelines file, if one is given, in place of the environment's.
+    fn with_pipelines_file(mut self) -> Result<RunArgs, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let given = file::given_outside(|var| std::env::var_os(var), &args);
+        if !given.is_empty() {
+            return Err(ConfigError(FileError::Both { path, given }.to_string()));
+        }
+        let mut pipelines = file::load(&path, &self.pipeline).map_err(|e| ConfigError(e.to_string()))?;
+        if pipelines.len() > 1 {
+            let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+            return Err(ConfigError(format!(
+                "{}: {} pipelines ({}): this version runs one pipeline per process; run an `nrt run \
+                 --config` per pipeline, each with a file of its own",
+                path.display(),
+                pipelines.len(),
+                names.join(", ")
+            )));
+        }
+        if let Some(only) = pipelines.pop() {
+            log::info!("nrt run: pipeline '{}' from {}", only.name, path.display());
+            self.pipeline = only.config;
+        }
+        Ok(self)
+    }
 }
 
 /// A configuration error: `nrt` exits with code 2 and the message names the variable.
@@ -32,6 +67,7 @@ pub struct ConfigError(pub String);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.services.validate().map_err(ConfigError)?;
+    let args = args.with_pipelines_file()?;
     args.pipeline.validate().map_err(ConfigError)?;
     let system = actix::System::new();
     system.block_on(serve(args))

@@ -65,6 +65,46 @@ fn invalid_values_exit_2_naming_the_variable() {
 }
 
 #[test]
+fn a_pipelines_file_with_a_mistake_exits_2_naming_file_line_and_key() {
+    let dir = std::env::temp_dir().join(format!("nrt-config-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("nrt.toml");
+    let path = file.to_string_lossy().into_owned();
+    let cases = [
+        (
+            "[[pipeline]]\nname = \"orders\"\n\nflush_interval_ms = 5\n",
+            vec![],
+            format!("{path}:4: flush_interval_ms: invalid value '5': 5 is not in 10..=3600000"),
+        ),
+        (
+            "[[pipeline]]\nname = \"orders\"\nflush_intervall_ms = 500\n",
+            vec![],
+            format!("{path}:3: flush_intervall_ms: unknown key"),
+        ),
+        (
+            "[[pipeline]]\nname = \"orders\"\n",
+            vec![("NRT_TOPIC", "t")],
+            format!("{path} and NRT_TOPIC both configure pipelines"),
+        ),
+        (
+            "[[pipeline]]\nname = \"a\"\n[[pipeline]]\nname = \"b\"\ntopic = \"b\"\ntable = \"b\"\n",
+            vec![],
+            format!("{path}: 2 pipelines (a, b)"),
+        ),
+    ];
+    for (text, env, expected) in cases {
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        let mut envs = vec![("NRT_CONFIG", path.as_str())];
+        envs.extend(env);
+        let (code, stderr) = run_with(&envs);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(&expected), "{text}\n{stderr}\nwant: {expected}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn secrets_do_not_appear_in_errors() {
     let (code, all) = run_with(&[
         ("NRT_S3_SECRET_KEY", "super-secret-value-123"),

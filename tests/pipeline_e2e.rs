@@ -197,3 +197,56 @@ async fn records_of_any_schema_from_the_api_to_both_sinks() {
          it and landed exactly; 1 misfit dead-lettered ({why})"
     );
 }
+
+/// The pipeline configured by a pipelines file (`NRT_CONFIG`), not by the pipeline's variables: its
+/// topic, group, table, lake prefix, flush interval and events API all come from the file, and every
+/// event lands exactly once where the file says.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipelines_file_configures_the_pipeline() {
+    const N: u64 = 4_000;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("file");
+    let mock = common::spawn_mock(7, N, EPOCH_MS);
+    let dir = std::env::temp_dir().join(common::unique("nrt-file-"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("nrt.toml");
+    let text = format!(
+        "# one pipeline, every name its own\n[[pipeline]]\nname = \"orders\"\ntopic = \"{}\"\ngroup_id = \"{}\"\n\
+         s3_prefix = \"{}\"\nclickhouse_table = \"{}\"\nmock_api_url = \"{}\"\nflush_interval_ms = 300\n",
+        names.topic, names.group, names.prefix, names.table, mock.url
+    );
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    let path = file.to_string_lossy().into_owned();
+    let env = [
+        ("NRT_CONFIG", path.as_str()),
+        ("NRT_CLICKHOUSE_DATABASE", common::TEST_DATABASE),
+        ("NRT_ADMIN_ADDR", "127.0.0.1:0"),
+        ("RUST_LOG", "warn"),
+    ];
+    let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
+    common::wait_for(120, "every event in ClickHouse", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == N).then_some(())
+    })
+    .await;
+    let lines = common::landed(&cfg, &names, N).await;
+    assert_eq!(lines.len() as u64, N, "lake lines under the file's prefix");
+    assert_eq!(
+        common::event_ids(&lines)
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .len() as u64,
+        N
+    );
+    assert_eq!(
+        common::topic_records(&cfg, &names.topic),
+        N,
+        "published to the file's topic"
+    );
+    common::wait_for(60, "the file's group committed everything", || async {
+        (common::kafka_lag(&cfg, &names) == 0).then_some(())
+    })
+    .await;
+    assert_eq!(pipeline.terminate(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
