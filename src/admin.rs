@@ -23,29 +23,61 @@ use crate::config::{Role, ServicesConfig};
 use crate::metrics::{self, PipelineMetrics};
 use crate::probes::{self, Service};
 
-pub struct AdminState {
+/// What the admin API serves of one pipeline.
+pub struct PipelineState {
+    /// The pipeline's name in a pipelines file; None for the one pipeline of the environment.
+    pub name: Option<String>,
     pub health: Arc<Health>,
-    /// Guards the mutating endpoints; empty switches them off.
-    pub token: crate::config::Secret,
     pub restarters: BTreeMap<&'static str, Recipient<Restart>>,
     /// The consumer's Batcher, for `POST /flush` (none in the producer role).
     pub flusher: Option<Recipient<FlushNow>>,
     #[cfg(debug_assertions)]
     pub crashers: crate::actors::fault::Crashers,
     pub metrics: PipelineMetrics,
+    /// The last minutes of the metrics, for the status page.
+    pub history: Arc<history::History>,
+}
+
+impl PipelineState {
+    /// How the API names an actor of this pipeline: `batcher`, or `orders:batcher` in a file's pipeline.
+    fn actor_name(&self, actor: &str) -> String {
+        match &self.name {
+            Some(p) => format!("{p}:{actor}"),
+            None => actor.to_owned(),
+        }
+    }
+}
+
+pub struct AdminState {
+    /// At least one; several only from a pipelines file.
+    pub pipelines: Vec<PipelineState>,
+    /// The process's own metrics beside a pipelines file's pipelines (the environment's one pipeline
+    /// has them in its registry).
+    pub process_metrics: Option<prometheus::Registry>,
+    /// Guards the mutating endpoints; empty switches them off.
+    pub token: crate::config::Secret,
     pub services: ServicesConfig,
     /// The services' clients for `/ready`, built once.
     pub probes: Arc<probes::Probes>,
     pub role: Role,
     pub http: reqwest::Client,
-    /// The last minutes of the metrics, for the status page.
-    pub history: Arc<history::History>,
     pub started: std::time::Instant,
     /// Grafana (or any dashboards) for the status page's links; empty: none.
     pub dashboards_url: String,
 }
 
 impl AdminState {
+    /// The pipeline and actor of an API name (`batcher`, `orders:batcher`).
+    fn find(&self, name: &str) -> Option<(&PipelineState, String)> {
+        match name.split_once(':') {
+            Some((p, actor)) => {
+                let pipeline = self.pipelines.iter().find(|s| s.name.as_deref() == Some(p))?;
+                Some((pipeline, actor.to_owned()))
+            }
+            None => Some((self.pipelines.iter().find(|s| s.name.is_none())?, name.to_owned())),
+        }
+    }
+
     /// What this role depends on: the producer needs Kafka and the registry; the consumer all four sinks
     /// and sources.
     fn dependencies(&self) -> Vec<Service> {
@@ -63,7 +95,23 @@ async fn health() -> HttpResponse {
 
 async fn ready(state: web::Data<AdminState>) -> HttpResponse {
     let results = state.probes.all(&state.dependencies()).await;
-    let not_running = state.health.not_running();
+    let mut not_running = Vec::new();
+    // Why each actor that is not running holds back (a refused schema, a crash loop…).
+    let mut why = serde_json::Map::new();
+    let mut pipelines = serde_json::Map::new();
+    for p in &state.pipelines {
+        let actors = p.health.snapshot();
+        let stopped = p.health.not_running();
+        for a in &stopped {
+            if let Some(error) = actors.get(a).and_then(|s| s.last_error.clone()) {
+                why.insert(p.actor_name(a), json!(error));
+            }
+        }
+        if let Some(name) = &p.name {
+            pipelines.insert(name.clone(), json!({"ready": stopped.is_empty(), "actors_not_running": stopped}));
+        }
+        not_running.extend(stopped.iter().map(|a| p.actor_name(a)));
+    }
     let down: Vec<&str> = results
         .iter()
         .filter(|p| !p.ok)
@@ -79,22 +127,16 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
         })
         .collect();
     let is_ready = down.is_empty() && not_running.is_empty();
-    // Why each actor that is not running holds back (a refused schema, a crash loop…).
-    let actors = state.health.snapshot();
-    let why: serde_json::Map<String, serde_json::Value> = not_running
-        .iter()
-        .filter_map(|a| {
-            let error = actors.get(a)?.last_error.clone()?;
-            Some(((*a).to_owned(), json!(error)))
-        })
-        .collect();
-    let body = json!({
+    let mut body = json!({
         "ready": is_ready,
         "services_down": down,
         "actors_not_running": not_running,
         "why": why,
         "services": services,
     });
+    if !pipelines.is_empty() {
+        body["pipelines"] = serde_json::Value::Object(pipelines);
+    }
     if is_ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -103,7 +145,9 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
-    match metrics::encode(&state.metrics.registry) {
+    let mut registries: Vec<&prometheus::Registry> = state.pipelines.iter().map(|p| &p.metrics.registry).collect();
+    registries.extend(&state.process_metrics);
+    match metrics::encode_all(&registries) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(text),
@@ -111,7 +155,17 @@ async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
-async fn status_page(state: web::Data<AdminState>) -> HttpResponse {
+async fn status_page(state: web::Data<AdminState>, req: actix_web::HttpRequest) -> HttpResponse {
+    // A pipelines file's pipelines each have a page: `/?pipeline=<name>` (the first by default).
+    let asked = req.query_string().strip_prefix("pipeline=");
+    let Some(p) = state.pipelines.iter().find(|p| asked.is_none() || p.name.as_deref() == asked) else {
+        return HttpResponse::NotFound().json(json!({"error": "no such pipeline"}));
+    };
+    let others: Vec<(String, bool)> = state
+        .pipelines
+        .iter()
+        .filter_map(|o| Some((o.name.clone()?, o.name == p.name)))
+        .collect();
     let links = status::Links {
         registry: state.services.registry.url.clone(),
         prometheus: state.services.prometheus.url.clone(),
@@ -120,18 +174,29 @@ async fn status_page(state: web::Data<AdminState>) -> HttpResponse {
     let html = status::Page {
         role: state.role,
         uptime: state.started.elapsed(),
-        actors: &state.health.snapshot(),
-        commits: &state.health.commits(),
-        samples: &state.history.samples(),
-        metrics: &state.metrics,
+        actors: &p.health.snapshot(),
+        commits: &p.health.commits(),
+        samples: &p.history.samples(),
+        metrics: &p.metrics,
         links: &links,
+        pipelines: &others,
     }
     .render();
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
 }
 
+/// Each actor's state; a pipelines file's pipelines each under their name.
 async fn actors(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.health.snapshot())
+    match state.pipelines.as_slice() {
+        [one] if one.name.is_none() => HttpResponse::Ok().json(one.health.snapshot()),
+        all => {
+            let by_pipeline: BTreeMap<String, _> = all
+                .iter()
+                .map(|p| (p.name.clone().unwrap_or_default(), p.health.snapshot()))
+                .collect();
+            HttpResponse::Ok().json(by_pipeline)
+        }
+    }
 }
 
 /// Stops an actor; its supervisor restarts it at once (or after its backoff, if it keeps failing).
@@ -143,16 +208,23 @@ async fn restart(
     if let Some(refused) = refusal(&state.token, &req) {
         return refused;
     }
-    deliver(&state.restarters, &name, Restart, "restarting")
+    deliver(&state, &name, |p| &p.restarters, Restart, "restarting")
 }
 
-/// Sends `msg` to the actor called `name`: 202 naming it, or 404.
-fn deliver<M>(actors: &BTreeMap<&'static str, Recipient<M>>, name: &str, msg: M, done: &str) -> HttpResponse
+/// Sends `msg` to the actor the API calls `name` (`batcher`, or `orders:batcher` in a file's
+/// pipeline): 202 naming it, or 404.
+fn deliver<M>(
+    state: &AdminState,
+    name: &str,
+    actors: impl Fn(&PipelineState) -> &BTreeMap<&'static str, Recipient<M>>,
+    msg: M,
+    done: &str,
+) -> HttpResponse
 where
     M: actix::Message + Send + 'static,
     M::Result: Send,
 {
-    match actors.get(name) {
+    match state.find(name).and_then(|(p, actor)| actors(p).get(actor.as_str())) {
         Some(actor) => {
             actor.do_send(msg);
             HttpResponse::Accepted().json(json!({ done: name }))
@@ -166,13 +238,18 @@ async fn flush(state: web::Data<AdminState>, req: actix_web::HttpRequest) -> Htt
     if let Some(refused) = refusal(&state.token, &req) {
         return refused;
     }
-    let Some(batcher) = &state.flusher else {
+    let batchers: Vec<&Recipient<FlushNow>> = state.pipelines.iter().filter_map(|p| p.flusher.as_ref()).collect();
+    if batchers.is_empty() {
         return HttpResponse::NotFound().json(json!({"error": "no consumer in this role: nothing to flush"}));
-    };
-    match batcher.send(FlushNow).await {
-        Ok(n) => HttpResponse::Accepted().json(json!({"flushing": n})),
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": format!("batcher: {e}")})),
     }
+    let mut flushing = 0;
+    for batcher in batchers {
+        match batcher.send(FlushNow).await {
+            Ok(n) => flushing += n,
+            Err(e) => return HttpResponse::ServiceUnavailable().json(json!({"error": format!("batcher: {e}")})),
+        }
+    }
+    HttpResponse::Accepted().json(json!({"flushing": flushing}))
 }
 
 /// Debug builds only (`debug_assertions`): make an actor stop (`?how=stop`, the default) or panic
@@ -192,9 +269,9 @@ async fn crash(
         return refused;
     }
     match req.query_string() {
-        "" | "how=stop" => deliver(&state.restarters, &name, Restart, "crashed"),
-        "how=panic" => deliver(&state.crashers, &name, Panic { mid_batch: false }, "crashed"),
-        "how=panic-mid-batch" => deliver(&state.crashers, &name, Panic { mid_batch: true }, "armed"),
+        "" | "how=stop" => deliver(&state, &name, |p| &p.restarters, Restart, "crashed"),
+        "how=panic" => deliver(&state, &name, |p| &p.crashers, Panic { mid_batch: false }, "crashed"),
+        "how=panic-mid-batch" => deliver(&state, &name, |p| &p.crashers, Panic { mid_batch: true }, "armed"),
         other => HttpResponse::BadRequest().json(json!({
             "error": format!("unknown query {other:?}: use how=stop, how=panic or how=panic-mid-batch")
         })),

@@ -103,8 +103,9 @@ pub fn line(before: &Totals, now: &Totals, secs: f64) -> Option<String> {
     Some(format!("last {secs:.0} s: {}", parts.join("; ")))
 }
 
-/// Logs a summary every `every` while the System runs (0: never).
-pub fn spawn(metrics: PipelineMetrics, every: Duration) {
+/// Logs a summary every `every` while the System runs (0: never); `who` names the pipeline in a
+/// process of several (`nrt run` alone otherwise).
+pub fn spawn(metrics: PipelineMetrics, every: Duration, who: String) {
     if every.is_zero() {
         return;
     }
@@ -118,11 +119,11 @@ pub fn spawn(metrics: PipelineMetrics, every: Duration) {
             let now = Totals::read(&metrics);
             match line(&before, &now, every.as_secs_f64()) {
                 Some(l) => {
-                    log::info!("nrt run: {l}");
+                    log::info!("{who}: {l}");
                     idle_said = false;
                 }
                 None if !idle_said => {
-                    log::info!("nrt run: idle (nothing polled, read or waiting)");
+                    log::info!("{who}: idle (nothing polled, read or waiting)");
                     idle_said = true;
                 }
                 None => {}

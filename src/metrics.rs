@@ -150,8 +150,21 @@ pub struct PipelineMetrics {
 }
 
 impl PipelineMetrics {
+    /// The metrics of the one pipeline of the process, with the process's own (`process_*`, the build).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
+        let m = PipelineMetrics::in_registry(Registry::new())?;
+        register_build_and_process(&m.registry)?;
+        Ok(m)
+    }
+
+    /// The metrics of pipeline `name` of a pipelines file: each carries `pipeline="<name>"`. The
+    /// process's own are in `process_registry()`, once.
+    pub fn of_pipeline(name: &str) -> Result<Self, prometheus::Error> {
+        let labels = std::collections::HashMap::from([("pipeline".to_owned(), name.to_owned())]);
+        PipelineMetrics::in_registry(Registry::new_custom(None, Some(labels))?)
+    }
+
+    fn in_registry(registry: Registry) -> Result<Self, prometheus::Error> {
         let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
             let c = IntCounter::new(name, help)?;
             registry.register(Box::new(c.clone()))?;
@@ -384,13 +397,41 @@ impl PipelineMetrics {
         for event in REBALANCE_EVENTS {
             m.rebalances.with_label_values(&[event]);
         }
-        let info = IntGaugeVec::new(
-            Opts::new("nrt_build_info", "Build of this nrt binary"),
-            &["version"],
-        )?;
-        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        m.registry.register(Box::new(info))?;
-        register_process(&m.registry)?;
         Ok(m)
     }
+}
+
+/// The process's own metrics beside a pipelines file's pipelines: its build, CPU, memory.
+pub fn process_registry() -> Result<Registry, prometheus::Error> {
+    let registry = Registry::new();
+    register_build_and_process(&registry)?;
+    Ok(registry)
+}
+
+fn register_build_and_process(registry: &Registry) -> Result<(), prometheus::Error> {
+    let info = IntGaugeVec::new(
+        Opts::new("nrt_build_info", "Build of this nrt binary"),
+        &["version"],
+    )?;
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(info))?;
+    register_process(registry)
+}
+
+/// The Prometheus text exposition of several registries as one: a metric of several pipelines is one
+/// family (its samples told apart by their `pipeline` label), as the format requires.
+pub fn encode_all(registries: &[&Registry]) -> Result<String, prometheus::Error> {
+    let mut families: Vec<prometheus::proto::MetricFamily> = Vec::new();
+    for registry in registries {
+        for mut family in registry.gather() {
+            match families.iter_mut().find(|f| f.name() == family.name()) {
+                Some(same) => same.mut_metric().extend(family.take_metric()),
+                None => families.push(family),
+            }
+        }
+    }
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&families, &mut buf)?;
+    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::actors::{self, health::Health, kafka_reader, Shared};
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, PipelineState};
 use crate::config::file::{self, FileError};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::log_summary;
@@ -30,35 +30,49 @@ pub struct RunArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
+/// One pipeline to run: the environment's (no name) or one of a pipelines file.
+struct Planned {
+    name: Option<String>,
+    config: PipelineConfig,
+}
+
 impl RunArgs {
-    /// The pipeline of the pipelines file, if one is given, in place of the environment's.
-    fn with_pipelines_file(mut self) -> Result<RunArgs, ConfigError> {
+    /// The pipelines to run: the pipelines file's, each with its share of the memory budget, or the
+    /// one the environment configures.
+    fn pipelines(&self) -> Result<Vec<Planned>, ConfigError> {
         let Some(path) = self.config.clone() else {
-            return Ok(self);
+            self.pipeline.validate().map_err(ConfigError)?;
+            return Ok(vec![Planned {
+                name: None,
+                config: self.pipeline.clone(),
+            }]);
         };
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         let given = file::given_outside(|var| std::env::var_os(var), &args);
         if !given.is_empty() {
             return Err(ConfigError(FileError::Both { path, given }.to_string()));
         }
-        let mut pipelines = file::load(&path, &self.pipeline).map_err(|e| ConfigError(e.to_string()))?;
-        if pipelines.len() > 1 {
-            let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
-            return Err(ConfigError(format!(
-                "{}: {} pipelines ({}): this version runs one pipeline per process; run an `nrt run \
-                 --config` per pipeline, each with a file of its own",
-                path.display(),
-                pipelines.len(),
-                names.join(", ")
-            )));
-        }
-        if let Some(only) = pipelines.pop() {
-            log::info!("nrt run: pipeline '{}' from {}", only.name, path.display());
-            self.pipeline = only.config;
-        }
-        Ok(self)
+        let pipelines = file::load(&path, &self.pipeline).map_err(|e| ConfigError(e.to_string()))?;
+        // Each pipeline holds back only its own reading when its sinks are slow or down: the budget
+        // is shared out, not pooled, so one stuck pipeline cannot take the others' memory.
+        let share = (self.pipeline.max_inflight_bytes / pipelines.len().max(1) as u64).max(MIN_INFLIGHT_SHARE);
+        Ok(pipelines
+            .into_iter()
+            .map(|p| {
+                log::info!("nrt run: pipeline '{}' from {} (topic {})", p.name, path.display(), p.config.topic);
+                let mut config = p.config;
+                config.max_inflight_bytes = share;
+                Planned {
+                    name: Some(p.name),
+                    config,
+                }
+            })
+            .collect())
     }
 }
+
+/// The least in-flight budget a pipeline of a file gets, however many share the process's.
+const MIN_INFLIGHT_SHARE: u64 = 1 << 20;
 
 /// A configuration error: `nrt` exits with code 2 and the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +81,9 @@ pub struct ConfigError(pub String);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.services.validate().map_err(ConfigError)?;
-    let args = args.with_pipelines_file()?;
-    args.pipeline.validate().map_err(ConfigError)?;
+    let pipelines = args.pipelines()?;
     let system = actix::System::new();
-    system.block_on(serve(args))
+    system.block_on(serve(args, pipelines))
 }
 
 /// The services the role needs, probed once before anything starts: a refusal (credentials, TLS,
@@ -97,32 +110,50 @@ async fn preflight(args: &RunArgs) -> anyhow::Result<()> {
     Err(ConfigError(format!("refused by {}", refusals.join("; refused by "))).into())
 }
 
-async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: RunArgs, pipelines: Vec<Planned>) -> anyhow::Result<ExitCode> {
     let listener = admin::listen(&args.pipeline.admin_addr)?;
-    let shared = Shared {
-        metrics: PipelineMetrics::new()?,
-        health: Arc::new(Health::default()),
-    };
     preflight(&args).await?;
-    let started = actors::supervisor::start(args.role, &args.services, &args.pipeline, &shared)
-        .map_err(|e| anyhow::anyhow!("starting the pipeline: {e}"))?;
-    let history = Arc::new(admin::history::History::default());
-    admin::history::spawn(shared.metrics.clone(), history.clone());
+    let mut states = Vec::new();
+    let mut all_started = Vec::new();
+    for p in &pipelines {
+        let metrics = match &p.name {
+            Some(name) => PipelineMetrics::of_pipeline(name)?,
+            None => PipelineMetrics::new()?,
+        };
+        let shared = Shared {
+            metrics,
+            health: Arc::new(Health::default()),
+        };
+        let who = p.name.as_ref().map_or("nrt run".to_owned(), |n| format!("nrt run: {n}"));
+        let started = actors::supervisor::start(args.role, &args.services, &p.config, &shared)
+            .map_err(|e| anyhow::anyhow!("{who}: starting the pipeline: {e}"))?;
+        let history = Arc::new(admin::history::History::default());
+        admin::history::spawn(shared.metrics.clone(), history.clone());
+        log::info!("{who}: role {:?}, topic {}", args.role, p.config.topic);
+        log_summary::spawn(shared.metrics.clone(), Duration::from_secs(args.pipeline.log_summary_secs), who);
+        states.push(PipelineState {
+            name: p.name.clone(),
+            health: shared.health.clone(),
+            restarters: started.restarters.clone(),
+            flusher: started.batcher.clone().map(|b| b.recipient()),
+            #[cfg(debug_assertions)]
+            crashers: started.crashers.clone(),
+            metrics: shared.metrics.clone(),
+            history,
+        });
+        all_started.push(started);
+    }
+    let named = pipelines.iter().any(|p| p.name.is_some());
     let state = AdminState {
-        health: shared.health.clone(),
+        pipelines: states,
+        process_metrics: if named { Some(crate::metrics::process_registry()?) } else { None },
         token: args.pipeline.admin_token.clone(),
-        restarters: started.restarters.clone(),
-        flusher: started.batcher.clone().map(|b| b.recipient()),
-        #[cfg(debug_assertions)]
-        crashers: started.crashers.clone(),
-        metrics: shared.metrics.clone(),
         services: args.services.clone(),
         probes: Arc::new(crate::probes::Probes::new(&args.services, None, Duration::from_secs(2))),
         role: args.role,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()?,
-        history: history.clone(),
         started: std::time::Instant::now(),
         dashboards_url: args.pipeline.dashboards_url.clone(),
     };
@@ -131,11 +162,6 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         // Machine-readable: tests start with --admin-addr 127.0.0.1:0 and read the port here.
         println!("nrt admin listening on http://{addr}");
     }
-    log::info!("nrt run: role {:?}, topic {}", args.role, args.pipeline.topic);
-    log_summary::spawn(
-        shared.metrics.clone(),
-        Duration::from_secs(args.pipeline.log_summary_secs),
-    );
     let handle = server.handle();
     actix::spawn(async move {
         if let Err(e) = server.await {
@@ -151,11 +177,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
             std::process::exit(SECOND_SIGNAL_EXIT);
         }
     });
-    let drained = tokio::time::timeout(timeout, drain(&started)).await.is_ok();
-    if let Some(reader) = &started.reader {
+    // Every pipeline drains at once: one whose sink is down must not use up the others' time.
+    let drains = futures::future::join_all(all_started.iter().map(drain));
+    let drained = tokio::time::timeout(timeout, drains).await.is_ok();
+    let leaves = all_started.iter().filter_map(|s| s.reader.clone()).map(|reader| async move {
         // Leaving the group lets a successor take the partitions without waiting for the session timeout.
         let _ = tokio::time::timeout(Duration::from_secs(5), reader.send(kafka_reader::Shutdown)).await;
-    }
+    });
+    futures::future::join_all(leaves).await;
     handle.stop(true).await;
     if drained {
         log::info!("nrt run: drained; every batch read was written and committed");

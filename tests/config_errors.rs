@@ -87,9 +87,9 @@ fn a_pipelines_file_with_a_mistake_exits_2_naming_file_line_and_key() {
             format!("{path} and NRT_TOPIC both configure pipelines"),
         ),
         (
-            "[[pipeline]]\nname = \"a\"\n[[pipeline]]\nname = \"b\"\ntopic = \"b\"\ntable = \"b\"\n",
+            "[[pipeline]]\nname = \"a\"\n[[pipeline]]\nname = \"b\"\ntopic = \"b\"\n",
             vec![],
-            format!("{path}: 2 pipelines (a, b)"),
+            format!("{path}: pipeline 'b': clickhouse_table 'events_raw' is another pipeline's too"),
         ),
     ];
     for (text, env, expected) in cases {

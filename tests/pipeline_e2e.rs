@@ -198,24 +198,12 @@ async fn records_of_any_schema_from_the_api_to_both_sinks() {
     );
 }
 
-/// The pipeline configured by a pipelines file (`NRT_CONFIG`), not by the pipeline's variables: its
-/// topic, group, table, lake prefix, flush interval and events API all come from the file, and every
-/// event lands exactly once where the file says.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_pipelines_file_configures_the_pipeline() {
-    const N: u64 = 4_000;
-    let cfg = common::services();
-    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
-    let names = Names::new("file");
-    let mock = common::spawn_mock(7, N, EPOCH_MS);
+/// `nrt run --role all` with the pipelines file `text` (and only the services in the environment); the
+/// file's directory, to remove at the end.
+fn run_pipelines_file(text: &str) -> (NrtProcess, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(common::unique("nrt-file-"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let file = dir.join("nrt.toml");
-    let text = format!(
-        "# one pipeline, every name its own\n[[pipeline]]\nname = \"orders\"\ntopic = \"{}\"\ngroup_id = \"{}\"\n\
-         s3_prefix = \"{}\"\nclickhouse_table = \"{}\"\nmock_api_url = \"{}\"\nflush_interval_ms = 300\n",
-        names.topic, names.group, names.prefix, names.table, mock.url
-    );
     std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
     let path = file.to_string_lossy().into_owned();
     let env = [
@@ -224,29 +212,170 @@ async fn a_pipelines_file_configures_the_pipeline() {
         ("NRT_ADMIN_ADDR", "127.0.0.1:0"),
         ("RUST_LOG", "warn"),
     ];
-    let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
-    common::wait_for(120, "every event in ClickHouse", || async {
-        (common::clickhouse_count(&cfg, &names.table, true).await? == N).then_some(())
+    (NrtProcess::spawn(&["run", "--role", "all"], &env), dir)
+}
+
+/// Three pipelines of one pipelines file in one process: three topics, three schemas (events.v1, v2
+/// and the every-type record), three tables, three lake prefixes, each its own consumer group and
+/// producer. Every record lands exactly once where its pipeline's part of the file says; the metrics
+/// carry each pipeline's name; `/actors` and `/ready` show each pipeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_pipelines_of_one_file_land_in_their_own_tables_and_prefixes() {
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let every_type = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/every_type.avsc");
+    let v2 = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events.v2.avsc");
+    // (pipeline, records, mock-api flags, schema file)
+    let plan: [(&str, u64, &[&str], Option<&str>); 3] = [
+        ("orders", 3_000, &[], None),
+        ("clicks", 2_000, &["--extra-fields"], Some(v2)),
+        ("sensors", 1_000, &["--schema", every_type], Some(every_type)),
+    ];
+    let mut mocks = Vec::new();
+    let mut text = String::from("# three pipelines, one process\n");
+    let mut all = Vec::new();
+    for (i, (name, n, flags, schema)) in plan.iter().enumerate() {
+        let names = Names::new(name);
+        let mock = common::spawn_mock_with(11 + i as u64, *n, EPOCH_MS, None, flags);
+        text.push_str(&format!(
+            "\n[[pipeline]]\nname = \"{name}\"\ntopic = \"{}\"\ngroup_id = \"{}\"\ns3_prefix = \"{}\"\n\
+             clickhouse_table = \"{}\"\nmock_api_url = \"{}\"\nflush_interval_ms = 300\n",
+            names.topic, names.group, names.prefix, names.table, mock.url
+        ));
+        if let Some(schema) = schema {
+            text.push_str(&format!("schema_file = \"{schema}\"\n"));
+        }
+        mocks.push(mock);
+        all.push((*name, *n, names));
+    }
+    let (mut pipeline, dir) = run_pipelines_file(&text);
+    for (name, n, names) in &all {
+        let lines = common::landed(&cfg, names, *n).await;
+        assert_eq!(lines.len() as u64, *n, "{name}: lake lines under its prefix");
+        let distinct: HashSet<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(distinct.len() as u64, *n, "{name}: every line once");
+        assert_eq!(
+            common::topic_records(&cfg, &names.topic),
+            *n,
+            "{name}: published to its topic"
+        );
+        common::wait_for(60, "each group committed everything", || async {
+            (common::kafka_lag(&cfg, names) == 0).then_some(())
+        })
+        .await;
+        let consumed = format!("nrt_events_consumed_total{{pipeline=\"{name}\"}}");
+        assert_eq!(
+            common::metric(&pipeline.url, &consumed).await,
+            Some(*n as f64),
+            "{consumed}"
+        );
+        // A metric's own labels are printed before the pipeline's.
+        let written = format!("nrt_events_written_total{{sink=\"clickhouse\",pipeline=\"{name}\"}}");
+        assert_eq!(
+            common::metric(&pipeline.url, &written).await,
+            Some(*n as f64),
+            "{written}"
+        );
+    }
+    let v2_columns = common::lake::columns(&cfg, &all[1].2.table).await;
+    assert!(
+        v2_columns.iter().any(|c| c == "country"),
+        "clicks' table has v2's columns: {v2_columns:?}"
+    );
+    let actors = common::get_json(&format!("{}/actors", pipeline.url)).await;
+    for (name, _, _) in &all {
+        assert_eq!(actors[name]["batcher"]["state"], "running", "{name}: {actors}");
+        assert_eq!(actors[name]["poller"]["state"], "running", "{name}: {actors}");
+    }
+    let ready = common::get_json(&format!("{}/ready", pipeline.url)).await;
+    assert_eq!(ready["pipelines"]["sensors"]["ready"], true, "{ready}");
+    assert_eq!(pipeline.terminate(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One pipeline's table goes away mid-stream (renamed: every insert refused): only that pipeline
+/// stops committing; the other, in the same process, keeps landing throughout. Once the table is
+/// back, both are exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_whose_table_is_gone_holds_only_itself() {
+    const N: u64 = 16_000;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let (stuck, steady) = (Names::new("stuck"), Names::new("steady"));
+    let mocks = [
+        common::spawn_mock_at(21, N, EPOCH_MS, Some(2_000)),
+        common::spawn_mock_at(22, N, EPOCH_MS, Some(2_000)),
+    ];
+    let mut text = String::new();
+    for ((name, names), mock) in [("stuck", &stuck), ("steady", &steady)].into_iter().zip(&mocks) {
+        text.push_str(&format!(
+            "[[pipeline]]\nname = \"{name}\"\ntopic = \"{}\"\ngroup_id = \"{}\"\ns3_prefix = \"{}\"\n\
+             clickhouse_table = \"{}\"\nmock_api_url = \"{}\"\nflush_interval_ms = 200\n\n",
+            names.topic, names.group, names.prefix, names.table, mock.url
+        ));
+    }
+    let (mut pipeline, dir) = run_pipelines_file(&text);
+    common::wait_for(60, "the stuck pipeline's first rows", || async {
+        (common::clickhouse_count(&cfg, &stuck.table, false).await? >= 1_000).then_some(())
     })
     .await;
-    let lines = common::landed(&cfg, &names, N).await;
-    assert_eq!(lines.len() as u64, N, "lake lines under the file's prefix");
-    assert_eq!(
-        common::event_ids(&lines)
-            .into_iter()
-            .collect::<HashSet<_>>()
-            .len() as u64,
-        N
+    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
+    let (table, away) = (
+        format!("{}.{}", common::TEST_DATABASE, stuck.table),
+        format!("{}.{}_away", common::TEST_DATABASE, stuck.table),
     );
-    assert_eq!(
-        common::topic_records(&cfg, &names.topic),
-        N,
-        "published to the file's topic"
+    let rename = |from: &str, to: &str| format!("RENAME TABLE {from} TO {to}");
+    server
+        .query(&rename(&table, &away))
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("rename: {e}"));
+    let steady_before = common::clickhouse_count(&cfg, &steady.table, false)
+        .await
+        .unwrap_or(0);
+    let held_before = common::kafka_lag(&cfg, &stuck);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let steady_after = common::clickhouse_count(&cfg, &steady.table, false)
+        .await
+        .unwrap_or(0);
+    let held_after = common::kafka_lag(&cfg, &stuck);
+    let actors = common::get_json(&format!("{}/actors", pipeline.url)).await;
+    server
+        .query(&rename(&away, &table))
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("rename back: {e}"));
+    assert!(
+        steady_after >= steady_before + 2_000,
+        "the other pipeline kept landing during the fault: {steady_before} -> {steady_after}"
     );
-    common::wait_for(60, "the file's group committed everything", || async {
-        (common::kafka_lag(&cfg, &names) == 0).then_some(())
-    })
-    .await;
+    assert!(
+        held_after > held_before,
+        "the stuck pipeline committed nothing: lag {held_before} -> {held_after}"
+    );
+    let why = actors["stuck"]["batcher"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        why.contains("clickhouse"),
+        "the stuck pipeline says why: {actors}"
+    );
+    assert!(actors["steady"]["batcher"]["last_error"].is_null(), "{actors}");
+    for names in [&stuck, &steady] {
+        let lines = common::landed(&cfg, names, N).await;
+        let distinct: HashSet<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            (lines.len() as u64, distinct.len() as u64),
+            (N, N),
+            "{}: the lake, once each",
+            names.table
+        );
+        common::wait_for(60, "everything committed", || async {
+            (common::kafka_lag(&cfg, names) == 0).then_some(())
+        })
+        .await;
+    }
     assert_eq!(pipeline.terminate(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

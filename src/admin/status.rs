@@ -34,6 +34,8 @@ pub struct Page<'a> {
     pub samples: &'a [Sample],
     pub metrics: &'a PipelineMetrics,
     pub links: &'a Links,
+    /// A pipelines file's pipelines, and which is this page's (none for the environment's one).
+    pub pipelines: &'a [(String, bool)],
 }
 
 /// `<`, `>`, `&` and quotes made harmless: actor errors and label values come from outside.
@@ -109,7 +111,11 @@ impl Page<'_> {
              <meta http-equiv=refresh content={REFRESH_SECS}>\
              <meta name=viewport content=\"width=device-width\"><link rel=icon href=\"data:,\">\
              <title>nrt {role}</title><style>{STYLE}</style></head><body>\
-             <header><h1>nrt-pipeline <small>role {role} · v{} · up {}</small></h1>{}</header><main>",
+             <header><h1>nrt-pipeline{} <small>role {role} · v{} · up {}</small></h1>{}</header><main>",
+            self.pipelines
+                .iter()
+                .find(|(_, this)| *this)
+                .map_or(String::new(), |(name, _)| format!(" · {}", escape(name))),
             env!("CARGO_PKG_VERSION"),
             uptime(self.uptime),
             self.nav()
@@ -130,13 +136,19 @@ impl Page<'_> {
 
     fn nav(&self) -> String {
         let l = self.links;
-        let mut links = vec![
+        let mut links: Vec<(String, &str)> = Vec::new();
+        for (name, this) in self.pipelines {
+            if !this {
+                links.push((format!("/?pipeline={name}"), name.as_str()));
+            }
+        }
+        links.extend([
             ("/metrics".to_owned(), "metrics"),
             ("/actors".to_owned(), "actors (JSON)"),
             ("/ready".to_owned(), "readiness"),
             (format!("{}/", l.registry.trim_end_matches('/')), "schema registry"),
             (l.prometheus.clone(), "Prometheus"),
-        ];
+        ]);
         if !l.dashboards.is_empty() {
             links.push((l.dashboards.clone(), "dashboards"));
         }
@@ -386,9 +398,12 @@ mod tests {
             samples: &[],
             metrics: &metrics,
             links: &links,
+            pipelines: &[("orders".to_owned(), true), ("clicks".to_owned(), false)],
         }
         .render();
         assert!(page.contains("data-metric=\"nrt_events_consumed_total\">1234<"), "{page}");
+        assert!(page.contains("<h1>nrt-pipeline · orders <small>"), "the page names its pipeline");
+        assert!(page.contains("href=\"/?pipeline=clicks\""), "and links the others'");
         assert!(page.contains("data-metric=\"nrt_events_written_total{sink=&quot;clickhouse&quot;}\">1200<"));
         assert!(page.contains(">7<"), "the lag of partition 0");
         assert!(page.contains("up 1 min 15 s"));
