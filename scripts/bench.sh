@@ -8,6 +8,9 @@
 #      group (a fresh group each time), until MinIO and ClickHouse acknowledged all N between them.
 #   3b. against (--against BIN): the consumer run again with another nrt binary (say the last release's)
 #      and with this one, alternating, each on the same N events with a fresh group and table.
+#   4b. topics (--topics T): the same number of events spread over T topics (N/T each), produced and
+#      consumed by one process each with a pipelines file of T pipelines (one per topic), consumer-side
+#      events/s and memory against the one-topic consumer above.
 #   5. wide (BENCH_WIDE records, default 200000, 0 skips it): records of benches/wide.avsc (48 fields
 #      with a nested record, an array and a map, ~1 KB of Avro) from a seeded Mock API through the
 #      producer, then from Kafka to both sinks (a table nrt creates from the schema): MB/s of Avro, and
@@ -18,8 +21,8 @@
 # ceiling of the whole job on this machine (cores / total CPU per event) is visible. Figures, not
 # pass/fail: nothing here is a test.
 #
-#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN]
-#                                                                    (defaults 1000000, 3, none, none)
+#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T]
+#                                                              (defaults 1000000, 3, none, none, none)
 #   scripts/bench.sh N                                                        (the old form: N events)
 set -euo pipefail
 
@@ -28,13 +31,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-} AGAINST=""
-usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN]' >&2; exit 2; }
+N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-} AGAINST="" TOPICS=""
+usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T]' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --events) N=${2:-}; shift 2 ;;
     --partitions) BENCH_PARTITIONS=${2:-}; shift 2 ;;
     --consumers) BENCH_REPLICAS=${2:-}; shift 2 ;;
+    --topics) TOPICS=${2:-}; shift 2; [[ $TOPICS =~ ^[1-9][0-9]?$ ]] || usage ;;
     --against) AGAINST=${2:-}; shift 2; [[ -x $AGAINST ]] || { echo "--against: $AGAINST is not an executable" >&2; exit 2; } ;;
     [0-9]*) N=$1; shift ;;
     *) usage ;;
@@ -159,6 +163,7 @@ done
 end=$(now)
 peak=$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$consumer/status")
 echo "consumer: $(rate "$N" "$start" "$end"), peak RSS $peak; read and decoded: $(rate "$N" "$start" "$read_all")"
+one_topic_rate=$(awk -v n="$N" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
 cpu_after="$(cpu "$consumer") $(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
 awk -v b="$cpu_before" -v a="$cpu_after" -v n="$N" -v cores="$(nproc)" 'BEGIN {
   split(b, x, " "); split(a, y, " "); k = y[2] - x[1]; c = y[3] - x[2]; m = y[4] - x[3];
@@ -240,6 +245,57 @@ for replicas in ${BENCH_REPLICAS:-}; do
   for p in "${members[@]}"; do wait "$p" 2>/dev/null || true; done
   clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
 done
+
+# Sum of every sample of a metric whose name and labels start with $2 (one per pipeline).
+metric_prefix_sum() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" 'index($1, m) == 1 {s += $2} END {printf "%d", s}'; }
+
+if [[ -n $TOPICS ]]; then
+  per=$((N / TOPICS))
+  echo; echo "=== $TOPICS topics of $per events in one process (a pipelines file of $TOPICS pipelines) → both sinks"
+  file=$WORK/topics.toml
+  : >"$file"
+  for i in $(seq 1 "$TOPICS"); do
+    port=$((18770 + i))
+    "$NRT" mock-api --listen "127.0.0.1:$port" --seed "$((10 + i))" --limit "$per" >/dev/null 2>>"$WORK/stderr.log" &
+    PIDS+=("$!")
+    printf '[[pipeline]]\nname = "t%d"\ntopic = "nrt-bench-%s-t%d"\ngroup_id = "nrt-bench-%s-t%d"\ns3_prefix = "bench-%s-t%d/"\nclickhouse_table = "events_%s_t%d"\nmock_api_url = "http://127.0.0.1:%d"\npoll_batch = 10000\ntopic_partitions = %d\n\n' \
+      "$i" "$id" "$i" "$id" "$i" "$id" "$i" "$id" "$i" "$port" "$BENCH_PARTITIONS" >>"$file"
+  done
+  sleep 0.5
+  # The file configures every pipeline: the variables of the one-topic runs above must not be set too.
+  (
+    unset NRT_TOPIC NRT_GROUP_ID NRT_S3_PREFIX NRT_CLICKHOUSE_TABLE NRT_POLL_BATCH NRT_TOPIC_PARTITIONS NRT_MOCK_API_URL
+    export NRT_CONFIG=$file
+    spawn topics-producer run --role producer
+    producer=$PID
+    until (($(metric_prefix_sum "$URL" nrt_events_published_total) >= per * TOPICS)); do sleep 0.1; done
+    kill -TERM "$producer"; wait "$producer" 2>/dev/null || true
+    read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
+    cpu_before="$(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
+    spawn topics-consumer run --role consumer
+    consumer=$PID start=""
+    while :; do
+      consumed=$(metric_prefix_sum "$URL" nrt_events_consumed_total)
+      [[ -z $start && $consumed -gt 0 ]] && start=$(now)
+      minio=$(metric_prefix_sum "$URL" 'nrt_events_written_total{sink="minio"')
+      clickhouse=$(metric_prefix_sum "$URL" 'nrt_events_written_total{sink="clickhouse"')
+      ((minio >= per * TOPICS && clickhouse >= per * TOPICS)) && break
+      sleep 0.1
+    done
+    end=$(now)
+    total=$((per * TOPICS))
+    echo "$TOPICS topics: $(rate "$total" "$start" "$end"), peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$consumer/status"); one topic above: ${one_topic_rate} events/s"
+    cpu_after="$(cpu "$consumer") $(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
+    awk -v b="$cpu_before" -v a="$cpu_after" -v n="$total" -v one="$one_topic_rate" -v s="$start" -v e="$end" 'BEGIN {
+      split(b, x, " "); split(a, y, " "); k = y[2] - x[1]; c = y[3] - x[2]; m = y[4] - x[3];
+      printf "  CPU per event: nrt %.2f µs, Kafka %.2f, ClickHouse %.2f, MinIO %.2f; events/s against one topic: %+.0f %%\n",
+        y[1] / n * 1e6, k / n * 1e6, c / n * 1e6, m / n * 1e6, (n / (e - s) / one - 1) * 100 }'
+    kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
+  )
+  for i in $(seq 1 "$TOPICS"); do
+    clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_t$i" || true
+  done
+fi
 
 # Wide records: the producer and the consumer of another record type, measured in Avro bytes too.
 WIDE=${BENCH_WIDE:-200000}

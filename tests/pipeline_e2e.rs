@@ -379,3 +379,61 @@ async fn a_pipeline_whose_table_is_gone_holds_only_itself() {
     assert_eq!(pipeline.terminate(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two processes with the same pipelines file share each pipeline's partitions (one consumer group
+/// per pipeline): both consume from both pipelines, and every record lands exactly once in the lake
+/// and in ClickHouse, through the rebalance the second one's arrival causes mid-stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_with_one_file_share_every_pipeline() {
+    const N: u64 = 8_000;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = [Names::new("shared-a"), Names::new("shared-b")];
+    let mocks = [
+        // 8 s of records each: the second process joins while they flow.
+        common::spawn_mock_at(31, N, EPOCH_MS, Some(1_000)),
+        common::spawn_mock_at(32, N, EPOCH_MS, Some(1_000)),
+    ];
+    let mut text = String::new();
+    for ((name, names), mock) in ["a", "b"].into_iter().zip(&names).zip(&mocks) {
+        text.push_str(&format!(
+            "[[pipeline]]\nname = \"{name}\"\ntopic = \"{}\"\ngroup_id = \"{}\"\ns3_prefix = \"{}\"\n\
+             clickhouse_table = \"{}\"\nmock_api_url = \"{}\"\nflush_interval_ms = 200\n\n",
+            names.topic, names.group, names.prefix, names.table, mock.url
+        ));
+    }
+    let (mut first, dir) = run_pipelines_file(&text);
+    common::wait_for(60, "the first process consuming", || async {
+        (common::metric(&first.url, "nrt_events_consumed_total{pipeline=\"b\"}").await? > 0.0).then_some(())
+    })
+    .await;
+    let (mut second, second_dir) = run_pipelines_file(&text);
+    for names in &names {
+        let lines = common::landed(&cfg, names, N).await;
+        let distinct: HashSet<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            (lines.len() as u64, distinct.len() as u64),
+            (N, N),
+            "{}: the lake, once each",
+            names.table
+        );
+        common::wait_for(60, "everything committed", || async {
+            (common::kafka_lag(&cfg, names) == 0).then_some(())
+        })
+        .await;
+    }
+    for (pipeline, name) in [(&first, "a"), (&first, "b"), (&second, "a"), (&second, "b")] {
+        let sample = format!("nrt_events_consumed_total{{pipeline=\"{name}\"}}");
+        let consumed = common::metric(&pipeline.url, &sample).await.unwrap_or_default();
+        assert!(
+            consumed > 0.0,
+            "{} consumed nothing of pipeline {name}",
+            pipeline.url
+        );
+    }
+    assert_eq!((first.terminate(), second.terminate()), (Some(0), Some(0)));
+    let _ = (
+        std::fs::remove_dir_all(&dir),
+        std::fs::remove_dir_all(&second_dir),
+    );
+}
