@@ -1,5 +1,7 @@
 //! `nrt doctor`: one line per dependency saying whether it answers, for people and scripts.
 
+mod pipelines;
+
 use std::time::Duration;
 
 use clap::Args;
@@ -17,16 +19,30 @@ pub struct DoctorArgs {
     /// The pipeline's topic: it must exist, or the Kafka user must be allowed to create it.
     #[arg(long, env = "NRT_TOPIC", default_value = "events.v1")]
     pub topic: String,
+    /// A pipelines file: each pipeline's topic, subject and table are checked too.
+    #[arg(long = "config", env = "NRT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Prints the table, and under each failure its fix; `Ok(true)` when every service answered.
 pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let probes = Probes::new(&args.services, Some(args.topic.clone()), timeout)
-        .all(&Service::ALL)
-        .await;
+    let pipelines = match &args.config {
+        Some(path) => {
+            let defaults = crate::config::file::defaults().map_err(|e| crate::run::ConfigError(e.to_string()))?;
+            crate::config::file::load(path, &defaults).map_err(|e| crate::run::ConfigError(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    // With a file, each pipeline's topic is checked below, not `--topic`'s.
+    let topic = pipelines.is_empty().then(|| args.topic.clone());
+    let probes = Probes::new(&args.services, topic, timeout).all(&Service::ALL).await;
     print!("{}", render(&probes));
-    Ok(probes.iter().all(|p| p.ok))
+    let checks = pipelines::check(&args.services, &pipelines, timeout).await;
+    if !checks.is_empty() {
+        print!("{}", pipelines::render(&checks));
+    }
+    Ok(probes.iter().all(|p| p.ok) && checks.iter().all(|c| c.ok))
 }
 
 pub fn render(probes: &[Probe]) -> String {

@@ -437,3 +437,68 @@ async fn two_processes_with_one_file_share_every_pipeline() {
         std::fs::remove_dir_all(&second_dir),
     );
 }
+
+/// `nrt doctor --config` checks what each pipeline of the file needs: its topic, its value subject
+/// and its table, each named by the pipeline, as they are on the real services.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_checks_every_pipeline_of_a_file() {
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let (ready, fresh) = (Names::new("doctor-ready"), Names::new("doctor-fresh"));
+    // `ready` has its subject registered and its table made; `fresh` has neither yet.
+    let registry =
+        nrt_pipeline::registry::RegistryClient::new(&cfg.registry, std::time::Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let id = registry
+        .register(&format!("{}-value", ready.topic), nrt_pipeline::event::SCHEMA_V1)
+        .await
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
+    for statement in nrt_pipeline::migrations::ddl(common::TEST_DATABASE, &ready.table) {
+        server
+            .query(&statement)
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let dir = std::env::temp_dir().join(common::unique("nrt-doctor-"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("nrt.toml");
+    let mut text = String::new();
+    for (name, names) in [("ready", &ready), ("fresh", &fresh)] {
+        text.push_str(&format!(
+            "[[pipeline]]\nname = \"{name}\"\ntopic = \"{}\"\nclickhouse_table = \"{}\"\n\n",
+            names.topic, names.table
+        ));
+    }
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = common::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nrt"))
+            .args(["doctor", "--config"])
+            .arg(&file)
+            .env("NRT_CLICKHOUSE_DATABASE", common::TEST_DATABASE),
+    );
+    let said = common::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let line = |pipeline: &str, check: &str| {
+        said.lines()
+            .find(|l| l.split_whitespace().take(2).eq([pipeline, check]))
+            .unwrap_or_else(|| panic!("no {pipeline} {check} line:\n{said}"))
+            .to_owned()
+    };
+    assert!(
+        line("ready", "subject").contains(&format!("version 1, schema id {id}")),
+        "{said}"
+    );
+    assert!(line("ready", "table").contains("present, 12 columns"), "{said}");
+    assert!(line("fresh", "subject").contains("not registered yet"), "{said}");
+    assert!(
+        line("fresh", "table").contains("absent (made from the first writer schema"),
+        "{said}"
+    );
+    assert!(
+        line("fresh", "topic").contains(&format!("topic {} absent", fresh.topic)),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -101,6 +101,12 @@ pub fn given_outside(env: impl Fn(&str) -> Option<OsString>, args: &[OsString]) 
     given
 }
 
+/// The process's settings at their defaults (for a reader of the file that runs nothing: `nrt doctor`).
+pub fn defaults() -> Result<PipelineConfig, clap::Error> {
+    let matches = pipeline_command().try_get_matches_from(Vec::<String>::new())?;
+    PipelineConfig::from_arg_matches(&matches)
+}
+
 /// Reads the pipelines of the file at `path`; `process` gives the settings of the process (taken as
 /// they are for every pipeline).
 pub fn load(path: &Path, process: &PipelineConfig) -> Result<Vec<Pipeline>, FileError> {

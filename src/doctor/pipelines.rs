@@ -1,0 +1,83 @@
+//! `nrt doctor --config`: beside the services, what each pipeline of a pipelines file needs of them:
+//! its topic (present, or creatable by this user), its value subject in the registry (registered, or
+//! not yet: its producer registers it) and its table (present, or made from the first writer schema).
+
+use std::time::Duration;
+
+use crate::config::file::Pipeline;
+use crate::config::ServicesConfig;
+use crate::probes::{Probes, Service};
+use crate::registry::RegistryClient;
+
+/// Confluent's "subject not found".
+const SUBJECT_NOT_FOUND: u32 = 40401;
+
+/// One check of one pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub pipeline: String,
+    pub what: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The checks of every pipeline, in the file's order.
+pub async fn check(services: &ServicesConfig, pipelines: &[Pipeline], timeout: Duration) -> Vec<Check> {
+    let registry = RegistryClient::new(&services.registry, timeout);
+    let clickhouse = crate::clickhouse::server_client(&services.clickhouse);
+    let mut out = Vec::new();
+    for p in pipelines {
+        let check = |what, ok, detail: String| Check {
+            pipeline: p.name.clone(),
+            what,
+            ok,
+            detail,
+        };
+        let topic = Probes::new(services, Some(p.config.topic.clone()), timeout)
+            .all(&[Service::Kafka])
+            .await;
+        for probe in topic {
+            let detail = match &probe.failure {
+                Some(f) => format!("{}: {} (fix: {})", p.config.topic, probe.detail, f.fix),
+                None => probe.detail.clone(),
+            };
+            out.push(check("topic", probe.ok, detail));
+        }
+        let subject = format!("{}-value", p.config.topic);
+        out.push(match &registry {
+            Err(e) => check("subject", false, e.to_string()),
+            Ok(client) => match client.latest(&subject).await {
+                Ok(r) => check("subject", true, format!("{subject}: version {}, schema id {}", r.version, r.id)),
+                Err(e) if e.error_code() == Some(SUBJECT_NOT_FOUND) => check(
+                    "subject",
+                    true,
+                    format!("{subject}: not registered yet (its producer registers it; a consumer waits for it)"),
+                ),
+                Err(e) => check("subject", false, format!("{subject}: {e}")),
+            },
+        });
+        let (database, table) = (&services.clickhouse.database, &p.config.table.clickhouse_table);
+        out.push(match &clickhouse {
+            Err(e) => check("table", false, e.to_string()),
+            Ok(client) => match crate::clickhouse::table::columns(client, database, table).await {
+                Ok(columns) if columns.is_empty() => check(
+                    "table",
+                    true,
+                    format!("{database}.{table}: absent (made from the first writer schema at start)"),
+                ),
+                Ok(columns) => check("table", true, format!("{database}.{table}: present, {} columns", columns.len())),
+                Err(e) => check("table", false, format!("{database}.{table}: {e}")),
+            },
+        });
+    }
+    out
+}
+
+pub fn render(checks: &[Check]) -> String {
+    let mut out = format!("\n{:<16} {:<8} {:<5} {}\n", "PIPELINE", "CHECK", "STATE", "DETAIL");
+    for c in checks {
+        let state = if c.ok { "ok" } else { "FAIL" };
+        out.push_str(&format!("{:<16} {:<8} {:<5} {}\n", c.pipeline, c.what, state, c.detail));
+    }
+    out
+}
