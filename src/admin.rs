@@ -49,8 +49,8 @@ impl PipelineState {
 }
 
 pub struct AdminState {
-    /// At least one; several only from a pipelines file.
-    pub pipelines: Vec<PipelineState>,
+    /// At least one; several only from a pipelines file, whose patterns may add more while running.
+    pub pipelines: Arc<std::sync::RwLock<Vec<Arc<PipelineState>>>>,
     /// The process's own metrics beside a pipelines file's pipelines (the environment's one pipeline
     /// has them in its registry).
     pub process_metrics: Option<prometheus::Registry>,
@@ -67,15 +67,19 @@ pub struct AdminState {
 }
 
 impl AdminState {
+    /// The pipelines as they are now.
+    fn pipelines(&self) -> Vec<Arc<PipelineState>> {
+        self.pipelines.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The pipeline and actor of an API name (`batcher`, `orders:batcher`).
-    fn find(&self, name: &str) -> Option<(&PipelineState, String)> {
-        match name.split_once(':') {
-            Some((p, actor)) => {
-                let pipeline = self.pipelines.iter().find(|s| s.name.as_deref() == Some(p))?;
-                Some((pipeline, actor.to_owned()))
-            }
-            None => Some((self.pipelines.iter().find(|s| s.name.is_none())?, name.to_owned())),
-        }
+    fn find(&self, name: &str) -> Option<(Arc<PipelineState>, String)> {
+        let pipelines = self.pipelines();
+        let (pipeline, actor) = match name.split_once(':') {
+            Some((p, actor)) => (pipelines.into_iter().find(|s| s.name.as_deref() == Some(p))?, actor),
+            None => (pipelines.into_iter().find(|s| s.name.is_none())?, name),
+        };
+        Some((pipeline, actor.to_owned()))
     }
 
     /// What this role depends on: the producer needs Kafka and the registry; the consumer all four sinks
@@ -99,7 +103,7 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
     // Why each actor that is not running holds back (a refused schema, a crash loop…).
     let mut why = serde_json::Map::new();
     let mut pipelines = serde_json::Map::new();
-    for p in &state.pipelines {
+    for p in &state.pipelines() {
         let actors = p.health.snapshot();
         let stopped = p.health.not_running();
         for a in &stopped {
@@ -145,7 +149,8 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
-    let mut registries: Vec<&prometheus::Registry> = state.pipelines.iter().map(|p| &p.metrics.registry).collect();
+    let pipelines = state.pipelines();
+    let mut registries: Vec<&prometheus::Registry> = pipelines.iter().map(|p| &p.metrics.registry).collect();
     registries.extend(&state.process_metrics);
     match metrics::encode_all(&registries) {
         Ok(text) => HttpResponse::Ok()
@@ -158,11 +163,11 @@ async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
 async fn status_page(state: web::Data<AdminState>, req: actix_web::HttpRequest) -> HttpResponse {
     // A pipelines file's pipelines each have a page: `/?pipeline=<name>` (the first by default).
     let asked = req.query_string().strip_prefix("pipeline=");
-    let Some(p) = state.pipelines.iter().find(|p| asked.is_none() || p.name.as_deref() == asked) else {
+    let pipelines = state.pipelines();
+    let Some(p) = pipelines.iter().find(|p| asked.is_none() || p.name.as_deref() == asked) else {
         return HttpResponse::NotFound().json(json!({"error": "no such pipeline"}));
     };
-    let others: Vec<(String, bool)> = state
-        .pipelines
+    let others: Vec<(String, bool)> = pipelines
         .iter()
         .filter_map(|o| Some((o.name.clone()?, o.name == p.name)))
         .collect();
@@ -187,7 +192,7 @@ async fn status_page(state: web::Data<AdminState>, req: actix_web::HttpRequest) 
 
 /// Each actor's state; a pipelines file's pipelines each under their name.
 async fn actors(state: web::Data<AdminState>) -> HttpResponse {
-    match state.pipelines.as_slice() {
+    match state.pipelines().as_slice() {
         [one] if one.name.is_none() => HttpResponse::Ok().json(one.health.snapshot()),
         all => {
             let by_pipeline: BTreeMap<String, _> = all
@@ -224,7 +229,8 @@ where
     M: actix::Message + Send + 'static,
     M::Result: Send,
 {
-    match state.find(name).and_then(|(p, actor)| actors(p).get(actor.as_str())) {
+    let found = state.find(name);
+    match found.as_ref().and_then(|(p, actor)| actors(p).get(actor.as_str())) {
         Some(actor) => {
             actor.do_send(msg);
             HttpResponse::Accepted().json(json!({ done: name }))
@@ -238,7 +244,8 @@ async fn flush(state: web::Data<AdminState>, req: actix_web::HttpRequest) -> Htt
     if let Some(refused) = refusal(&state.token, &req) {
         return refused;
     }
-    let batchers: Vec<&Recipient<FlushNow>> = state.pipelines.iter().filter_map(|p| p.flusher.as_ref()).collect();
+    let pipelines = state.pipelines();
+    let batchers: Vec<&Recipient<FlushNow>> = pipelines.iter().filter_map(|p| p.flusher.as_ref()).collect();
     if batchers.is_empty() {
         return HttpResponse::NotFound().json(json!({"error": "no consumer in this role: nothing to flush"}));
     }

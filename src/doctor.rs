@@ -30,7 +30,15 @@ pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
     let pipelines = match &args.config {
         Some(path) => {
             let defaults = crate::config::file::defaults().map_err(|e| crate::run::ConfigError(e.to_string()))?;
-            crate::config::file::load(path, &defaults).map_err(|e| crate::run::ConfigError(e.to_string()))?
+            let templates =
+                crate::config::file::load(path, &defaults).map_err(|e| crate::run::ConfigError(e.to_string()))?;
+            // A pattern's instances are the topics it matches now.
+            let existing = crate::kafka::topic_names(&args.services.kafka, timeout).await.unwrap_or_default();
+            let mut instances = Vec::new();
+            for t in &templates {
+                instances.extend(t.instances(&existing).map_err(crate::run::ConfigError)?);
+            }
+            instances
         }
         None => Vec::new(),
     };

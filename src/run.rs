@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::actors::{self, health::Health, kafka_reader, Shared};
-use crate::admin::{self, AdminState, PipelineState};
+mod pipelines;
+
+use crate::actors::{self, kafka_reader};
+use crate::admin::{self, AdminState};
 use crate::config::file::{self, FileError};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
-use crate::log_summary;
-use crate::metrics::PipelineMetrics;
 use crate::probes::{Probes, Service};
 
 #[derive(Debug, Clone, Args)]
@@ -30,22 +30,12 @@ pub struct RunArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
-/// One pipeline to run: the environment's (no name) or one of a pipelines file.
-struct Planned {
-    name: Option<String>,
-    config: PipelineConfig,
-}
-
 impl RunArgs {
-    /// The pipelines to run: the pipelines file's, each with its share of the memory budget, or the
-    /// one the environment configures.
-    fn pipelines(&self) -> Result<Vec<Planned>, ConfigError> {
+    /// The pipelines file's pipelines (None: the environment configures the one pipeline).
+    fn pipelines_file(&self) -> Result<Option<Vec<file::Pipeline>>, ConfigError> {
         let Some(path) = self.config.clone() else {
             self.pipeline.validate().map_err(ConfigError)?;
-            return Ok(vec![Planned {
-                name: None,
-                config: self.pipeline.clone(),
-            }]);
+            return Ok(None);
         };
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         let given = file::given_outside(|var| std::env::var_os(var), &args);
@@ -53,26 +43,12 @@ impl RunArgs {
             return Err(ConfigError(FileError::Both { path, given }.to_string()));
         }
         let pipelines = file::load(&path, &self.pipeline).map_err(|e| ConfigError(e.to_string()))?;
-        // Each pipeline holds back only its own reading when its sinks are slow or down: the budget
-        // is shared out, not pooled, so one stuck pipeline cannot take the others' memory.
-        let share = (self.pipeline.max_inflight_bytes / pipelines.len().max(1) as u64).max(MIN_INFLIGHT_SHARE);
-        Ok(pipelines
-            .into_iter()
-            .map(|p| {
-                log::info!("nrt run: pipeline '{}' from {} (topic {})", p.name, path.display(), p.config.topic);
-                let mut config = p.config;
-                config.max_inflight_bytes = share;
-                Planned {
-                    name: Some(p.name),
-                    config,
-                }
-            })
-            .collect())
+        for p in &pipelines {
+            log::info!("nrt run: pipeline '{}' from {}", p.name, path.display());
+        }
+        Ok(Some(pipelines))
     }
 }
-
-/// The least in-flight budget a pipeline of a file gets, however many share the process's.
-const MIN_INFLIGHT_SHARE: u64 = 1 << 20;
 
 /// A configuration error: `nrt` exits with code 2 and the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +57,7 @@ pub struct ConfigError(pub String);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.services.validate().map_err(ConfigError)?;
-    let pipelines = args.pipelines()?;
+    let pipelines = args.pipelines_file()?;
     let system = actix::System::new();
     system.block_on(serve(args, pipelines))
 }
@@ -110,43 +86,27 @@ async fn preflight(args: &RunArgs) -> anyhow::Result<()> {
     Err(ConfigError(format!("refused by {}", refusals.join("; refused by "))).into())
 }
 
-async fn serve(args: RunArgs, pipelines: Vec<Planned>) -> anyhow::Result<ExitCode> {
+async fn serve(args: RunArgs, file: Option<Vec<file::Pipeline>>) -> anyhow::Result<ExitCode> {
     let listener = admin::listen(&args.pipeline.admin_addr)?;
     preflight(&args).await?;
-    let mut states = Vec::new();
-    let mut all_started = Vec::new();
-    for p in &pipelines {
-        let metrics = match &p.name {
-            Some(name) => PipelineMetrics::of_pipeline(name)?,
-            None => PipelineMetrics::new()?,
-        };
-        let shared = Shared {
-            metrics,
-            health: Arc::new(Health::default()),
-        };
-        let who = p.name.as_ref().map_or("nrt run".to_owned(), |n| format!("nrt run: {n}"));
-        let started = actors::supervisor::start(args.role, &args.services, &p.config, &shared)
-            .map_err(|e| anyhow::anyhow!("{who}: starting the pipeline: {e}"))?;
-        let history = Arc::new(admin::history::History::default());
-        admin::history::spawn(shared.metrics.clone(), history.clone());
-        log::info!("{who}: role {:?}, topic {}", args.role, p.config.topic);
-        log_summary::spawn(shared.metrics.clone(), Duration::from_secs(args.pipeline.log_summary_secs), who);
-        states.push(PipelineState {
-            name: p.name.clone(),
-            health: shared.health.clone(),
-            restarters: started.restarters.clone(),
-            flusher: started.batcher.clone().map(|b| b.recipient()),
-            #[cfg(debug_assertions)]
-            crashers: started.crashers.clone(),
-            metrics: shared.metrics.clone(),
-            history,
-        });
-        all_started.push(started);
+    let running = pipelines::Running::default();
+    let stop_discovery = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    match &file {
+        None => running.start(&args, None, &args.pipeline)?,
+        Some(templates) => {
+            let (instances, share) = pipelines::at_start(&args, templates).await?;
+            for p in instances {
+                let mut config = p.config;
+                config.max_inflight_bytes = share;
+                running.start(&args, Some(&p.name), &config)?;
+            }
+            let discovery = pipelines::discover(args.clone(), templates.clone(), running.clone(), share, stop_discovery.clone());
+            actix::spawn(discovery);
+        }
     }
-    let named = pipelines.iter().any(|p| p.name.is_some());
     let state = AdminState {
-        pipelines: states,
-        process_metrics: if named { Some(crate::metrics::process_registry()?) } else { None },
+        pipelines: running.states.clone(),
+        process_metrics: if file.is_some() { Some(crate::metrics::process_registry()?) } else { None },
         token: args.pipeline.admin_token.clone(),
         services: args.services.clone(),
         probes: Arc::new(crate::probes::Probes::new(&args.services, None, Duration::from_secs(2))),
@@ -177,6 +137,8 @@ async fn serve(args: RunArgs, pipelines: Vec<Planned>) -> anyhow::Result<ExitCod
             std::process::exit(SECOND_SIGNAL_EXIT);
         }
     });
+    stop_discovery.store(true, std::sync::atomic::Ordering::SeqCst);
+    let all_started = std::mem::take(&mut *running.started.lock().unwrap_or_else(|p| p.into_inner()));
     // Every pipeline drains at once: one whose sink is down must not use up the others' time.
     let drains = futures::future::join_all(all_started.iter().map(drain));
     let drained = tokio::time::timeout(timeout, drains).await.is_ok();

@@ -16,6 +16,9 @@ use clap::{Args, FromArgMatches};
 use toml_edit::{Document, Item, Value};
 
 use super::PipelineConfig;
+pub use topics::{Topics, DISCOVERY_INTERVAL};
+
+mod topics;
 
 /// The settings a pipeline of the file may have (the ids of `PipelineConfig`'s and `TableArgs`'
 /// arguments); the other arguments of `PipelineConfig` belong to the process.
@@ -46,6 +49,8 @@ pub const PIPELINE_SETTINGS: [&str; 19] = [
 pub struct Pipeline {
     pub name: String,
     pub config: PipelineConfig,
+    /// Its `topic`, or the several it runs an instance for (`topics.rs`).
+    pub topics: Topics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +157,19 @@ pub fn parse(path: &Path, text: &str, process: &PipelineConfig) -> Result<Vec<Pi
         let here = at(table.span());
         let mut name = None;
         let mut argv: Vec<String> = Vec::new();
+        let mut topics = Topics::One;
         for (key, item) in table.iter() {
             let line = at(table.get_key_value(key).and_then(|(k, _)| k.span()).or_else(|| item.span()));
+            if let Some(several) = several_topics(key, item).map_err(|e| key_error(line, key, e))? {
+                let other = ["topic", "topics", "topic_pattern"]
+                    .into_iter()
+                    .find(|k| *k != key && table.contains_key(k));
+                if let Some(other) = other {
+                    return Err(key_error(line, key, format!("either `{other}` or `{key}`, not both")));
+                }
+                topics = several;
+                continue;
+            }
             let value = scalar(item).ok_or_else(|| {
                 key_error(line, key, "expects one value (a string, a number or a boolean)".into())
             })?;
@@ -191,17 +207,47 @@ pub fn parse(path: &Path, text: &str, process: &PipelineConfig) -> Result<Vec<Pi
             // Each pipeline commits in a group of its own (its partitions, its pace, its faults).
             config.group_id = format!("{}-{name}", config.group_id);
         }
-        config.validate().map_err(|e| file_error(format!("pipeline '{name}': {e}")))?;
-        pipelines.push(Pipeline { name, config });
+        let pipeline = Pipeline { name, config, topics };
+        match pipeline.topics {
+            Topics::One => pipeline.config.validate().map_err(|e| format!("pipeline '{}': {e}", pipeline.name)),
+            _ => pipeline.check_template(),
+        }
+        .map_err(file_error)?;
+        pipelines.push(pipeline);
     }
-    check_apart(&pipelines).map_err(file_error)?;
+    // Instances of a pattern are checked as their topics are found.
+    let mut known = Vec::new();
+    for p in &pipelines {
+        known.extend(p.instances(&[]).map_err(file_error)?);
+    }
+    check_apart(&known).map_err(file_error)?;
     Ok(pipelines)
 }
 
+/// `topics = ["a", "b"]` or `topic_pattern = "regex"` (matched against whole names); None for any
+/// other key.
+fn several_topics(key: &str, item: &Item) -> Result<Option<Topics>, String> {
+    match key {
+        "topics" => {
+            let list = item.as_array().ok_or("expects a list of topic names")?;
+            let names: Option<Vec<String>> = list.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+            let names = names.filter(|n| !n.is_empty()).ok_or("expects a non-empty list of topic names")?;
+            Ok(Some(Topics::List(names)))
+        }
+        "topic_pattern" => {
+            let pattern = item.as_str().ok_or("expects a regular expression, as a string")?;
+            let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("not a regular expression: {e}"))?;
+            Ok(Some(Topics::Pattern(re)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// What two pipelines must not share: a consumer group (they would split one topic's partitions
-/// between them), a table (rows of two topics collapse on the same Kafka coordinates), and a topic
-/// written to the same lake prefix (their objects would have the same keys).
-fn check_apart(pipelines: &[Pipeline]) -> Result<(), String> {
+/// between them), a table (rows of two topics collapse on the same Kafka coordinates), and a lake
+/// prefix (an object's key names its partition, offset and hour, not its topic: two topics' objects
+/// would take each other's keys, and an object found there is never overwritten).
+pub fn check_apart(pipelines: &[Pipeline]) -> Result<(), String> {
     let mut groups = BTreeSet::new();
     let mut tables = BTreeSet::new();
     let mut lakes = BTreeSet::new();
@@ -210,16 +256,17 @@ fn check_apart(pipelines: &[Pipeline]) -> Result<(), String> {
         if !groups.insert(c.group_id.as_str()) {
             return Err(format!("pipeline '{}': group_id '{}' is another pipeline's too", p.name, c.group_id));
         }
-        if !tables.insert(c.table.clickhouse_table.as_str()) {
+        // Rows of several topics may share a table only by a key of their own fields.
+        if !tables.insert(c.table.clickhouse_table.as_str()) && c.table.table_key == "coordinates" {
             return Err(format!(
                 "pipeline '{}': clickhouse_table '{}' is another pipeline's too",
                 p.name, c.table.clickhouse_table
             ));
         }
-        if !lakes.insert((c.topic.as_str(), c.s3_prefix.as_str())) {
+        if !lakes.insert(c.s3_prefix.as_str()) {
             return Err(format!(
-                "pipeline '{}': topic '{}' goes to s3_prefix '{}' in another pipeline too",
-                p.name, c.topic, c.s3_prefix
+                "pipeline '{}': s3_prefix '{}' is another pipeline's too (give each pipeline its own)",
+                p.name, c.s3_prefix
             ));
         }
     }

@@ -236,6 +236,20 @@ pub async fn ensure_topic(
     Ok(())
 }
 
+/// The names of the cluster's topics (for a pipeline's `topic_pattern`), asked in a blocking call.
+pub async fn topic_names(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<String>, KafkaSetupError> {
+    let (admin, _) = admin(kafka, timeout)?;
+    let listed = tokio::task::spawn_blocking(move || {
+        let md = admin.inner().fetch_metadata(None, timeout)?;
+        Ok(md.topics().iter().map(|t| t.name().to_owned()).collect())
+    })
+    .await;
+    // A join error: the blocking task did not finish (the runtime is shutting down).
+    listed
+        .unwrap_or(Err(KafkaError::Canceled))
+        .map_err(|source| client_error(kafka, source))
+}
+
 /// The largest record batch `topic` accepts (its `max.message.bytes`, the broker's default when the
 /// topic sets none). `Ok(None)`: the broker answered but would not say (no right to describe the topic).
 pub async fn topic_max_message_bytes(kafka: &KafkaConfig, topic: &str) -> Result<Option<usize>, KafkaSetupError> {

@@ -99,10 +99,10 @@ fn two_pipelines_never_share_a_group_a_table_or_a_lake() {
     let two = |a: &str, b: &str| format!("[[pipeline]]\nname = \"a\"\n{a}\n[[pipeline]]\nname = \"b\"\n{b}\n");
     let group = error(&two("group_id = \"g\"\ntable = \"t1\"", "group_id = \"g\"\ntopic = \"y\""));
     assert!(group.contains("pipeline 'b': group_id 'g' is another pipeline's too"), "{group}");
-    let table = error(&two("topic = \"x\"", "topic = \"y\""));
+    let table = error(&two("topic = \"x\"\ns3_prefix = \"x/\"", "topic = \"y\""));
     assert!(table.contains("clickhouse_table 'events_raw' is another pipeline's too"), "{table}");
-    let lake = error(&two("table = \"t1\"", "table = \"t2\""));
-    assert!(lake.contains("topic 'events.v1' goes to s3_prefix '' in another pipeline too"), "{lake}");
+    let lake = error(&two("topic = \"x\"\ntable = \"t1\"", "topic = \"y\"\ntable = \"t2\""));
+    assert!(lake.contains("s3_prefix '' is another pipeline's too"), "{lake}");
     // The same topic into two tables under two prefixes is a fan-out, allowed.
     let fan_out = parsed(&two("table = \"t1\"\ns3_prefix = \"one/\"", "table = \"t2\"\ns3_prefix = \"two/\""));
     assert_eq!(fan_out.map(|p| p.len()).ok(), Some(2));
@@ -136,4 +136,65 @@ fn every_pipeline_setting_is_an_argument_and_every_other_argument_is_the_process
     let process = ["max-inflight-bytes", "revoke-timeout-ms", "shutdown-timeout-ms", "log-summary-secs", "dashboards-url", "admin-addr", "admin-token"];
     let unplaced: Vec<&&str> = ids.iter().filter(|id| !PIPELINE_SETTINGS.contains(id) && !process.contains(id)).collect();
     assert!(unplaced.is_empty(), "arguments neither a pipeline's nor the process's: {unplaced:?}");
+}
+
+#[test]
+fn a_pipeline_of_several_topics_runs_an_instance_per_topic_named_by_it() {
+    let pipelines = parsed(
+        r#"
+[[pipeline]]
+name = "tenants"
+topic_pattern = "tenant-[a-z]+\\.events"
+clickhouse_table = "events_{topic}"
+s3_prefix = "tenants/{topic}/"
+
+[[pipeline]]
+name = "regions"
+topics = ["eu.orders", "us.orders"]
+s3_prefix = "regions/{topic}/"
+clickhouse_table = "orders"
+table_key = "order_id"
+group_id = "nrt-{topic}-reader"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let existing: Vec<String> =
+        ["tenant-a.events", "tenant-b.events", "tenant-a.events.dlq", "x-tenant-a.events", "tenant-1.events"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+    let tenants = pipelines[0].instances(&existing).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = tenants.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["tenants.tenant-a.events", "tenants.tenant-b.events"], "whole names only, never a .dlq");
+    let a = &tenants[0].config;
+    assert_eq!(
+        (a.topic.as_str(), a.table.clickhouse_table.as_str(), a.s3_prefix.as_str(), a.group_id.as_str()),
+        ("tenant-a.events", "events_tenant_a_events", "tenants/tenant-a.events/", "nrt-consumer-tenants-tenant-a.events")
+    );
+    assert_eq!(a.dead_letter_topic(), "tenant-a.events.dlq");
+    let regions = pipelines[1].instances(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let configs: Vec<(&str, &str, &str)> = regions
+        .iter()
+        .map(|p| (p.config.topic.as_str(), p.config.table.clickhouse_table.as_str(), p.config.group_id.as_str()))
+        .collect();
+    assert_eq!(configs, [("eu.orders", "orders", "nrt-eu.orders-reader"), ("us.orders", "orders", "nrt-us.orders-reader")]);
+    assert!(check_apart(&regions).is_ok(), "one table for both: its key is the records' own");
+}
+
+#[test]
+fn what_a_pipeline_of_several_topics_must_name_per_topic_is_checked() {
+    let cases = [
+        ("topic = \"a\"\ntopics = [\"b\"]", "either `topic` or `topics`"),
+        ("topics = [\"b\"]\ntopic_pattern = \"c\"", "nrt.toml:3: topics: either `topic_pattern` or `topics`"),
+        ("topics = []", "non-empty list"),
+        ("topics = [\"b\", 3]", "non-empty list of topic names"),
+        ("topic_pattern = \"(\"", "not a regular expression"),
+        ("topics = [\"b\"]\nclickhouse_table = \"t_{topic}\"", "s3_prefix must contain {topic}"),
+        ("topics = [\"b\"]\ns3_prefix = \"{topic}/\"", "clickhouse_table must contain {topic}"),
+        ("topics = [\"b c\"]\ns3_prefix = \"{topic}/\"\nclickhouse_table = \"t_{topic}\"", "NRT_TOPIC"),
+    ];
+    for (keys, want) in cases {
+        let e = error(&format!("[[pipeline]]\nname = \"a\"\n{keys}\n"));
+        assert!(e.contains(want), "{keys}\n gave: {e}\n want: {want}");
+    }
 }
