@@ -159,17 +159,34 @@ async fn every_dashboard_and_alert_query_works_on_real_prometheus() {
     let prom = cfg.prometheus.url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
 
-    // A live pipeline where Prometheus scrapes it: the admin API on the default 127.0.0.1:9180.
-    let names = Names::new("observe");
-    let mock = NrtProcess::spawn(
-        &["mock-api", "--listen", "127.0.0.1:0", "--limit", "200000"],
-        &[("RUST_LOG", "warn")],
-    );
-    let mut env = names.env(&mock.url);
-    env.retain(|(k, _)| *k != "NRT_ADMIN_ADDR");
-    env.push(("NRT_ADMIN_ADDR", "127.0.0.1:9180"));
-    env.push(("NRT_POLL_BATCH", "500"));
+    // A live process where Prometheus scrapes it (the admin API on the default 127.0.0.1:9180), with
+    // two pipelines of a pipelines file: every panel must show each of them apart.
+    let pipelines = [Names::new("observe-a"), Names::new("observe-b")];
+    let mocks = [0, 1].map(|_| {
+        NrtProcess::spawn(
+            &["mock-api", "--listen", "127.0.0.1:0", "--limit", "100000"],
+            &[("RUST_LOG", "warn")],
+        )
+    });
+    let mut text = String::new();
+    for (names, mock) in pipelines.iter().zip(&mocks) {
+        text.push_str(&format!(
+            "[[pipeline]]\nname = \"{}\"\ntopic = \"{}\"\ngroup_id = \"{}\"\ns3_prefix = \"{}\"\n\
+             clickhouse_table = \"{}\"\nmock_api_url = \"{}\"\npoll_batch = 500\nflush_interval_ms = 300\n\n",
+            names.table, names.topic, names.group, names.prefix, names.table, mock.url
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("{}.toml", common::unique("nrt-observe-")));
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    let path = file.to_string_lossy().into_owned();
+    let env = [
+        ("NRT_CONFIG", path.as_str()),
+        ("NRT_CLICKHOUSE_DATABASE", common::TEST_DATABASE),
+        ("NRT_ADMIN_ADDR", "127.0.0.1:9180"),
+        ("RUST_LOG", "warn"),
+    ];
     let mut pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
+    let names: Vec<String> = pipelines.iter().map(|n| n.table.clone()).collect();
 
     // Prometheus must be scraping this very process (not an earlier run's samples of the same job)...
     let ours = common::wait_for(30, "the pipeline's process start time", || async {
@@ -229,6 +246,18 @@ async fn every_dashboard_and_alert_query_works_on_real_prometheus() {
             failures.push(format!("{dash} / {panel}: {expr}: {}", v["error"]));
         } else if v["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
             failures.push(format!("{dash} / {panel}: no data for {expr}"));
+        } else if expr.contains("by (pipeline") {
+            let shown: BTreeSet<&str> = v["data"]["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["metric"]["pipeline"].as_str())
+                .collect();
+            if names.iter().any(|n| !shown.contains(n.as_str())) {
+                failures.push(format!(
+                    "{dash} / {panel}: pipelines {shown:?}, not each of {names:?}: {expr}"
+                ));
+            }
         }
     }
     let alerts = alert_queries();
@@ -279,4 +308,5 @@ async fn every_dashboard_and_alert_query_works_on_real_prometheus() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(pipeline.terminate(), Some(0));
+    let _ = std::fs::remove_file(&file);
 }
