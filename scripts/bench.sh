@@ -10,7 +10,8 @@
 #      and with this one, alternating, each on the same N events with a fresh group and table.
 #   4b. topics (--topics T): the same number of events spread over T topics (N/T each), produced and
 #      consumed by one process each with a pipelines file of T pipelines (one per topic), consumer-side
-#      events/s and memory against the one-topic consumer above.
+#      events/s and memory against the one-topic consumer above; then read again with pipeline t1's
+#      table renamed away: the other pipelines' events/s with and without that fault.
 #   5. wide (BENCH_WIDE records, default 200000, 0 skips it): records of benches/wide.avsc (48 fields
 #      with a nested record, an array and a map, ~1 KB of Avro) from a seeded Mock API through the
 #      producer, then from Kafka to both sinks (a table nrt creates from the schema): MB/s of Avro, and
@@ -249,23 +250,50 @@ done
 # Sum of every sample of a metric whose name and labels start with $2 (one per pipeline).
 metric_prefix_sum() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" 'index($1, m) == 1 {s += $2} END {printf "%d", s}'; }
 
+# The pipelines file of the topics phase: pipeline t<i> reads topic nrt-bench-<id>-t<i>; its group,
+# lake prefix and table carry run $1 (a second run reads the same topics afresh).
+topics_file() {
+  local run=$1 i
+  for i in $(seq 1 "$TOPICS"); do
+    printf '[[pipeline]]\nname = "t%d"\ntopic = "nrt-bench-%s-t%d"\ngroup_id = "nrt-bench-%s-%s%d"\ns3_prefix = "bench-%s-%s%d/"\nclickhouse_table = "events_%s_%s%d"\nmock_api_url = "http://127.0.0.1:%d"\npoll_batch = 10000\ntopic_partitions = %d\n\n' \
+      "$i" "$id" "$i" "$id" "$run" "$i" "$id" "$run" "$i" "$id" "$run" "$i" "$((18770 + i))" "$BENCH_PARTITIONS"
+  done
+}
+
+# Waits until the consumer at $URL has written all $2 records to both sinks ($1 = yes), or ($1 = no)
+# only those of pipelines t2…; OTHERS_DONE: when t2… had all theirs. One scrape per look.
+wait_topics() {
+  local with_first=$1 n=$2 seen others all
+  OTHERS_DONE=""
+  while :; do
+    seen=$(curl -sf -m 5 "$URL/metrics" | awk '
+      $1 ~ /^nrt_events_written_total\{/ {
+        sink = ($1 ~ /sink="minio"/) ? "m" : "c"; first = ($1 ~ /pipeline="t1"/)
+        total[sink] += $2; if (!first) others[sink] += $2 }
+      END { printf "%d %d", (others["m"] < others["c"] ? others["m"] : others["c"]), (total["m"] < total["c"] ? total["m"] : total["c"]) }')
+    read -r others all <<<"${seen:-0 0}"
+    [[ -z $OTHERS_DONE && $others -ge $((per * (TOPICS - 1))) ]] && OTHERS_DONE=$(now)
+    if [[ -n $OTHERS_DONE && ($with_first == no || $all -ge $n) ]]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+}
+
 if [[ -n $TOPICS ]]; then
   per=$((N / TOPICS))
   echo; echo "=== $TOPICS topics of $per events in one process (a pipelines file of $TOPICS pipelines) → both sinks"
-  file=$WORK/topics.toml
-  : >"$file"
   for i in $(seq 1 "$TOPICS"); do
-    port=$((18770 + i))
-    "$NRT" mock-api --listen "127.0.0.1:$port" --seed "$((10 + i))" --limit "$per" >/dev/null 2>>"$WORK/stderr.log" &
+    "$NRT" mock-api --listen "127.0.0.1:$((18770 + i))" --seed "$((10 + i))" --limit "$per" >/dev/null 2>>"$WORK/stderr.log" &
     PIDS+=("$!")
-    printf '[[pipeline]]\nname = "t%d"\ntopic = "nrt-bench-%s-t%d"\ngroup_id = "nrt-bench-%s-t%d"\ns3_prefix = "bench-%s-t%d/"\nclickhouse_table = "events_%s_t%d"\nmock_api_url = "http://127.0.0.1:%d"\npoll_batch = 10000\ntopic_partitions = %d\n\n' \
-      "$i" "$id" "$i" "$id" "$i" "$id" "$i" "$id" "$i" "$port" "$BENCH_PARTITIONS" >>"$file"
   done
+  topics_file t >"$WORK/topics.toml"
+  topics_file f >"$WORK/fault.toml"
   sleep 0.5
   # The file configures every pipeline: the variables of the one-topic runs above must not be set too.
   (
     unset NRT_TOPIC NRT_GROUP_ID NRT_S3_PREFIX NRT_CLICKHOUSE_TABLE NRT_POLL_BATCH NRT_TOPIC_PARTITIONS NRT_MOCK_API_URL
-    export NRT_CONFIG=$file
+    export NRT_CONFIG=$WORK/topics.toml
     spawn topics-producer run --role producer
     producer=$PID
     until (($(metric_prefix_sum "$URL" nrt_events_published_total) >= per * TOPICS)); do sleep 0.1; done
@@ -273,27 +301,43 @@ if [[ -n $TOPICS ]]; then
     read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
     cpu_before="$(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
     spawn topics-consumer run --role consumer
-    consumer=$PID start=""
-    while :; do
-      consumed=$(metric_prefix_sum "$URL" nrt_events_consumed_total)
-      [[ -z $start && $consumed -gt 0 ]] && start=$(now)
-      minio=$(metric_prefix_sum "$URL" 'nrt_events_written_total{sink="minio"')
-      clickhouse=$(metric_prefix_sum "$URL" 'nrt_events_written_total{sink="clickhouse"')
-      ((minio >= per * TOPICS && clickhouse >= per * TOPICS)) && break
-      sleep 0.1
-    done
-    end=$(now)
+    consumer=$PID
+    until (($(metric_prefix_sum "$URL" nrt_events_consumed_total) > 0)); do sleep 0.05; done
+    start=$(now)
     total=$((per * TOPICS))
+    wait_topics yes "$total"
+    end=$(now)
     echo "$TOPICS topics: $(rate "$total" "$start" "$end"), peak RSS $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$consumer/status"); one topic above: ${one_topic_rate} events/s"
     cpu_after="$(cpu "$consumer") $(cpu "$kafka_pid") $(cpu "$clickhouse_pid") $(cpu "$minio_pid")"
     awk -v b="$cpu_before" -v a="$cpu_after" -v n="$total" -v one="$one_topic_rate" -v s="$start" -v e="$end" 'BEGIN {
       split(b, x, " "); split(a, y, " "); k = y[2] - x[1]; c = y[3] - x[2]; m = y[4] - x[3];
       printf "  CPU per event: nrt %.2f µs, Kafka %.2f, ClickHouse %.2f, MinIO %.2f; events/s against one topic: %+.0f %%\n",
         y[1] / n * 1e6, k / n * 1e6, c / n * 1e6, m / n * 1e6, (n / (e - s) / one - 1) * 100 }'
+    others_rate=$(awk -v n="$((per * (TOPICS - 1)))" -v a="$start" -v b="$OTHERS_DONE" 'BEGIN {printf "%.0f", n / (b - a)}')
+    kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
+
+    # Isolation: the same topics read afresh, with pipeline t1's table renamed away once it exists
+    # (every insert of t1 refused); the other pipelines' rate against theirs above.
+    ((TOPICS >= 2)) || exit 0
+    export NRT_CONFIG=$WORK/fault.toml
+    spawn fault-consumer run --role consumer
+    consumer=$PID
+    until [[ $(clickhouse-client --port 19100 -q "EXISTS TABLE nrt_bench.events_${id}_f1" 2>/dev/null) == 1 ]]; do sleep 0.05; done
+    clickhouse-client --port 19100 -q "RENAME TABLE nrt_bench.events_${id}_f1 TO nrt_bench.events_${id}_f1_away"
+    start=$(now)
+    wait_topics no "$total"
+    held=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse",pipeline="t1"}')
+    clickhouse-client --port 19100 -q "RENAME TABLE nrt_bench.events_${id}_f1_away TO nrt_bench.events_${id}_f1"
+    awk -v n="$((per * (TOPICS - 1)))" -v a="$start" -v b="$OTHERS_DONE" -v before="$others_rate" -v held="${held:-0}" 'BEGIN {
+      r = n / (b - a)
+      printf "  with t1 table gone: the other %d pipelines %.0f events/s against %.0f without the fault (%+.0f %%); t1 wrote %d rows meanwhile\n",
+        '"$((TOPICS - 1))"', r, before, (r / before - 1) * 100, held }'
+    wait_topics yes "$total"
     kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
   )
   for i in $(seq 1 "$TOPICS"); do
     clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_t$i" || true
+    clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_f$i" || true
   done
 fi
 
