@@ -387,6 +387,13 @@ async fn a_pipeline_whose_table_is_gone_holds_only_itself() {
         .unwrap_or(0);
     let held_after = common::kafka_lag(&cfg, &stuck);
     let actors = common::get_json(&format!("{}/actors", pipeline.url)).await;
+    let ready = reqwest::get(format!("{}/ready", pipeline.url))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let held = (
+        ready.status().as_u16(),
+        ready.json::<serde_json::Value>().await.unwrap_or_default(),
+    );
     server
         .query(&rename(&away, &table))
         .execute()
@@ -410,6 +417,19 @@ async fn a_pipeline_whose_table_is_gone_holds_only_itself() {
         "the stuck pipeline says why: {actors}"
     );
     assert!(actors["steady"]["batcher"]["last_error"].is_null(), "{actors}");
+    assert_eq!(actors["stuck"]["batcher"]["state"], "blocked", "{actors}");
+    assert_eq!(
+        held.0, 503,
+        "/ready while a pipeline's sink refuses every write: {}",
+        held.1
+    );
+    assert_eq!(held.1["pipelines"]["stuck"]["ready"], false, "{}", held.1);
+    assert_eq!(held.1["pipelines"]["steady"]["ready"], true, "{}", held.1);
+    let not_running = held.1["actors_not_running"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(not_running.iter().any(|n| n == "stuck:batcher"), "{}", held.1);
     for names in [&stuck, &steady] {
         let lines = common::landed(&cfg, names, N).await;
         let distinct: HashSet<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
@@ -424,6 +444,11 @@ async fn a_pipeline_whose_table_is_gone_holds_only_itself() {
         })
         .await;
     }
+    common::wait_for(30, "ready again once the table is back", || async {
+        let ready = common::get_json(&format!("{}/ready", pipeline.url)).await;
+        (ready["ready"] == true).then_some(())
+    })
+    .await;
     assert_eq!(pipeline.terminate(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }

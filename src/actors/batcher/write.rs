@@ -62,8 +62,13 @@ impl Job {
         let mut refused: Option<RefusedRows> = None;
         let mut inside: Option<JobEnd> = None;
         let mut backoff = RetryPolicy::SERVICE.backoff();
+        // Whether this job found a sink refusing every write (and said so in the health).
+        let mut held = false;
         while lake.is_some() || refused.is_none() {
             if !self.owned(batch) {
+                if held {
+                    self.shared.health.running(NAME);
+                }
                 return Err(JobEnd::Abandoned);
             }
             let write_minio = async {
@@ -116,11 +121,23 @@ impl Job {
                 if backoff.attempts() % 20 == 0 {
                     log::warn!("batch {where_}: {e} ({:?}); retrying", e.failure);
                 }
-                self.shared.health.error(NAME, format!("batch {where_}: {e}"));
+                let said = format!("batch {where_}: {e}");
+                // A sink that refuses every write holds the pipeline until an operator fixes it: it is
+                // not ready (`/ready` names it), unlike a service that is merely down or slow.
+                match e.failure {
+                    Failure::Misconfigured => {
+                        held = true;
+                        self.shared.health.blocked(NAME, said);
+                    }
+                    _ => self.shared.health.error(NAME, said),
+                }
             }
             if !failures.is_empty() {
                 tokio::time::sleep(backoff.next_delay()).await;
             }
+        }
+        if held {
+            self.shared.health.running(NAME);
         }
         if let Some(refused_rows) = refused.filter(|r| !r.is_empty()) {
             self.dead_letter_refused(batch, refused_rows).await;
