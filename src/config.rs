@@ -350,9 +350,16 @@ impl Role {
 /// The pipeline's own knobs.
 #[derive(Debug, Clone, Args)]
 pub struct PipelineConfig {
-    /// Kafka topic of the events (the registry subject is `<topic>-value`).
+    /// Kafka topic of the events.
     #[arg(id = "topic", long = "topic", env = "NRT_TOPIC", default_value = "events.v1")]
     pub topic: String,
+    /// The registry subject of the topic's value schemas, as Confluent's strategies name it: `topic`
+    /// (`<topic>-value`), `record` (the record's full name) or `topic-record` (`<topic>-<record name>`,
+    /// several record types in one topic). The producer registers under it; a consumer decodes any
+    /// record by its schema id whatever the strategy.
+    #[arg(id = "subject-strategy", long = "subject-strategy", env = "NRT_SUBJECT_STRATEGY",
+          value_enum, default_value_t = crate::registry::SubjectStrategy::Topic)]
+    pub subject_strategy: crate::registry::SubjectStrategy,
     /// Partitions of the topic when the publisher creates it.
     #[arg(id = "topic-partitions", long = "topic-partitions", env = "NRT_TOPIC_PARTITIONS", default_value_t = 3,
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
@@ -387,7 +394,7 @@ pub struct PipelineConfig {
     )]
     pub group_id: String,
     /// The producer's event schema, an Avro schema file; default: the built-in `schemas/events.v1.avsc`.
-    /// Registered under `<topic>-value` when the producer starts. If the registry refuses it
+    /// Registered under its subject (`--subject-strategy`) when the producer starts. If the registry refuses it
     /// (incompatible, invalid), the producer keeps the batch it polled and reads this file again on
     /// every retry, so fixing the file resumes it.
     #[arg(id = "schema-file", long = "schema-file", env = "NRT_SCHEMA_FILE")]
@@ -604,7 +611,13 @@ impl PipelineConfig {
 
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
-        self.producer_schema()?;
+        let schema = self.producer_schema()?;
+        if self.subject_strategy != crate::registry::SubjectStrategy::Topic {
+            apache_avro::Schema::parse_str(&schema)
+                .map_err(|e| e.to_string())
+                .and_then(|parsed| self.subject_strategy.subject(&self.topic, &parsed))
+                .map_err(|e| format!("NRT_SUBJECT_STRATEGY / --subject-strategy: {e}"))?;
+        }
         self.table.validate()?;
         let topic_ok = !self.topic.is_empty()
             && self.topic.len() <= 249

@@ -53,6 +53,7 @@ fn invalid_values_exit_2_naming_the_variable() {
         ("NRT_ADMIN_ADDR", "localhost"),
         ("NRT_S3_ENDPOINT", "minio:9000"),
         ("NRT_SCHEMA_REGISTRY_URL", "ftp://registry"),
+        ("NRT_SUBJECT_STRATEGY", "by_name"),
     ];
     for (var, value) in cases {
         let (code, stderr) = run_with(&[(var, value)]);

@@ -511,19 +511,30 @@ async fn two_processes_with_one_file_share_every_pipeline() {
     );
 }
 
-/// `nrt doctor --config` checks what each pipeline of the file needs: its topic, its value subject
-/// and its table, each named by the pipeline, as they are on the real services.
+/// `nrt doctor --config` checks what each pipeline of the file needs: its topic, its producer's
+/// subject under its strategy (and the topic's other record types' subjects) and its table, each
+/// named by the pipeline, as they are on the real services.
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_checks_every_pipeline_of_a_file() {
     let cfg = common::services();
     common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
-    let (ready, fresh) = (Names::new("doctor-ready"), Names::new("doctor-fresh"));
+    let (ready, fresh, mixed) = (
+        Names::new("doctor-ready"),
+        Names::new("doctor-fresh"),
+        Names::new("doctor-mixed"),
+    );
     // `ready` has its subject registered and its table made; `fresh` has neither yet.
     let registry =
         nrt_pipeline::registry::RegistryClient::new(&cfg.registry, std::time::Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("{e}"));
     let id = registry
         .register(&format!("{}-value", ready.topic), nrt_pipeline::event::SCHEMA_V1)
+        .await
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    // `mixed` names subjects by topic and record: another record type of its topic is registered.
+    let order = r#"{"type":"record","name":"Order","namespace":"shop.v1","fields":[{"name":"order_id","type":"long"}]}"#;
+    registry
+        .register(&format!("{}-shop.v1.Order", mixed.topic), order)
         .await
         .unwrap_or_else(|e| panic!("register: {e}"));
     let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
@@ -544,6 +555,14 @@ async fn doctor_checks_every_pipeline_of_a_file() {
             names.topic, names.table, names.prefix
         ));
     }
+    text.push_str(&format!(
+        "[[pipeline]]\nname = \"mixed\"\ntopic = \"{}\"\nclickhouse_table = \"{}\"\ns3_prefix = \"{}\"\n\
+         subject_strategy = \"topic_record\"\nschema_file = \"{}\"\n",
+        mixed.topic,
+        mixed.table,
+        mixed.prefix,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/refund.avsc")
+    ));
     std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
     let out = common::run(
         std::process::Command::new(env!("CARGO_BIN_EXE_nrt"))
@@ -565,6 +584,14 @@ async fn doctor_checks_every_pipeline_of_a_file() {
     );
     assert!(line("ready", "table").contains("present, 12 columns"), "{said}");
     assert!(line("fresh", "subject").contains("not registered yet"), "{said}");
+    let topic = &mixed.topic;
+    assert!(
+        line("mixed", "subject").contains(&format!(
+            "{topic}-shop.v1.Refund: not registered yet (its producer registers it; a consumer waits for it); \
+             other subjects (topic-record): {topic}-shop.v1.Order"
+        )),
+        "{said}"
+    );
     assert!(
         line("fresh", "table").contains("absent (made from the first writer schema"),
         "{said}"

@@ -237,3 +237,127 @@ async fn every_type_lands_exactly_in_the_lake_and_the_table_made_for_it() {
         produced["schema_id"], columns
     );
 }
+
+/// Three record types in one topic, as the record subject strategies allow: Confluent's client
+/// writes orders and payments under `topic_record` (subjects `<topic>-shop.v1.Order`, …), nrt's own
+/// producer writes refunds with `NRT_SUBJECT_STRATEGY=topic-record` (`<topic>-shop.v1.Refund`, no
+/// `<topic>-value`), then Confluent's client writes more under `record` (`shop.v1.Order`) while nrt
+/// runs. One consumer lands every record of every type once: one table with the columns of all three
+/// (each row its own type's values), and lake lines holding exactly their own record's fields.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_record_types_in_one_topic_under_record_subject_strategies() {
+    const FIRST: u64 = 600;
+    const SECOND: u64 = 400;
+    const REFUNDS: u64 = 500;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let names = Names::new("shop");
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let produce = |start: u64, n: u64, strategy: &str| {
+        let (start, n) = (start.to_string(), n.to_string());
+        let args = [
+            cfg.kafka.brokers.as_str(),
+            &cfg.registry.url,
+            &names.topic,
+            &n,
+            strategy,
+            &start,
+        ];
+        common::python("produce_two_records.py", &args)
+    };
+    produce(0, FIRST, "topic_record");
+
+    let refund = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/refund.avsc");
+    let mock = common::spawn_mock_with(23, REFUNDS, 1_767_225_600_000, None, &["--schema", refund]);
+    let mut env = names.env(&mock.url);
+    env.extend([
+        ("NRT_SCHEMA_FILE", refund),
+        ("NRT_SUBJECT_STRATEGY", "topic-record"),
+    ]);
+    let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
+    produce(FIRST, SECOND, "record");
+
+    let (orders, total) = (FIRST + SECOND, 2 * (FIRST + SECOND) + REFUNDS);
+    let lines = common::landed(&cfg, &names, total).await;
+    assert_eq!(lines.len() as u64, total, "lake lines");
+    let distinct: HashSet<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(distinct.len() as u64, total, "every line once");
+    let with = |field: &str| {
+        lines
+            .iter()
+            .filter(|(_, l)| l.contains(&format!("\"{field}\":")))
+            .count() as u64
+    };
+    assert_eq!(
+        (with("customer"), with("payment_id"), with("refund_id")),
+        (orders, orders, REFUNDS),
+        "orders, payments and refunds, each line with its own record's fields"
+    );
+    assert_eq!(
+        with("paid_at") + with("placed_at") + with("refunded_at"),
+        total,
+        "one time field per line"
+    );
+
+    common::wait_for(90, "every record in ClickHouse", || async {
+        (common::clickhouse_count(&cfg, &names.table, true).await? == total).then_some(())
+    })
+    .await;
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = common::TEST_DATABASE.to_owned();
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
+    let (o, p, r): (u64, u64, u64) = client
+        .query(&format!(
+            "SELECT countIf(customer != ''), uniqExactIf(payment_id, payment_id != ''), \
+             countIf(refunded_at != 0) FROM {} FINAL",
+            names.table
+        ))
+        .fetch_one()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((o, p, r), (orders, orders, REFUNDS), "rows of each type");
+    let sum: i64 = client
+        .query(&format!(
+            "SELECT toInt64(sum(cents)) FROM {} FINAL WHERE payment_id != ''",
+            names.table
+        ))
+        .fetch_one()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let want: i64 = (0..(FIRST + SECOND) as i64).map(|i| i * 125).sum();
+    assert_eq!(sum, want, "payments' cents, value for value");
+
+    let registry = nrt_pipeline::registry::RegistryClient::new(&cfg.registry, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let subjects: HashSet<String> = registry
+        .subjects()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|s| s.starts_with(&names.topic) || s.starts_with("shop.v1."))
+        .collect();
+    let topic = &names.topic;
+    let want: HashSet<String> = [
+        format!("{topic}-shop.v1.Order"),
+        format!("{topic}-shop.v1.Payment"),
+        format!("{topic}-shop.v1.Refund"),
+        "shop.v1.Order".to_owned(),
+        "shop.v1.Payment".to_owned(),
+    ]
+    .into();
+    assert_eq!(
+        subjects, want,
+        "subjects as each strategy names them, and no {topic}-value"
+    );
+    assert_eq!(
+        common::metric(&pipeline.url, "nrt_dead_letters_total").await,
+        Some(0.0),
+        "nothing dead-lettered"
+    );
+    println!(
+        "record subject strategies: {orders} orders and {orders} payments (Confluent's client, topic_record \
+         then record) and {REFUNDS} refunds (nrt, topic-record) in one topic, landed once each in one table"
+    );
+}

@@ -1,4 +1,4 @@
-//! Encoder: registers the producer's schema under `<topic>-value` (TopicNameStrategy) on first use,
+//! Encoder: registers the producer's schema under its subject (`SubjectStrategy`) on first use,
 //! keeps its id, and turns each polled batch into Confluent-framed Avro records for the KafkaPublisher:
 //! events straight from `Event` (`fast_avro`), records of any other schema from their JSON (the lake's
 //! mapping read back, `avro::encode`). A record that does not fit the schema goes to the dead-letter
@@ -16,7 +16,7 @@ use super::Shared;
 use crate::dead_letters::{DeadLetter, DeadLetterSink};
 use crate::event::Event;
 use crate::fast_avro::Shape;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, SubjectStrategy};
 use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = "encoder";
@@ -58,7 +58,10 @@ pub struct SchemaSource {
 
 pub struct Encoder {
     registry: Arc<RegistryClient>,
-    subject: String,
+    topic: Arc<str>,
+    strategy: SubjectStrategy,
+    /// The schema's subject under `strategy` (a record strategy names it after the schema's record).
+    subject: Arc<str>,
     schema_file: Option<PathBuf>,
     schema_text: Arc<str>,
     schema: Arc<Schema>,
@@ -78,6 +81,7 @@ impl Encoder {
     pub fn new(
         registry: Arc<RegistryClient>,
         topic: &str,
+        strategy: SubjectStrategy,
         schema: SchemaSource,
         publisher: Addr<KafkaPublisher>,
         dlq: Arc<dyn DeadLetterSink>,
@@ -85,10 +89,13 @@ impl Encoder {
     ) -> Result<Self, String> {
         let parsed =
             Schema::parse_str(&schema.text).map_err(|e| format!("event schema does not parse: {e}"))?;
+        let subject = strategy.subject(topic, &parsed)?;
         Ok(Encoder {
             shape: crate::wire::shape(&parsed),
             registry,
-            subject: format!("{topic}-value"),
+            topic: topic.into(),
+            strategy,
+            subject: subject.into(),
             schema_file: schema.file,
             schema_text: schema.text.into(),
             schema: Arc::new(parsed),
@@ -111,12 +118,17 @@ impl Encoder {
             Ok(_) => return,
             Err(e) => return log::warn!("{NAME}: {e}; keeping the schema read before"),
         };
-        if let Ok(parsed) = Schema::parse_str(&text) {
-            log::info!("{NAME}: {} changed; registering it", path.display());
-            self.shape = crate::wire::shape(&parsed);
-            self.schema = Arc::new(parsed);
-            self.schema_text = text.into();
+        let Ok(parsed) = Schema::parse_str(&text) else {
+            return;
+        };
+        match self.strategy.subject(&self.topic, &parsed) {
+            Ok(subject) => self.subject = subject.into(),
+            Err(e) => return log::warn!("{NAME}: {}: {e}; keeping the schema read before", path.display()),
         }
+        log::info!("{NAME}: {} changed; registering it under {}", path.display(), self.subject);
+        self.shape = crate::wire::shape(&parsed);
+        self.schema = Arc::new(parsed);
+        self.schema_text = text.into();
     }
 }
 
@@ -144,10 +156,11 @@ impl Handler<Events> for Encoder {
     fn handle(&mut self, Events { batch, events }: Events, _: &mut Self::Context) -> Self::Result {
         self.reread_schema_file();
         let known_id = self.schema_id;
-        let (registry, subject, text) = (
+        let (registry, subject, text, topic) = (
             self.registry.clone(),
             self.subject.clone(),
             self.schema_text.clone(),
+            self.topic.clone(),
         );
         let (schema, shape) = (self.schema.clone(), self.shape);
         let (publisher, shared, dlq) = (self.publisher.clone(), self.shared.clone(), self.dlq.clone());
@@ -162,8 +175,7 @@ impl Handler<Events> for Encoder {
                 .await
                 .map_err(|e| format!("encoding stopped: {e}"))??;
             if !rejected.is_empty() {
-                let topic = subject.strip_suffix("-value").unwrap_or(&subject);
-                dead_letter(&*dlq, rejected, topic, &shared).await;
+                dead_letter(&*dlq, rejected, &topic, &shared).await;
             }
             shared.metrics.events_encoded.inc_by(records.len() as u64);
             let published = publisher

@@ -52,6 +52,8 @@ pub const MAX_POLL_INTERVAL_MS: u64 = 300_000;
 pub struct ReaderSettings {
     pub kafka: KafkaConfig,
     pub topic: String,
+    /// Which registry subjects hold the topic's schemas (to tell a wrong registry from a bad id).
+    pub subject_strategy: crate::registry::SubjectStrategy,
     /// Used to create the topic if the consumer starts before any producer did.
     pub partitions: i32,
     pub replication: i32,
@@ -256,7 +258,12 @@ impl Actor for KafkaReader {
             batcher: self.batcher.clone(),
             shared: self.shared.clone(),
         };
-        let decoding = decode::Decoding::new(self.registry.clone(), self.plans.clone(), &self.settings.topic);
+        let decoding = decode::Decoding::new(
+            self.registry.clone(),
+            self.plans.clone(),
+            &self.settings.topic,
+            self.settings.subject_strategy,
+        );
         let (handle, registration) = AbortHandle::new_pair();
         let me = ctx.address();
         self.arbiter.spawn_fn(move || {

@@ -286,6 +286,7 @@ pub fn start(
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),
             topic: pipeline.topic.clone(),
+            subject_strategy: pipeline.subject_strategy,
             partitions: pipeline.partitions,
             replication: pipeline.replication,
             dlq_topic: pipeline.dead_letter_topic(),
@@ -338,7 +339,15 @@ pub fn start(
         let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())
             .map_err(|e| format!("dead-letter producer: {e}"))?
             .creating(pipeline.partitions, pipeline.replication);
-        let encoder = Encoder::new(registry, &pipeline.topic, schema, publisher, Arc::new(dlq), shared.clone())?;
+        let encoder = Encoder::new(
+            registry,
+            &pipeline.topic,
+            pipeline.subject_strategy,
+            schema,
+            publisher,
+            Arc::new(dlq),
+            shared.clone(),
+        )?;
         let encoder = Supervise::start(encoder::NAME, encoder, shared);
         started.crashable(encoder::NAME, &encoder);
         let settings = PollSettings {

@@ -22,8 +22,9 @@ mod topics;
 
 /// The settings a pipeline of the file may have (the ids of `PipelineConfig`'s and `TableArgs`'
 /// arguments); the other arguments of `PipelineConfig` belong to the process.
-pub const PIPELINE_SETTINGS: [&str; 19] = [
+pub const PIPELINE_SETTINGS: [&str; 20] = [
     "topic",
+    "subject-strategy",
     "topic-partitions",
     "topic-replication",
     "dlq-topic",
@@ -308,14 +309,23 @@ fn scalar(item: &Item) -> Option<String> {
     }
 }
 
-/// clap's first line, without its `error: ` and the flag's own name (the file names the key).
+/// clap's first line, without its `error: ` and the flag's own name (the file names the key), and the
+/// possible values of a choice.
 fn clap_message(e: &clap::Error) -> String {
     let text = e.render().to_string();
     let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    let choices = text.lines().map(str::trim).find(|l| l.starts_with("[possible values:"));
     // "invalid value '5' for '--flush-interval-ms <flush-interval-ms>': 5 is not in …"
-    match first.split_once(" for '--").and_then(|(head, rest)| Some((head, rest.split_once("': ")?.1))) {
-        Some((head, why)) => format!("{head}: {why}"),
+    let message = match first.split_once(" for '--") {
+        Some((head, rest)) => match rest.split_once("': ") {
+            Some((_, why)) => format!("{head}: {why}"),
+            None => head.to_owned(),
+        },
         None => first.to_owned(),
+    };
+    match choices {
+        Some(choices) => format!("{message} {choices}"),
+        None => message,
     }
 }
 

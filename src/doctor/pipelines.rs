@@ -1,13 +1,14 @@
 //! `nrt doctor --config`: beside the services, what each pipeline of a pipelines file needs of them:
-//! its topic (present, or creatable by this user), its value subject in the registry (registered, or
-//! not yet: its producer registers it) and its table (present, or made from the first writer schema).
+//! its topic (present, or creatable by this user), its producer's subject in the registry under its
+//! subject strategy (registered, or not yet: its producer registers it) and its table (present, or
+//! made from the first writer schema).
 
 use std::time::Duration;
 
 use crate::config::file::Pipeline;
 use crate::config::ServicesConfig;
 use crate::probes::{Probes, Service};
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, SubjectStrategy};
 
 /// Confluent's "subject not found".
 const SUBJECT_NOT_FOUND: u32 = 40401;
@@ -43,18 +44,12 @@ pub async fn check(services: &ServicesConfig, pipelines: &[Pipeline], timeout: D
             };
             out.push(check("topic", probe.ok, detail));
         }
-        let subject = format!("{}-value", p.config.topic);
         out.push(match &registry {
             Err(e) => check("subject", false, e.to_string()),
-            Ok(client) => match client.latest(&subject).await {
-                Ok(r) => check("subject", true, format!("{subject}: version {}, schema id {}", r.version, r.id)),
-                Err(e) if e.error_code() == Some(SUBJECT_NOT_FOUND) => check(
-                    "subject",
-                    true,
-                    format!("{subject}: not registered yet (its producer registers it; a consumer waits for it)"),
-                ),
-                Err(e) => check("subject", false, format!("{subject}: {e}")),
-            },
+            Ok(client) => {
+                let (ok, detail) = subject(client, &p.config).await;
+                check("subject", ok, detail)
+            }
         });
         let (database, table) = (&services.clickhouse.database, &p.config.table.clickhouse_table);
         out.push(match &clickhouse {
@@ -69,6 +64,43 @@ pub async fn check(services: &ServicesConfig, pipelines: &[Pipeline], timeout: D
                 Err(e) => check("table", false, format!("{database}.{table}: {e}")),
             },
         });
+    }
+    out
+}
+
+/// The producer's subject under the pipeline's strategy: registered, or not yet; under a record
+/// strategy also the other subjects of the topic the registry holds (other record types in it).
+async fn subject(client: &RegistryClient, config: &crate::config::PipelineConfig) -> (bool, String) {
+    let (topic, strategy) = (&config.topic, config.subject_strategy);
+    let named = config
+        .producer_schema()
+        .and_then(|text| apache_avro::Schema::parse_str(&text).map_err(|e| format!("the producer's schema: {e}")))
+        .and_then(|schema| strategy.subject(topic, &schema));
+    let subject = match named {
+        Ok(subject) => subject,
+        Err(e) => return (false, e),
+    };
+    let mut out = match client.latest(&subject).await {
+        Ok(r) => (true, format!("{subject}: version {}, schema id {}", r.version, r.id)),
+        Err(e) if e.error_code() == Some(SUBJECT_NOT_FOUND) => (
+            true,
+            format!("{subject}: not registered yet (its producer registers it; a consumer waits for it)"),
+        ),
+        Err(e) => return (false, format!("{subject}: {e}")),
+    };
+    if strategy != SubjectStrategy::Topic {
+        match client.subjects().await {
+            Ok(all) => {
+                let others: Vec<&String> = all.iter().filter(|s| **s != subject && strategy.may_hold(topic, s)).collect();
+                if !others.is_empty() && others.len() <= 10 {
+                    let names: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
+                    out.1.push_str(&format!("; other subjects ({}): {}", strategy.name(), names.join(", ")));
+                } else if !others.is_empty() {
+                    out.1.push_str(&format!("; {} other subjects ({})", others.len(), strategy.name()));
+                }
+            }
+            Err(e) => return (false, format!("{subject}: listing subjects: {e}")),
+        }
     }
     out
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::clickhouse::plans::{Fit, LearnError, Plans};
 use crate::clickhouse::row::Scratch;
 use crate::record::{Poison, RecordPlan, Records};
-use crate::registry::{ClientError, RegistryClient};
+use crate::registry::{ClientError, RegistryClient, SubjectStrategy};
 use crate::wire::{self, WireError};
 
 /// How long "the registry does not know id N" (or "… subject S") is believed before asking again.
@@ -70,13 +70,14 @@ pub struct Decoding {
     walked: Vec<u8>,
     /// Ids the registry said it does not know, and when it said so.
     unknown: HashMap<u32, Instant>,
-    /// The value subject of the topic (`<topic>-value`) and, once asked, whether the registry has it.
-    subject: String,
+    /// The topic, which subjects hold its schemas and, once asked, whether the registry has any.
+    topic: String,
+    strategy: SubjectStrategy,
     subject_known: Option<(Instant, bool)>,
 }
 
 impl Decoding {
-    pub fn new(registry: Arc<RegistryClient>, plans: Arc<Plans>, topic: &str) -> Self {
+    pub fn new(registry: Arc<RegistryClient>, plans: Arc<Plans>, topic: &str, strategy: SubjectStrategy) -> Self {
         Decoding {
             registry,
             plans,
@@ -84,13 +85,15 @@ impl Decoding {
             scratch: Scratch::default(),
             walked: Vec::new(),
             unknown: HashMap::new(),
-            subject: format!("{topic}-value"),
+            topic: topic.to_owned(),
+            strategy,
             subject_known: None,
         }
     }
 
-    pub fn subject(&self) -> &str {
-        &self.subject
+    /// The topic's subjects, for a message.
+    pub fn subjects(&self) -> String {
+        self.strategy.describe(&self.topic)
     }
 
     /// Classifies a record without waiting (the hot path: its writer schema is known, or it is not
@@ -190,18 +193,25 @@ impl Decoding {
         })
     }
 
-    /// Whether the registry has the topic's value subject at all (cached for `NEGATIVE_TTL`). A registry
-    /// without it cannot be the one this topic's producers registered with.
+    /// Whether the registry has a subject of the topic at all (cached for `NEGATIVE_TTL`). A registry
+    /// without one cannot be the one this topic's producers registered with.
     pub async fn subject_known(&mut self) -> Result<bool, ClientError> {
         if let Some((at, known)) = self.subject_known {
             if at.elapsed() < NEGATIVE_TTL {
                 return Ok(known);
             }
         }
-        let known = match self.registry.latest(&self.subject).await {
-            Ok(_) => true,
-            Err(e) if e.error_code() == Some(SUBJECT_NOT_FOUND) => false,
-            Err(e) => return Err(e),
+        let known = match self.strategy {
+            SubjectStrategy::Topic => match self.registry.latest(&format!("{}-value", self.topic)).await {
+                Ok(_) => true,
+                Err(e) if e.error_code() == Some(SUBJECT_NOT_FOUND) => false,
+                Err(e) => return Err(e),
+            },
+            // The record's name is in no record: any subject that may hold the topic's schemas will do.
+            strategy => {
+                let subjects = self.registry.subjects().await?;
+                subjects.iter().any(|s| strategy.may_hold(&self.topic, s))
+            }
         };
         self.subject_known = Some((Instant::now(), known));
         Ok(known)

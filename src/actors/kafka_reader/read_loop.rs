@@ -386,7 +386,7 @@ impl ReadLoop {
                 Ok(false) => {
                     let why = format!(
                         "the schema registry knows no subject {}: is NRT_SCHEMA_REGISTRY_URL the registry of this topic?",
-                        self.decoding.subject()
+                        self.decoding.subjects()
                     );
                     self.block(BlockReason::LacksSchemas, id, Some((held(message), why)));
                 }

@@ -53,6 +53,7 @@ topic = "clicks.eu"
 table = "clicks"
 group_id = "nrt-clicks"
 dlq_topic = "clicks.dead"
+subject_strategy = "topic_record"
 "#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -69,12 +70,15 @@ dlq_topic = "clicks.dead"
     assert_eq!((orders.max_inflight_bytes, orders.admin_addr.as_str()), (65_536, "127.0.0.1:0"), "the process's");
     assert_eq!(clicks.table.clickhouse_table, "clicks", "`table` is the alias it is on the command line");
     assert_eq!((clicks.group_id.as_str(), clicks.dead_letter_topic().as_str()), ("nrt-clicks", "clicks.dead"));
+    use crate::registry::SubjectStrategy;
+    assert_eq!((orders.subject_strategy, clicks.subject_strategy), (SubjectStrategy::Topic, SubjectStrategy::TopicRecord));
 }
 
 #[test]
 fn a_mistake_is_named_by_file_line_and_key() {
     let cases = [
         ("[[pipeline]]\nname = \"a\"\nflush_interval_ms = 5\n", "nrt.toml:3: flush_interval_ms: ", "5 is not in 10..=3600000"),
+        ("[[pipeline]]\nname = \"a\"\nsubject_strategy = \"by_name\"\n", "nrt.toml:3: subject_strategy: ", "[possible values: topic, record, topic-record]"),
         ("[[pipeline]]\nname = \"a\"\n\nflush_interval = 500\n", "nrt.toml:4: flush_interval: unknown key", "`flush_interval_ms`"),
         ("[[pipeline]]\nname = \"a\"\nadmin_addr = \"0.0.0.0:1\"\n", "nrt.toml:3: admin_addr: unknown key", "`topic`"),
         ("[[pipeline]]\nname = \"a\"\ntopic_partitions = \"three\"\n", "nrt.toml:3: topic_partitions: ", "invalid digit"),
