@@ -164,6 +164,10 @@ async fn status_page(state: web::Data<AdminState>, req: actix_web::HttpRequest) 
     // A pipelines file's pipelines each have a page: `/?pipeline=<name>` (the first by default).
     let asked = req.query_string().strip_prefix("pipeline=");
     let pipelines = state.pipelines();
+    if pipelines.is_empty() && asked.is_none() {
+        let html = status::waiting_page(state.role, state.started.elapsed());
+        return HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html);
+    }
     let Some(p) = pipelines.iter().find(|p| asked.is_none() || p.name.as_deref() == asked) else {
         return HttpResponse::NotFound().json(json!({"error": "no such pipeline"}));
     };

@@ -109,6 +109,8 @@ pub struct PipelineMetrics {
     pub actor_restarts: IntCounterVec,
     /// Bytes read from Kafka and not yet committed.
     pub inflight_bytes: IntGauge,
+    /// This pipeline's share of `NRT_MAX_INFLIGHT_BYTES` (the reader stops at it).
+    pub inflight_bound: IntGauge,
     pub paused_partitions: IntGauge,
     pub sink_refused: IntCounterVec,
     /// Events per batch written, by sink.
@@ -229,6 +231,14 @@ impl PipelineMetrics {
                 let g = IntGauge::new(
                     "nrt_inflight_bytes",
                     "Bytes read from Kafka and not yet committed",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            inflight_bound: {
+                let g = IntGauge::new(
+                    "nrt_inflight_bound_bytes",
+                    "This pipeline's share of the in-flight budget: reading stops at it",
                 )?;
                 registry.register(Box::new(g.clone()))?;
                 g

@@ -100,7 +100,7 @@ async fn serve(args: RunArgs, file: Option<Vec<file::Pipeline>>) -> anyhow::Resu
                 config.max_inflight_bytes = share;
                 running.start(&args, Some(&p.name), &config)?;
             }
-            let discovery = pipelines::discover(args.clone(), templates.clone(), running.clone(), share, stop_discovery.clone());
+            let discovery = pipelines::discover(args.clone(), templates.clone(), running.clone(), stop_discovery.clone());
             actix::spawn(discovery);
         }
     }

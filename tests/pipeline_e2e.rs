@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{Names, NrtProcess};
 use nrt_pipeline::event::{Event, EventRow};
@@ -622,6 +622,12 @@ async fn a_topic_pattern_picks_up_a_topic_created_while_running() {
         actors.as_object().is_some_and(|a| a.is_empty()),
         "no topic matches yet: {actors}"
     );
+    let page = reqwest::get(format!("{}/", consumer.url))
+        .await
+        .unwrap_or_else(|e| panic!("status page: {e}"));
+    assert_eq!(page.status().as_u16(), 200, "the status page while nothing runs");
+    let html = page.text().await.unwrap_or_default();
+    assert!(html.contains("No pipeline runs yet"), "{html}");
     // The topic appears (its producer creates it) while the consumer runs.
     let mock = common::spawn_mock(41, N, EPOCH_MS);
     let producer_env = [
@@ -654,6 +660,23 @@ async fn a_topic_pattern_picks_up_a_topic_created_while_running() {
         "running",
         "{actors}"
     );
+    // The one instance has the whole budget; a second matching topic makes it half each.
+    let bound = |t: String| format!("nrt_inflight_bound_bytes{{pipeline=\"pat.{t}\"}}");
+    let budget = (32u64 << 20) as f64;
+    assert_eq!(
+        common::metric(&consumer.url, &bound(topic.clone())).await,
+        Some(budget)
+    );
+    let second = format!("nrt-test-pat-{id}-b");
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &second, 1, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    common::wait_for(40, "the budget shared by the two instances", || async {
+        let a = common::metric(&consumer.url, &bound(topic.clone())).await?;
+        let b = common::metric(&consumer.url, &bound(second.clone())).await?;
+        (a == budget / 2.0 && b == budget / 2.0).then_some(())
+    })
+    .await;
     assert_eq!((producer.terminate(), consumer.terminate()), (Some(0), Some(0)));
     let _ = std::fs::remove_dir_all(&dir);
 }

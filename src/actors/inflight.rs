@@ -15,9 +15,11 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub struct Inflight {
     bytes: AtomicU64,
-    bound: u64,
+    /// Changed while running when the process's budget is shared out again (a pipeline started).
+    bound: AtomicU64,
     freed: Notify,
     gauge: Option<prometheus::IntGauge>,
+    bound_gauge: Option<prometheus::IntGauge>,
 }
 
 impl Default for Inflight {
@@ -25,18 +27,22 @@ impl Default for Inflight {
     fn default() -> Self {
         Inflight {
             bytes: AtomicU64::new(0),
-            bound: u64::MAX,
+            bound: AtomicU64::new(u64::MAX),
             freed: Notify::new(),
             gauge: None,
+            bound_gauge: None,
         }
     }
 }
 
 impl Inflight {
-    /// A budget of `bound` bytes, reported in `gauge` (`nrt_inflight_bytes`).
-    pub fn new(bound: u64, gauge: prometheus::IntGauge) -> Self {
+    /// A budget of `bound` bytes, reported in `gauge` (`nrt_inflight_bytes`); the bound in
+    /// `bound_gauge` (`nrt_inflight_bound_bytes`).
+    pub fn new(bound: u64, gauge: prometheus::IntGauge, bound_gauge: prometheus::IntGauge) -> Self {
+        bound_gauge.set(bound as i64);
         Inflight {
             gauge: Some(gauge),
+            bound_gauge: Some(bound_gauge),
             ..Inflight::bounded(bound)
         }
     }
@@ -44,7 +50,7 @@ impl Inflight {
     /// A budget of `bound` bytes, reported nowhere.
     pub fn bounded(bound: u64) -> Self {
         Inflight {
-            bound,
+            bound: AtomicU64::new(bound),
             ..Inflight::default()
         }
     }
@@ -53,15 +59,28 @@ impl Inflight {
         self.bytes.load(Ordering::SeqCst)
     }
 
+    pub fn bound(&self) -> u64 {
+        self.bound.load(Ordering::SeqCst)
+    }
+
+    /// A new bound: a reader waiting for room looks again (it may have some now).
+    pub fn set_bound(&self, bound: u64) {
+        self.bound.store(bound, Ordering::SeqCst);
+        if let Some(g) = &self.bound_gauge {
+            g.set(bound as i64);
+        }
+        self.freed.notify_waiters();
+    }
+
     /// At or over the bound: the reader waits.
     pub fn over(&self) -> bool {
-        self.bytes() >= self.bound
+        self.bytes() >= self.bound()
     }
 
     /// Over three quarters of the bound: open batches are written now rather than at their flush interval, so the
     /// reader finds room again before it has to stop.
     pub fn pressed(&self) -> bool {
-        self.bytes() >= self.bound / 4 * 3
+        self.bytes() >= self.bound() / 4 * 3
     }
 
     pub fn add(&self, n: usize) {
@@ -109,5 +128,10 @@ mod tests {
         assert_eq!(inflight.bytes(), 90);
         inflight.release(1000);
         assert_eq!(inflight.bytes(), 0, "releasing too much saturates");
+        inflight.add(60);
+        inflight.set_bound(50);
+        assert!(inflight.over(), "a smaller share stops the reader until it is back under");
+        inflight.set_bound(200);
+        assert!(!inflight.over() && !inflight.pressed());
     }
 }

@@ -128,6 +128,8 @@ pub struct Started {
     pub poller: Option<Addr<Poller>>,
     pub reader: Option<Addr<KafkaReader>>,
     pub batcher: Option<Addr<Batcher>>,
+    /// The consumer's in-flight budget (its bound changes when a file's pipelines share it out anew).
+    pub inflight: Option<Arc<Inflight>>,
     /// Every actor, by name, for `POST /actors/{name}/restart`.
     pub restarters: BTreeMap<&'static str, Recipient<Restart>>,
     #[cfg(debug_assertions)]
@@ -230,6 +232,7 @@ pub fn start(
         let inflight = Arc::new(Inflight::new(
             pipeline.max_inflight_bytes,
             shared.metrics.inflight_bytes.clone(),
+            shared.metrics.inflight_bound.clone(),
         ));
         let minio = {
             let (store, prefix, sh) = (
@@ -283,6 +286,7 @@ pub fn start(
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         started.batcher = Some(batcher.clone());
+        started.inflight = Some(inflight.clone());
         let settings = ReaderSettings {
             kafka: services.kafka.clone(),
             topic: pipeline.topic.clone(),

@@ -101,6 +101,22 @@ fn per_sec(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |r| format!("{r:.0}"))
 }
 
+/// The page while no pipeline runs: a pipelines file whose topic patterns match no topic yet.
+pub fn waiting_page(role: Role, uptime_for: Duration) -> String {
+    let role = format!("{role:?}").to_lowercase();
+    format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+         <meta http-equiv=refresh content={REFRESH_SECS}><link rel=icon href=\"data:,\">\
+         <title>nrt {role}</title><style>{STYLE}</style></head><body>\
+         <header><h1>nrt-pipeline <small>role {role} · v{} · up {}</small></h1></header><main>\
+         <section><h2>No pipeline runs yet</h2><p>The pipelines file's topic patterns match no topic so \
+         far; Kafka's topics are looked at again every 10 s, and a pipeline starts for each topic that \
+         matches. <a href=\"/actors\">/actors</a> lists what runs.</p></section></main></body></html>",
+        env!("CARGO_PKG_VERSION"),
+        uptime(uptime_for),
+    )
+}
+
 impl Page<'_> {
     pub fn render(&self) -> String {
         let mut h = String::with_capacity(16 * 1024);

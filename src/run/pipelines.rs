@@ -67,6 +67,19 @@ impl Running {
         Ok(())
     }
 
+    /// Shares the process's in-flight budget out evenly again among the running consumers (each at
+    /// least `MIN_INFLIGHT_SHARE`): after a pattern's topic started one more, the total stays the
+    /// budget instead of growing by a share per topic found. Returns the share.
+    pub fn reshare(&self, budget: u64) -> u64 {
+        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let budgets: Vec<_> = started.iter().filter_map(|s| s.inflight.clone()).collect();
+        let share = share_of(budget, budgets.len());
+        for inflight in budgets {
+            inflight.set_bound(share);
+        }
+        share
+    }
+
     /// The running pipelines' names.
     fn names(&self) -> BTreeSet<String> {
         let configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,8 +96,12 @@ pub async fn at_start(args: &RunArgs, pipelines: &[Pipeline]) -> anyhow::Result<
         instances.extend(p.instances(&existing).map_err(super::ConfigError)?);
     }
     file::check_apart(&instances).map_err(super::ConfigError)?;
-    let share = (args.pipeline.max_inflight_bytes / instances.len().max(1) as u64).max(MIN_INFLIGHT_SHARE);
+    let share = share_of(args.pipeline.max_inflight_bytes, instances.len());
     Ok((instances, share))
+}
+
+fn share_of(budget: u64, pipelines: usize) -> u64 {
+    (budget / pipelines.max(1) as u64).max(MIN_INFLIGHT_SHARE)
 }
 
 /// The cluster's topics, when a pattern needs them (none while Kafka cannot be asked: discovery
@@ -103,15 +120,9 @@ async fn existing_topics(args: &RunArgs, pipelines: &[Pipeline]) -> Vec<String> 
 }
 
 /// Every `DISCOVERY_INTERVAL`, starts an instance for each topic a pattern matches that has none yet,
-/// with `share` of the budget, unless it would share a group, table or lake prefix with a running
-/// pipeline (logged, and tried again next time). Runs until `stop` is set.
-pub async fn discover(
-    args: RunArgs,
-    pipelines: Vec<Pipeline>,
-    running: Running,
-    share: u64,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) {
+/// unless it would share a group, table or lake prefix with a running pipeline (logged, and tried
+/// again next time), and shares the budget out anew. Runs until `stop` is set.
+pub async fn discover(args: RunArgs, pipelines: Vec<Pipeline>, running: Running, stop: Arc<std::sync::atomic::AtomicBool>) {
     let patterns: Vec<Pipeline> = pipelines
         .into_iter()
         .filter(|p| matches!(p.topics, Topics::Pattern(_)))
@@ -151,11 +162,13 @@ pub async fn discover(
                     continue;
                 }
                 let mut config = instance.config;
-                config.max_inflight_bytes = share;
+                config.max_inflight_bytes = share_of(args.pipeline.max_inflight_bytes, all.len());
                 log::info!("nrt run: topic {topic} matches pipeline '{}': starting '{}'", pattern.name, instance.name);
                 if let Err(e) = running.start(&args, Some(&instance.name), &config) {
                     log::error!("{e}");
                 }
+                let share = running.reshare(args.pipeline.max_inflight_bytes);
+                log::info!("nrt run: {} pipelines, {share} bytes of in-flight budget each", all.len());
             }
         }
     }

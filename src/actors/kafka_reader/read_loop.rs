@@ -656,7 +656,7 @@ impl ReadLoop {
                     if pause { "paused" } else { "resumed" },
                     assignment.count(),
                     self.inflight.bytes(),
-                    self.settings.max_inflight_bytes,
+                    self.inflight.bound(),
                     if self.blocked.is_some() { "; waiting for the registry" } else { "" }
                 );
             }
