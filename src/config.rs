@@ -499,7 +499,9 @@ pub struct PipelineConfig {
 /// The table records go to and how nrt makes it: shared by `run`, `replay` and `reconcile`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TableArgs {
-    /// ClickHouse table of the typed rows (in --clickhouse-database).
+    /// ClickHouse table of the typed rows (in --clickhouse-database). `{field:NAME}` in it makes a table
+    /// per value of the record's field `NAME` (one per tenant: `events_{field:tenant}`), each made from
+    /// the template table that follows the registry (`events__template`).
     #[arg(
         id = "clickhouse-table",
         long = "clickhouse-table",
@@ -534,12 +536,19 @@ impl TableArgs {
             "coordinates" => Key::Coordinates,
             fields => Key::Fields(fields.split(',').map(|f| f.trim().to_owned()).collect()),
         };
+        let route = self.route();
         crate::clickhouse::follow::Table {
             database: database.to_owned(),
-            table: self.clickhouse_table.clone(),
+            table: route.as_ref().map_or_else(|| self.clickhouse_table.clone(), |r| r.template()),
             key,
             time: self.event_time_field.clone(),
+            route,
         }
+    }
+
+    /// The field whose value names each record's table (`{field:NAME}` in the table's name), if any.
+    pub fn route(&self) -> Option<crate::clickhouse::route::Route> {
+        crate::clickhouse::route::Route::parse(&self.clickhouse_table).ok().flatten()
     }
 
     /// Checks what clap's types cannot, naming the variable at fault.
@@ -555,7 +564,9 @@ impl TableArgs {
                 "NRT_EVENT_TIME_FIELD / --event-time-field: '{field}' is not a field name"
             ));
         }
-        if !is_plain_name(&self.clickhouse_table) {
+        let route = crate::clickhouse::route::Route::parse(&self.clickhouse_table)
+            .map_err(|e| format!("NRT_CLICKHOUSE_TABLE / --clickhouse-table: {e}"))?;
+        if route.is_none() && !is_plain_name(&self.clickhouse_table) {
             return Err(format!(
                 "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
                 self.clickhouse_table

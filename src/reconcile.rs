@@ -71,12 +71,21 @@ pub fn compare(lake: &BTreeMap<Hour, LakeHour>, clickhouse: &BTreeMap<Hour, (u64
 }
 
 pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
-    let table = &args.table.clickhouse_table;
     let (from, to) = args.range.check(&args.table)?;
     let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
     let client = crate::clickhouse::client(&services.clickhouse)?;
     let unreachable = |e: clickhouse::error::Error| anyhow::anyhow!("clickhouse at {}: {e}", services.clickhouse.url);
     let database = &services.clickhouse.database;
+    // A table per tenant: the template has the key and partition columns, the tenants' tables the rows.
+    let table = &args.table.table(database).table;
+    let tables = match args.table.route() {
+        None => vec![table.clone()],
+        Some(route) => {
+            let sql = format!("SELECT name FROM system.tables WHERE database = '{}'", database.replace('\'', ""));
+            let all: Vec<String> = client.query(&sql).fetch_all().await.map_err(unreachable)?;
+            all.into_iter().filter(|t| route.is_tenant_table(t)).collect()
+        }
+    };
     let time = crate::clickhouse::table::partition_columns(&client, database, table)
         .await
         .map_err(unreachable)?
@@ -94,16 +103,22 @@ pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
     let lake = crate::lake::count(&store, prefix, (from, to), &mut reader, &identity).await?;
     // Hours as whole seconds / 3600 (no time zone involved); the range as DateTime seconds.
     let ids: Vec<String> = identity.columns.iter().map(|c| format!("`{c}`")).collect();
-    let sql = format!(
-        "SELECT toInt64(intDiv(toUnixTimestamp(`{time}`), 3600)) AS hour, count() AS rows, uniqExact({}) AS ids \
-         FROM {table} FINAL WHERE `{time}` >= toDateTime({}) AND `{time}` < toDateTime({}) \
-         GROUP BY hour ORDER BY hour",
-        ids.join(", "),
-        from.0 * 3600,
-        to.0 * 3600
-    );
-    let rows = client.query(&sql).fetch_all::<ClickhouseHour>().await.map_err(unreachable)?;
-    let clickhouse = rows.into_iter().map(|r| (Hour(r.hour), (r.rows, r.ids))).collect();
+    let mut clickhouse: BTreeMap<Hour, (u64, u64)> = BTreeMap::new();
+    // A record is in one table only: the tenants' counts add up.
+    for table in &tables {
+        let sql = format!(
+            "SELECT toInt64(intDiv(toUnixTimestamp(`{time}`), 3600)) AS hour, count() AS rows, uniqExact({}) AS ids \
+             FROM {table} FINAL WHERE `{time}` >= toDateTime({}) AND `{time}` < toDateTime({}) \
+             GROUP BY hour ORDER BY hour",
+            ids.join(", "),
+            from.0 * 3600,
+            to.0 * 3600
+        );
+        for r in client.query(&sql).fetch_all::<ClickhouseHour>().await.map_err(unreachable)? {
+            let sums = clickhouse.entry(Hour(r.hour)).or_default();
+            *sums = (sums.0 + r.rows, sums.1 + r.ids);
+        }
+    }
     let hours = compare(&lake, &clickhouse);
     let differ = hours.iter().filter(|h| !h.same).map(|h| h.hour.clone()).collect();
     Ok(Report {

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::clickhouse::insert::{self, insert_all};
+use crate::clickhouse::tenants::Tenants;
 use crate::clickhouse::plans::Plans;
 use crate::config::TableArgs;
 use crate::lake::read::{LineReader, Rows};
@@ -56,7 +57,9 @@ pub struct Summary {
 pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let (from, to) = args.range.check(&args.table)?;
     let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
-    let table = &args.table.clickhouse_table;
+    // A table per tenant: the template's name stands for them all.
+    let table = &args.table.table(&args.range.services.clickhouse.database).table;
+    let tenants = args.table.route().map(|r| Tenants::new(&args.range.services.clickhouse.database, r));
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
         PathBuf::from(format!(".nrt-replay-{table}-{from}-{to}"))
     });
@@ -107,9 +110,11 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
                     partition: object.origin.partition,
                     ingested_at: object.origin.ingested_at.map(|m| m.0),
                 };
-                insert_all(&client, table, &records, origin)
-                    .await
-                    .with_context(|| format!("inserting the records of {key}"))?;
+                let inserted = match &tenants {
+                    None => insert_all(&client, table, &records, origin).await.map_err(anyhow::Error::from),
+                    Some(tenants) => tenants.insert(&client, &records, origin).await.map(drop).map_err(anyhow::Error::from),
+                };
+                inserted.with_context(|| format!("inserting the records of {key}"))?;
             }
         }
         summary.events += written;

@@ -361,3 +361,145 @@ async fn three_record_types_in_one_topic_under_record_subject_strategies() {
          then record) and {REFUNDS} refunds (nrt, topic-record) in one topic, landed once each in one table"
     );
 }
+
+/// A table per tenant: `NRT_CLICKHOUSE_TABLE=<t>_{field:tenant}`. Confluent's client writes sales of
+/// three tenants into one topic, every 50th without a tenant. Each tenant's rows land exactly in its own
+/// table (made from the template that follows the registry), the tenantless ones in the dead-letter
+/// topic (`no_route`) and in neither sink. A v2 of the schema adds a field and brings a new tenant: the
+/// new column reaches the tables whose rows need it, the new tenant gets its table. `nrt reconcile` adds
+/// the tenants' tables up against the lake; a dropped tenant table comes back whole by `nrt replay`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_per_tenant_named_by_a_field() {
+    const FIRST: u64 = 3_000;
+    const SECOND: u64 = 1_500;
+    let cfg = common::services();
+    common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
+    let base = Names::new("tenants");
+    let names = Names {
+        table: format!("{}_{{field:tenant}}", base.table),
+        topic: base.topic.clone(),
+        group: base.group.clone(),
+        prefix: base.prefix.clone(),
+    };
+    nrt_pipeline::kafka::ensure_topic(&cfg.kafka, &names.topic, 3, 1, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let produce = |start: u64, n: u64, version: &str, tenants: &str| {
+        let (start, n) = (start.to_string(), n.to_string());
+        let args = [
+            cfg.kafka.brokers.as_str(),
+            &cfg.registry.url,
+            &names.topic,
+            &start,
+            &n,
+            version,
+            tenants,
+        ];
+        common::python("produce_tenants.py", &args)
+    };
+    let count = |v: &serde_json::Value, tenant: &str| v["by_tenant"][tenant].as_u64().unwrap_or(0);
+    let first = produce(0, FIRST, "1", "acme,globex,initech-eu");
+    let consumer = NrtProcess::spawn(&["run", "--role", "consumer"], &names.env("http://127.0.0.1:1"));
+    let second = produce(FIRST, SECOND, "2", "acme,globex,umbrella");
+    let none = first["none"].as_u64().unwrap_or(0) + second["none"].as_u64().unwrap_or(0);
+    assert_eq!(none, (FIRST + SECOND) / 50, "tenantless sales produced");
+
+    let lines = common::wait_for(240, "every sale with a tenant in the lake", || async {
+        let lines = common::minio_lines(&cfg, &names.prefix).await;
+        (lines.len() as u64 >= FIRST + SECOND - none).then_some(lines)
+    })
+    .await;
+    assert_eq!(
+        lines.len() as u64,
+        FIRST + SECOND - none,
+        "the lake has every sale with a tenant"
+    );
+    assert!(
+        lines.iter().all(|(_, l)| l.contains(r#""tenant":""#)),
+        "and none without"
+    );
+    let table = |tenant: &str| format!("{}_{tenant}", base.table);
+    let expected = [
+        ("acme", count(&first, "acme") + count(&second, "acme")),
+        ("globex", count(&first, "globex") + count(&second, "globex")),
+        ("initech_eu", count(&first, "initech-eu")),
+        ("umbrella", count(&second, "umbrella")),
+    ];
+    for (tenant, n) in expected {
+        assert!(n > 0, "{tenant}");
+        common::wait_for(60, &format!("{tenant}'s rows in its table"), || async {
+            (common::clickhouse_count(&cfg, &table(tenant), true).await? == n).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        common::clickhouse_count(&cfg, &table("_template"), true).await,
+        Some(0),
+        "the template takes no rows"
+    );
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = common::TEST_DATABASE.to_owned();
+    let client = nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"));
+    for tenant in ["acme", "globex", "umbrella"] {
+        let eu: u64 = client
+            .query(&format!(
+                "SELECT count() FROM {} FINAL WHERE region = 'eu'",
+                table(tenant)
+            ))
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{tenant}: the new field has no column: {e}"));
+        assert_eq!(
+            eu,
+            second["eu"][tenant].as_u64().unwrap_or(0),
+            "{tenant}: rows with v2's field"
+        );
+    }
+    let letters = common::wait_for(60, "the tenantless sales dead-lettered", || async {
+        let letters = common::topic_messages(&cfg, &format!("{}.dlq", names.topic));
+        (letters.len() as u64 >= none).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len() as u64, none, "one dead letter per tenantless sale");
+    let kinds: HashSet<String> = letters
+        .iter()
+        .filter_map(|l| common::headers(l).get("nrt.error.kind").cloned())
+        .collect();
+    assert_eq!(kinds, HashSet::from(["no_route".to_owned()]));
+    common::wait_for(60, "everything committed", || async {
+        (common::kafka_lag(&cfg, &names) == 0).then_some(())
+    })
+    .await;
+    drop(consumer);
+
+    let range = ("2026-01-01T00", "2026-01-01T01");
+    let (code, report) = common::lake::reconcile(&names, range.0, range.1);
+    assert_eq!(
+        (code, report["differ"].clone()),
+        (0, serde_json::json!([])),
+        "{report}"
+    );
+    assert_eq!(
+        report["hours"][0]["clickhouse_rows"].as_u64(),
+        Some(FIRST + SECOND - none),
+        "the tenants' tables add up: {report}"
+    );
+    common::lake::execute(&cfg, &format!("DROP TABLE {}", table("globex"))).await;
+    let (_, _, replayed) = common::lake::replay(&names, &names.table, range, &[]);
+    assert_eq!(replayed, FIRST + SECOND - none, "every line replayed");
+    assert_eq!(
+        common::clickhouse_count(&cfg, &table("globex"), true).await,
+        Some(expected[1].1),
+        "the dropped tenant's table back whole"
+    );
+    assert_eq!(
+        common::lake::reconcile(&names, range.0, range.1).0,
+        0,
+        "after the replay"
+    );
+    println!(
+        "a table per tenant: {} sales in 4 tenants' tables, {none} without a tenant dead-lettered, a v2 field \
+         added to the tables that needed it; reconcile adds the tables up; a dropped table replayed whole",
+        FIRST + SECOND - none
+    );
+}

@@ -358,6 +358,7 @@ async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
         table: common::unique("follow_"),
         key: Key::Fields(vec!["created_at".into(), "event_id".into()]),
         time: None,
+        route: None,
     };
     let plan = |text: &str| {
         Plan::new(&Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}")))

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
+use crate::clickhouse::follow::Table;
 use crate::clickhouse::insert::{self, InsertError, META_BYTES};
+use crate::clickhouse::tenants::{TenantError, Tenants};
 use crate::event::Millis;
 
 pub const NAME: &str = "clickhouse_writer";
@@ -19,14 +21,17 @@ pub struct ClickhouseWriter {
     client: clickhouse::Client,
     /// `database.table`.
     table: Arc<str>,
+    /// A table per tenant (`clickhouse::route`): each record goes to the one its field names.
+    tenants: Option<Arc<Tenants>>,
     shared: Shared,
 }
 
 impl ClickhouseWriter {
-    pub fn new(cfg: &crate::config::ClickhouseConfig, table: &str, shared: Shared) -> Result<Self, crate::tls::TlsError> {
+    pub fn new(cfg: &crate::config::ClickhouseConfig, table: &Table, shared: Shared) -> Result<Self, crate::tls::TlsError> {
         Ok(ClickhouseWriter {
             client: crate::clickhouse::client(cfg)?,
-            table: format!("{}.{table}", cfg.database).into(),
+            table: format!("{}.{}", cfg.database, table.table).into(),
+            tenants: table.route.clone().map(|r| Arc::new(Tenants::new(&cfg.database, r))),
             shared,
         })
     }
@@ -169,7 +174,7 @@ impl Handler<WriteBatch> for ClickhouseWriter {
         if batch.records.is_empty() {
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
-        let (client, table) = (self.client.clone(), self.table.clone());
+        let (client, table, tenants) = (self.client.clone(), self.table.clone(), self.tenants.clone());
         let started = std::time::Instant::now();
         let bytes: usize = batch.records.iter().map(|r| r.row.len() + META_BYTES).sum();
         let rows = batch.clone();
@@ -178,16 +183,18 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                 partition: rows.partition,
                 ingested_at: Some(rows.ingested_at.0),
             };
-            insert::insert_all(&client, &table, &rows.records, origin)
-                .await
-                .map_err(|e| match e {
-                    InsertError::Server(e) => sink_error(e),
-                    e => SinkError {
-                        sink: "clickhouse",
-                        message: e.to_string(),
-                        failure: Failure::Misconfigured,
-                    },
-                })?;
+            let inserted = match &tenants {
+                None => insert::insert_all(&client, &table, &rows.records, origin).await.map_err(TenantError::from),
+                Some(tenants) => tenants.insert(&client, &rows.records, origin).await.map(drop),
+            };
+            inserted.map_err(|e| match e {
+                TenantError::Insert(InsertError::Server(e)) | TenantError::Server { source: e, .. } => sink_error(e),
+                e => SinkError {
+                    sink: "clickhouse",
+                    message: e.to_string(),
+                    failure: Failure::Misconfigured,
+                },
+            })?;
             Ok::<usize, SinkError>(rows.records.len())
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {

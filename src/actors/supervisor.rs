@@ -252,7 +252,7 @@ pub fn start(
             Arc::new(crate::clickhouse::plans::Plans::new(client, table))
         };
         let clickhouse = {
-            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.clickhouse_table, shared.clone())
+            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.table(&services.clickhouse.database), shared.clone())
                 .map_err(|e| e.to_string())?;
             Supervise::start(clickhouse_writer::NAME, w, shared)
         };

@@ -17,6 +17,8 @@ pub struct Table {
     pub key: Key,
     /// The field naming the event time; None: the first timestamp field.
     pub time: Option<String>,
+    /// A table per value of this field (`table` is then the template all of them follow).
+    pub route: Option<super::route::Route>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +111,7 @@ async fn read(client: &clickhouse::Client, t: &Table) -> Result<super::row::Colu
 
 /// Runs a `CREATE … IF NOT EXISTS`: 18.16 checks and creates in two steps, so a twin creating the same
 /// table at the same moment can make it fail once ("already exists"); the next attempt is a no-op.
-async fn create_if_absent(client: &clickhouse::Client, sql: &str) -> Result<(), FollowError> {
+pub(super) async fn create_if_absent(client: &clickhouse::Client, sql: &str) -> Result<(), FollowError> {
     let mut tries = 0;
     loop {
         tries += 1;

@@ -29,17 +29,32 @@ pub enum InsertError {
     Server(#[from] clickhouse::error::Error),
 }
 
-/// Inserts the run of records of one writer schema that starts at index `start` into `table`;
-/// returns where the next run starts.
-pub async fn insert_run(
+/// Inserts the records at `at` (in order), a run of one writer schema at a time: a table's share of a
+/// batch whose records go to several (`tenants.rs`).
+pub async fn insert_chosen(
     client: &clickhouse::Client,
     table: &str,
     records: &Records,
-    start: usize,
+    at: &[usize],
     origin: Origin,
-) -> Result<usize, InsertError> {
-    let Some(schema_id) = records.get(start).map(|r| r.schema_id) else {
-        return Ok(records.len());
+) -> Result<(), InsertError> {
+    let mut at = at.iter().copied().peekable();
+    while at.peek().is_some() {
+        insert_next(client, table, records, &mut at, origin).await?;
+    }
+    Ok(())
+}
+
+/// Inserts the records of `at` from its next one on while they share its writer schema.
+async fn insert_next(
+    client: &clickhouse::Client,
+    table: &str,
+    records: &Records,
+    at: &mut std::iter::Peekable<impl Iterator<Item = usize>>,
+    origin: Origin,
+) -> Result<(), InsertError> {
+    let Some(schema_id) = at.peek().and_then(|&i| records.get(i)).map(|r| r.schema_id) else {
+        return Ok(());
     };
     let plan = records.plan(schema_id).ok_or(InsertError::NoPlan(schema_id))?;
     let columns: Vec<String> = plan.rows.columns.iter().map(|c| format!("`{c}`")).collect();
@@ -49,21 +64,22 @@ pub async fn insert_run(
     let ingested = |r: &Record| secs(origin.ingested_at.unwrap_or(r.time));
     // Rows gathered into chunks of `SEND_BYTES`, each handed over whole (no copy behind it).
     let mut chunk = Vec::with_capacity(SEND_BYTES + 4096);
-    let mut i = start;
-    while let Some(r) = records.get(i).filter(|r| r.schema_id == schema_id) {
+    while let Some(r) = at
+        .next_if(|&i| records.get(i).is_some_and(|r| r.schema_id == schema_id))
+        .and_then(|i| records.get(i))
+    {
         chunk.extend_from_slice(r.row);
         put_meta(&mut chunk, ingested(&r), origin.partition, r.offset);
         if chunk.len() >= SEND_BYTES {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_BYTES + 4096));
             insert.send(full.into()).await?;
         }
-        i += 1;
     }
     if !chunk.is_empty() {
         insert.send(chunk.into()).await?;
     }
     insert.end().await?;
-    Ok(i)
+    Ok(())
 }
 
 /// Inserts every record, a run of one writer schema at a time.
@@ -73,9 +89,9 @@ pub async fn insert_all(
     records: &Records,
     origin: Origin,
 ) -> Result<(), InsertError> {
-    let mut start = 0;
-    while start < records.len() {
-        start = insert_run(client, table, records, start, origin).await?;
+    let mut at = (0..records.len()).peekable();
+    while at.peek().is_some() {
+        insert_next(client, table, records, &mut at, origin).await?;
     }
     Ok(())
 }

@@ -11,8 +11,11 @@ pub mod insert;
 #[cfg(feature = "runtime")]
 pub mod plans;
 pub mod review;
+pub mod route;
 pub mod row;
 pub mod table;
+#[cfg(feature = "runtime")]
+pub mod tenants;
 pub mod types;
 
 #[cfg(feature = "runtime")]

@@ -51,16 +51,25 @@ pub async fn check(services: &ServicesConfig, pipelines: &[Pipeline], timeout: D
                 check("subject", ok, detail)
             }
         });
-        let (database, table) = (&services.clickhouse.database, &p.config.table.clickhouse_table);
+        let database = &services.clickhouse.database;
+        let table = &p.config.table.table(database).table;
+        // A table per tenant: the template is checked; the tenants' tables are made from it.
+        let per_tenant = p.config.table.route().map_or(String::new(), |r| {
+            format!(" (the template of a table per `{}`: {})", r.field, p.config.table.clickhouse_table)
+        });
         out.push(match &clickhouse {
             Err(e) => check("table", false, e.to_string()),
             Ok(client) => match crate::clickhouse::table::columns(client, database, table).await {
                 Ok(columns) if columns.is_empty() => check(
                     "table",
                     true,
-                    format!("{database}.{table}: absent (made from the first writer schema at start)"),
+                    format!("{database}.{table}{per_tenant}: absent (made from the first writer schema at start)"),
                 ),
-                Ok(columns) => check("table", true, format!("{database}.{table}: present, {} columns", columns.len())),
+                Ok(columns) => check(
+                    "table",
+                    true,
+                    format!("{database}.{table}{per_tenant}: present, {} columns", columns.len()),
+                ),
                 Err(e) => check("table", false, format!("{database}.{table}: {e}")),
             },
         });

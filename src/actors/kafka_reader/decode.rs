@@ -179,10 +179,19 @@ impl Decoding {
         let Some((_, plan)) = &self.last else {
             return Err(id);
         };
-        Ok(match into.decode(plan, (record.offset, record.key), avro, record.now, &mut self.scratch) {
-            Ok(()) => Classified::Decoded,
-            Err(e) => poison(e.kind(plan.time_name()), &e),
-        })
+        if let Err(e) = into.decode(plan, (record.offset, record.key), avro, record.now, &mut self.scratch) {
+            return Ok(poison(e.kind(plan.time_name()), &e));
+        }
+        // A table per tenant: a record that names none is dead-lettered now, before either sink has it.
+        if let Some(route) = &self.plans.table().route {
+            let line = into.last().map(|r| r.line).unwrap_or_default();
+            if route.table_of(line).is_none() {
+                let why = route.why_none(line);
+                into.truncate(into.len().saturating_sub(1));
+                return Ok(poison("no_route", &why));
+            }
+        }
+        Ok(Classified::Decoded)
     }
 
     fn still_unknown(&self, id: u32) -> Option<Classified> {

@@ -183,6 +183,18 @@ group_id = "nrt-{topic}-reader"
         .collect();
     assert_eq!(configs, [("eu.orders", "orders", "nrt-eu.orders-reader"), ("us.orders", "orders", "nrt-us.orders-reader")]);
     assert!(check_apart(&regions).is_ok(), "one table for both: its key is the records' own");
+
+    // A table per topic and per tenant: `{field:…}` stays for the records to fill in.
+    let routed = parsed(
+        "[[pipeline]]\nname = \"r\"\ntopics = [\"eu.sales\"]\ns3_prefix = \"{topic}/\"\n\
+         clickhouse_table = \"sales_{topic}_{field:tenant}\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let eu = routed[0].instances(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let table = eu[0].config.table.table("db");
+    assert_eq!(eu[0].config.table.clickhouse_table, "sales_eu_sales_{field:tenant}");
+    assert_eq!(table.table, "sales_eu_sales__template");
+    assert_eq!(table.route.and_then(|r| r.table_for("acme")).as_deref(), Some("sales_eu_sales_acme"));
 }
 
 #[test]
@@ -196,6 +208,7 @@ fn what_a_pipeline_of_several_topics_must_name_per_topic_is_checked() {
         ("topics = [\"b\"]\nclickhouse_table = \"t_{topic}\"", "s3_prefix must contain {topic}"),
         ("topics = [\"b\"]\ns3_prefix = \"{topic}/\"", "clickhouse_table must contain {topic}"),
         ("topics = [\"b c\"]\ns3_prefix = \"{topic}/\"\nclickhouse_table = \"t_{topic}\"", "NRT_TOPIC"),
+        ("topic = \"b\"\nclickhouse_table = \"t_{field:a b}\"", "'a b' is not a field name"),
     ];
     for (keys, want) in cases {
         let e = error(&format!("[[pipeline]]\nname = \"a\"\n{keys}\n"));
