@@ -451,7 +451,28 @@ async fn a_current_release_takes_the_same_schema_table_and_rows() {
     let create = table::create("nrt", "every", &plan, Server::CURRENT, &Key::Coordinates, None)
         .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(work.join("create.sql"), &create).unwrap_or_else(|e| panic!("{e}"));
+    // A tenant's table as nrt makes it from a template (a table per tenant), and a column given to it.
+    use nrt_pipeline::clickhouse::tenants::{add_like, create_like};
+    let tenant = [
+        create_like("nrt", "every_acme", "every"),
+        add_like("nrt", "every_acme", "region", "Nullable(String) DEFAULT 'eu'"),
+    ];
+    std::fs::write(work.join("tenant.sql"), tenant.join("\n")).unwrap_or_else(|e| panic!("{e}"));
     let made = common::python("chdb_table.py", &[&dir, "create"]);
+    let tenant_columns = made["tenant"].as_array().map_or(0, Vec::len);
+    let listed_n = made["columns"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        tenant_columns,
+        listed_n + 1,
+        "the tenant's table: the template's columns and one more"
+    );
+    assert!(
+        made["tenant"]
+            .to_string()
+            .contains(r#"["region","Nullable(String)","'eu'"]"#),
+        "{}",
+        made["tenant"]
+    );
     let version = made["version"].as_str().unwrap_or_default().to_owned();
     assert_eq!(Server::of_version(&version), Server::CURRENT, "chDB {version}");
     let listed: Vec<(String, String)> =

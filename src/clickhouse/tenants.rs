@@ -97,10 +97,7 @@ impl Tenants {
         let db = &self.database;
         let mut columns = self.columns(client, table).await?;
         if columns.is_empty() {
-            let create = format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{table} AS {db}.{}",
-                self.route.template()
-            );
+            let create = create_like(db, table, &self.route.template());
             super::follow::create_if_absent(client, &create).await?;
             log::info!("clickhouse: {create}");
             columns = self.columns(client, table).await?;
@@ -108,7 +105,7 @@ impl Tenants {
         if !has_all(&columns) {
             let template = self.definitions(client).await?;
             for (name, definition) in template.iter().filter(|(n, _)| !columns.contains(n)) {
-                let alter = format!("ALTER TABLE {db}.{table} ADD COLUMN `{name}` {definition}");
+                let alter = add_like(db, table, name, definition);
                 if let Err(source) = client.query(&alter).execute().await {
                     // A twin may have added it between our read and our ALTER.
                     if !self.columns(client, table).await?.contains(name) {
@@ -170,6 +167,17 @@ impl Tenants {
             })
             .collect())
     }
+}
+
+/// A tenant's table, made as the template is (engine, keys, partitioning, columns).
+pub fn create_like(database: &str, table: &str, template: &str) -> String {
+    format!("CREATE TABLE IF NOT EXISTS {database}.{table} AS {database}.{template}")
+}
+
+/// A template's column given to a tenant's table: `definition` is its type and default as
+/// `system.columns` gives them (`Nullable(String) DEFAULT 'x'`).
+pub fn add_like(database: &str, table: &str, column: &str, definition: &str) -> String {
+    format!("ALTER TABLE {database}.{table} ADD COLUMN `{column}` {definition}")
 }
 
 fn server_error(statement: &str) -> impl FnOnce(clickhouse::error::Error) -> TenantError + '_ {
