@@ -176,8 +176,8 @@ impl KafkaReader {
             .set("max.partition.fetch.bytes", (prefetch / 8).clamp(64 << 10, 1 << 20).to_string())
             // librdkafka keeps up to this many records per partition queued whatever their size, each
             // with a few hundred bytes of bookkeeping of its own (100,000 by default: ~50 MiB for small
-            // records); 10,000 is tens of milliseconds of reading.
-            .set("queued.min.messages", "10000")
+            // records): see `prefetch_records`.
+            .set("queued.min.messages", prefetch_records(s.max_inflight_bytes).to_string())
             // Once that queue is full librdkafka postpones the partition's next fetch by this much (1 s by
             // default); the queue drains in milliseconds here.
             .set("fetch.queue.backoff.ms", "20")
@@ -226,6 +226,15 @@ impl KafkaReader {
 /// 64 MiB/1 MiB defaults, within the noise in events/s).
 fn prefetch(max_inflight_bytes: u64) -> u64 {
     (max_inflight_bytes / 16).clamp(1 << 20, 64 << 20)
+}
+
+/// Records librdkafka may queue per partition: a sixteenth of the budget at ~200 bytes a record
+/// (payload and bookkeeping), 1,000–10,000: 10,000 (tens of milliseconds of reading) at the default
+/// 32 MiB. It follows the budget so that a process whose pipelines share the budget queues about what
+/// one pipeline with all of it would: measured with 5 pipelines on 32 MiB, a fixed 10,000 held ~12 MiB
+/// more per pipeline at peak (15 partitions × 10,000 records).
+fn prefetch_records(max_inflight_bytes: u64) -> u64 {
+    (max_inflight_bytes / 16 / 200).clamp(1_000, 10_000)
 }
 
 impl Actor for KafkaReader {
@@ -358,5 +367,18 @@ impl Handler<Commit> for KafkaReader {
                 },
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn what_librdkafka_prefetches_follows_the_budget() {
+        use super::{prefetch, prefetch_records};
+        assert_eq!((prefetch(32 << 20), prefetch_records(32 << 20)), (2 << 20, 10_000));
+        // Five pipelines sharing 32 MiB queue about what one with all of it does.
+        assert_eq!(prefetch_records((32 << 20) / 5), 2_097);
+        assert_eq!((prefetch(1 << 20), prefetch_records(1 << 20)), (1 << 20, 1_000));
+        assert_eq!((prefetch(1 << 36), prefetch_records(1 << 36)), (64 << 20, 10_000));
     }
 }
