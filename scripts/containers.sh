@@ -31,13 +31,9 @@ EXTRA_CA=${NRT_BUILD_EXTRA_CA:-}
 
 MIRROR=http://deb.debian.org/debian
 SUITE=bookworm
-# The versions the stand-ins are built from: the native stack's (scripts/stack.sh).
-KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/stack/kafka/pom.xml)
-MINIO_TAG=$(sed -n 's/^MINIO_TAG=//p' scripts/stack.sh)
-# mc (MinIO's client: minio's healthcheck and the bucket job). The Go module proxy serves one version of
-# it here, a commit of 2025-03-13 (compose pins the image RELEASE.2024-11-21, not served as a module).
-MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
-RUST_VERSION=$(sed -n 's/^ARG RUST_IMAGE=rust:\(.*\)-slim-bookworm$/\1/p' Dockerfile)
+# The versions the stand-ins are built from: the native stack's (scripts/versions.sh).
+# shellcheck source=scripts/versions.sh
+source "$ROOT/scripts/versions.sh"
 NRT_IMAGE=$(sed -n 's/^ *image: \(nrt-pipeline:.*\)/\1/p' docker-compose.yml | head -n1)
 
 DEBIAN_IMAGE=nrt-local/debian:$SUITE-slim

@@ -23,16 +23,9 @@ PIDS=$STACK/pids
 LOGS=$STACK/logs
 SERVICES=(kafka minio minio-tls versitygw clickhouse prometheus registry)
 
-# Pinned versions. Kafka's is in scripts/stack/kafka/pom.xml (read below); ClickHouse and Prometheus are
-# whatever Debian 12 ships (18.16.1 and 2.42.0).
-MINIO_TAG=RELEASE.2025-09-07T16-13-09Z
-MINIO_COMMIT=07c3a429bfed
-# The same commit as Go's canonical pseudo-version: a module proxy may refuse to resolve the non-semver
-# RELEASE tag (it answers 403 "not available") but serves the canonical form.
-MINIO_MODULE_VERSION=v0.0.0-20250907161309-$MINIO_COMMIT
-KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/stack/kafka/pom.xml")
-# A second S3 implementation, so that what the pipeline asks of S3 is not just what MinIO happens to do.
-VERSITYGW_VERSION=v1.8.0
+# Pinned versions: scripts/versions.sh (shared with containers.sh).
+# shellcheck source=scripts/versions.sh
+source "$ROOT/scripts/versions.sh"
 # docker-compose only validates docker-compose.yml in the tests (it needs no engine for that).
 # attr: setfattr, to ask whether the filesystem keeps user xattrs (versitygw stores metadata in them).
 # libssl-dev + pkg-config: librdkafka links the system OpenSSL (SASL_SSL, SCRAM).
