@@ -21,8 +21,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::inflight::Inflight;
+pub use super::messages::{CommitTo, Decoded, Revoke};
 use super::messages::{Batch, Commit, WriteBatch};
-use super::ownership::{Epoch, Ownership};
+use super::ownership::Ownership;
 use super::Shared;
 use crate::dead_letters::DeadLetterSink;
 use crate::record::Records;
@@ -30,35 +31,6 @@ pub use slots::JobEnd;
 use slots::Slots;
 
 pub const NAME: &str = "batcher";
-
-/// Records of one partition, read under `epoch`, contiguous after the previous `Decoded` of that
-/// partition and epoch (offsets between them, if any, hold no records: transaction markers). Its
-/// `bytes` were added to the in-flight budget by the sender; the Batcher releases them.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Decoded {
-    pub partition: i32,
-    pub epoch: Epoch,
-    pub first_offset: i64,
-    pub last_offset: i64,
-    pub records: Records,
-    pub bytes: usize,
-}
-
-/// The partitions (as assigned under these epochs) are being revoked (sent from the reader's rebalance
-/// callback, which waits for `done`): drop their open batches, and say `done` once none of them has a
-/// batch in flight any more.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Revoke {
-    pub partitions: Vec<(i32, Epoch)>,
-    pub done: std::sync::mpsc::SyncSender<()>,
-}
-
-/// Where commits go; set by the KafkaReader when it starts (it is created after the Batcher).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CommitTo(pub Recipient<Commit>);
 
 /// `POST /flush`: write every open batch now, whatever its age (a partition with a batch in flight
 /// writes its open one right after). Replies with the number of open batches.
@@ -120,12 +92,8 @@ impl Batcher {
         shared: Shared,
     ) -> Self {
         // A batch reaches one of its limits first (a record holds at least its index entry and a few
-        // bytes of line and row), and is found due after the run that reached it was added: up to one
-        // chunk of the reader more.
-        let room = limits
-            .max_records
-            .min(limits.max_bytes / Records::MIN_RECORD_BYTES)
-            + super::kafka_reader::read_loop::CHUNK_RECORDS;
+        // bytes of line and row); see `with_reader_chunk` for what may come after.
+        let room = limits.max_records.min(limits.max_bytes / Records::MIN_RECORD_BYTES);
         Batcher {
             slots: Slots::new(topic).with_room(room),
             limits,
@@ -138,6 +106,13 @@ impl Batcher {
             drained: Vec::new(),
             shared,
         }
+    }
+
+    /// A batch is found due after the run that reached its limit was added: room for one more run of
+    /// the reader's, `chunk` records at most (set where the supervisor wires the two).
+    pub fn with_reader_chunk(mut self, chunk: usize) -> Self {
+        self.slots.add_room(chunk);
+        self
     }
 
     /// Starts writing `partition`'s open batch if it is due and the partition has nothing in flight.

@@ -14,7 +14,7 @@
 //! commits free room.
 
 mod decode;
-pub(crate) mod read_loop;
+mod read_loop;
 mod rebalance;
 mod redelivery;
 mod unknown_ids;
@@ -27,7 +27,7 @@ use futures::future::{AbortHandle, Abortable};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::batcher::{Batcher, CommitTo};
+use super::messages::{CommitTo, ToBatcher};
 use super::inflight::Inflight;
 use super::messages::{Commit, CommitError};
 use super::ownership::{CommitRefused, Ownership};
@@ -36,6 +36,7 @@ use crate::config::KafkaConfig;
 use crate::dead_letters::DeadLetterQueue;
 use crate::kafka::StatsContext;
 use crate::registry::RegistryClient;
+pub use read_loop::CHUNK_RECORDS;
 use read_loop::{ReadLoop, ReaderConsumer};
 use rebalance::ReaderContext;
 
@@ -101,7 +102,7 @@ struct Parts {
     inflight: Arc<Inflight>,
     dlq: Arc<DeadLetterQueue>,
     settings: Arc<ReaderSettings>,
-    batcher: Addr<Batcher>,
+    batcher: ToBatcher,
     shared: Shared,
 }
 
@@ -117,7 +118,7 @@ pub struct KafkaReader {
     stopping: bool,
     /// Shared with the consumer's callbacks: set once the process leaves the group.
     leaving: Arc<std::sync::atomic::AtomicBool>,
-    batcher: Addr<Batcher>,
+    batcher: ToBatcher,
     registry: Arc<RegistryClient>,
     plans: Arc<crate::clickhouse::plans::Plans>,
     shared: Shared,
@@ -126,7 +127,7 @@ pub struct KafkaReader {
 /// Everything the reader is built from.
 pub struct ReaderParts {
     pub settings: ReaderSettings,
-    pub batcher: Addr<Batcher>,
+    pub batcher: ToBatcher,
     pub ownership: Arc<Ownership>,
     pub inflight: Arc<Inflight>,
     pub dlq: Arc<DeadLetterQueue>,
@@ -192,7 +193,7 @@ impl KafkaReader {
             },
             topic: s.topic.clone(),
             ownership: self.ownership.clone(),
-            batcher: self.batcher.clone().recipient(),
+            batcher: self.batcher.revoke.clone(),
             revoke_timeout: s.revoke_timeout,
             leaving: self.leaving.clone(),
             shared: self.shared.clone(),
@@ -245,7 +246,7 @@ impl Actor for KafkaReader {
             return;
         }
         self.shared.health.starting(NAME);
-        self.batcher.do_send(CommitTo(ctx.address().recipient()));
+        self.batcher.commit_to.do_send(CommitTo(ctx.address().recipient()));
         // A new consumer owns nothing until the group assigns it partitions.
         self.ownership.revoke_all();
         let consumer = match self.connect() {

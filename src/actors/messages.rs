@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix::Message;
+use actix::{Message, Recipient};
 
 use super::ownership::Epoch;
 use crate::event::Millis;
@@ -144,4 +144,44 @@ pub enum CommitError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+}
+
+// The KafkaReader's messages to the Batcher (it knows the Batcher by these only).
+
+/// Records of one partition, read under `epoch`, contiguous after the previous `Decoded` of that
+/// partition and epoch (offsets between them, if any, hold no records: transaction markers). Its
+/// `bytes` were added to the in-flight budget by the sender; the Batcher releases them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Decoded {
+    pub partition: i32,
+    pub epoch: Epoch,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub records: Records,
+    pub bytes: usize,
+}
+
+/// The partitions (as assigned under these epochs) are being revoked (sent from the reader's rebalance
+/// callback, which waits for `done`): drop their open batches, and say `done` once none of them has a
+/// batch in flight any more.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Revoke {
+    pub partitions: Vec<(i32, Epoch)>,
+    pub done: std::sync::mpsc::SyncSender<()>,
+}
+
+/// Where commits go; set by the KafkaReader when it starts (it is created after the Batcher).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommitTo(pub Recipient<Commit>);
+
+/// The Batcher as the KafkaReader knows it: by the messages it sends there, so the reader never
+/// names the Batcher's type (the supervisor wires the two).
+#[derive(Clone)]
+pub struct ToBatcher {
+    pub decoded: Recipient<Decoded>,
+    pub revoke: Recipient<Revoke>,
+    pub commit_to: Recipient<CommitTo>,
 }

@@ -29,7 +29,7 @@ use super::kafka_publisher::{self, KafkaPublisher, TopicSettings};
 use super::inflight::Inflight;
 use super::kafka_reader::{self, KafkaReader, ReaderParts, ReaderSettings};
 use super::ownership::Ownership;
-use super::messages::Restart;
+use super::messages::{Restart, ToBatcher};
 use super::minio_writer::{self, MinioWriter};
 use super::poller::{self, PollSettings, Poller};
 use super::{batcher, Shared};
@@ -282,7 +282,8 @@ pub fn start(
             ownership.clone(),
             inflight.clone(),
             shared.clone(),
-        );
+        )
+        .with_reader_chunk(kafka_reader::CHUNK_RECORDS);
         let batcher = Supervise::start(batcher::NAME, b, shared);
         started.crashable(batcher::NAME, &batcher);
         started.batcher = Some(batcher.clone());
@@ -300,7 +301,11 @@ pub fn start(
         };
         let r = KafkaReader::new(ReaderParts {
             settings,
-            batcher,
+            batcher: ToBatcher {
+                decoded: batcher.clone().recipient(),
+                revoke: batcher.clone().recipient(),
+                commit_to: batcher.recipient(),
+            },
             ownership,
             inflight,
             dlq,

@@ -82,6 +82,10 @@ impl Slots {
         self
     }
 
+    pub fn add_room(&mut self, events: usize) {
+        self.room += events;
+    }
+
     /// Adds a run read under `d.epoch`; returns the bytes dropped. A run of an older epoch than the
     /// partition's is dropped whole; a newer epoch drops the open batch of the older one (the partition
     /// was assigned again and is read again from the last commit). A batch in flight stays until its

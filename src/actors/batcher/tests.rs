@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use super::*;
 use crate::actors::health::Health;
 use crate::actors::messages::{CommitError, Failure, SinkAck, SinkError};
+use crate::actors::ownership::Epoch;
 use crate::dead_letters::DeadLetter;
 use crate::event::Millis;
 use crate::metrics::PipelineMetrics;

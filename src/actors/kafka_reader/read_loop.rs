@@ -19,7 +19,7 @@ use super::rebalance::ReaderContext;
 use super::redelivery::Taken;
 use super::unknown_ids::{UnknownRun, Verdict};
 use super::{ReaderError, ReaderSettings, NAME};
-use crate::actors::batcher::{Batcher, Decoded};
+use crate::actors::messages::Decoded;
 use crate::actors::inflight::Inflight;
 use crate::actors::ownership::{Epoch, Ownership};
 use crate::actors::Shared;
@@ -28,7 +28,7 @@ use crate::event::Millis;
 use crate::record::{Records, Shape};
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
-pub(crate) const CHUNK_RECORDS: usize = 5_000;
+pub const CHUNK_RECORDS: usize = 5_000;
 const CHUNK_WAIT: Duration = Duration::from_millis(20);
 /// How long an idle loop waits for a record before looking at its timers again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -49,7 +49,7 @@ pub(super) struct ReadLoop {
     pub(super) inflight: Arc<Inflight>,
     pub(super) dlq: Arc<DeadLetterQueue>,
     pub(super) settings: Arc<ReaderSettings>,
-    pub(super) batcher: Addr<Batcher>,
+    pub(super) batcher: Recipient<Decoded>,
     pub(super) decoding: Decoding,
     pub(super) shared: Shared,
     /// Records received and not yet classified (while paused or blocked), in read order.
@@ -151,7 +151,7 @@ impl ReadLoop {
             inflight: parts.inflight,
             dlq: parts.dlq,
             settings: parts.settings,
-            batcher: parts.batcher,
+            batcher: parts.batcher.decoded,
             decoding,
             shared: parts.shared,
             pending: VecDeque::new(),

@@ -21,7 +21,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::NAME;
-use crate::actors::batcher::Revoke;
+use crate::actors::messages::Revoke;
 use crate::actors::ownership::{Epoch, Ownership};
 use crate::actors::Shared;
 use crate::kafka::StatsContext;
