@@ -96,21 +96,20 @@ pub struct Shutdown;
 #[rtype(result = "()")]
 struct LoopFailed(ReaderError);
 
-/// What the read loop shares with the actor.
-struct Parts {
-    ownership: Arc<Ownership>,
-    inflight: Arc<Inflight>,
-    dlq: Arc<DeadLetterQueue>,
-    settings: Arc<ReaderSettings>,
-    batcher: ToBatcher,
-    shared: Shared,
+/// What the reader, its read loop and its rebalance callbacks share: wired once by the supervisor.
+#[derive(Clone)]
+pub struct Wiring {
+    pub settings: Arc<ReaderSettings>,
+    pub ownership: Arc<Ownership>,
+    pub inflight: Arc<Inflight>,
+    /// Where undecodable records go.
+    pub dlq: Arc<DeadLetterQueue>,
+    pub batcher: ToBatcher,
+    pub shared: Shared,
 }
 
 pub struct KafkaReader {
-    settings: Arc<ReaderSettings>,
-    ownership: Arc<Ownership>,
-    inflight: Arc<Inflight>,
-    dlq: Arc<DeadLetterQueue>,
+    wiring: Wiring,
     consumer: Option<Arc<ReaderConsumer>>,
     read_loop: Option<AbortHandle>,
     /// The read loop's thread, for the life of the process.
@@ -118,45 +117,33 @@ pub struct KafkaReader {
     stopping: bool,
     /// Shared with the consumer's callbacks: set once the process leaves the group.
     leaving: Arc<std::sync::atomic::AtomicBool>,
-    batcher: ToBatcher,
     registry: Arc<RegistryClient>,
     plans: Arc<crate::clickhouse::plans::Plans>,
-    shared: Shared,
 }
 
 /// Everything the reader is built from.
 pub struct ReaderParts {
-    pub settings: ReaderSettings,
-    pub batcher: ToBatcher,
-    pub ownership: Arc<Ownership>,
-    pub inflight: Arc<Inflight>,
-    pub dlq: Arc<DeadLetterQueue>,
+    pub wiring: Wiring,
     pub registry: Arc<RegistryClient>,
     pub plans: Arc<crate::clickhouse::plans::Plans>,
-    pub shared: Shared,
 }
 
 impl KafkaReader {
     pub fn new(p: ReaderParts) -> Self {
         KafkaReader {
-            settings: Arc::new(p.settings),
-            ownership: p.ownership,
-            inflight: p.inflight,
-            dlq: p.dlq,
+            wiring: p.wiring,
             consumer: None,
             read_loop: None,
             arbiter: Arbiter::new(),
             stopping: false,
             leaving: Arc::default(),
-            batcher: p.batcher,
             registry: p.registry,
             plans: p.plans,
-            shared: p.shared,
         }
     }
 
     fn connect(&self) -> Result<Arc<ReaderConsumer>, ReaderError> {
-        let s = &self.settings;
+        let s = &self.wiring.settings;
         let mut cfg = crate::kafka::consumer_config(&s.kafka, &s.group_id).map_err(|source| {
             ReaderError::Kafka {
                 brokers: s.kafka.brokers.clone(),
@@ -187,16 +174,16 @@ impl KafkaReader {
             .set("statistics.interval.ms", crate::kafka::STATS_INTERVAL_MS);
         let context = ReaderContext {
             stats: StatsContext {
-                lag: Some(self.shared.metrics.consumer_lag.clone()),
+                lag: Some(self.wiring.shared.metrics.consumer_lag.clone()),
                 queue: None,
                 quiet: Default::default(),
             },
             topic: s.topic.clone(),
-            ownership: self.ownership.clone(),
-            batcher: self.batcher.revoke.clone(),
+            ownership: self.wiring.ownership.clone(),
+            batcher: self.wiring.batcher.revoke.clone(),
             revoke_timeout: s.revoke_timeout,
             leaving: self.leaving.clone(),
-            shared: self.shared.clone(),
+            shared: self.wiring.shared.clone(),
             mine: Default::default(),
         };
         let consumer: StreamConsumer<ReaderContext> =
@@ -245,34 +232,27 @@ impl Actor for KafkaReader {
         if self.stopping {
             return;
         }
-        self.shared.health.starting(NAME);
-        self.batcher.commit_to.do_send(CommitTo(ctx.address().recipient()));
+        self.wiring.shared.health.starting(NAME);
+        self.wiring.batcher.commit_to.do_send(CommitTo(ctx.address().recipient()));
         // A new consumer owns nothing until the group assigns it partitions.
-        self.ownership.revoke_all();
+        self.wiring.ownership.revoke_all();
         let consumer = match self.connect() {
             Ok(c) => c,
             Err(e) => {
                 log::error!("{NAME}: {e}");
-                self.shared.health.error(NAME, e.to_string());
+                self.wiring.shared.health.error(NAME, e.to_string());
                 ctx.run_later(Duration::from_secs(1), |_, ctx| ctx.stop());
                 return;
             }
         };
         self.consumer = Some(consumer.clone());
-        self.shared.health.running(NAME);
-        let parts = Parts {
-            ownership: self.ownership.clone(),
-            inflight: self.inflight.clone(),
-            dlq: self.dlq.clone(),
-            settings: self.settings.clone(),
-            batcher: self.batcher.clone(),
-            shared: self.shared.clone(),
-        };
+        self.wiring.shared.health.running(NAME);
+        let parts = self.wiring.clone();
         let decoding = decode::Decoding::new(
             self.registry.clone(),
             self.plans.clone(),
-            &self.settings.topic,
-            self.settings.subject_strategy,
+            &self.wiring.settings.topic,
+            self.wiring.settings.subject_strategy,
         );
         let (handle, registration) = AbortHandle::new_pair();
         let me = ctx.address();
@@ -293,7 +273,7 @@ impl Handler<LoopFailed> for KafkaReader {
 
     fn handle(&mut self, LoopFailed(e): LoopFailed, ctx: &mut Self::Context) {
         log::error!("{NAME}: {e}; restarting");
-        self.shared.health.error(NAME, e.to_string());
+        self.wiring.shared.health.error(NAME, e.to_string());
         ctx.stop();
     }
 }
@@ -331,7 +311,7 @@ impl Handler<Shutdown> for KafkaReader {
 impl Supervised for KafkaReader {
     fn restarting(&mut self, _: &mut Self::Context) {
         self.disconnect();
-        self.ownership.revoke_all();
+        self.wiring.ownership.revoke_all();
     }
 }
 
@@ -340,8 +320,8 @@ impl Handler<Commit> for KafkaReader {
 
     fn handle(&mut self, msg: Commit, _: &mut Self::Context) -> Self::Result {
         let consumer = self.consumer.clone();
-        let topic = self.settings.topic.clone();
-        let ownership = self.ownership.clone();
+        let topic = self.wiring.settings.topic.clone();
+        let ownership = self.wiring.ownership.clone();
         Box::pin(async move {
             let consumer = consumer.ok_or(CommitError::NotConnected)?;
             let Commit {

@@ -27,7 +27,7 @@ use super::clickhouse_writer::{self, ClickhouseWriter};
 use super::encoder::{self, Encoder, SchemaSource};
 use super::kafka_publisher::{self, KafkaPublisher, TopicSettings};
 use super::inflight::Inflight;
-use super::kafka_reader::{self, KafkaReader, ReaderParts, ReaderSettings};
+use super::kafka_reader::{self, KafkaReader, ReaderParts, ReaderSettings, Wiring};
 use super::ownership::Ownership;
 use super::messages::{Restart, ToBatcher};
 use super::minio_writer::{self, MinioWriter};
@@ -300,18 +300,20 @@ pub fn start(
             revoke_timeout: Duration::from_millis(pipeline.revoke_timeout_ms),
         };
         let r = KafkaReader::new(ReaderParts {
-            settings,
-            batcher: ToBatcher {
-                decoded: batcher.clone().recipient(),
-                revoke: batcher.clone().recipient(),
-                commit_to: batcher.recipient(),
+            wiring: Wiring {
+                settings: Arc::new(settings),
+                ownership,
+                inflight,
+                dlq,
+                batcher: ToBatcher {
+                    decoded: batcher.clone().recipient(),
+                    revoke: batcher.clone().recipient(),
+                    commit_to: batcher.recipient(),
+                },
+                shared: shared.clone(),
             },
-            ownership,
-            inflight,
-            dlq,
             registry: registry.clone(),
             plans,
-            shared: shared.clone(),
         });
         let reader = Supervise::start(kafka_reader::NAME, r, shared);
         started.crashable(kafka_reader::NAME, &reader);

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage, Timestamp};
@@ -18,12 +17,10 @@ use super::decode::{outage_of, Classified, Decoding, Incoming, Outage, Recheck};
 use super::rebalance::ReaderContext;
 use super::redelivery::Taken;
 use super::unknown_ids::{UnknownRun, Verdict};
-use super::{ReaderError, ReaderSettings, NAME};
+use super::{ReaderError, NAME};
 use crate::actors::messages::Decoded;
-use crate::actors::inflight::Inflight;
-use crate::actors::ownership::{Epoch, Ownership};
-use crate::actors::Shared;
-use crate::dead_letters::{DeadLetter, DeadLetterQueue};
+use crate::actors::ownership::Epoch;
+use crate::dead_letters::DeadLetter;
 use crate::event::Millis;
 use crate::record::{Records, Shape};
 
@@ -45,13 +42,8 @@ type Messages<'a> = MessageStream<'a, ReaderContext>;
 
 pub(super) struct ReadLoop {
     pub(super) consumer: Arc<ReaderConsumer>,
-    pub(super) ownership: Arc<Ownership>,
-    pub(super) inflight: Arc<Inflight>,
-    pub(super) dlq: Arc<DeadLetterQueue>,
-    pub(super) settings: Arc<ReaderSettings>,
-    pub(super) batcher: Recipient<Decoded>,
+    pub(super) wiring: super::Wiring,
     pub(super) decoding: Decoding,
-    pub(super) shared: Shared,
     /// Records received and not yet classified (while paused or blocked), in read order.
     pending: VecDeque<Held>,
     /// Records with ids the registry does not know, held while they come in a row.
@@ -141,20 +133,15 @@ struct Chunk {
 impl ReadLoop {
     pub(super) fn new(
         consumer: Arc<ReaderConsumer>,
-        parts: super::Parts,
+        wiring: super::Wiring,
         decoding: Decoding,
     ) -> Self {
         let long_ago = Instant::now() - Duration::from_secs(60);
         ReadLoop {
             consumer,
-            ownership: parts.ownership,
-            inflight: parts.inflight,
-            dlq: parts.dlq,
-            settings: parts.settings,
-            batcher: parts.batcher.decoded,
+            wiring,
             decoding,
-            shared: parts.shared,
-            pending: VecDeque::new(),
+                        pending: VecDeque::new(),
             suspects: UnknownRun::default(),
             blocked: None,
             paused: None,
@@ -168,13 +155,13 @@ impl ReadLoop {
 
     /// Makes sure the topic and its dead-letter topic exist (a consumer may start first), then subscribes.
     async fn subscribe(&self) -> Result<(), ReaderError> {
-        let s = &self.settings;
+        let s = &self.wiring.settings;
         for topic in [&s.topic, &s.dlq_topic] {
             let on_error = |e: &crate::kafka::KafkaSetupError, attempts: u32| {
                 if attempts % 10 == 0 {
                     log::warn!("{NAME}: {e}; retrying");
                 }
-                self.shared.health.error(NAME, e.to_string());
+                self.wiring.shared.health.error(NAME, e.to_string());
             };
             crate::kafka::ensure_topic_retrying(&s.kafka, topic, s.partitions, s.replication, on_error).await;
         }
@@ -206,14 +193,14 @@ impl ReadLoop {
     /// partition and keeps polling (group membership, rebalances: records that still arrive are kept
     /// for later) until commits free room or the registry can tell again.
     async fn throttle(&mut self, records: &mut Messages<'_>) {
-        let inflight = self.inflight.clone();
+        let inflight = self.wiring.inflight.clone();
         let mut waiting_since = None;
         loop {
             let freed = inflight.freed();
             if self.blocked.is_some() {
                 self.try_unblock().await;
             }
-            if !self.inflight.over() && self.blocked.is_none() {
+            if !self.wiring.inflight.over() && self.blocked.is_none() {
                 if self.paused.take().is_some() {
                     self.set_paused(false);
                 }
@@ -227,7 +214,7 @@ impl ReadLoop {
                     continue;
                 }
             }
-            let generation = self.ownership.generation();
+            let generation = self.wiring.ownership.generation();
             if self.paused != Some(generation) {
                 self.set_paused(true);
                 self.paused = Some(generation);
@@ -249,7 +236,7 @@ impl ReadLoop {
         match next {
             Err(e) => self.consumer_error(&e),
             Ok(m) => {
-                if let Some(epoch) = self.ownership.epoch(m.partition()) {
+                if let Some(epoch) = self.wiring.ownership.epoch(m.partition()) {
                     let held = Held {
                         epoch,
                         msg: m.detach(),
@@ -270,7 +257,7 @@ impl ReadLoop {
         let started = Instant::now();
         loop {
             let polling = started.elapsed() >= UNPOLLED_WAIT;
-            let generation = self.ownership.generation();
+            let generation = self.wiring.ownership.generation();
             if polling && self.paused != Some(generation) {
                 self.set_paused(true);
                 self.paused = Some(generation);
@@ -292,12 +279,12 @@ impl ReadLoop {
             now: Millis::now().0,
             ..Chunk::default()
         };
-        let mut generation = self.ownership.generation();
-        let mut epochs: rustc_hash::FxHashMap<i32, Epoch> = self.ownership.owned().into_iter().collect();
+        let mut generation = self.wiring.ownership.generation();
+        let mut epochs: rustc_hash::FxHashMap<i32, Epoch> = self.wiring.ownership.owned().into_iter().collect();
         let mut deadline = None;
         while chunk.records < CHUNK_RECORDS && self.blocked.is_none() {
             if let Some(held) = self.pending.pop_front() {
-                if self.ownership.owns(held.msg.partition(), held.epoch) {
+                if self.wiring.ownership.owns(held.msg.partition(), held.epoch) {
                     self.process(&mut chunk, held.epoch, &held.msg).await;
                 }
                 continue;
@@ -325,9 +312,9 @@ impl ReadLoop {
                 Some(Ok(m)) => m,
             };
             // Rebalance callbacks run inside `next`: a change of ownership shows in the generation.
-            if self.ownership.generation() != generation {
-                generation = self.ownership.generation();
-                epochs = self.ownership.owned().into_iter().collect();
+            if self.wiring.ownership.generation() != generation {
+                generation = self.wiring.ownership.generation();
+                epochs = self.wiring.ownership.owned().into_iter().collect();
                 self.drop_stale(&mut chunk);
             }
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
@@ -342,7 +329,7 @@ impl ReadLoop {
     /// the run of unknown ids, or — when the registry cannot tell — the queue of records that wait.
     async fn process(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) {
         if self.taken.is_repeat(msg.partition(), epoch, msg.offset()) {
-            self.shared.metrics.records_redelivered.inc();
+            self.wiring.shared.metrics.records_redelivered.inc();
             log::debug!("{NAME}: p{} @{} handed over again: dropped", msg.partition(), msg.offset());
             return;
         }
@@ -415,13 +402,13 @@ impl ReadLoop {
         kind: &'static str,
         message: String,
     ) {
-        self.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
+        self.wiring.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
         if self.errors_logged.elapsed() > Duration::from_secs(10) {
             log::warn!(
                 "{NAME}: p{} @{}: undecodable record ({kind}: {message}): to {}",
                 msg.partition(),
                 msg.offset(),
-                self.dlq.topic
+                self.wiring.dlq.topic
             );
             self.errors_logged = Instant::now();
         }
@@ -446,7 +433,7 @@ impl ReadLoop {
     /// The run of unknown ids ended (or expired) short of the threshold: its records are poison.
     fn suspects_are_poison(&mut self, chunk: &mut Chunk) {
         for held in self.suspects.take() {
-            if self.ownership.owns(held.msg.partition(), held.epoch) {
+            if self.wiring.ownership.owns(held.msg.partition(), held.epoch) {
                 self.dead_letter(chunk, held.epoch, &held.msg, "unknown_schema", held.why);
             }
         }
@@ -469,8 +456,8 @@ impl ReadLoop {
         }
         let message = format!("paused: {why}");
         log::warn!("{NAME}: {message}");
-        self.shared.health.blocked(NAME, message);
-        self.shared
+        self.wiring.shared.health.blocked(NAME, message);
+        self.wiring.shared
             .metrics
             .consumer_blocked
             .with_label_values(&[reason.label()])
@@ -488,7 +475,7 @@ impl ReadLoop {
             return;
         }
         let (reason, id) = (b.reason, b.id);
-        let ownership = &self.ownership;
+        let ownership = &self.wiring.ownership;
         self.pending
             .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
         // The held records' partitions moved to another member: they are its to judge now.
@@ -515,8 +502,8 @@ impl ReadLoop {
             n => log::info!("{NAME}: the registry answers for schema {id} again; resuming with {n} held records"),
         }
         self.blocked = None;
-        self.shared.health.running(NAME);
-        self.shared
+        self.wiring.shared.health.running(NAME);
+        self.wiring.shared
             .metrics
             .consumer_blocked
             .with_label_values(&[reason.label()])
@@ -526,7 +513,7 @@ impl ReadLoop {
     /// Forgets what was read from partitions revoked or assigned again since (their owner reads them
     /// again from the last commit).
     fn drop_stale(&mut self, chunk: &mut Chunk) {
-        let ownership = &self.ownership;
+        let ownership = &self.wiring.ownership;
         chunk.runs.retain(|p, run| ownership.owns(*p, run.epoch));
         self.suspects
             .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
@@ -538,7 +525,7 @@ impl ReadLoop {
     /// dead-letter topic has it), then each partition's run to the Batcher, without waiting for it: the
     /// bytes count in the budget from here, so the budget, not a reply, keeps the reader in step.
     async fn hand_over(&mut self, mut chunk: Chunk, records: &mut Messages<'_>) -> Result<(), ReaderError> {
-        self.shared.metrics.bytes_consumed.inc_by(chunk.bytes);
+        self.wiring.shared.metrics.bytes_consumed.inc_by(chunk.bytes);
         let letters: Vec<DeadLetter> = chunk
             .runs
             .values_mut()
@@ -546,19 +533,19 @@ impl ReadLoop {
             .collect();
         if !letters.is_empty() {
             let n = letters.len() as u64;
-            let (dlq, shared) = (self.dlq.clone(), self.shared.clone());
+            let (dlq, shared) = (self.wiring.dlq.clone(), self.wiring.shared.clone());
             let send = async move {
                 let health = &shared.health;
                 dlq.send_all(letters, &|e| health.error(NAME, e.to_owned())).await
             };
             self.while_polling(send, records).await;
-            self.shared.metrics.dead_letters.inc_by(n);
+            self.wiring.shared.metrics.dead_letters.inc_by(n);
         }
         for (partition, run) in chunk.runs {
-            if !self.ownership.owns(partition, run.epoch) {
+            if !self.wiring.ownership.owns(partition, run.epoch) {
                 continue;
             }
-            self.shared
+            self.wiring.shared
                 .metrics
                 .events_consumed
                 .inc_by(run.records.len() as u64);
@@ -575,12 +562,12 @@ impl ReadLoop {
                 records: run.records,
                 bytes,
             };
-            if !self.batcher.connected() {
+            if !self.wiring.batcher.decoded.connected() {
                 return Err(ReaderError::BatcherGone);
             }
-            self.inflight.add(bytes);
+            self.wiring.inflight.add(bytes);
             // Not `send().await`: a reply per run would make this thread wait on the actors' thread.
-            self.batcher.do_send(decoded);
+            self.wiring.batcher.decoded.do_send(decoded);
         }
         Ok(())
     }
@@ -604,21 +591,21 @@ impl ReadLoop {
             .chain(self.suspects.iter())
             .map(|h| h.msg.partition())
             .collect();
-        let ownership = &self.ownership;
+        let ownership = &self.wiring.ownership;
         self.last_read.retain(|p, (epoch, _)| ownership.owns(*p, *epoch));
         for (&p, &(epoch, last)) in &self.last_read {
             if waiting.contains(&p) || ownership.committed(p) != Some(last + 1) {
                 continue;
             }
             let position = positions
-                .find_partition(&self.settings.topic, p)
+                .find_partition(&self.wiring.settings.topic, p)
                 .map(|e| e.offset());
             let Some(Offset::Offset(next)) = position.filter(|o| matches!(o, Offset::Offset(n) if *n > last + 1))
             else {
                 continue;
             };
             let mut tpl = TopicPartitionList::new();
-            if tpl.add_partition_offset(&self.settings.topic, p, Offset::Offset(next)).is_err() {
+            if tpl.add_partition_offset(&self.wiring.settings.topic, p, Offset::Offset(next)).is_err() {
                 continue;
             }
             let consumer = &self.consumer;
@@ -632,7 +619,7 @@ impl ReadLoop {
             log::warn!("{NAME}: {e}");
             self.errors_logged = Instant::now();
         }
-        self.shared.health.error(NAME, e.to_string());
+        self.wiring.shared.health.error(NAME, e.to_string());
     }
 
     fn set_paused(&self, pause: bool) {
@@ -650,13 +637,13 @@ impl ReadLoop {
         match done {
             Ok(()) => {
                 let n = if pause { assignment.count() as i64 } else { 0 };
-                self.shared.metrics.paused_partitions.set(n);
+                self.wiring.shared.metrics.paused_partitions.set(n);
                 log::info!(
                     "{NAME}: {} {} partitions ({} bytes in flight, bound {}{})",
                     if pause { "paused" } else { "resumed" },
                     assignment.count(),
-                    self.inflight.bytes(),
-                    self.inflight.bound(),
+                    self.wiring.inflight.bytes(),
+                    self.wiring.inflight.bound(),
                     if self.blocked.is_some() { "; waiting for the registry" } else { "" }
                 );
             }
