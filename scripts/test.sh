@@ -77,7 +77,7 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
   images_pid=$!
 fi
 phase pydeps python_deps
-# Debian's chromium, headless: tests/status_page.rs looks at the status pages in a real browser.
+# Debian's chromium, headless: tests/it/status_page.rs looks at the status pages in a real browser.
 browser() {
   if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed'; then
     local sudo=""
@@ -96,10 +96,29 @@ lint() {
   cargo clippy --all-features --test containers -- -D warnings
 }
 phase clippy lint
+# The unit tests, then the integration tests (one binary, tests/it/): a module at a time, because some
+# stop shared services while their tests run; each module's own tests run in parallel. Every module
+# runs even after one failed (as `--no-fail-fast`), the failed ones are named at the end. --show-output:
+# the fault and end-to-end tests print their figures (counts, rates) into the CI log.
 run_tests() {
   mkdir -p .stack
-  # --show-output: the fault and end-to-end tests print their figures (counts, rates) into the CI log.
-  cargo test --features integration -- --show-output 2>&1 | tee .stack/test-output.log
+  : >.stack/test-output.log
+  cargo test --features integration --lib --bins -- --show-output 2>&1 | tee -a .stack/test-output.log
+  local names module t0 failed=()
+  names=$(cargo test --features integration --test it -- --list --format terse | sed -n 's/: test$//p')
+  for module in $(cut -d: -f1 <<<"$names" | sort -u); do
+    t0=$SECONDS
+    # --exact with each test's full name: a filter alone is a substring (`faults::` would also select
+    # `poller_faults::…`).
+    # shellcheck disable=SC2046
+    cargo test --features integration --test it -- --show-output --exact $(grep "^$module::" <<<"$names") \
+      2>&1 | tee -a .stack/test-output.log || failed+=("$module")
+    echo "module $module: $((SECONDS - t0)) s"
+  done
+  if ((${#failed[@]})); then
+    echo "failed modules: ${failed[*]}"
+    return 1
+  fi
 }
 phase test run_tests
 # cargo-fuzz on the wire decoder (our schemas, any schema) and the events parser (45 s each; scripts/fuzz.sh

@@ -5,6 +5,7 @@
 //! not select it); it also sets the NRT_* variables to the compose stack's published ports and secrets.
 #![cfg(feature = "integration")]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::HashSet;

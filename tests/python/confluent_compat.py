@@ -7,7 +7,7 @@
 
 A secured registry: NRT_PY_REGISTRY_BASIC_AUTH (user:password) and NRT_PY_REGISTRY_CA (a PEM file).
 
-Called by tests/registry_confluent_client.rs, which checks both directions against our own codec.
+Called by tests/it/registry_confluent_client.rs, which checks both directions against our own codec.
 """
 import datetime
 import decimal

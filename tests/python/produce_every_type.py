@@ -7,7 +7,7 @@ mapping of docs/data.md, "The lake's JSON") and the ClickHouse values of "The wa
     produce_every_type.py BROKERS REGISTRY_URL TOPIC SCHEMA_PATH N SEED
         -> JSON {"schema_id": id, "lines": [...], "clickhouse": [...]}, in the order produced
 
-Called by tests/pipeline_python_producer.rs (one partition: produced order is offset order).
+Called by tests/it/pipeline_python_producer.rs (one partition: produced order is offset order).
 """
 import base64
 import datetime

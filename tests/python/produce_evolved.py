@@ -3,7 +3,7 @@ with a writer schema that is events.v1 plus one optional field, as a newer upstr
 
     produce_evolved.py BROKERS REGISTRY_URL TOPIC SCHEMA_PATH N   -> JSON {"ids": [...], "schema_id": id}
 
-Called by tests/pipeline_python_producer.rs, which checks that our consumer lands every event.
+Called by tests/it/pipeline_python_producer.rs, which checks that our consumer lands every event.
 """
 import datetime
 import decimal

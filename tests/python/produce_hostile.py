@@ -6,7 +6,7 @@ or microseconds in a timestamp-millis field, times before 1970, after ClickHouse
     produce_hostile.py BROKERS REGISTRY_URL TOPIC SCHEMA_PATH N
         -> JSON {"good": [ids], "hostile": [{"id": id, "created_at": ms}, ...]}
 
-Called by tests/hostile_input.rs, which checks where each of them ends up.
+Called by tests/it/hostile_input.rs, which checks where each of them ends up.
 """
 import decimal
 import json

@@ -5,7 +5,7 @@ optional `region` field ("eu" when i is even).
     produce_tenants.py BROKERS REGISTRY_URL TOPIC START N VERSION TENANTS(comma-separated)
         -> JSON {"by_tenant": {tenant: count}, "none": count, "eu": {tenant: count}}
 
-Called by tests/pipeline_python_producer.rs.
+Called by tests/it/pipeline_python_producer.rs.
 """
 import json
 import sys

@@ -7,7 +7,7 @@ record (`shop.v1.Order`, ...).
         (records START .. START+N)
         -> JSON {"subjects": [...], "orders": [order_id...], "payments": [payment_id...]}
 
-Called by tests/pipeline_e2e.rs.
+Called by tests/it/pipeline_e2e.rs.
 """
 import json
 import sys

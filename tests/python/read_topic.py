@@ -6,7 +6,7 @@
 
 Every record goes through the deserializer with the schema its own id names (no reader schema): a v1
 record comes out without the v2 fields, a v2 record with them. Committed records only (read_committed).
-Called by tests/evolution.rs.
+Called by tests/it/evolution.rs.
 """
 import json
 import sys
