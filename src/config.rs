@@ -88,6 +88,39 @@ pub struct KafkaConfig {
     pub properties_file: Option<std::path::PathBuf>,
 }
 
+/// A setting clap's types cannot check, at fault: `nrt` exits with code 2 and the message names the
+/// variable and the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// A value the setting does not take.
+    #[error("{setting}: {why}")]
+    Invalid { setting: &'static str, why: String },
+    /// The file the setting names cannot be read.
+    #[error("{setting}: cannot read {}: {error}", path.display())]
+    Unreadable {
+        setting: &'static str,
+        path: std::path::PathBuf,
+        error: String,
+    },
+    /// The file the setting names is not an Avro schema.
+    #[error("{setting}: {} is not an Avro schema: {error}", path.display())]
+    NotAvro {
+        setting: &'static str,
+        path: std::path::PathBuf,
+        error: String,
+    },
+    /// The librdkafka properties (their message names the property).
+    #[error("{0}")]
+    KafkaProperties(String),
+}
+
+fn invalid(setting: &'static str, why: impl Into<String>) -> SettingError {
+    SettingError::Invalid {
+        setting,
+        why: why.into(),
+    }
+}
+
 impl KafkaConfig {
     /// The operator's librdkafka properties, resolved and checked.
     pub fn properties(&self) -> Result<crate::kafka::properties::KafkaProperties, String> {
@@ -138,13 +171,13 @@ impl RegistryConfig {
     }
 
     /// The basic-auth user and password, if configured.
-    pub fn credentials(&self) -> Result<Option<(String, Secret)>, String> {
+    pub fn credentials(&self) -> Result<Option<(String, Secret)>, SettingError> {
         if self.basic_auth.is_empty() {
             return Ok(None);
         }
         match self.basic_auth.expose().split_once(':') {
             Some((user, password)) if !user.is_empty() => Ok(Some((user.to_owned(), Secret::new(password)))),
-            _ => Err("NRT_SCHEMA_REGISTRY_BASIC_AUTH: expected user:password".into()),
+            _ => Err(invalid("NRT_SCHEMA_REGISTRY_BASIC_AUTH", "expected user:password")),
         }
     }
 }
@@ -552,24 +585,25 @@ impl TableArgs {
     }
 
     /// Checks what clap's types cannot, naming the variable at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if !self.table_key.split(',').all(|f| is_plain_name(f.trim())) {
-            return Err(format!(
-                "NRT_TABLE_KEY / --table-key: '{}' is not `coordinates` or a comma-separated list of field names",
-                self.table_key
+            return Err(invalid(
+                "NRT_TABLE_KEY / --table-key",
+                format!("'{}' is not `coordinates` or a comma-separated list of field names", self.table_key),
             ));
         }
         if let Some(field) = self.event_time_field.as_deref().filter(|f| !is_plain_name(f)) {
-            return Err(format!(
-                "NRT_EVENT_TIME_FIELD / --event-time-field: '{field}' is not a field name"
+            return Err(invalid(
+                "NRT_EVENT_TIME_FIELD / --event-time-field",
+                format!("'{field}' is not a field name"),
             ));
         }
-        let route = crate::clickhouse::route::Route::parse(&self.clickhouse_table)
-            .map_err(|e| format!("NRT_CLICKHOUSE_TABLE / --clickhouse-table: {e}"))?;
+        const TABLE: &str = "NRT_CLICKHOUSE_TABLE / --clickhouse-table";
+        let route = crate::clickhouse::route::Route::parse(&self.clickhouse_table).map_err(|e| invalid(TABLE, e))?;
         if route.is_none() && !is_plain_name(&self.clickhouse_table) {
-            return Err(format!(
-                "NRT_CLICKHOUSE_TABLE / --clickhouse-table: '{}' is not a plain table name",
-                self.clickhouse_table
+            return Err(invalid(
+                TABLE,
+                format!("'{}' is not a plain table name", self.clickhouse_table),
             ));
         }
         Ok(())
@@ -613,7 +647,7 @@ impl PipelineConfig {
     }
 
     /// The producer's schema text: `NRT_SCHEMA_FILE`'s, or `events.v1`.
-    pub fn producer_schema(&self) -> Result<String, String> {
+    pub fn producer_schema(&self) -> Result<String, SettingError> {
         match &self.schema_file {
             Some(path) => read_schema("NRT_SCHEMA_FILE / --schema-file", path),
             None => Ok(crate::event::SCHEMA_V1.to_owned()),
@@ -621,13 +655,13 @@ impl PipelineConfig {
     }
 
     /// Checks what clap's types cannot, naming the variable at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let schema = self.producer_schema()?;
         if self.subject_strategy != crate::registry::SubjectStrategy::Topic {
             apache_avro::Schema::parse_str(&schema)
                 .map_err(|e| e.to_string())
-                .and_then(|parsed| self.subject_strategy.subject(&self.topic, &parsed))
-                .map_err(|e| format!("NRT_SUBJECT_STRATEGY / --subject-strategy: {e}"))?;
+                .and_then(|parsed| self.subject_strategy.subject(&self.topic, &parsed).map_err(|e| e.to_string()))
+                .map_err(|e| invalid("NRT_SUBJECT_STRATEGY / --subject-strategy", e))?;
         }
         self.table.validate()?;
         let topic_ok = !self.topic.is_empty()
@@ -637,24 +671,24 @@ impl PipelineConfig {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if !topic_ok {
-            return Err(format!(
-                "NRT_TOPIC / --topic: '{}' is not a valid Kafka topic name",
-                self.topic
+            return Err(invalid(
+                "NRT_TOPIC / --topic",
+                format!("'{}' is not a valid Kafka topic name", self.topic),
             ));
         }
         if self.group_id.is_empty() {
-            return Err("NRT_GROUP_ID / --group-id: must not be empty".into());
+            return Err(invalid("NRT_GROUP_ID / --group-id", "must not be empty"));
         }
         if !self.mock_api_url.starts_with("http://") && !self.mock_api_url.starts_with("https://") {
-            return Err(format!(
-                "NRT_MOCK_API_URL / --mock-api-url: '{}' is not an http(s) URL",
-                self.mock_api_url
+            return Err(invalid(
+                "NRT_MOCK_API_URL / --mock-api-url",
+                format!("'{}' is not an http(s) URL", self.mock_api_url),
             ));
         }
         if self.admin_addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(format!(
-                "NRT_ADMIN_ADDR / --admin-addr: '{}' is not an address like 127.0.0.1:9180",
-                self.admin_addr
+            return Err(invalid(
+                "NRT_ADMIN_ADDR / --admin-addr",
+                format!("'{}' is not an address like 127.0.0.1:9180", self.admin_addr),
             ));
         }
         Ok(())
@@ -662,17 +696,23 @@ impl PipelineConfig {
 }
 
 /// An Avro schema file's text, checked to parse; errors name the setting and the file.
-pub fn read_schema(setting: &str, path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{setting}: cannot read {}: {e}", path.display()))?;
-    apache_avro::Schema::parse_str(&text)
-        .map_err(|e| format!("{setting}: {} is not an Avro schema: {e}", path.display()))?;
+pub fn read_schema(setting: &'static str, path: &std::path::Path) -> Result<String, SettingError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SettingError::Unreadable {
+        setting,
+        path: path.to_owned(),
+        error: e.to_string(),
+    })?;
+    apache_avro::Schema::parse_str(&text).map_err(|e| SettingError::NotAvro {
+        setting,
+        path: path.to_owned(),
+        error: e.to_string(),
+    })?;
     Ok(text)
 }
 
 impl ServicesConfig {
     /// Checks what clap's types cannot, naming the variable at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         let checks = [
             ("NRT_SCHEMA_REGISTRY_URL / --registry-url", &self.registry.url),
             ("NRT_S3_ENDPOINT / --s3-endpoint", &self.s3.endpoint),
@@ -680,28 +720,32 @@ impl ServicesConfig {
         ];
         for (name, url) in checks {
             if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(format!("{name}: '{url}' is not an http(s) URL"));
+                return Err(invalid(name, format!("'{url}' is not an http(s) URL")));
             }
             // A password in a URL ends up in logs and error messages; each service has its variable.
             let authority = url.split("://").nth(1).unwrap_or_default().split('/').next().unwrap_or_default();
             if authority.contains('@') {
-                return Err(format!("{name}: credentials do not belong in the URL; use the service's user/password variables"));
+                return Err(invalid(
+                    name,
+                    "credentials do not belong in the URL; use the service's user/password variables",
+                ));
             }
         }
         self.registry.credentials()?;
         if !matches!(self.s3.sse.as_str(), "" | "AES256" | "aws:kms") {
-            return Err(format!("NRT_S3_SSE / --s3-sse: '{}' is not AES256 or aws:kms", self.s3.sse));
+            return Err(invalid("NRT_S3_SSE / --s3-sse", format!("'{}' is not AES256 or aws:kms", self.s3.sse)));
         }
         let db = &self.clickhouse.database;
         if !is_plain_name(db) {
-            return Err(format!(
-                "NRT_CLICKHOUSE_DATABASE / --clickhouse-database: '{db}' is not a plain name"
+            return Err(invalid(
+                "NRT_CLICKHOUSE_DATABASE / --clickhouse-database",
+                format!("'{db}' is not a plain name"),
             ));
         }
         if self.kafka.brokers.trim().is_empty() {
-            return Err("NRT_KAFKA_BROKERS / --kafka-brokers: must not be empty".into());
+            return Err(invalid("NRT_KAFKA_BROKERS / --kafka-brokers", "must not be empty"));
         }
-        self.kafka.properties()?;
+        self.kafka.properties().map_err(SettingError::KafkaProperties)?;
         Ok(())
     }
 

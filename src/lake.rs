@@ -25,6 +25,12 @@ use crate::s3::{ObjectStore, S3Error};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+impl From<crate::config::SettingError> for UsageError {
+    fn from(e: crate::config::SettingError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
 /// What `nrt reconcile` and `nrt replay` both take: the services, a range of hours, the lake's prefix.
 #[derive(Debug, clap::Args)]
 pub struct RangeArgs {
@@ -50,10 +56,19 @@ impl RangeArgs {
             (Err(e), _) => return Err(UsageError(format!("--from: {e}"))),
             (_, Err(e)) => return Err(UsageError(format!("--to: {e}"))),
         };
-        self.services.validate().map_err(UsageError)?;
-        table.validate().map_err(UsageError)?;
+        self.services.validate()?;
+        table.validate()?;
         Ok((from, to))
     }
+}
+
+/// Why a text is not an hour (`--from`, `--to`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HourError {
+    #[error("'{0}' is not an hour like 2026-11-27T09 (UTC)")]
+    Format(String),
+    #[error("'{0}' is not the start of an hour")]
+    NotOnTheHour(String),
 }
 
 /// An hour as hours since the Unix epoch (UTC).
@@ -62,7 +77,7 @@ pub struct Hour(pub i64);
 
 impl Hour {
     /// `2026-11-27T09` (also with `:00` or `:00:00`, and a trailing `Z`).
-    pub fn parse(text: &str) -> Result<Hour, String> {
+    pub fn parse(text: &str) -> Result<Hour, HourError> {
         let t = text.trim_end_matches('Z');
         let full = match t.len() {
             13 => format!("{t}:00:00"),
@@ -70,10 +85,10 @@ impl Hour {
             _ => t.to_owned(),
         };
         let at = NaiveDateTime::parse_from_str(&full, "%Y-%m-%dT%H:%M:%S")
-            .map_err(|_| format!("'{text}' is not an hour like 2026-11-27T09 (UTC)"))?;
+            .map_err(|_| HourError::Format(text.to_owned()))?;
         let secs = at.and_utc().timestamp();
         if secs % 3600 != 0 {
-            return Err(format!("'{text}' is not the start of an hour"));
+            return Err(HourError::NotOnTheHour(text.to_owned()));
         }
         Ok(Hour(secs / 3600))
     }
@@ -107,6 +122,19 @@ pub fn is_object(key: &str) -> bool {
     key.ends_with(".jsonl")
 }
 
+/// Why an object's metadata does not say where its lines came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("no {0} in the object's metadata")]
+    Missing(&'static str),
+    #[error("{name} '{text}' is not a number")]
+    NotANumber { name: &'static str, text: String },
+    #[error("nrt-partition out of range")]
+    PartitionOutOfRange,
+    #[error(transparent)]
+    Offsets(#[from] offsets::BreaksError),
+}
+
 /// Where an object's lines came from, as the pipeline recorded it in the object's metadata (see
 /// `minio_writer::object_meta`): the partition, each line's offset, and when the batch was ingested.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,13 +149,16 @@ impl Origin {
     /// From the object's metadata (names without `x-amz-meta-`) and, when the offset list did not fit
     /// in it, its sidecar's text (`sidecar_key`). Objects of an older layout (no offset list) get
     /// consecutive offsets.
-    pub fn of(meta: &HashMap<String, String>, sidecar: Option<&str>, lines: usize) -> Result<Origin, String> {
+    pub fn of(meta: &HashMap<String, String>, sidecar: Option<&str>, lines: usize) -> Result<Origin, OriginError> {
         let field = |name: &str| meta.get(name).map(String::as_str);
-        let number = |name: &str| -> Result<i64, String> {
-            let text = field(name).ok_or_else(|| format!("no {name} in the object's metadata"))?;
-            text.parse().map_err(|_| format!("{name} '{text}' is not a number"))
+        let number = |name: &'static str| -> Result<i64, OriginError> {
+            let text = field(name).ok_or(OriginError::Missing(name))?;
+            text.parse().map_err(|_| OriginError::NotANumber {
+                name,
+                text: text.to_owned(),
+            })
         };
-        let partition = i32::try_from(number("nrt-partition")?).map_err(|_| "nrt-partition out of range".to_owned())?;
+        let partition = i32::try_from(number("nrt-partition")?).map_err(|_| OriginError::PartitionOutOfRange)?;
         let first = number("nrt-first-offset")?;
         let breaks = sidecar.or(field("nrt-offsets")).unwrap_or_default();
         Ok(Origin {
@@ -173,9 +204,9 @@ impl Object {
             None => None,
         };
         let count = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
-        let origin = Origin::of(&meta, sidecar.as_deref(), count).map_err(|message| LakeError::Meta {
+        let origin = Origin::of(&meta, sidecar.as_deref(), count).map_err(|source| LakeError::Meta {
             key: key.to_owned(),
-            message,
+            source,
         })?;
         Ok(Some(Object { lines, meta, origin }))
     }
@@ -199,8 +230,8 @@ pub struct LakeHour {
 pub enum LakeError {
     #[error(transparent)]
     S3(#[from] S3Error),
-    #[error("{key}: {message}")]
-    Meta { key: String, message: String },
+    #[error("{key}: {source}")]
+    Meta { key: String, source: OriginError },
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("hour {0} is out of range")]

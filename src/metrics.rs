@@ -49,7 +49,7 @@ pub fn encode(registry: &Registry) -> Result<String, prometheus::Error> {
 }
 
 /// Label values of `nrt_poll_errors_total{kind}`.
-pub const POLL_ERROR_KINDS: [&str; 10] = [
+pub const POLL_ERROR_KINDS: [&str; 14] = [
     "connect",
     "timeout",
     "request",
@@ -59,7 +59,12 @@ pub const POLL_ERROR_KINDS: [&str; 10] = [
     "invalid_event",
     "invalid_record",
     "invalid_batch",
-    "publish",
+    // A polled batch not in Kafka yet (`PublishError::kind`), counted per attempt.
+    "schema_refused",
+    "registry",
+    "encode",
+    "kafka",
+    "actor_gone",
 ];
 
 /// Label values of `nrt_decode_errors_total{kind}`.

@@ -34,7 +34,7 @@ impl RunArgs {
     /// The pipelines file's pipelines (None: the environment configures the one pipeline).
     fn pipelines_file(&self) -> Result<Option<Vec<file::Pipeline>>, ConfigError> {
         let Some(path) = self.config.clone() else {
-            self.pipeline.validate().map_err(ConfigError)?;
+            self.pipeline.validate().map_err(|e| ConfigError(e.to_string()))?;
             return Ok(None);
         };
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -56,7 +56,7 @@ impl RunArgs {
 pub struct ConfigError(pub String);
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    args.services.validate().map_err(ConfigError)?;
+    args.services.validate().map_err(|e| ConfigError(e.to_string()))?;
     let pipelines = args.pipelines_file()?;
     let system = actix::System::new();
     system.block_on(serve(args, pipelines))

@@ -51,8 +51,8 @@ impl Review {
 
 /// Reviews every schema id; with `apply`, runs the statements found first and reviews again.
 pub async fn run(args: &TableChangeArgs, apply: bool) -> anyhow::Result<Vec<Review>> {
-    args.services.validate().map_err(crate::lake::UsageError)?;
-    args.table.validate().map_err(crate::lake::UsageError)?;
+    args.services.validate().map_err(crate::lake::UsageError::from)?;
+    args.table.validate().map_err(crate::lake::UsageError::from)?;
     let ch = &args.services.clickhouse;
     let client = crate::clickhouse::server_client(ch)?;
     let t = args.table.table(&ch.database);

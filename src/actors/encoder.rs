@@ -12,6 +12,7 @@ use actix::prelude::*;
 use apache_avro::Schema;
 
 use super::kafka_publisher::{KafkaPublisher, Publish, Record};
+use super::messages::PublishError;
 use super::Shared;
 use crate::dead_letters::{DeadLetter, DeadLetterSink};
 use crate::event::Event;
@@ -24,7 +25,7 @@ pub const NAME: &str = "encoder";
 /// Encode and publish these events as one transaction; replies once Kafka committed all of them.
 /// `batch` is the Poller's number for this batch, the same on every resend (see `Publish`).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, String>")]
+#[rtype(result = "Result<usize, PublishError>")]
 pub struct Events {
     pub batch: u64,
     pub events: Arc<Polled>,
@@ -54,6 +55,15 @@ impl Polled {
 pub struct SchemaSource {
     pub text: String,
     pub file: Option<PathBuf>,
+}
+
+/// Why the Encoder cannot be made: its schema.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("event schema does not parse: {0}")]
+    Parse(String),
+    #[error(transparent)]
+    Subject(#[from] crate::registry::subject::NotARecord),
 }
 
 pub struct Encoder {
@@ -86,9 +96,8 @@ impl Encoder {
         publisher: Addr<KafkaPublisher>,
         dlq: Arc<dyn DeadLetterSink>,
         shared: Shared,
-    ) -> Result<Self, String> {
-        let parsed =
-            Schema::parse_str(&schema.text).map_err(|e| format!("event schema does not parse: {e}"))?;
+    ) -> Result<Self, SchemaError> {
+        let parsed = Schema::parse_str(&schema.text).map_err(|e| SchemaError::Parse(e.to_string()))?;
         let subject = strategy.subject(topic, &parsed)?;
         Ok(Encoder {
             shape: crate::wire::shape(&parsed),
@@ -151,7 +160,7 @@ impl super::fault::MidBatch for Encoder {
 }
 
 impl Handler<Events> for Encoder {
-    type Result = ResponseActFuture<Self, Result<usize, String>>;
+    type Result = ResponseActFuture<Self, Result<usize, PublishError>>;
 
     fn handle(&mut self, Events { batch, events }: Events, _: &mut Self::Context) -> Self::Result {
         self.reread_schema_file();
@@ -173,7 +182,7 @@ impl Handler<Events> for Encoder {
             // Encoding is CPU work (0.1-1 µs per event): off the actors' thread.
             let (records, rejected) = tokio::task::spawn_blocking(move || encode(id, &schema, shape, &events))
                 .await
-                .map_err(|e| format!("encoding stopped: {e}"))??;
+                .map_err(|e| PublishError::Encode(format!("stopped: {e}")))??;
             if !rejected.is_empty() {
                 dead_letter(&*dlq, rejected, &topic, &shared).await;
             }
@@ -181,7 +190,7 @@ impl Handler<Events> for Encoder {
             let published = publisher
                 .send(Publish { batch, records })
                 .await
-                .map_err(|e| format!("publisher unavailable: {e}"))??;
+                .map_err(|e| PublishError::actor_gone(super::kafka_publisher::NAME, e))??;
             if panic_mid_batch.swap(false, Ordering::SeqCst) {
                 panic!("fault injection: Encoder panics with batch {batch} published, not yet answered");
             }
@@ -209,7 +218,7 @@ fn encode(
     schema: &Schema,
     shape: Option<Shape>,
     polled: &Polled,
-) -> Result<(Vec<Record>, Vec<Rejected>), String> {
+) -> Result<(Vec<Record>, Vec<Rejected>), PublishError> {
     let events = match polled {
         Polled::Events(events) => events,
         Polled::Records(values) => return Ok(encode_json(id, schema, values)),
@@ -217,7 +226,7 @@ fn encode(
     let payloads = match shape {
         Some(shape) => crate::wire::encode_fast(id, shape, events),
         None => crate::wire::encode_all(id, schema, events.iter().map(|e| e.to_avro_in(schema)))
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| PublishError::Encode(e.to_string()))?,
     };
     let records = payloads
         .into_iter()
@@ -294,7 +303,7 @@ async fn register(
     subject: &str,
     text: &str,
     shared: &Shared,
-) -> Result<u32, String> {
+) -> Result<u32, PublishError> {
     let registered = RetryPolicy::SERVICE
         .run(
             || registry.register(subject, text),
@@ -318,10 +327,10 @@ async fn register(
             Ok(id)
         }
         Err(e) => {
-            let why = match e.error_code() {
-                Some(409) => "is not compatible with the versions before it",
-                Some(422 | 42201) => "is not a valid schema",
-                _ => "was refused",
+            let (why, refused): (_, fn(String) -> PublishError) = match e.error_code() {
+                Some(409) => ("is not compatible with the versions before it", PublishError::SchemaRefused),
+                Some(422 | 42201) => ("is not a valid schema", PublishError::SchemaRefused),
+                _ => ("was refused", PublishError::Registry),
             };
             let message = format!(
                 "the event schema {why} under {subject} ({e}); nothing is published until it is fixed \
@@ -329,7 +338,7 @@ async fn register(
             );
             shared.metrics.schema_refused.set(1);
             shared.health.blocked(NAME, message.clone());
-            Err(message)
+            Err(refused(message))
         }
     }
 }

@@ -20,9 +20,10 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::messages::PublishError;
 use super::Shared;
 use crate::config::KafkaConfig;
-use crate::kafka::StatsContext;
+use crate::kafka::{KafkaSetupError, StatsContext};
 use crate::retry::RetryPolicy;
 
 pub const NAME: &str = "kafka_publisher";
@@ -48,7 +49,7 @@ pub struct Record {
 /// Publish these records as one transaction; `batch` identifies the polled batch across resends.
 /// Replies with how many records are committed in Kafka (all of them), or an error.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, String>")]
+#[rtype(result = "Result<usize, PublishError>")]
 pub struct Publish {
     pub batch: u64,
     pub records: Vec<Record>,
@@ -194,13 +195,13 @@ fn producer(settings: &TopicSettings, shared: &Shared) -> KafkaResult<ThreadedPr
 async fn blocking<R: Send + 'static>(
     mut txn: OwnedMutexGuard<Txn>,
     call: impl FnOnce(&mut Txn) -> R + Send + 'static,
-) -> Result<(OwnedMutexGuard<Txn>, R), String> {
+) -> Result<(OwnedMutexGuard<Txn>, R), PublishError> {
     tokio::task::spawn_blocking(move || {
         let r = call(&mut txn);
         (txn, r)
     })
     .await
-    .map_err(|e| format!("transaction call failed: {e}"))
+    .map_err(|e| PublishError::Kafka(format!("transaction call failed: {e}")))
 }
 
 #[derive(Debug)]
@@ -225,7 +226,7 @@ async fn transact(
     batch: u64,
     records: Arc<Vec<Record>>,
     panic_mid_batch: &AtomicBool,
-) -> Result<(OwnedMutexGuard<Txn>, Attempt), String> {
+) -> Result<(OwnedMutexGuard<Txn>, Attempt), PublishError> {
     let (txn, begun) = blocking(txn, Txn::begin).await?;
     if let Err(e) = begun {
         return Ok((txn, classify(e)));
@@ -265,10 +266,12 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub fn new(settings: TopicSettings, shared: Shared) -> Result<Self, String> {
+    pub fn new(settings: TopicSettings, shared: Shared) -> Result<Self, KafkaSetupError> {
         let settings = Arc::new(settings);
-        let txn = Txn::new(settings.clone(), shared.clone())
-            .map_err(|e| format!("kafka at {}: {e}", settings.kafka.brokers))?;
+        let txn = Txn::new(settings.clone(), shared.clone()).map_err(|source| KafkaSetupError::Client {
+            brokers: settings.kafka.brokers.clone(),
+            source,
+        })?;
         Ok(KafkaPublisher {
             txn: Arc::new(Mutex::new(txn)),
             panic_mid_batch: Arc::default(),
@@ -298,7 +301,7 @@ impl super::fault::MidBatch for KafkaPublisher {
 }
 
 impl Handler<Publish> for KafkaPublisher {
-    type Result = ResponseActFuture<Self, Result<usize, String>>;
+    type Result = ResponseActFuture<Self, Result<usize, PublishError>>;
 
     fn handle(&mut self, Publish { batch, records }: Publish, _: &mut Self::Context) -> Self::Result {
         let (txn, settings, shared) = (self.txn.clone(), self.settings.clone(), self.shared.clone());
@@ -341,7 +344,7 @@ impl Handler<Publish> for KafkaPublisher {
                     Attempt::Renew(e) => {
                         let (back, renewed) = blocking(guard, Txn::renew).await?;
                         guard = back;
-                        renewed.map_err(|e| format!("kafka at {}: {e}", settings.kafka.brokers))?;
+                        renewed.map_err(|e| PublishError::Kafka(format!("at {}: {e}", settings.kafka.brokers)))?;
                         e
                     }
                 };

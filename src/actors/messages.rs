@@ -112,6 +112,49 @@ pub enum Failure {
     Misconfigured,
 }
 
+/// Why a polled batch is not in Kafka yet (the Encoder's and the KafkaPublisher's answer to the
+/// Poller, which keeps the batch and sends it again). Its `kind` labels `nrt_poll_errors_total`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    /// The registry refuses the producer's schema (not valid, not compatible): the operator's to fix;
+    /// `/ready` and `nrt_schema_refused` say so.
+    #[error("{0}")]
+    SchemaRefused(String),
+    /// The registry answers, but not to this client (credentials, permissions): registering cannot
+    /// succeed until that is fixed. (An unreachable registry is waited out inside the Encoder.)
+    #[error("{0}")]
+    Registry(String),
+    /// The batch could not be encoded along the schema.
+    #[error("encoding: {0}")]
+    Encode(String),
+    /// Kafka did not commit the batch's transaction and the producer could not go on.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// The next actor of the chain is not there (stopped, restarting).
+    #[error("{actor} unavailable: {why}")]
+    ActorGone { actor: &'static str, why: String },
+}
+
+impl PublishError {
+    /// The label of `nrt_poll_errors_total` (see `metrics::POLL_ERROR_KINDS`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PublishError::SchemaRefused(_) => "schema_refused",
+            PublishError::Registry(_) => "registry",
+            PublishError::Encode(_) => "encode",
+            PublishError::Kafka(_) => "kafka",
+            PublishError::ActorGone { .. } => "actor_gone",
+        }
+    }
+
+    pub fn actor_gone(actor: &'static str, why: impl std::fmt::Display) -> Self {
+        PublishError::ActorGone {
+            actor,
+            why: why.to_string(),
+        }
+    }
+}
+
 /// Stop and be restarted by the supervisor (`POST /actors/{name}/restart`): what a stuck actor needs.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

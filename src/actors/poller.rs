@@ -11,6 +11,7 @@ use actix::prelude::*;
 use tokio::task::JoinHandle;
 
 use super::encoder::{Encoder, Events, Polled};
+use super::messages::PublishError;
 use super::Shared;
 use crate::retry::{Next, RetryPolicy};
 
@@ -67,11 +68,8 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(settings: PollSettings, encoder: Addr<Encoder>, shared: Shared) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+    pub fn new(settings: PollSettings, encoder: Addr<Encoder>, shared: Shared) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(settings.timeout).build()?;
         Ok(Poller {
             settings: Arc::new(settings),
             lifeline: Arc::default(),
@@ -234,18 +232,18 @@ async fn deliver(batch: u64, events: Arc<Polled>, encoder: &Addr<Encoder>, share
         match encoder.send(msg).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e),
-            Err(e) => Err(format!("encoder unavailable: {e}")),
+            Err(e) => Err(PublishError::actor_gone(super::encoder::NAME, e)),
         }
     };
     let published = RetryPolicy::SERVICE.run(attempt, |err, failures| {
-        shared.metrics.poll_errors.with_label_values(&["publish"]).inc();
+        shared.metrics.poll_errors.with_label_values(&[err.kind()]).inc();
         if failures % 10 == 0 {
             log::warn!(
                 "{NAME}: batch of {} not published yet: {err}; retrying",
                 events.len()
             );
         }
-        shared.health.error(NAME, err.clone());
+        shared.health.error(NAME, err.to_string());
         Next::Retry
     });
     // Never gives up, so it never fails.

@@ -35,6 +35,7 @@ use super::poller::{self, PollSettings, Poller};
 use super::{batcher, Shared};
 use crate::config::{PipelineConfig, Role, ServicesConfig};
 use crate::dead_letters::DeadLetterQueue;
+use crate::kafka::KafkaSetupError;
 use crate::registry::RegistryClient;
 use crate::retry::Backoff;
 use crate::s3::ObjectStore;
@@ -201,15 +202,36 @@ admin_handlers!(
     ClickhouseWriter
 );
 
+/// Why a pipeline's actors could not be made: a client that cannot be built from its settings (a CA
+/// file, a property, a schema). Nothing runs yet; `nrt run` exits with it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Registry(#[from] crate::registry::ClientError),
+    #[error(transparent)]
+    Lake(#[from] crate::s3::S3Error),
+    #[error(transparent)]
+    Clickhouse(#[from] crate::tls::TlsError),
+    #[error("dead-letter producer: {0}")]
+    DeadLetters(#[source] KafkaSetupError),
+    #[error(transparent)]
+    Publisher(KafkaSetupError),
+    #[error(transparent)]
+    Setting(#[from] crate::config::SettingError),
+    #[error(transparent)]
+    Schema(#[from] encoder::SchemaError),
+    #[error("events API: cannot build HTTP client: {0}")]
+    Poller(#[from] reqwest::Error),
+}
+
 /// Starts the chains of `role` in the current actix System.
 pub fn start(
     role: Role,
     services: &ServicesConfig,
     pipeline: &PipelineConfig,
     shared: &Shared,
-) -> Result<Started, String> {
-    let registry = RegistryClient::new(&services.registry, Duration::from_secs(10))
-        .map_err(|e| e.to_string())?
+) -> Result<Started, StartError> {
+    let registry = RegistryClient::new(&services.registry, Duration::from_secs(10))?
         .with_cache_metrics(shared.metrics.registry_cache.clone());
     let registry = Arc::new(registry);
     let mut started = Started::default();
@@ -236,7 +258,7 @@ pub fn start(
         ));
         let minio = {
             let (store, prefix, sh) = (
-                ObjectStore::new(&services.s3).map_err(|e| e.to_string())?,
+                ObjectStore::new(&services.s3)?,
                 pipeline.s3_prefix.clone(),
                 shared.clone(),
             );
@@ -248,12 +270,11 @@ pub fn start(
         // the first of them; kept across its restarts.
         let plans = {
             let table = pipeline.table.table(&services.clickhouse.database);
-            let client = crate::clickhouse::server_client(&services.clickhouse).map_err(|e| e.to_string())?;
+            let client = crate::clickhouse::server_client(&services.clickhouse)?;
             Arc::new(crate::clickhouse::plans::Plans::new(client, table))
         };
         let clickhouse = {
-            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.table(&services.clickhouse.database), shared.clone())
-                .map_err(|e| e.to_string())?;
+            let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.table(&services.clickhouse.database), shared.clone())?;
             Supervise::start(clickhouse_writer::NAME, w, shared)
         };
         started.crashable(clickhouse_writer::NAME, &clickhouse);
@@ -264,8 +285,7 @@ pub fn start(
             max_bytes: pipeline.batch_max_bytes as usize,
         };
         // Shared by the reader (undecodable records) and the Batcher (rows a sink refuses).
-        let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())
-            .map_err(|e| format!("dead-letter producer: {e}"))?;
+        let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic()).map_err(StartError::DeadLetters)?;
         let dlq = Arc::new(dlq);
         let sinks = batcher::Sinks {
             minio: minio.recipient(),
@@ -333,7 +353,7 @@ pub fn start(
         };
         let publisher = Supervise::start(
             kafka_publisher::NAME,
-            KafkaPublisher::new(topic, shared.clone())?,
+            KafkaPublisher::new(topic, shared.clone()).map_err(StartError::Publisher)?,
             shared,
         );
         started.crashable(kafka_publisher::NAME, &publisher);
@@ -348,7 +368,7 @@ pub fn start(
             _ => false,
         };
         let dlq = DeadLetterQueue::new(&services.kafka, pipeline.dead_letter_topic())
-            .map_err(|e| format!("dead-letter producer: {e}"))?
+            .map_err(StartError::DeadLetters)?
             .creating(pipeline.partitions, pipeline.replication);
         let encoder = Encoder::new(
             registry,

@@ -83,8 +83,9 @@ async fn subject(client: &RegistryClient, config: &crate::config::PipelineConfig
     let (topic, strategy) = (&config.topic, config.subject_strategy);
     let named = config
         .producer_schema()
+        .map_err(|e| e.to_string())
         .and_then(|text| apache_avro::Schema::parse_str(&text).map_err(|e| format!("the producer's schema: {e}")))
-        .and_then(|schema| strategy.subject(topic, &schema));
+        .and_then(|schema| strategy.subject(topic, &schema).map_err(|e| e.to_string()));
     let subject = match named {
         Ok(subject) => subject,
         Err(e) => return (false, e),

@@ -36,8 +36,17 @@ pub fn encode(first: i64, offsets: impl IntoIterator<Item = i64>) -> String {
     out
 }
 
+/// Why a break list cannot be read (an object's metadata edited or cut by hand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreaksError {
+    #[error("'{0}' is not a base-36 number in the offset breaks")]
+    NotBase36(String),
+    #[error("offset breaks '{breaks}' reach past the object's {lines} lines")]
+    PastTheEnd { breaks: String, lines: usize },
+}
+
 /// The offsets of `lines` lines starting at `first`, from the break list `encode` wrote.
-pub fn decode(first: i64, lines: usize, breaks: &str) -> Result<Vec<i64>, String> {
+pub fn decode(first: i64, lines: usize, breaks: &str) -> Result<Vec<i64>, BreaksError> {
     let mut skips = std::collections::BTreeMap::new();
     let mut at = 0u64;
     for entry in breaks.split('.').filter(|e| !e.is_empty()) {
@@ -49,7 +58,10 @@ pub fn decode(first: i64, lines: usize, breaks: &str) -> Result<Vec<i64>, String
         skips.insert(at, skipped as i64);
     }
     if skips.keys().next_back().is_some_and(|&last| last >= lines as u64) {
-        return Err(format!("offset breaks '{breaks}' reach past the object's {lines} lines"));
+        return Err(BreaksError::PastTheEnd {
+            breaks: breaks.to_owned(),
+            lines,
+        });
     }
     let mut offsets = Vec::with_capacity(lines);
     let mut next = first;
@@ -75,8 +87,8 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn from_base36(s: &str) -> Result<u64, String> {
-    u64::from_str_radix(s, 36).map_err(|_| format!("'{s}' is not a base-36 number in the offset breaks"))
+fn from_base36(s: &str) -> Result<u64, BreaksError> {
+    u64::from_str_radix(s, 36).map_err(|_| BreaksError::NotBase36(s.to_owned()))
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl RegistryClient {
         let tls = crate::tls::client_config("NRT_SCHEMA_REGISTRY_CA_FILE", cfg.ca_file.as_deref())
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some((user, password)) = cfg.credentials().map_err(ClientError::Setup)? {
+        if let Some((user, password)) = cfg.credentials().map_err(|e| ClientError::Setup(e.to_string()))? {
             use base64::Engine;
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {token}"))

@@ -20,17 +20,25 @@ pub enum SubjectStrategy {
     TopicRecord,
 }
 
+/// A record strategy given a schema that is not a named record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {strategy} subject strategy needs a record schema, not {kind}")]
+pub struct NotARecord {
+    pub strategy: &'static str,
+    /// The schema's kind (`Long`, `Array`, …).
+    pub kind: String,
+}
+
 impl SubjectStrategy {
     /// The subject a producer registers `schema` under for `topic`. The record strategies need a
     /// named record, as Confluent's serializers do.
-    pub fn subject(self, topic: &str, schema: &Schema) -> Result<String, String> {
+    pub fn subject(self, topic: &str, schema: &Schema) -> Result<String, NotARecord> {
         let record = || match schema {
             Schema::Record(r) => Ok(r.name.fullname(None)),
-            other => Err(format!(
-                "the {} subject strategy needs a record schema, not {:?}",
-                self.name(),
-                apache_avro::schema::SchemaKind::from(other)
-            )),
+            other => Err(NotARecord {
+                strategy: self.name(),
+                kind: format!("{:?}", apache_avro::schema::SchemaKind::from(other)),
+            }),
         };
         Ok(match self {
             SubjectStrategy::Topic => format!("{topic}-value"),
@@ -88,7 +96,7 @@ mod tests {
         assert_eq!(subject(TopicRecord), "orders-shop.v1.Order");
         let long = Schema::parse_str(r#""long""#).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Topic.subject("t", &long).as_deref(), Ok("t-value"));
-        let refused = Record.subject("t", &long).err().unwrap_or_default();
+        let refused = Record.subject("t", &long).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(refused.contains("needs a record schema"), "{refused}");
         assert!(TopicRecord.subject("t", &long).is_err());
     }

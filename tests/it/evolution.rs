@@ -274,6 +274,16 @@ async fn an_incompatible_schema_is_refused_loudly_and_nothing_is_lost() {
         .await
         .unwrap_or_default();
     assert!(polled > 0.0, "the producer polled a batch and holds it");
+    // Each refused attempt is counted by its kind, not as a generic publishing failure.
+    let refusals = common::metric(&refused.url, r#"nrt_poll_errors_total{kind="schema_refused"}"#)
+        .await
+        .unwrap_or_default();
+    assert!(refusals >= 1.0, "refusals counted as schema_refused: {refusals}");
+    assert_eq!(
+        common::metric(&refused.url, r#"nrt_poll_errors_total{kind="kafka"}"#).await,
+        Some(0.0),
+        "nothing counted as a Kafka failure"
+    );
     assert_eq!(
         versions(&cfg, &subject).await,
         serde_json::json!([1]),
