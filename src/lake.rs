@@ -1,11 +1,12 @@
 //! Reading the lake (the JSONL objects in S3) back, hour by hour of the events' own `created_at`.
 //!
 //! An object sits under the hour of its first event (`dt=YYYY-MM-DD/hour=HH/`, see
-//! `minio_writer::object_key`); its other events may be of any hour, and `hours.rs` finds them. Each
+//! `key.rs`); its other events may be of any hour, and `hours.rs` finds them. Each
 //! event is counted in its own hour. An object's metadata says where its lines came from (`Origin`,
 //! with `offsets.rs`).
 
 pub mod hours;
+pub mod key;
 pub mod offsets;
 pub mod read;
 
@@ -101,11 +102,6 @@ impl Hour {
         DateTime::from_timestamp(self.0.checked_mul(3600)?, 0)
     }
 
-    /// The key prefix of the objects written under this hour.
-    pub fn prefix(self, prefix: &str) -> Option<String> {
-        let t = self.start()?;
-        Some(format!("{prefix}dt={}/hour={}/", t.format("%Y-%m-%d"), t.format("%H")))
-    }
 }
 
 impl std::fmt::Display for Hour {
@@ -115,11 +111,6 @@ impl std::fmt::Display for Hour {
             None => write!(f, "hour {}", self.0),
         }
     }
-}
-
-/// Whether `key` is one of the lake's JSONL objects (not a sidecar or anything else under the prefix).
-pub fn is_object(key: &str) -> bool {
-    key.ends_with(".jsonl")
 }
 
 /// Why an object's metadata does not say where its lines came from.
@@ -176,9 +167,9 @@ pub const SIDECAR_META: &str = "nrt-offsets-sidecar";
 /// The key of the sidecar holding `key`'s offset list, when its metadata says it has one.
 pub fn sidecar_key(key: &str, meta: &HashMap<String, String>) -> Option<String> {
     match meta.get(SIDECAR_META)?.as_str() {
-        "1" => Some(format!("{key}.offsets")),
+        "1" => Some(key::sidecar(key, None)),
         digest if !digest.is_empty() && digest.chars().all(|c| c.is_ascii_hexdigit()) => {
-            Some(format!("{key}.{digest}.offsets"))
+            Some(key::sidecar(key, Some(digest)))
         }
         _ => None,
     }
@@ -349,7 +340,7 @@ mod tests {
             assert_eq!(Hour::parse(text), Ok(h), "{text}");
         }
         assert_eq!(h.to_string(), "2026-11-27T09");
-        assert_eq!(h.prefix("p/").as_deref(), Some("p/dt=2026-11-27/hour=09/"));
+        assert_eq!(key::hour_dir("p/", h).as_deref(), Some("p/dt=2026-11-27/hour=09/"));
         assert_eq!(Hour::of_millis(h.0 * 3_600_000 + 3_599_999), h);
         assert_eq!(Hour::of_millis(h.0 * 3_600_000 - 1), Hour(h.0 - 1));
         assert!(Hour::parse("2026-11-27T09:30").is_err());

@@ -16,6 +16,7 @@ use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use super::Shared;
 use crate::event::Millis;
 use crate::lake::read::SCHEMA_IDS_META;
+use crate::lake::key::{self, ObjectKey};
 use crate::lake::{self, hours, offsets, Hour};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
@@ -39,21 +40,13 @@ impl MinioWriter {
     }
 }
 
-/// `{prefix}dt=YYYY-MM-DD/hour=HH/events_YYYYMMDD_HHMMSS_p{partition}_o{first offset}.jsonl`, the time
-/// being the first record's event time (not the wall clock, which would differ on replay). None for a
-/// batch without records (nothing to write) or whose first time has no calendar date (a time the
-/// table cannot hold is dead-lettered before it gets here, so that is a bug, answered as an error).
+/// The batch's object key (`lake::key::ObjectKey`: under the hour of its first record's event time).
+/// None for a batch without records (nothing to write) or whose first time has no calendar date (a
+/// time the table cannot hold is dead-lettered before it gets here, so that is a bug, answered as an
+/// error).
 pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
     let first = batch.records.first()?;
-    let t = Millis(first.time).to_datetime()?;
-    Some(format!(
-        "{prefix}dt={}/hour={}/events_{}_p{}_o{}.jsonl",
-        t.format("%Y-%m-%d"),
-        t.format("%H"),
-        t.format("%Y%m%d_%H%M%S"),
-        batch.partition,
-        batch.first_offset
-    ))
+    ObjectKey::new(prefix, Millis(first.time), batch.partition, batch.first_offset).map(|k| k.to_string())
 }
 
 /// One JSON record per line (its lake line, written as it was decoded), in offset order: a copy of
@@ -155,24 +148,24 @@ fn existing(batch: &Batch, key: &str, meta: &HashMap<String, String>) -> Result<
     }
 }
 
-/// The references to `key` under every hour of the batch's events but the key's own, and the
+/// The references to `object` under every hour of the batch's events but the object's own, and the
 /// sidecar: written before the object (so an object never lacks them), each created once.
 async fn write_companions(
     store: &ObjectStore,
     prefix: &str,
-    key: &str,
+    object: &str,
     batch: &Batch,
     sidecar: Option<(String, String)>,
 ) -> Result<(), S3Error> {
     let own = batch.records.first().map(|r| Hour::of_millis(r.time));
     for hour in hours_of(batch).into_iter().filter(|h| Some(*h) != own) {
-        if let Some(reference) = hours::ref_key(prefix, hour, key) {
-            let body = key.as_bytes().to_vec();
+        if let Some(reference) = key::reference(prefix, hour, object) {
+            let body = object.as_bytes().to_vec();
             store.put_if_absent(&reference, body, "text/plain", &BTreeMap::new()).await?;
         }
     }
     if let Some((digest, breaks)) = sidecar {
-        let sidecar_key = format!("{key}.{digest}.offsets");
+        let sidecar_key = key::sidecar(object, Some(&digest));
         store.put_if_absent(&sidecar_key, breaks.into_bytes(), "text/plain", &BTreeMap::new()).await?;
     }
     Ok(())

@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{is_object, Hour, LakeError};
+use super::key::{hour_dir, is_object, is_reference};
+use super::{Hour, LakeError};
 use crate::s3::ObjectStore;
 
 /// The metadata field listing the hours an object holds.
@@ -30,16 +31,6 @@ pub fn decode(meta: &HashMap<String, String>) -> Option<BTreeSet<Hour>> {
     text.split(',').map(|h| h.parse().ok().map(Hour)).collect()
 }
 
-/// The key of the reference to `object_key` under `hour`.
-pub fn ref_key(prefix: &str, hour: Hour, object_key: &str) -> Option<String> {
-    let name = object_key.rsplit('/').next()?;
-    Some(format!("{}{name}.ref", hour.prefix(prefix)?))
-}
-
-pub fn is_ref(key: &str) -> bool {
-    key.ends_with(".jsonl.ref")
-}
-
 /// The objects that may hold events of `from..to`, each once, with the hour they are read in: hour by
 /// hour, by key within an hour (the order `nrt replay`'s checkpoint counts on). Objects under the
 /// hour before and after the range are included only when they may hold events of it: the older
@@ -49,18 +40,18 @@ pub async fn objects(store: &ObjectStore, prefix: &str, from: Hour, to: Hour) ->
     let mut found: BTreeMap<String, Hour> = BTreeMap::new();
     for h in from.0..to.0 {
         let hour = Hour(h);
-        let hour_prefix = hour.prefix(prefix).ok_or(LakeError::Range(hour))?;
+        let hour_prefix = hour_dir(prefix, hour).ok_or(LakeError::Range(hour))?;
         for key in store.list(&hour_prefix).await? {
             if is_object(&key) {
                 found.entry(key).or_insert(hour);
-            } else if is_ref(&key) {
+            } else if is_reference(&key) {
                 let target = String::from_utf8_lossy(&store.get(&key, REF_TIMEOUT).await?).into_owned();
                 found.entry(target).or_insert(hour);
             }
         }
     }
     for edge in [Hour(from.0 - 1), to] {
-        let hour_prefix = edge.prefix(prefix).ok_or(LakeError::Range(edge))?;
+        let hour_prefix = hour_dir(prefix, edge).ok_or(LakeError::Range(edge))?;
         for key in store.list(&hour_prefix).await?.into_iter().filter(|k| is_object(k)) {
             if found.contains_key(&key) {
                 continue;
@@ -83,7 +74,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hours_round_trip_and_references_sit_under_their_hour() {
+    fn hours_round_trip() {
         let hours: BTreeSet<Hour> = [Hour(490_000), Hour(489_997), Hour(0)].into_iter().collect();
         let meta = HashMap::from([(HOURS_META.to_owned(), encode(&hours))]);
         assert_eq!(meta[HOURS_META], "0,489997,490000");
@@ -91,9 +82,5 @@ mod tests {
         assert_eq!(decode(&HashMap::new()), None, "the older layout");
         let bad = HashMap::from([(HOURS_META.to_owned(), "12,x".to_owned())]);
         assert_eq!(decode(&bad), None);
-        let object = "p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7.jsonl";
-        let r = ref_key("p/", Hour(490_000), object);
-        assert_eq!(r.as_deref(), Some("p/dt=2025-11-24/hour=16/events_20251125_093000_p1_o7.jsonl.ref"));
-        assert!(r.as_deref().is_some_and(is_ref) && !is_object(r.as_deref().unwrap_or_default()));
     }
 }

@@ -75,10 +75,16 @@ async fn mock_api_to_minio_and_clickhouse() {
             rest.starts_with("dt=2026-01-01/hour=00/events_20260101_00"),
             "{key}"
         );
-        assert!(
-            rest.contains("_p") && rest.contains("_o") && rest.ends_with(".jsonl"),
+        // The key reads back: this pipeline's prefix, the hour of the events' time, a real partition.
+        let parsed = nrt_pipeline::lake::key::ObjectKey::parse(key)
+            .unwrap_or_else(|| panic!("{key}: not an object key"));
+        assert_eq!(parsed.prefix, names.prefix, "{key}");
+        assert_eq!(
+            parsed.hour(),
+            nrt_pipeline::lake::Hour::of_millis(EPOCH_MS),
             "{key}"
         );
+        assert!((0..3).contains(&parsed.partition), "{key}");
     }
 
     // ClickHouse: FINAL count, distinct ids, the same id set.

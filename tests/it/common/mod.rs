@@ -425,7 +425,7 @@ pub async fn clickhouse_count(cfg: &ServicesConfig, table: &str, final_: bool) -
 pub async fn minio_lines(cfg: &ServicesConfig, prefix: &str) -> Vec<(String, String)> {
     let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     let keys = store.list(prefix).await.unwrap_or_default();
-    let keys = keys.into_iter().filter(|k| nrt_pipeline::lake::is_object(k));
+    let keys = keys.into_iter().filter(|k| nrt_pipeline::lake::key::is_object(k));
     let mut lines = Vec::new();
     for key in keys {
         let body = store
