@@ -500,14 +500,8 @@ pub struct PipelineConfig {
     /// empty: no link.
     #[arg(id = "dashboards-url", long = "dashboards-url", env = "NRT_DASHBOARDS_URL", default_value = "")]
     pub dashboards_url: String,
-    /// Key prefix of the JSONL objects in the bucket (e.g. `prod/`); empty for the bucket root.
-    #[arg(
-        id = "s3-prefix",
-        long = "s3-prefix",
-        env = "NRT_S3_PREFIX",
-        default_value = ""
-    )]
-    pub s3_prefix: String,
+    #[command(flatten)]
+    pub lake: LakeArgs,
     #[command(flatten)]
     pub table: TableArgs,
     /// Address of the admin API (/health /ready /metrics /actors); port 0 picks a free port.
@@ -527,6 +521,15 @@ pub struct PipelineConfig {
         default_value = ""
     )]
     pub admin_token: Secret,
+}
+
+/// Where a pipeline's objects sit in the bucket: `nrt run` writes there, `nrt replay` and `nrt
+/// reconcile` read there (one declaration for all three).
+#[derive(Debug, Clone, Args)]
+pub struct LakeArgs {
+    /// Key prefix of the JSONL objects in the bucket (e.g. `prod/`); empty for the bucket root.
+    #[arg(id = "s3-prefix", long = "s3-prefix", env = "NRT_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
 }
 
 /// The table records go to and how nrt makes it: shared by `run`, `replay` and `reconcile`.

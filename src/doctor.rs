@@ -16,9 +16,10 @@ pub struct DoctorArgs {
     /// How long each probe may take, in milliseconds.
     #[arg(long, env = "NRT_DOCTOR_TIMEOUT_MS", default_value_t = 3000)]
     pub timeout_ms: u64,
-    /// The pipeline's topic: it must exist, or the Kafka user must be allowed to create it.
-    #[arg(long, env = "NRT_TOPIC", default_value = "events.v1")]
-    pub topic: String,
+    /// The pipeline as `nrt run` takes it (its topic must exist, or the Kafka user must be allowed to
+    /// create it); with `--config`, the settings of the process the file's pipelines share.
+    #[command(flatten)]
+    pub pipeline: crate::config::PipelineConfig,
     /// A pipelines file: each pipeline's topic, subject and table are checked too.
     #[arg(long = "config", env = "NRT_CONFIG")]
     pub config: Option<std::path::PathBuf>,
@@ -29,9 +30,8 @@ pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let pipelines = match &args.config {
         Some(path) => {
-            let defaults = crate::config::file::defaults().map_err(|e| crate::run::ConfigError(e.to_string()))?;
             let templates =
-                crate::config::file::load(path, &defaults).map_err(|e| crate::run::ConfigError(e.to_string()))?;
+                crate::config::file::load(path, &args.pipeline).map_err(|e| crate::run::ConfigError(e.to_string()))?;
             // A pattern's instances are the topics it matches now.
             let existing = crate::kafka::topic_names(&args.services.kafka, timeout).await.unwrap_or_default();
             let mut instances = Vec::new();
@@ -43,7 +43,7 @@ pub async fn run(args: &DoctorArgs) -> anyhow::Result<bool> {
         None => Vec::new(),
     };
     // With a file, each pipeline's topic is checked below, not `--topic`'s.
-    let topic = pipelines.is_empty().then(|| args.topic.clone());
+    let topic = pipelines.is_empty().then(|| args.pipeline.topic.clone());
     let probes = Probes::new(&args.services, topic, timeout).all(&Service::ALL).await;
     print!("{}", render(&probes));
     let checks = pipelines::check(&args.services, &pipelines, timeout).await;

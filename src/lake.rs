@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use self::read::{LineReader, ReadError};
-use crate::config::{ServicesConfig, TableArgs};
+use crate::config::{LakeArgs, ServicesConfig, TableArgs};
 use crate::event::Millis;
 use crate::record::{Record, Records};
 use crate::s3::{ObjectStore, S3Error};
@@ -43,9 +43,9 @@ pub struct RangeArgs {
     /// First hour not included, UTC (`--from 2026-11-27T09 --to 2026-11-27T12`: 09, 10 and 11).
     #[arg(long)]
     pub to: String,
-    /// Key prefix of the objects in the bucket (as `nrt run`).
-    #[arg(id = "s3-prefix", long = "s3-prefix", env = "NRT_S3_PREFIX", default_value = "")]
-    pub s3_prefix: String,
+    /// Where the objects are in the bucket (as `nrt run` wrote them).
+    #[command(flatten)]
+    pub lake: LakeArgs,
 }
 
 impl RangeArgs {

@@ -72,7 +72,7 @@ pub fn compare(lake: &BTreeMap<Hour, LakeHour>, clickhouse: &BTreeMap<Hour, (u64
 
 pub async fn run(args: &ReconcileArgs) -> anyhow::Result<Report> {
     let (from, to) = args.range.check(&args.table)?;
-    let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
+    let (services, prefix) = (&args.range.services, &args.range.lake.s3_prefix);
     let client = crate::clickhouse::client(&services.clickhouse)?;
     let unreachable = |e: clickhouse::error::Error| anyhow::anyhow!("clickhouse at {}: {e}", services.clickhouse.url);
     let database = &services.clickhouse.database;

@@ -56,7 +56,7 @@ pub struct Summary {
 /// The replay of one range.
 pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let (from, to) = args.range.check(&args.table)?;
-    let (services, prefix) = (&args.range.services, &args.range.s3_prefix);
+    let (services, prefix) = (&args.range.services, &args.range.lake.s3_prefix);
     // A table per tenant: the template's name stands for them all.
     let table = &args.table.table(&args.range.services.clickhouse.database).table;
     let tenants = args.table.route().map(|r| Tenants::new(&args.range.services.clickhouse.database, r));

@@ -259,7 +259,7 @@ pub fn start(
         let minio = {
             let (store, prefix, sh) = (
                 ObjectStore::new(&services.s3)?,
-                pipeline.s3_prefix.clone(),
+                pipeline.lake.s3_prefix.clone(),
                 shared.clone(),
             );
             let w = MinioWriter::new(store, prefix, sh);

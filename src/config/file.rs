@@ -107,12 +107,6 @@ pub fn given_outside(env: impl Fn(&str) -> Option<OsString>, args: &[OsString]) 
     given
 }
 
-/// The process's settings at their defaults (for a reader of the file that runs nothing: `nrt doctor`).
-pub fn defaults() -> Result<PipelineConfig, clap::Error> {
-    let matches = pipeline_command().try_get_matches_from(Vec::<String>::new())?;
-    PipelineConfig::from_arg_matches(&matches)
-}
-
 /// Reads the pipelines of the file at `path`; `process` gives the settings of the process (taken as
 /// they are for every pipeline).
 pub fn load(path: &Path, process: &PipelineConfig) -> Result<Vec<Pipeline>, FileError> {
@@ -264,10 +258,10 @@ pub fn check_apart(pipelines: &[Pipeline]) -> Result<(), String> {
                 p.name, c.table.clickhouse_table
             ));
         }
-        if !lakes.insert(c.s3_prefix.as_str()) {
+        if !lakes.insert(c.lake.s3_prefix.as_str()) {
             return Err(format!(
                 "pipeline '{}': s3_prefix '{}' is another pipeline's too (give each pipeline its own)",
-                p.name, c.s3_prefix
+                p.name, c.lake.s3_prefix
             ));
         }
     }

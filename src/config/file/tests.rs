@@ -63,7 +63,7 @@ subject_strategy = "topic_record"
     assert_eq!((orders.topic.as_str(), orders.table.clickhouse_table.as_str()), ("orders.v1", "orders"));
     assert_eq!(orders.table.table_key, "order_id, created_at");
     assert_eq!(orders.table.event_time_field.as_deref(), Some("created_at"));
-    assert_eq!((orders.s3_prefix.as_str(), orders.flush_interval_ms, orders.batch_max_records), ("orders/", 500, 20_000));
+    assert_eq!((orders.lake.s3_prefix.as_str(), orders.flush_interval_ms, orders.batch_max_records), ("orders/", 500, 20_000));
     assert_eq!(orders.group_id, "nrt-consumer-orders", "a group of its own by default");
     assert_eq!(orders.dead_letter_topic(), "orders.v1.dlq");
     assert_eq!(orders.flush_quiet_ms, 100, "what the file does not say is the flag's default");
@@ -172,7 +172,7 @@ group_id = "nrt-{topic}-reader"
     assert_eq!(names, ["tenants.tenant-a.events", "tenants.tenant-b.events"], "whole names only, never a .dlq");
     let a = &tenants[0].config;
     assert_eq!(
-        (a.topic.as_str(), a.table.clickhouse_table.as_str(), a.s3_prefix.as_str(), a.group_id.as_str()),
+        (a.topic.as_str(), a.table.clickhouse_table.as_str(), a.lake.s3_prefix.as_str(), a.group_id.as_str()),
         ("tenant-a.events", "events_tenant_a_events", "tenants/tenant-a.events/", "nrt-consumer-tenants-tenant-a.events")
     );
     assert_eq!(a.dead_letter_topic(), "tenant-a.events.dlq");

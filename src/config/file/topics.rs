@@ -53,7 +53,7 @@ impl Pipeline {
         let fill = |template: &str| template.replace("{topic}", topic);
         config.topic = topic.to_owned();
         config.table.clickhouse_table = self.config.table.clickhouse_table.replace("{topic}", &plain(topic));
-        config.s3_prefix = fill(&config.s3_prefix);
+        config.lake.s3_prefix = fill(&config.lake.s3_prefix);
         config.dlq_topic = fill(&config.dlq_topic);
         config.group_id = match config.group_id.contains("{topic}") {
             true => fill(&config.group_id),
@@ -74,7 +74,7 @@ impl Pipeline {
             return Ok(());
         }
         let c = &self.config;
-        if !c.s3_prefix.contains("{topic}") {
+        if !c.lake.s3_prefix.contains("{topic}") {
             return Err(format!(
                 "pipeline '{}': s3_prefix must contain {{topic}}: each topic's objects need a prefix of their own",
                 self.name
