@@ -14,6 +14,7 @@
 //! commits free room.
 
 mod decode;
+mod holding;
 mod read_loop;
 mod rebalance;
 mod redelivery;

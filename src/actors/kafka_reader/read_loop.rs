@@ -4,7 +4,7 @@
 //! with the epoch their partition had when they arrived; a run whose partition was revoked or assigned
 //! again meanwhile is dropped (its new owner reads it from the last commit).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +13,11 @@ use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::decode::{outage_of, Classified, Decoding, Incoming, Outage, Recheck};
+use super::decode::{outage_of, Classified, Decoding, Incoming};
+use super::holding::{BlockReason, HeldRecord, Holding, Settled};
 use super::rebalance::ReaderContext;
 use super::redelivery::Taken;
-use super::unknown_ids::{UnknownRun, Verdict};
+use super::unknown_ids::Verdict;
 use super::{ReaderError, NAME};
 use crate::actors::messages::Decoded;
 use crate::actors::ownership::Epoch;
@@ -33,8 +34,6 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// its partitions (a commit comes every few hundred ms while the sinks take writes; librdkafka's
 /// `max.poll.interval.ms` is far longer).
 const UNPOLLED_WAIT: Duration = Duration::from_secs(2);
-/// How often a paused reader asks the registry again.
-const RECHECK_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) type ReaderConsumer = StreamConsumer<ReaderContext>;
 /// One stream for the life of the loop: `recv()` would build one (and register a waker) per record.
@@ -44,11 +43,8 @@ pub(super) struct ReadLoop {
     pub(super) consumer: Arc<ReaderConsumer>,
     pub(super) wiring: super::Wiring,
     pub(super) decoding: Decoding,
-    /// Records received and not yet classified (while paused or blocked), in read order.
-    pending: VecDeque<Held>,
-    /// Records with ids the registry does not know, held while they come in a row.
-    suspects: UnknownRun<Held>,
-    blocked: Option<Blocked>,
+    /// What waits instead of being classified, and the block, if any (`holding.rs`).
+    holding: Holding<Held>,
     /// Ownership generation at which the partitions were paused (None: not paused).
     paused: Option<u64>,
     /// The last offset handed over, per partition and epoch (for the commit past transaction markers).
@@ -68,46 +64,13 @@ struct Held {
     why: String,
 }
 
-/// The registry cannot tell what the records are, or the table cannot take them yet: everything
-/// waits, nothing is dead-lettered.
-struct Blocked {
-    reason: BlockReason,
-    id: u32,
-    next_check: Instant,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BlockReason {
-    Unreachable,
-    /// The registry answers, but refuses us (credentials, rights) or answers nonsense.
-    Refuses,
-    LacksSchemas,
-    /// ClickHouse did not answer when asked for the table's columns.
-    Warehouse,
-    /// The table cannot take a writer schema (a field retyped beyond widening).
-    SchemaChange,
-}
-
-impl BlockReason {
-    fn label(self) -> &'static str {
-        match self {
-            BlockReason::Unreachable => "registry_unreachable",
-            BlockReason::Refuses => "registry_refuses",
-            BlockReason::LacksSchemas => "registry_lacks_schemas",
-            BlockReason::Warehouse => "clickhouse_unreachable",
-            BlockReason::SchemaChange => "schema_change",
-        }
+impl HeldRecord for Held {
+    fn partition(&self) -> i32 {
+        self.msg.partition()
     }
-}
 
-impl From<Option<Outage>> for BlockReason {
-    fn from(outage: Option<Outage>) -> Self {
-        match outage {
-            Some(Outage::Refused) => BlockReason::Refuses,
-            Some(Outage::Warehouse) => BlockReason::Warehouse,
-            Some(Outage::SchemaChange) => BlockReason::SchemaChange,
-            _ => BlockReason::Unreachable,
-        }
+    fn epoch(&self) -> Epoch {
+        self.epoch
     }
 }
 
@@ -141,9 +104,7 @@ impl ReadLoop {
             consumer,
             wiring,
             decoding,
-                        pending: VecDeque::new(),
-            suspects: UnknownRun::default(),
-            blocked: None,
+            holding: Holding::default(),
             paused: None,
             last_read: HashMap::new(),
             taken: Taken::default(),
@@ -197,16 +158,16 @@ impl ReadLoop {
         let mut waiting_since = None;
         loop {
             let freed = inflight.freed();
-            if self.blocked.is_some() {
+            if self.holding.blocked().is_some() {
                 self.try_unblock().await;
             }
-            if !self.wiring.inflight.over() && self.blocked.is_none() {
+            if !self.wiring.inflight.over() && self.holding.blocked().is_none() {
                 if self.paused.take().is_some() {
                     self.set_paused(false);
                 }
                 return;
             }
-            if self.blocked.is_none() && self.paused.is_none() {
+            if self.holding.blocked().is_none() && self.paused.is_none() {
                 let since = *waiting_since.get_or_insert_with(Instant::now);
                 let left = UNPOLLED_WAIT.saturating_sub(since.elapsed());
                 if !left.is_zero() {
@@ -242,7 +203,7 @@ impl ReadLoop {
                         msg: m.detach(),
                         why: String::new(),
                     };
-                    self.pending.push_back(held);
+                    self.holding.keep(held);
                 }
             }
         }
@@ -282,14 +243,14 @@ impl ReadLoop {
         let mut generation = self.wiring.ownership.generation();
         let mut epochs: rustc_hash::FxHashMap<i32, Epoch> = self.wiring.ownership.owned().into_iter().collect();
         let mut deadline = None;
-        while chunk.records < CHUNK_RECORDS && self.blocked.is_none() {
-            if let Some(held) = self.pending.pop_front() {
+        while chunk.records < CHUNK_RECORDS && self.holding.blocked().is_none() {
+            if let Some(held) = self.holding.next_waiting() {
                 if self.wiring.ownership.owns(held.msg.partition(), held.epoch) {
                     self.process(&mut chunk, held.epoch, &held.msg).await;
                 }
                 continue;
             }
-            if self.suspects.is_open() && self.suspects.expired(Instant::now()) {
+            if self.holding.suspects_expired(Instant::now()) {
                 self.suspects_are_poison(&mut chunk);
             }
             // A timer only when librdkafka's queue is empty: most records are there already.
@@ -366,7 +327,7 @@ impl ReadLoop {
         match classified {
             Classified::UnknownId { id, message } => match self.decoding.subject_known().await {
                 Ok(true) => {
-                    if self.suspects.push(held(message), Instant::now()) == Verdict::RegistryWrong {
+                    if self.holding.suspect(held(message), Instant::now()) == Verdict::RegistryWrong {
                         self.block(BlockReason::LacksSchemas, id, None);
                     }
                 }
@@ -432,7 +393,7 @@ impl ReadLoop {
 
     /// The run of unknown ids ended (or expired) short of the threshold: its records are poison.
     fn suspects_are_poison(&mut self, chunk: &mut Chunk) {
-        for held in self.suspects.take() {
+        for held in self.holding.take_suspects() {
             if self.wiring.ownership.owns(held.msg.partition(), held.epoch) {
                 self.dead_letter(chunk, held.epoch, &held.msg, "unknown_schema", held.why);
             }
@@ -449,11 +410,7 @@ impl ReadLoop {
                 super::unknown_ids::RUN_THRESHOLD
             )
         });
-        let mut front = self.suspects.take();
-        front.extend(also.map(|(h, _)| h));
-        for held in front.into_iter().rev() {
-            self.pending.push_front(held);
-        }
+        self.holding.block(reason, id, also.map(|(h, _)| h), Instant::now());
         let message = format!("paused: {why}");
         log::warn!("{NAME}: {message}");
         self.wiring.shared.health.blocked(NAME, message);
@@ -462,46 +419,29 @@ impl ReadLoop {
             .consumer_blocked
             .with_label_values(&[reason.label()])
             .set(1);
-        self.blocked = Some(Blocked {
-            reason,
-            id,
-            next_check: Instant::now() + RECHECK_EVERY,
-        });
     }
 
     async fn try_unblock(&mut self) {
-        let Some(b) = &self.blocked else { return };
-        if Instant::now() < b.next_check {
+        let Some(due) = self.holding.recheck_due(Instant::now()) else {
             return;
-        }
-        let (reason, id) = (b.reason, b.id);
-        let ownership = &self.wiring.ownership;
-        self.pending
-            .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
+        };
         // The held records' partitions moved to another member: they are its to judge now.
-        if reason == BlockReason::SchemaChange {
+        let ownership = &self.wiring.ownership;
+        self.holding.forget_unowned(|p, e| ownership.owns(p, e));
+        if due.reason == BlockReason::SchemaChange {
             self.decoding.forget_plans();
         }
-        let resolved = self.pending.is_empty() || {
-            let answer = self.decoding.recheck(id).await;
-            match reason {
-                BlockReason::Unreachable | BlockReason::Refuses => answer != Recheck::Unreachable,
-                BlockReason::LacksSchemas | BlockReason::Warehouse | BlockReason::SchemaChange => {
-                    answer == Recheck::Known
-                }
-            }
+        let answer = match self.holding.holds_any() {
+            true => Some(self.decoding.recheck(due.id).await),
+            false => None,
         };
-        if !resolved {
-            if let Some(b) = &mut self.blocked {
-                b.next_check = Instant::now() + RECHECK_EVERY;
-            }
+        let Settled::Resumed { reason, id, held } = self.holding.settle(answer, Instant::now()) else {
             return;
-        }
-        match self.pending.len() {
+        };
+        match held {
             0 => log::info!("{NAME}: the records held for schema {id} went with their partitions; resuming"),
             n => log::info!("{NAME}: the registry answers for schema {id} again; resuming with {n} held records"),
         }
-        self.blocked = None;
         self.wiring.shared.health.running(NAME);
         self.wiring.shared
             .metrics
@@ -515,10 +455,7 @@ impl ReadLoop {
     fn drop_stale(&mut self, chunk: &mut Chunk) {
         let ownership = &self.wiring.ownership;
         chunk.runs.retain(|p, run| ownership.owns(*p, run.epoch));
-        self.suspects
-            .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
-        self.pending
-            .retain(|h| ownership.owns(h.msg.partition(), h.epoch));
+        self.holding.forget_unowned(|p, e| ownership.owns(p, e));
     }
 
     /// Dead letters first (a poison record's offset may move towards a commit only once the
@@ -585,12 +522,7 @@ impl ReadLoop {
         let Ok(positions) = self.consumer.position() else {
             return;
         };
-        let waiting: BTreeSet<i32> = self
-            .pending
-            .iter()
-            .chain(self.suspects.iter())
-            .map(|h| h.msg.partition())
-            .collect();
+        let waiting = self.holding.partitions();
         let ownership = &self.wiring.ownership;
         self.last_read.retain(|p, (epoch, _)| ownership.owns(*p, *epoch));
         for (&p, &(epoch, last)) in &self.last_read {
@@ -644,7 +576,7 @@ impl ReadLoop {
                     assignment.count(),
                     self.wiring.inflight.bytes(),
                     self.wiring.inflight.bound(),
-                    if self.blocked.is_some() { "; waiting for the registry" } else { "" }
+                    if self.holding.blocked().is_some() { "; waiting for the registry" } else { "" }
                 );
             }
             Err(e) => log::warn!("{NAME}: pause/resume: {e}"),
