@@ -25,6 +25,7 @@ runtime_modules!(
     config,
     dead_letters,
     doctor,
+    internal_events,
     kafka,
     lake,
     log_summary,

@@ -18,6 +18,7 @@ use crate::dead_letters::{DeadLetter, DeadLetterSink};
 use crate::event::Event;
 use crate::fast_avro::Shape;
 use crate::registry::{RegistryClient, SubjectStrategy};
+use crate::internal_events::{Retrying, Throttle};
 use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = "encoder";
@@ -304,17 +305,21 @@ async fn register(
     text: &str,
     shared: &Shared,
 ) -> Result<u32, PublishError> {
+    let mut throttle = Throttle::default();
     let registered = RetryPolicy::SERVICE
         .run(
             || registry.register(subject, text),
-            |e, failures| {
-                shared.health.error(NAME, e.to_string());
+            |e, _| {
                 if !e.is_transient() {
+                    shared.health.error(NAME, e.to_string());
                     return Next::Stop;
                 }
-                if failures % 10 == 0 {
-                    log::warn!("{NAME}: {e}; retrying");
-                }
+                let retrying = Retrying {
+                    actor: NAME,
+                    what: "",
+                    error: e,
+                };
+                retrying.emit(&shared.health, &mut throttle);
                 Next::Retry
             },
         )

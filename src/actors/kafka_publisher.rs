@@ -24,6 +24,7 @@ use super::messages::PublishError;
 use super::Shared;
 use crate::config::KafkaConfig;
 use crate::kafka::{KafkaSetupError, StatsContext};
+use crate::internal_events::{Retrying, Throttle};
 use crate::retry::RetryPolicy;
 
 pub const NAME: &str = "kafka_publisher";
@@ -308,21 +309,19 @@ impl Handler<Publish> for KafkaPublisher {
         let panic_mid_batch = self.panic_mid_batch.clone();
         let need_topic = !self.topic_ready;
         let job = async move {
+            let mut throttle = Throttle::default();
             if need_topic {
                 let s = &settings;
-                crate::kafka::ensure_topic_retrying(
-                    &s.kafka,
-                    &s.topic,
-                    s.partitions,
-                    s.replication,
-                    |e, attempts| {
-                        if attempts % 10 == 0 {
-                            log::warn!("{NAME}: {e}; retrying");
-                        }
-                        shared.health.error(NAME, e.to_string());
-                    },
-                )
-                .await;
+                let on_error = |error: &crate::kafka::KafkaSetupError, _| {
+                    let retrying = Retrying {
+                        actor: NAME,
+                        what: "",
+                        error,
+                    };
+                    retrying.emit(&shared.health, &mut throttle)
+                };
+                crate::kafka::ensure_topic_retrying(&s.kafka, &s.topic, s.partitions, s.replication, on_error).await;
+                throttle.reset();
             }
             let total = records.len();
             let records = Arc::new(records);
@@ -348,10 +347,12 @@ impl Handler<Publish> for KafkaPublisher {
                         e
                     }
                 };
-                if backoff.attempts() % 10 == 0 {
-                    log::warn!("{NAME}: batch {batch} of {total} not committed ({e}); producing it again");
-                }
-                shared.health.error(NAME, e.to_string());
+                let retrying = Retrying {
+                    actor: NAME,
+                    what: &format!("batch {batch} of {total} not committed, producing it again"),
+                    error: &e,
+                };
+                retrying.emit(&shared.health, &mut throttle);
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         };

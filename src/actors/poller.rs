@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::encoder::{Encoder, Events, Polled};
 use super::messages::PublishError;
 use super::Shared;
+use crate::internal_events::{NotPublished, PollFailed, Throttle};
 use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = "poller";
@@ -154,6 +155,7 @@ async fn poll_loop(settings: Arc<PollSettings>, polling: Polling) {
     let shared = polling.shared.clone();
     let mut backoff = RetryPolicy::SERVICE.backoff();
     let mut streak: u64 = 0;
+    let mut throttle = Throttle::default();
     loop {
         // The handle stays in the lifeline while it is awaited: a restart meanwhile drops only this
         // loop, and the next loop waits for the same poll.
@@ -170,19 +172,20 @@ async fn poll_loop(settings: Arc<PollSettings>, polling: Polling) {
         let polled = polled.unwrap_or_else(|e| Err(poll_error("body", format!("the poll stopped: {e}"))));
         match polled {
             Err(e) => {
-                shared.metrics.poll_errors.with_label_values(&[e.kind]).inc();
                 streak += 1;
-                // The first failure of a streak and every 50th after it: enough to see, not a flood.
-                if streak == 1 || streak % 50 == 0 {
-                    log::warn!("{NAME}: {} ({}), {streak} failure(s) in a row; backing off", e.message, e.kind);
-                }
-                shared.health.error(NAME, format!("{}: {}", e.kind, e.message));
+                let failed = PollFailed {
+                    kind: e.kind,
+                    message: &e.message,
+                    streak,
+                };
+                failed.emit(&shared.metrics, &shared.health, &mut throttle);
                 tokio::time::sleep(backoff.next_delay()).await;
             }
             Ok(full) => {
                 if streak > 0 {
                     log::info!("{NAME}: events API answers again after {streak} failure(s)");
                     streak = 0;
+                    throttle.reset();
                     backoff.reset();
                     shared.health.running(NAME);
                 }
@@ -235,15 +238,13 @@ async fn deliver(batch: u64, events: Arc<Polled>, encoder: &Addr<Encoder>, share
             Err(e) => Err(PublishError::actor_gone(super::encoder::NAME, e)),
         }
     };
-    let published = RetryPolicy::SERVICE.run(attempt, |err, failures| {
-        shared.metrics.poll_errors.with_label_values(&[err.kind()]).inc();
-        if failures % 10 == 0 {
-            log::warn!(
-                "{NAME}: batch of {} not published yet: {err}; retrying",
-                events.len()
-            );
-        }
-        shared.health.error(NAME, err.to_string());
+    let mut throttle = Throttle::default();
+    let published = RetryPolicy::SERVICE.run(attempt, |error, _| {
+        let not_yet = NotPublished {
+            error,
+            events: events.len(),
+        };
+        not_yet.emit(&shared.metrics, &shared.health, &mut throttle);
         Next::Retry
     });
     // Never gives up, so it never fails.

@@ -16,6 +16,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
+use crate::internal_events::Throttle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
@@ -92,9 +93,10 @@ pub struct StatsContext {
     pub quiet: Quiet,
 }
 
-/// At most one line per kind of message a minute; the next one says how many it stood for.
+/// At most one line per kind of message a minute (`internal_events::Throttle`, per kind); the next one
+/// says how many it stood for.
 #[derive(Clone, Default)]
-pub struct Quiet(Arc<Mutex<HashMap<String, (Instant, u64)>>>);
+pub struct Quiet(Arc<Mutex<HashMap<String, Throttle>>>);
 
 impl Quiet {
     pub const EVERY: Duration = Duration::from_secs(60);
@@ -103,27 +105,18 @@ impl Quiet {
     pub fn allow(&self, kind: &str, now: Instant) -> Option<u64> {
         let mut kinds = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match kinds.get_mut(kind) {
-            Some((last, held)) if now.duration_since(*last) < Self::EVERY => {
-                *held += 1;
-                None
-            }
-            Some((last, held)) => {
-                let n = *held;
-                (*last, *held) = (now, 0);
-                Some(n)
-            }
+            Some(throttle) => throttle.pass(now),
             None => {
-                kinds.insert(kind.to_owned(), (now, 0));
-                Some(0)
+                let mut throttle = Throttle::new(Self::EVERY);
+                let said = throttle.pass(now);
+                kinds.insert(kind.to_owned(), throttle);
+                said
             }
         }
     }
 
     fn suffix(held: u64) -> String {
-        match held {
-            0 => String::new(),
-            n => format!(" ({n} more like it in the last minute)"),
-        }
+        Throttle::held_back(held)
     }
 
     /// librdkafka's log callback, rate-limited per facility and level.

@@ -16,6 +16,7 @@ use crate::actors::messages::{Batch, Commit, CommitError, Failure, LakePart, Sin
 use crate::actors::ownership::Ownership;
 use crate::actors::Shared;
 use crate::dead_letters::DeadLetter;
+use crate::internal_events::{Retrying, SinkFailed, Throttle};
 use crate::retry::{Next, RetryPolicy};
 
 pub const NAME: &str = super::NAME;
@@ -62,6 +63,7 @@ impl Job {
         let mut refused: Option<RefusedRows> = None;
         let mut inside: Option<JobEnd> = None;
         let mut backoff = RetryPolicy::SERVICE.backoff();
+        let mut throttle = Throttle::default();
         // Whether this job found a sink refusing every write (and said so in the health).
         let mut held = false;
         while lake.is_some() || refused.is_none() {
@@ -117,20 +119,8 @@ impl Job {
                 Some(Err(e)) => failures.push(e),
                 None => {}
             }
-            for e in &failures {
-                if backoff.attempts() % 20 == 0 {
-                    log::warn!("batch {where_}: {e} ({:?}); retrying", e.failure);
-                }
-                let said = format!("batch {where_}: {e}");
-                // A sink that refuses every write holds the pipeline until an operator fixes it: it is
-                // not ready (`/ready` names it), unlike a service that is merely down or slow.
-                match e.failure {
-                    Failure::Misconfigured => {
-                        held = true;
-                        self.shared.health.blocked(NAME, said);
-                    }
-                    _ => self.shared.health.error(NAME, said),
-                }
+            for error in &failures {
+                held |= SinkFailed { batch: where_, error }.emit(&self.shared.health, &mut throttle);
             }
             if !failures.is_empty() {
                 tokio::time::sleep(backoff.next_delay()).await;
@@ -182,13 +172,18 @@ impl Job {
                 .await
                 .unwrap_or(Err(CommitError::NotConnected))
         };
+        let mut throttle = Throttle::default();
+        let what = format!("commit of batch {where_}");
         let committed = RetryPolicy::SERVICE
-            .run(attempt, |e, failures| match e {
+            .run(attempt, |error, _| match error {
                 CommitError::NotOwned { .. } => Next::Stop,
                 _ => {
-                    if failures % 10 == 0 {
-                        log::warn!("batch {where_}: {e}; retrying");
-                    }
+                    let retrying = Retrying {
+                        actor: NAME,
+                        what: &what,
+                        error,
+                    };
+                    retrying.emit(&self.shared.health, &mut throttle);
                     Next::Retry
                 }
             })

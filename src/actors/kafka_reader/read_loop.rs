@@ -23,6 +23,7 @@ use crate::actors::messages::Decoded;
 use crate::actors::ownership::Epoch;
 use crate::dead_letters::DeadLetter;
 use crate::event::Millis;
+use crate::internal_events::{ConsumerError, Retrying, Throttle, Undecodable};
 use crate::record::{Records, Shape};
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
@@ -51,7 +52,9 @@ pub(super) struct ReadLoop {
     last_read: HashMap<i32, (Epoch, i64)>,
     /// The highest offset classified per partition and epoch: what comes again below it is dropped.
     taken: Taken,
-    errors_logged: Instant,
+    /// The log lines of undecodable records and of the consumer's errors (`internal_events.rs`).
+    undecodable: Throttle,
+    consumer_errors: Throttle,
     tail_checked: Instant,
     /// The size of the records last handed over: each new run is given room for a chunk of them.
     shape: Shape,
@@ -108,7 +111,8 @@ impl ReadLoop {
             paused: None,
             last_read: HashMap::new(),
             taken: Taken::default(),
-            errors_logged: long_ago,
+            undecodable: Throttle::default(),
+            consumer_errors: Throttle::default(),
             tail_checked: long_ago,
             shape: Shape::default(),
         }
@@ -117,12 +121,15 @@ impl ReadLoop {
     /// Makes sure the topic and its dead-letter topic exist (a consumer may start first), then subscribes.
     async fn subscribe(&self) -> Result<(), ReaderError> {
         let s = &self.wiring.settings;
+        let mut throttle = Throttle::default();
         for topic in [&s.topic, &s.dlq_topic] {
-            let on_error = |e: &crate::kafka::KafkaSetupError, attempts: u32| {
-                if attempts % 10 == 0 {
-                    log::warn!("{NAME}: {e}; retrying");
-                }
-                self.wiring.shared.health.error(NAME, e.to_string());
+            let on_error = |error: &crate::kafka::KafkaSetupError, _| {
+                let retrying = Retrying {
+                    actor: NAME,
+                    what: "",
+                    error,
+                };
+                retrying.emit(&self.wiring.shared.health, &mut throttle)
             };
             crate::kafka::ensure_topic_retrying(&s.kafka, topic, s.partitions, s.replication, on_error).await;
         }
@@ -363,16 +370,14 @@ impl ReadLoop {
         kind: &'static str,
         message: String,
     ) {
-        self.wiring.shared.metrics.decode_errors.with_label_values(&[kind]).inc();
-        if self.errors_logged.elapsed() > Duration::from_secs(10) {
-            log::warn!(
-                "{NAME}: p{} @{}: undecodable record ({kind}: {message}): to {}",
-                msg.partition(),
-                msg.offset(),
-                self.wiring.dlq.topic
-            );
-            self.errors_logged = Instant::now();
-        }
+        let undecodable = Undecodable {
+            partition: msg.partition(),
+            offset: msg.offset(),
+            kind,
+            message: &message,
+            dead_letter_topic: &self.wiring.dlq.topic,
+        };
+        undecodable.emit(&self.wiring.shared.metrics, &mut self.undecodable);
         let letter = DeadLetter {
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().unwrap_or_default().to_vec(),
@@ -546,12 +551,8 @@ impl ReadLoop {
     }
 
     /// Broker hiccups surface here; librdkafka reconnects by itself.
-    fn consumer_error(&mut self, e: &rdkafka::error::KafkaError) {
-        if self.errors_logged.elapsed() > Duration::from_secs(10) {
-            log::warn!("{NAME}: {e}");
-            self.errors_logged = Instant::now();
-        }
-        self.wiring.shared.health.error(NAME, e.to_string());
+    fn consumer_error(&mut self, error: &rdkafka::error::KafkaError) {
+        ConsumerError { error }.emit(&self.wiring.shared.health, &mut self.consumer_errors);
     }
 
     fn set_paused(&self, pause: bool) {
