@@ -112,7 +112,7 @@ fn stages(c: &mut Criterion) {
         })
     });
     g.bench_function("minio: JSONL body", |b| {
-        b.iter(|| black_box(nrt_pipeline::actors::minio_writer::jsonl(&batch).len()))
+        b.iter(|| black_box(nrt_pipeline::lake::writer::jsonl(&batch).len()))
     });
     // The row the clickhouse crate serializes to RowBinary (its serializer is private to it; the
     // insert as a whole is in scripts/bench.sh's per-process CPU figures).

@@ -1,4 +1,5 @@
-//! Reading the lake (the JSONL objects in S3) back, hour by hour of the events' own `created_at`.
+//! The lake, the JSONL objects in S3, in one folder: its actor (`writer.rs`, the MinioWriter), its keys
+//! (`key.rs`), and reading it back, hour by hour of the events' own `created_at`.
 //!
 //! An object sits under the hour of its first event (`dt=YYYY-MM-DD/hour=HH/`, see
 //! `key.rs`); its other events may be of any hour, and `hours.rs` finds them. Each
@@ -9,6 +10,7 @@ pub mod hours;
 pub mod key;
 pub mod offsets;
 pub mod read;
+pub mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;

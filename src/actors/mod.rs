@@ -4,7 +4,6 @@
 //! consumer: KafkaReader → Batcher → MinioWriter + ClickhouseWriter → (Commit) → KafkaReader
 
 pub mod batcher;
-pub mod clickhouse_writer;
 pub mod encoder;
 #[cfg(debug_assertions)]
 pub mod fault;
@@ -13,7 +12,6 @@ pub mod inflight;
 pub mod kafka_publisher;
 pub mod kafka_reader;
 pub mod messages;
-pub mod minio_writer;
 pub mod ownership;
 pub mod poller;
 pub mod supervisor;

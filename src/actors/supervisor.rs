@@ -23,14 +23,14 @@ use actix::{Actor, Addr, AsyncContext, Context, Recipient, Supervised};
 use apache_avro::Schema;
 
 use super::batcher::{Batcher, Limits};
-use super::clickhouse_writer::{self, ClickhouseWriter};
+use crate::clickhouse::writer::{self as clickhouse_writer, ClickhouseWriter};
 use super::encoder::{self, Encoder, SchemaSource};
 use super::kafka_publisher::{self, KafkaPublisher, TopicSettings};
 use super::inflight::Inflight;
 use super::kafka_reader::{self, KafkaReader, ReaderParts, ReaderSettings, Wiring};
 use super::ownership::Ownership;
 use super::messages::{Restart, ToBatcher};
-use super::minio_writer::{self, MinioWriter};
+use crate::lake::writer::{self as minio_writer, MinioWriter};
 use super::poller::{self, PollSettings, Poller};
 use super::{batcher, Shared};
 use crate::config::{PipelineConfig, Role, ServicesConfig};

@@ -1,6 +1,7 @@
-//! ClickHouse: the client (`client.rs`), and the tables and rows that follow a writer schema
-//! (`types.rs`, `row.rs`, `table.rs`: pure, so the fuzz target builds them without the runtime;
-//! `follow.rs` runs their statements).
+//! ClickHouse, the warehouse sink, in one folder: its actor (`writer.rs`, the ClickhouseWriter), the
+//! client (`client.rs`), and the tables and rows that follow a writer schema (`types.rs`, `row.rs`,
+//! `table.rs`: pure, so the fuzz target builds them without the runtime; `follow.rs` runs their
+//! statements; `insert.rs`, `tenants.rs`, `plans.rs`).
 
 #[cfg(feature = "runtime")]
 mod client;
@@ -17,6 +18,8 @@ pub mod table;
 #[cfg(feature = "runtime")]
 pub mod tenants;
 pub mod types;
+#[cfg(feature = "runtime")]
+pub mod writer;
 
 #[cfg(feature = "runtime")]
 pub use client::{client, server_client};

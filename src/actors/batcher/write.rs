@@ -11,7 +11,7 @@ use actix::MailboxError;
 
 use super::slots::JobEnd;
 use super::Sinks;
-use crate::actors::clickhouse_writer::{self, RefusedRows};
+use crate::clickhouse::writer::{self as clickhouse_writer, RefusedRows};
 use crate::actors::messages::{Batch, Commit, CommitError, Failure, LakePart, SinkAck, SinkError, WriteBatch};
 use crate::actors::ownership::Ownership;
 use crate::actors::Shared;

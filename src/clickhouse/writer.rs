@@ -8,8 +8,8 @@ use actix::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
-use super::Shared;
+use crate::actors::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
+use crate::actors::Shared;
 use crate::clickhouse::follow::Table;
 use crate::clickhouse::insert::{self, InsertError, META_BYTES};
 use crate::clickhouse::tenants::{TenantError, Tenants};
@@ -27,11 +27,18 @@ pub struct ClickhouseWriter {
 }
 
 impl ClickhouseWriter {
-    pub fn new(cfg: &crate::config::ClickhouseConfig, table: &Table, shared: Shared) -> Result<Self, crate::tls::TlsError> {
+    pub fn new(
+        cfg: &crate::config::ClickhouseConfig,
+        table: &Table,
+        shared: Shared,
+    ) -> Result<Self, crate::tls::TlsError> {
         Ok(ClickhouseWriter {
             client: crate::clickhouse::client(cfg)?,
             table: format!("{}.{}", cfg.database, table.table).into(),
-            tenants: table.route.clone().map(|r| Arc::new(Tenants::new(&cfg.database, r))),
+            tenants: table
+                .route
+                .clone()
+                .map(|r| Arc::new(Tenants::new(&cfg.database, r))),
             shared,
         })
     }
@@ -184,11 +191,15 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                 ingested_at: Some(rows.ingested_at.0),
             };
             let inserted = match &tenants {
-                None => insert::insert_all(&client, &table, &rows.records, origin).await.map_err(TenantError::from),
+                None => insert::insert_all(&client, &table, &rows.records, origin)
+                    .await
+                    .map_err(TenantError::from),
                 Some(tenants) => tenants.insert(&client, &rows.records, origin).await.map(drop),
             };
             inserted.map_err(|e| match e {
-                TenantError::Insert(InsertError::Server(e)) | TenantError::Server { source: e, .. } => sink_error(e),
+                TenantError::Insert(InsertError::Server(e)) | TenantError::Server { source: e, .. } => {
+                    sink_error(e)
+                }
                 e => SinkError {
                     sink: "clickhouse",
                     message: e.to_string(),
@@ -246,7 +257,11 @@ mod tests {
         };
         assert_eq!(answer(395), Failure::Refused);
         assert_eq!(answer(6), Failure::Refused);
-        assert_eq!(answer(33), Failure::Misconfigured, "columns do not match the rows");
+        assert_eq!(
+            answer(33),
+            Failure::Misconfigured,
+            "columns do not match the rows"
+        );
         assert_eq!(answer(53), Failure::Misconfigured);
         assert_eq!(answer(60), Failure::Misconfigured);
         assert_eq!(answer(516), Failure::Misconfigured);
@@ -254,5 +269,4 @@ mod tests {
         assert_eq!(error_code("Code: 395. DB::Exception"), Some(395));
         assert_eq!(error_code("no code here"), None);
     }
-
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
-use super::Shared;
+use crate::actors::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
+use crate::actors::Shared;
 use crate::event::Millis;
 use crate::lake::read::SCHEMA_IDS_META;
 use crate::lake::key::{self, ObjectKey};
