@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::actors::health::Health;
 use crate::actors::messages::{Failure, PublishError, SinkError};
+use crate::actors::poller::PollErrorKind;
 use crate::metrics::PipelineMetrics;
 
 /// The log policy for anything that repeats: the first line at once, then at most one per `every`,
@@ -121,7 +122,7 @@ impl SinkFailed<'_> {
 
 /// A poll of the events API that brought nothing usable: counted by kind, backed off.
 pub struct PollFailed<'a> {
-    pub kind: &'static str,
+    pub kind: PollErrorKind,
     pub message: &'a str,
     /// Failures in a row, this one included.
     pub streak: u64,
@@ -129,16 +130,16 @@ pub struct PollFailed<'a> {
 
 impl PollFailed<'_> {
     pub fn emit(self, metrics: &PipelineMetrics, health: &Health, throttle: &mut Throttle) {
-        metrics.poll_errors.with_label_values(&[self.kind]).inc();
+        let kind = self.kind.label();
+        metrics.poll_errors.with_label_values(&[kind]).inc();
         if throttle.pass(Instant::now()).is_some() {
             log::warn!(
-                "{POLLER}: {} ({}), {} failure(s) in a row; backing off",
+                "{POLLER}: {} ({kind}), {} failure(s) in a row; backing off",
                 self.message,
-                self.kind,
                 self.streak
             );
         }
-        health.error(POLLER, format!("{}: {}", self.kind, self.message));
+        health.error(POLLER, format!("{kind}: {}", self.message));
     }
 }
 

@@ -81,14 +81,45 @@ impl Poller {
     }
 }
 
-/// Why a poll brought nothing usable; the label of `nrt_poll_errors_total`.
+/// Why a poll brought nothing usable: its `kind` is the label of `nrt_poll_errors_total`.
 #[derive(Debug)]
 struct PollError {
-    kind: &'static str,
+    kind: PollErrorKind,
     message: String,
 }
 
-fn poll_error(kind: &'static str, message: impl Into<String>) -> PollError {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollErrorKind {
+    /// No connection to the events API.
+    Connect,
+    Timeout,
+    /// Any other failure of the request.
+    Request,
+    /// The answer's body could not be read (or parsing it stopped).
+    Body,
+    /// An answer that is not 2xx.
+    HttpStatus,
+    /// A body that is not the JSON expected.
+    BadJson,
+    /// A batch with no valid event in it.
+    InvalidBatch,
+}
+
+impl PollErrorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            PollErrorKind::Connect => "connect",
+            PollErrorKind::Timeout => "timeout",
+            PollErrorKind::Request => "request",
+            PollErrorKind::Body => "body",
+            PollErrorKind::HttpStatus => "http_status",
+            PollErrorKind::BadJson => "bad_json",
+            PollErrorKind::InvalidBatch => "invalid_batch",
+        }
+    }
+}
+
+fn poll_error(kind: PollErrorKind, message: impl Into<String>) -> PollError {
     PollError {
         kind,
         message: message.into(),
@@ -169,7 +200,7 @@ async fn poll_loop(settings: Arc<PollSettings>, polling: Polling) {
             *under_way = None;
             polled
         };
-        let polled = polled.unwrap_or_else(|e| Err(poll_error("body", format!("the poll stopped: {e}"))));
+        let polled = polled.unwrap_or_else(|e| Err(poll_error(PollErrorKind::Body, format!("the poll stopped: {e}"))));
         match polled {
             Err(e) => {
                 streak += 1;
@@ -254,24 +285,24 @@ async fn deliver(batch: u64, events: Arc<Polled>, encoder: &Addr<Encoder>, share
 async fn fetch(http: &reqwest::Client, url: &str, records: bool, shared: &Shared) -> Result<Polled, PollError> {
     let resp = http.get(url).send().await.map_err(|e| {
         let kind = if e.is_timeout() {
-            "timeout"
+            PollErrorKind::Timeout
         } else if e.is_connect() {
-            "connect"
+            PollErrorKind::Connect
         } else {
-            "request"
+            PollErrorKind::Request
         };
         poll_error(kind, format!("GET {url}: {e}"))
     })?;
     let status = resp.status();
     if !status.is_success() {
         return Err(poll_error(
-            "http_status",
+            PollErrorKind::HttpStatus,
             format!("GET {url}: HTTP {}", status.as_u16()),
         ));
     }
     let body = resp.bytes().await.map_err(|e| {
         poll_error(
-            if e.is_timeout() { "timeout" } else { "body" },
+            if e.is_timeout() { PollErrorKind::Timeout } else { PollErrorKind::Body },
             format!("GET {url}: {e}"),
         )
     })?;
@@ -279,15 +310,15 @@ async fn fetch(http: &reqwest::Client, url: &str, records: bool, shared: &Shared
         // Each element is checked against the schema by the Encoder (a misfit is a dead letter).
         let parsed = tokio::task::spawn_blocking(move || serde_json::from_slice::<Vec<serde_json::Value>>(&body))
             .await
-            .map_err(|e| poll_error("body", format!("GET {url}: parsing stopped: {e}")))?;
-        let values = parsed.map_err(|e| poll_error("bad_json", format!("GET {url}: not a JSON array: {e}")))?;
+            .map_err(|e| poll_error(PollErrorKind::Body, format!("GET {url}: parsing stopped: {e}")))?;
+        let values = parsed.map_err(|e| poll_error(PollErrorKind::BadJson, format!("GET {url}: not a JSON array: {e}")))?;
         return Ok(Polled::Records(values));
     }
     // Parsing is CPU work (~2 µs per event): off the actors' thread.
     let parsed = tokio::task::spawn_blocking(move || crate::event::parse_events(&body))
         .await
-        .map_err(|e| poll_error("body", format!("GET {url}: parsing stopped: {e}")))?;
-    let (events, invalid) = parsed.map_err(|e| poll_error("bad_json", format!("GET {url}: {e}")))?;
+        .map_err(|e| poll_error(PollErrorKind::Body, format!("GET {url}: parsing stopped: {e}")))?;
+    let (events, invalid) = parsed.map_err(|e| poll_error(PollErrorKind::BadJson, format!("GET {url}: {e}")))?;
     if !invalid.is_empty() {
         shared
             .metrics
@@ -297,7 +328,31 @@ async fn fetch(http: &reqwest::Client, url: &str, records: bool, shared: &Shared
     }
     match (events.is_empty(), invalid.into_iter().next()) {
         // Nothing usable at all: treat the answer as a failed poll (counted above per event).
-        (true, Some(msg)) => Err(poll_error("invalid_batch", format!("GET {url}: {msg}"))),
+        (true, Some(msg)) => Err(poll_error(PollErrorKind::InvalidBatch, format!("GET {url}: {msg}"))),
         _ => Ok(Polled::Events(events)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PollErrorKind::*;
+    use crate::actors::messages::PublishError;
+    use crate::metrics::POLL_ERROR_KINDS;
+
+    #[test]
+    fn every_kind_counted_is_a_label_the_metric_starts_with() {
+        for kind in [Connect, Timeout, Request, Body, HttpStatus, BadJson, InvalidBatch] {
+            assert!(POLL_ERROR_KINDS.contains(&kind.label()), "{kind:?}");
+        }
+        let gone = PublishError::actor_gone("encoder", "mailbox closed");
+        for e in [
+            PublishError::SchemaRefused(String::new()),
+            PublishError::Registry(String::new()),
+            PublishError::Encode(String::new()),
+            PublishError::Kafka(String::new()),
+            gone,
+        ] {
+            assert!(POLL_ERROR_KINDS.contains(&e.kind()), "{e:?}");
+        }
     }
 }
