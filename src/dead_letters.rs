@@ -25,9 +25,8 @@ pub struct DeadLetter {
     pub offset: i64,
     /// The record's own timestamp (ms), if it had one.
     pub timestamp: Option<i64>,
-    /// Short machine-readable reason: too_short, bad_magic, unknown_schema, corrupt, ..., or
-    /// `refused_by_<sink>` for an event a sink will not take.
-    pub kind: &'static str,
+    /// Why (the `nrt.error.kind` header: `PoisonKind::label`).
+    pub kind: crate::poison::PoisonKind,
     pub message: String,
     /// What the payload is: the original record (`confluent-avro`) or the decoded event (`json`).
     pub format: &'static str,
@@ -37,7 +36,7 @@ impl DeadLetter {
     /// The headers that say why and where from (and, for a letter cut to fit, what was cut).
     fn header_pairs(&self, cut: Option<&Cut>) -> Vec<(&'static str, String)> {
         let mut h = vec![
-            ("nrt.error.kind", self.kind.to_owned()),
+            ("nrt.error.kind", self.kind.label().to_owned()),
             ("nrt.error.message", self.message.clone()),
             ("nrt.original.topic", self.topic.clone()),
             ("nrt.original.partition", self.partition.to_string()),
@@ -302,7 +301,7 @@ mod tests {
             partition: 3,
             offset: 77,
             timestamp: Some(1),
-            kind: "corrupt",
+            kind: crate::poison::PoisonKind::Corrupt,
             message: "é".repeat(2_000),
             format: "confluent-avro",
         }

@@ -12,6 +12,7 @@ use crate::actors::health::Health;
 use crate::actors::messages::{Failure, PublishError, SinkError};
 use crate::actors::poller::PollErrorKind;
 use crate::metrics::PipelineMetrics;
+use crate::poison::PoisonKind;
 
 /// The log policy for anything that repeats: the first line at once, then at most one per `every`,
 /// which says how many were held back since the last.
@@ -168,14 +169,14 @@ impl NotPublished<'_> {
 pub struct Undecodable<'a> {
     pub partition: i32,
     pub offset: i64,
-    pub kind: &'static str,
+    pub kind: PoisonKind,
     pub message: &'a str,
     pub dead_letter_topic: &'a str,
 }
 
 impl Undecodable<'_> {
     pub fn emit(self, metrics: &PipelineMetrics, throttle: &mut Throttle) {
-        metrics.decode_errors.with_label_values(&[self.kind]).inc();
+        metrics.decode_errors.with_label_values(&[self.kind.label()]).inc();
         if let Some(held) = throttle.pass(Instant::now()) {
             log::warn!(
                 "{READER}: p{} @{}: undecodable record ({}: {}): to {}{}",

@@ -9,6 +9,7 @@ pub mod avro;
 pub mod clickhouse;
 pub mod event;
 pub mod fast_avro;
+pub mod poison;
 pub mod wire;
 
 /// Declares modules that exist with the `runtime` feature only.

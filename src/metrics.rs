@@ -67,17 +67,6 @@ pub const POLL_ERROR_KINDS: [&str; 14] = [
     "actor_gone",
 ];
 
-/// Label values of `nrt_decode_errors_total{kind}`.
-pub const DECODE_ERROR_KINDS: [&str; 8] = [
-    "too_short",
-    "bad_magic",
-    "unknown_schema",
-    "corrupt",
-    "beyond_limits",
-    "schema_resolution",
-    "invalid_event",
-    "created_at_out_of_range",
-];
 
 /// Label values of `nrt_consumer_blocked{reason}`.
 pub const BLOCK_REASONS: [&str; 5] = [
@@ -400,7 +389,7 @@ impl PipelineMetrics {
         for kind in POLL_ERROR_KINDS {
             m.poll_errors.with_label_values(&[kind]);
         }
-        for kind in DECODE_ERROR_KINDS {
+        for kind in crate::poison::PoisonKind::DECODED.map(|k| k.label()) {
             m.decode_errors.with_label_values(&[kind]);
         }
         for reason in BLOCK_REASONS {

@@ -4,6 +4,7 @@
 //! records is a few allocations, not millions, and what it holds in memory is exactly its bytes. Each
 //! line is kept with its newline: the buffer of lines is the lake object, sent without a copy.
 
+use crate::poison::PoisonKind;
 use std::sync::Arc;
 
 use crate::avro::json::JsonLine;
@@ -51,12 +52,12 @@ pub enum Poison {
 
 impl Poison {
     /// The dead letter's kind (`nrt_decode_errors_total{kind}`).
-    pub fn kind(&self, time_field: Option<&str>) -> &'static str {
+    pub fn kind(&self, time_field: Option<&str>) -> PoisonKind {
         match self {
-            Poison::Decode(e) if e.is_cost() => "beyond_limits",
-            Poison::Decode(_) => "corrupt",
+            Poison::Decode(e) if e.is_cost() => PoisonKind::BeyondLimits,
+            Poison::Decode(_) => PoisonKind::Corrupt,
             Poison::Row(f) => f.kind(time_field),
-            Poison::Unfit { .. } => "schema_resolution",
+            Poison::Unfit { .. } => PoisonKind::SchemaResolution,
         }
     }
 
@@ -427,10 +428,10 @@ mod tests {
             let decoded = records.decode(&plan, (o, b"k"), &datum(o as u128, at), 0, &mut scratch);
             assert_eq!(decoded.is_err(), o == 4, "offset {o}");
             if let Err(poison) = decoded {
-                assert_eq!(poison.kind(Some("created_at")), "created_at_out_of_range");
+                assert_eq!(poison.kind(Some("created_at")), PoisonKind::CreatedAtOutOfRange);
             }
         }
-        assert!(records.decode(&plan, (10, b""), &[1, 2], 0, &mut scratch).is_err_and(|p| p.kind(None) == "corrupt"));
+        assert!(records.decode(&plan, (10, b""), &[1, 2], 0, &mut scratch).is_err_and(|p| p.kind(None) == PoisonKind::Corrupt));
         let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [0, 1, 2, 3, 5, 6, 7, 8, 9]);
         let three = records.get(3).unwrap_or_else(|| panic!("record 3"));

@@ -285,7 +285,7 @@ async fn dead_letter(dlq: &dyn DeadLetterSink, rejected: Vec<Rejected>, topic: &
             partition: -1,
             offset: -1,
             timestamp: None,
-            kind: "invalid_record",
+            kind: crate::poison::PoisonKind::InvalidRecord,
             message: r.why,
             format: "json",
         })

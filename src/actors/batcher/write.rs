@@ -213,7 +213,7 @@ impl Job {
                 partition: batch.partition,
                 offset: r.offset,
                 timestamp: Some(r.time),
-                kind: "refused_by_clickhouse",
+                kind: crate::poison::PoisonKind::RefusedByClickhouse,
                 message: r.message,
                 format: "json",
             })

@@ -5,6 +5,7 @@
 //! made able to take them first); a "not found" is remembered for `NEGATIVE_TTL`, so a flood of records
 //! with a bogus id costs one registry call, not one each.
 
+use crate::poison::PoisonKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ pub enum Classified {
     /// Appended to the records given.
     Decoded,
     /// Never decodable: to the dead-letter topic with this kind (`nrt_decode_errors_total{kind}`).
-    Poison { kind: &'static str, message: String },
+    Poison { kind: PoisonKind, message: String },
     /// The registry answered that it does not know this id.
     UnknownId { id: u32, message: String },
     /// The registry gave no definite answer (down, timing out, refusing us, a proxy's page, a schema
@@ -158,8 +159,8 @@ impl Decoding {
         };
         let (id, avro) = match wire::split(record.payload) {
             Ok(split) => split,
-            Err(e @ WireError::TooShort(_)) => return Ok(poison("too_short", &e)),
-            Err(e) => return Ok(poison("bad_magic", &e)),
+            Err(e @ WireError::TooShort(_)) => return Ok(poison(PoisonKind::TooShort, &e)),
+            Err(e) => return Ok(poison(PoisonKind::BadMagic, &e)),
         };
         // Most records share the last one's writer schema: its plan is kept here, no lock taken.
         if self.last.as_ref().is_none_or(|(last, _)| *last != id) {
@@ -188,7 +189,7 @@ impl Decoding {
             if route.table_of(line).is_none() {
                 let why = route.why_none(line);
                 into.truncate(into.len().saturating_sub(1));
-                return Ok(poison("no_route", &why));
+                return Ok(poison(PoisonKind::NoRoute, &why));
             }
         }
         Ok(Classified::Decoded)

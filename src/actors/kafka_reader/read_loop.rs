@@ -23,6 +23,7 @@ use crate::actors::messages::Decoded;
 use crate::actors::ownership::Epoch;
 use crate::dead_letters::DeadLetter;
 use crate::event::Millis;
+use crate::poison::PoisonKind;
 use crate::internal_events::{ConsumerError, Retrying, Throttle, Undecodable};
 use crate::record::{Records, Shape};
 
@@ -367,7 +368,7 @@ impl ReadLoop {
         chunk: &mut Chunk,
         epoch: Epoch,
         msg: &impl rdkafka::Message,
-        kind: &'static str,
+        kind: PoisonKind,
         message: String,
     ) {
         let undecodable = Undecodable {
@@ -400,7 +401,7 @@ impl ReadLoop {
     fn suspects_are_poison(&mut self, chunk: &mut Chunk) {
         for held in self.holding.take_suspects() {
             if self.wiring.ownership.owns(held.msg.partition(), held.epoch) {
-                self.dead_letter(chunk, held.epoch, &held.msg, "unknown_schema", held.why);
+                self.dead_letter(chunk, held.epoch, &held.msg, PoisonKind::UnknownSchema, held.why);
             }
         }
     }

@@ -202,7 +202,10 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
             .err()
             .unwrap_or_else(|| panic!("{at} taken"));
         assert_eq!(fault.field, "created_at");
-        assert_eq!(fault.kind(Some("created_at")), "created_at_out_of_range");
+        assert_eq!(
+            fault.kind(Some("created_at")),
+            crate::poison::PoisonKind::CreatedAtOutOfRange
+        );
     }
     let mut avro = Vec::new();
     fast_avro::encode_event(&sample(None, 4_294_967_295_999), Shape::V1, &mut avro);
@@ -243,7 +246,7 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
     let fault = row(&rows, &p3, &datum).err();
     assert_eq!(
         fault.as_ref().map(|f| (f.field.as_str(), f.kind(None))),
-        Some(("d", "out_of_range"))
+        Some(("d", crate::poison::PoisonKind::OutOfRange))
     );
     assert_eq!(
         fault.map(|f| f.to_string()),
@@ -277,7 +280,7 @@ fn values_a_column_cannot_hold_are_faults_naming_the_field() {
     let fault = row(&rows, &pd, &zigzag(49_711)).err();
     assert_eq!(
         fault.map(|f| (f.kind(None), f.to_string().contains("2106-02-07"))),
-        Some(("out_of_range", true))
+        Some((crate::poison::PoisonKind::OutOfRange, true))
     );
 }
 

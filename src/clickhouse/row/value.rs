@@ -5,6 +5,7 @@ use crate::avro::json;
 use crate::avro::plan::Unit;
 use crate::avro::walk::Visitor;
 use crate::clickhouse::types::{self, Type};
+use crate::poison::PoisonKind;
 
 /// A value a column cannot hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,14 +31,14 @@ pub enum Problem {
 
 impl RowFault {
     /// The dead letter's kind: the event time out of range keeps the name it has always had.
-    pub fn kind(&self, time_field: Option<&str>) -> &'static str {
+    pub fn kind(&self, time_field: Option<&str>) -> PoisonKind {
         match &self.problem {
             Problem::Time { .. } if time_field == Some(self.field.as_str()) && self.field == "created_at" => {
-                "created_at_out_of_range"
+                PoisonKind::CreatedAtOutOfRange
             }
-            Problem::Time { .. } | Problem::Date { .. } | Problem::Decimal { .. } => "out_of_range",
-            Problem::Null(_) => "null_not_allowed",
-            Problem::Unfit { .. } => "schema_resolution",
+            Problem::Time { .. } | Problem::Date { .. } | Problem::Decimal { .. } => PoisonKind::OutOfRange,
+            Problem::Null(_) => PoisonKind::NullNotAllowed,
+            Problem::Unfit { .. } => PoisonKind::SchemaResolution,
         }
     }
 }
