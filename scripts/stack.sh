@@ -34,7 +34,8 @@ source "$ROOT/scripts/versions.sh"
 # docker-compose only validates docker-compose.yml in the tests (it needs no engine for that).
 # attr: setfattr, to ask whether the filesystem keeps user xattrs (versitygw stores metadata in them).
 # libssl-dev + pkg-config: librdkafka links the system OpenSSL (SASL_SSL, SCRAM).
-APT_PACKAGES=(clickhouse-server clickhouse-client prometheus kcat curl openssl docker-compose attr libssl-dev pkg-config)
+# zookeeper: the jars only (no daemon), for the cluster profile's replicated tables (scripts/stack/cluster.sh).
+APT_PACKAGES=(clickhouse-server clickhouse-client prometheus kcat curl openssl docker-compose attr libssl-dev pkg-config zookeeper)
 
 KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
 MINIO_BIN=$CACHE/minio-$MINIO_TAG/minio
