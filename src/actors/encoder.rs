@@ -332,18 +332,23 @@ async fn register(
             Ok(id)
         }
         Err(e) => {
-            let (why, refused): (_, fn(String) -> PublishError) = match e.error_code() {
-                Some(409) => ("is not compatible with the versions before it", PublishError::SchemaRefused),
-                Some(422 | 42201) => ("is not a valid schema", PublishError::SchemaRefused),
-                _ => ("was refused", PublishError::Registry),
+            let why = match e.error_code() {
+                Some(409) => "is not compatible with the versions before it",
+                Some(422 | 42201) => "is not a valid schema",
+                _ => "was refused",
             };
+            // 409 and 422 are about the schema; anything else refuses this client (credentials, rights).
+            let about_the_schema = matches!(e.error_code(), Some(409 | 422 | 42201));
             let message = format!(
                 "the event schema {why} under {subject} ({e}); nothing is published until it is fixed \
                  (NRT_SCHEMA_FILE is read again on every retry), the polled batch is kept"
             );
             shared.metrics.schema_refused.set(1);
             shared.health.blocked(NAME, message.clone());
-            Err(refused(message))
+            Err(match about_the_schema {
+                true => PublishError::SchemaRefused(message),
+                false => PublishError::Registry(message),
+            })
         }
     }
 }

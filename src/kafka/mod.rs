@@ -115,10 +115,6 @@ impl Quiet {
         }
     }
 
-    fn suffix(held: u64) -> String {
-        Throttle::held_back(held)
-    }
-
     /// librdkafka's log callback, rate-limited per facility and level.
     pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let lvl = match level {
@@ -130,7 +126,7 @@ impl Quiet {
             RDKafkaLogLevel::Debug => log::Level::Debug,
         };
         if let Some(held) = self.allow(&format!("log {fac} {lvl}"), Instant::now()) {
-            log::log!(target: "librdkafka", lvl, "librdkafka: {fac} {message}{}", Self::suffix(held));
+            log::log!(target: "librdkafka", lvl, "librdkafka: {fac} {message}{}", Throttle::held_back(held));
         }
     }
 
@@ -139,7 +135,7 @@ impl Quiet {
     pub fn error(&self, error: &KafkaError, reason: &str) {
         let kind = format!("error {:?}", error.rdkafka_error_code());
         if let Some(held) = self.allow(&kind, Instant::now()) {
-            log::warn!(target: "librdkafka", "librdkafka: {error}: {reason}{}", Self::suffix(held));
+            log::warn!(target: "librdkafka", "librdkafka: {error}: {reason}{}", Throttle::held_back(held));
         }
     }
 }

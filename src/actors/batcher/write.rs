@@ -173,14 +173,13 @@ impl Job {
                 .unwrap_or(Err(CommitError::NotConnected))
         };
         let mut throttle = Throttle::default();
-        let what = format!("commit of batch {where_}");
         let committed = RetryPolicy::SERVICE
             .run(attempt, |error, _| match error {
                 CommitError::NotOwned { .. } => Next::Stop,
                 _ => {
                     let retrying = Retrying {
                         actor: NAME,
-                        what: &what,
+                        what: &format!("commit of batch {where_}"),
                         error,
                     };
                     retrying.emit(&self.shared.health, &mut throttle);

@@ -122,9 +122,10 @@ impl<H: HeldRecord> Holding<H> {
         self.suspects.push(record, now)
     }
 
-    /// The run of unknown ids has been open too long: it should be judged (poison).
-    pub fn suspects_expired(&self, now: Instant) -> bool {
-        self.suspects.is_open() && self.suspects.expired(now)
+    /// The run of unknown ids has been open too long: it should be judged (poison). Asked for every
+    /// record read, so the clock (`now`) is read only while a run is open.
+    pub fn suspects_expired(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.suspects.is_open() && self.suspects.expired(now())
     }
 
     /// Ends the run of unknown ids: its records, in read order, to be dead-lettered.
@@ -279,10 +280,11 @@ mod tests {
     #[test]
     fn an_expired_run_of_unknown_ids_is_taken_whole() {
         let (mut h, t0) = (Holding::default(), Instant::now());
-        assert!(!h.suspects_expired(t0 + super::super::unknown_ids::RUN_TIMEOUT));
+        assert!(!h.suspects_expired(|| unreachable!("no run is open: the clock is not read")));
         h.suspect(R(0, 1, 1), t0);
         h.suspect(R(0, 1, 2), t0);
-        assert!(h.suspects_expired(t0 + super::super::unknown_ids::RUN_TIMEOUT));
+        assert!(!h.suspects_expired(|| t0 + super::super::unknown_ids::RUN_TIMEOUT - Duration::from_millis(1)));
+        assert!(h.suspects_expired(|| t0 + super::super::unknown_ids::RUN_TIMEOUT));
         assert_eq!(h.take_suspects(), vec![R(0, 1, 1), R(0, 1, 2)]);
         assert_eq!(h.next_waiting(), None);
     }

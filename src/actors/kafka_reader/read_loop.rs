@@ -23,8 +23,8 @@ use crate::actors::messages::Decoded;
 use crate::actors::ownership::Epoch;
 use crate::dead_letters::DeadLetter;
 use crate::event::Millis;
-use crate::poison::PoisonKind;
 use crate::internal_events::{ConsumerError, Retrying, Throttle, Undecodable};
+use crate::poison::PoisonKind;
 use crate::record::{Records, Shape};
 
 /// Records gathered before handing them over, and how long to wait for more once one arrived.
@@ -258,7 +258,7 @@ impl ReadLoop {
                 }
                 continue;
             }
-            if self.holding.suspects_expired(Instant::now()) {
+            if self.holding.suspects_expired(Instant::now) {
                 self.suspects_are_poison(&mut chunk);
             }
             // A timer only when librdkafka's queue is empty: most records are there already.
