@@ -7,6 +7,8 @@
 //! The files name `analytics.events_raw`, so compose loads them as they are; they are applied to the
 //! configured database and table.
 
+use crate::clickhouse::ddl::Ddl;
+
 /// One file of `schemas/clickhouse/`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -110,27 +112,28 @@ fn err(statement: &str, source: clickhouse::error::Error) -> MigrationError {
     }
 }
 
-/// Applies `MIGRATIONS` to `database.table`.
-pub async fn migrate(server: &clickhouse::Client, database: &str, table: &str) -> Result<(), MigrationError> {
-    migrate_with(server, database, table, MIGRATIONS).await
+/// Applies `MIGRATIONS` to `database.table` (on every node of a cluster: `clickhouse::ddl`).
+pub async fn migrate(ddl: &Ddl, database: &str, table: &str) -> Result<(), MigrationError> {
+    migrate_with(ddl, database, table, MIGRATIONS).await
 }
 
 /// Applies what `migrations` has that `schema_migrations` does not record for this table, in order.
 pub async fn migrate_with(
-    server: &clickhouse::Client,
+    ddl: &Ddl,
     database: &str,
     table: &str,
     migrations: &[Migration],
 ) -> Result<(), MigrationError> {
+    let server = ddl.client();
     // The database holds the record, so it comes first, whatever is recorded.
     let create_db = format!("CREATE DATABASE IF NOT EXISTS {database}");
-    run(server, database, table, &Statement::Plain(create_db)).await?;
+    run(ddl, database, table, &Statement::Plain(create_db)).await?;
     let record = format!(
         "CREATE TABLE IF NOT EXISTS {database}.schema_migrations \
          (table_name String, version UInt32, name String, applied_at DateTime) \
          ENGINE = ReplacingMergeTree() ORDER BY (table_name, version)"
     );
-    run(server, database, table, &Statement::Plain(record)).await?;
+    run(ddl, database, table, &Statement::Plain(record)).await?;
     // A table dropped since (to be rebuilt by `nrt replay`, say) is made again from the start: its
     // record stays, but every statement is safe to run again.
     let done = match table_exists(server, database, table).await? {
@@ -139,7 +142,7 @@ pub async fn migrate_with(
     };
     for m in migrations.iter().filter(|m| !done.contains(&m.version)) {
         for statement in statements(m, database, table) {
-            run(server, database, table, &statement).await?;
+            run(ddl, database, table, &statement).await?;
         }
         let insert = format!(
             "INSERT INTO {database}.schema_migrations (table_name, version, name, applied_at) \
@@ -176,7 +179,8 @@ async fn has_column(server: &clickhouse::Client, database: &str, table: &str, co
     Ok(n > 0)
 }
 
-async fn run(server: &clickhouse::Client, database: &str, table: &str, statement: &Statement) -> Result<(), MigrationError> {
+async fn run(ddl: &Ddl, database: &str, table: &str, statement: &Statement) -> Result<(), MigrationError> {
+    let server = ddl.client();
     if let Statement::AddColumn { column, .. } = statement {
         if has_column(server, database, table, column).await? {
             return Ok(());
@@ -185,7 +189,7 @@ async fn run(server: &clickhouse::Client, database: &str, table: &str, statement
     let mut tries = 0;
     loop {
         tries += 1;
-        let e = match server.query(statement.sql()).execute().await {
+        let e = match ddl.execute(statement.sql(), database, table).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };

@@ -76,13 +76,18 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
             time: args.table.event_time_field.clone(),
         },
         false => Rows::Table(Box::new(Plans::new(
-            crate::clickhouse::server_client(ch)?,
+            crate::clickhouse::ddl::Ddl::new(ch)?,
             args.table.table(&ch.database),
         ))),
     };
     let registry = crate::registry::RegistryClient::new(&services.registry, Duration::from_secs(10))?;
     let mut reader = LineReader::new(registry.into(), rows);
     let client = crate::clickhouse::client(ch)?;
+    // On a cluster, each object's rows go to its partition's shard, as the consumer wrote them.
+    let shards = match ch.cluster().map_err(crate::lake::UsageError)? {
+        Some(cluster) => Some(crate::clickhouse::shards::Shards::new(ch, cluster, table)?),
+        None => None,
+    };
 
     let objects = crate::lake::hours::objects(&store, prefix, from, to).await?;
     let mut progress = Progress::new(objects.len() as u64, args.dry_run);
@@ -110,9 +115,10 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
                     partition: object.origin.partition,
                     ingested_at: object.origin.ingested_at.map(|m| m.0),
                 };
-                let inserted = match &tenants {
-                    None => insert_all(&client, table, &records, origin).await.map_err(anyhow::Error::from),
-                    Some(tenants) => tenants.insert(&client, &records, origin).await.map(drop).map_err(anyhow::Error::from),
+                let inserted = match (&tenants, &shards) {
+                    (Some(tenants), _) => tenants.insert(&client, &records, origin).await.map(drop).map_err(anyhow::Error::from),
+                    (None, Some(shards)) => shards.insert(&records, origin).await.map_err(anyhow::Error::from),
+                    (None, None) => insert_all(&client, table, &records, origin).await.map_err(anyhow::Error::from),
                 };
                 inserted.with_context(|| format!("inserting the records of {key}"))?;
             }

@@ -58,6 +58,19 @@ pub struct ConfigError(pub String);
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.services.validate().map_err(|e| ConfigError(e.to_string()))?;
     let pipelines = args.pipelines_file()?;
+    // A table per tenant is made on one server only (`clickhouse::tenants`), not on a cluster yet.
+    let tables = match &pipelines {
+        Some(file) => file.iter().map(|p| &p.config.table).collect(),
+        None => vec![&args.pipeline.table],
+    };
+    if !args.services.clickhouse.cluster.is_empty() && tables.iter().any(|t| t.route().is_some()) {
+        return Err(ConfigError(
+            "NRT_CLICKHOUSE_TABLE: a table per tenant ({field:…}) is not supported on a ClickHouse cluster \
+             (NRT_CLICKHOUSE_CLUSTER) yet"
+                .into(),
+        )
+        .into());
+    }
     let system = actix::System::new();
     system.block_on(serve(args, pipelines))
 }

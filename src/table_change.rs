@@ -54,7 +54,8 @@ pub async fn run(args: &TableChangeArgs, apply: bool) -> anyhow::Result<Vec<Revi
     args.services.validate().map_err(crate::lake::UsageError::from)?;
     args.table.validate().map_err(crate::lake::UsageError::from)?;
     let ch = &args.services.clickhouse;
-    let client = crate::clickhouse::server_client(ch)?;
+    let ddl = crate::clickhouse::ddl::Ddl::new(ch)?;
+    let client = ddl.client().clone();
     let t = args.table.table(&ch.database);
     let registry = crate::registry::RegistryClient::new(&args.services.registry, std::time::Duration::from_secs(10))?;
     let mut reviews = Vec::new();
@@ -67,12 +68,10 @@ pub async fn run(args: &TableChangeArgs, apply: bool) -> anyhow::Result<Vec<Revi
             continue;
         }
         for statement in found.retyped.iter().filter_map(|r| r.statement.as_ref().ok()) {
-            client
-                .query(statement)
-                .execute()
+            ddl.execute(statement, &t.database, &t.table)
                 .await
                 .map_err(|e| anyhow::anyhow!("{statement}: {e}"))?;
-            follow::record(&client, &t, id, statement).await?;
+            follow::record(&ddl, &t, id, statement).await?;
             log::info!("clickhouse: {statement} (writer schema {id}, applied by nrt table apply)");
             println!("applied: {statement}");
         }

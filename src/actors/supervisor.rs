@@ -270,8 +270,8 @@ pub fn start(
         // the first of them; kept across its restarts.
         let plans = {
             let table = pipeline.table.table(&services.clickhouse.database);
-            let client = crate::clickhouse::server_client(&services.clickhouse)?;
-            Arc::new(crate::clickhouse::plans::Plans::new(client, table))
+            let ddl = crate::clickhouse::ddl::Ddl::new(&services.clickhouse)?;
+            Arc::new(crate::clickhouse::plans::Plans::new(ddl, table))
         };
         let clickhouse = {
             let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.table(&services.clickhouse.database), shared.clone())?;

@@ -2,6 +2,8 @@
 //! schema's columns), the rows sent as RowBinary with the meta columns after each. What the
 //! ClickhouseWriter writes a batch with, and `nrt replay` an object's records.
 
+use std::time::Duration;
+
 use crate::clickhouse::row::put_meta;
 use crate::record::{Record, Records};
 
@@ -27,6 +29,9 @@ pub enum InsertError {
     NoPlan(u32),
     #[error(transparent)]
     Server(#[from] clickhouse::error::Error),
+    /// A cluster's shard without a replica: `Cluster::parse` refuses those.
+    #[error("no ClickHouse replica for partition {0}'s shard")]
+    NoReplica(i32),
 }
 
 /// Inserts the records at `at` (in order), a run of one writer schema at a time: a table's share of a
@@ -40,7 +45,7 @@ pub async fn insert_chosen(
 ) -> Result<(), InsertError> {
     let mut at = at.iter().copied().peekable();
     while at.peek().is_some() {
-        insert_next(client, table, records, &mut at, origin).await?;
+        insert_next(client, table, records, &mut at, origin, None).await?;
     }
     Ok(())
 }
@@ -52,6 +57,7 @@ async fn insert_next(
     records: &Records,
     at: &mut std::iter::Peekable<impl Iterator<Item = usize>>,
     origin: Origin,
+    limit: Option<Duration>,
 ) -> Result<(), InsertError> {
     let Some(schema_id) = at.peek().and_then(|&i| records.get(i)).map(|r| r.schema_id) else {
         return Ok(());
@@ -59,7 +65,7 @@ async fn insert_next(
     let plan = records.plan(schema_id).ok_or(InsertError::NoPlan(schema_id))?;
     let columns: Vec<String> = plan.rows.columns.iter().map(|c| format!("`{c}`")).collect();
     let sql = format!("INSERT INTO {table} ({}) FORMAT RowBinary", columns.join(", "));
-    let mut insert = client.insert_formatted_with(sql);
+    let mut insert = client.insert_formatted_with(sql).with_timeouts(limit, limit);
     let secs = |ms: i64| (ms / 1000).clamp(0, u32::MAX as i64) as u32;
     let ingested = |r: &Record| secs(origin.ingested_at.unwrap_or(r.time));
     // Rows gathered into chunks of `SEND_BYTES`, each handed over whole (no copy behind it).
@@ -89,9 +95,21 @@ pub async fn insert_all(
     records: &Records,
     origin: Origin,
 ) -> Result<(), InsertError> {
+    insert_all_within(client, table, records, origin, None).await
+}
+
+/// `insert_all`, each send and the server's answer given at most `limit` (None: no limit): a node
+/// that stops answering is left for another.
+pub async fn insert_all_within(
+    client: &clickhouse::Client,
+    table: &str,
+    records: &Records,
+    origin: Origin,
+    limit: Option<Duration>,
+) -> Result<(), InsertError> {
     let mut at = (0..records.len()).peekable();
     while at.peek().is_some() {
-        insert_next(client, table, records, &mut at, origin).await?;
+        insert_next(client, table, records, &mut at, origin, limit).await?;
     }
     Ok(())
 }

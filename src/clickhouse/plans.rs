@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::ddl::Ddl;
 use super::follow::{follow, FollowError, Table};
 use super::row::Mismatch;
 use super::types::Server;
@@ -40,17 +41,16 @@ pub enum LearnError {
 }
 
 pub struct Plans {
-    client: clickhouse::Client,
+    ddl: Ddl,
     table: Table,
     server: RwLock<Option<Server>>,
     known: RwLock<HashMap<u32, Fit>>,
 }
 
 impl Plans {
-    /// `client`: one without a default database (it creates them).
-    pub fn new(client: clickhouse::Client, table: Table) -> Self {
+    pub fn new(ddl: Ddl, table: Table) -> Self {
         Plans {
-            client,
+            ddl,
             table,
             server: RwLock::new(None),
             known: RwLock::new(HashMap::new()),
@@ -91,11 +91,11 @@ impl Plans {
             _ => String::new(),
         };
         if name == MIGRATED_RECORD {
-            crate::migrations::migrate(&self.client, &self.table.database, &self.table.table)
+            crate::migrations::migrate(&self.ddl, &self.table.database, &self.table.table)
                 .await
                 .map_err(|e| LearnError::Unreachable(format!("migration {}: {}", e.statement, e.source)))?;
         }
-        let fit = match follow(&self.client, server, &self.table, &plan, schema_id).await {
+        let fit = match follow(&self.ddl, server, &self.table, &plan, schema_id).await {
             Ok(rows) => Fit::Rows(Arc::new(RecordPlan::new(schema_id, plan, rows))),
             Err(FollowError::Server { statement, source }) => {
                 return Err(LearnError::Unreachable(format!(
@@ -124,7 +124,7 @@ impl Plans {
         if let Some(server) = self.server.read().ok().and_then(|s| *s) {
             return Ok(server);
         }
-        let server = super::table::server(&self.client)
+        let server = super::table::server(self.ddl.client())
             .await
             .map_err(|e| LearnError::Unreachable(format!("clickhouse: SELECT version(): {e}")))?;
         if let Ok(mut known) = self.server.write() {

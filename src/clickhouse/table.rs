@@ -174,10 +174,13 @@ async fn columns_where(
     table: &str,
     flag: &str,
 ) -> Result<Vec<String>, clickhouse::error::Error> {
+    // A Distributed table has no keys: those of the table holding its rows on a cluster count.
+    let (database, table) = (database.replace('\'', ""), table.replace('\'', ""));
+    let local = super::cluster::local(&table);
     let sql = format!(
-        "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}' AND {flag}",
-        database.replace('\'', ""),
-        table.replace('\'', "")
+        "SELECT name FROM system.columns WHERE database = '{database}' AND {flag} AND (table = '{table}' OR \
+         (table = '{local}' AND (SELECT count() FROM system.tables WHERE database = '{database}' \
+         AND name = '{table}' AND engine = 'Distributed') = 1))"
     );
     client.query(&sql).fetch_all().await
 }

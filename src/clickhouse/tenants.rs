@@ -98,7 +98,7 @@ impl Tenants {
         let mut columns = self.columns(client, table).await?;
         if columns.is_empty() {
             let create = create_like(db, table, &self.route.template());
-            super::follow::create_if_absent(client, &create).await?;
+            super::follow::retry_raced_create(&create, || client.query(&create).execute()).await?;
             log::info!("clickhouse: {create}");
             columns = self.columns(client, table).await?;
         }

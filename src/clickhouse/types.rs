@@ -39,6 +39,8 @@ pub enum Type {
 pub struct Server {
     /// DateTime64 and Date32 (ClickHouse 20.1 / 21.9 on; 18.16 has neither).
     pub datetime64: bool,
+    /// `ALTER … ON CLUSTER` of a Distributed table whose shards replicate internally (20.3 on).
+    pub distributed_alter: bool,
 }
 
 impl Server {
@@ -48,11 +50,18 @@ impl Server {
         let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         Server {
             datetime64: (major, minor) >= (21, 9),
+            distributed_alter: (major, minor) >= (20, 3),
         }
     }
 
-    pub const LEGACY: Server = Server { datetime64: false };
-    pub const CURRENT: Server = Server { datetime64: true };
+    pub const LEGACY: Server = Server {
+        datetime64: false,
+        distributed_alter: false,
+    };
+    pub const CURRENT: Server = Server {
+        datetime64: true,
+        distributed_alter: true,
+    };
 }
 
 /// The column a field wants: its type, and on a server without DateTime64 the column beside a

@@ -12,6 +12,7 @@ use crate::actors::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use crate::actors::Shared;
 use crate::clickhouse::follow::Table;
 use crate::clickhouse::insert::{self, InsertError, META_BYTES};
+use crate::clickhouse::shards::Shards;
 use crate::clickhouse::tenants::{TenantError, Tenants};
 use crate::event::Millis;
 
@@ -23,6 +24,8 @@ pub struct ClickhouseWriter {
     table: Arc<str>,
     /// A table per tenant (`clickhouse::route`): each record goes to the one its field names.
     tenants: Option<Arc<Tenants>>,
+    /// On a cluster, where each partition's rows go (`clickhouse::shards`), instead of `client`.
+    shards: Option<Arc<Shards>>,
     shared: Shared,
 }
 
@@ -32,7 +35,13 @@ impl ClickhouseWriter {
         table: &Table,
         shared: Shared,
     ) -> Result<Self, crate::tls::TlsError> {
+        let shards = match cfg.cluster() {
+            Ok(Some(cluster)) => Some(Arc::new(Shards::new(cfg, cluster, &table.table)?)),
+            // Refused by `ServicesConfig::validate` before anything starts.
+            Ok(None) | Err(_) => None,
+        };
         Ok(ClickhouseWriter {
+            shards,
             client: crate::clickhouse::client(cfg)?,
             table: format!("{}.{}", cfg.database, table.table).into(),
             tenants: table
@@ -59,8 +68,16 @@ const MISCONFIGURED_CODES: [u32; 12] = [16, 33, 47, 53, 60, 62, 81, 164, 192, 29
 /// Transient unless the answer names a code of the two lists above: network errors, timeouts, overload
 /// (e.g. 241 memory limit, 252 too many parts, 159 timeout) and 5xx are worth another try.
 fn sink_error(e: clickhouse::error::Error) -> SinkError {
+    SinkError {
+        sink: "clickhouse",
+        failure: failure_of(&e),
+        message: e.to_string(),
+    }
+}
+
+pub fn failure_of(e: &clickhouse::error::Error) -> Failure {
     use clickhouse::error::Error as E;
-    let failure = match &e {
+    match e {
         E::Network(_) | E::TimedOut => Failure::Transient,
         E::BadResponse(body) => match error_code(body) {
             Some(c) if REFUSED_CODES.contains(&c) => Failure::Refused,
@@ -69,11 +86,6 @@ fn sink_error(e: clickhouse::error::Error) -> SinkError {
         },
         // Rows the client itself cannot serialize, or an answer it does not understand.
         _ => Failure::Misconfigured,
-    };
-    SinkError {
-        sink: "clickhouse",
-        message: e.to_string(),
-        failure,
     }
 }
 
@@ -182,6 +194,7 @@ impl Handler<WriteBatch> for ClickhouseWriter {
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
         let (client, table, tenants) = (self.client.clone(), self.table.clone(), self.tenants.clone());
+        let shards = self.shards.clone();
         let started = std::time::Instant::now();
         let bytes: usize = batch.records.iter().map(|r| r.row.len() + META_BYTES).sum();
         let rows = batch.clone();
@@ -190,11 +203,15 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                 partition: rows.partition,
                 ingested_at: Some(rows.ingested_at.0),
             };
-            let inserted = match &tenants {
-                None => insert::insert_all(&client, &table, &rows.records, origin)
+            let inserted = match (&tenants, &shards) {
+                (Some(tenants), _) => tenants.insert(&client, &rows.records, origin).await.map(drop),
+                (None, Some(shards)) => shards
+                    .insert(&rows.records, origin)
                     .await
                     .map_err(TenantError::from),
-                Some(tenants) => tenants.insert(&client, &rows.records, origin).await.map(drop),
+                (None, None) => insert::insert_all(&client, &table, &rows.records, origin)
+                    .await
+                    .map_err(TenantError::from),
             };
             inserted.map_err(|e| match e {
                 TenantError::Insert(InsertError::Server(e)) | TenantError::Server { source: e, .. } => {

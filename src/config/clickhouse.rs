@@ -1,4 +1,4 @@
-//! ClickHouse: URL, database, credentials, compression.
+//! ClickHouse: URL, database, credentials, compression, and the shards of a cluster.
 
 use clap::Args;
 
@@ -59,10 +59,76 @@ pub struct ClickhouseConfig {
         env = "NRT_CLICKHOUSE_CA_FILE"
     )]
     pub ca_file: Option<std::path::PathBuf>,
+    /// A ClickHouse cluster's name in its servers' `remote_servers`: tables are made on every node
+    /// (`ON CLUSTER`), rows go to each shard's local replicated table, reads go through a Distributed
+    /// table of the configured name (docs/deployment.md, "A ClickHouse cluster"). Needs
+    /// NRT_CLICKHOUSE_SHARDS. Empty: one server.
+    #[arg(
+        id = "clickhouse-cluster",
+        long = "clickhouse-cluster",
+        env = "NRT_CLICKHOUSE_CLUSTER",
+        default_value = ""
+    )]
+    pub cluster: String,
+    /// The cluster's nodes, HTTP URLs: shards separated by `;`, each shard's replicas by `,`, in the
+    /// order of `remote_servers` (`http://a1:8123,http://a2:8123;http://b1:8123,http://b2:8123`).
+    /// NRT_CLICKHOUSE_URL stays the node (or balancer) DDL and reads go through.
+    #[arg(
+        id = "clickhouse-shards",
+        long = "clickhouse-shards",
+        env = "NRT_CLICKHOUSE_SHARDS",
+        default_value = ""
+    )]
+    pub shards: String,
+}
+
+impl ClickhouseConfig {
+    /// The cluster configured, if any (checked by `ServicesConfig::validate`).
+    pub fn cluster(&self) -> Result<Option<crate::clickhouse::cluster::Cluster>, String> {
+        match (self.cluster.is_empty(), self.shards.is_empty()) {
+            (true, true) => Ok(None),
+            (false, false) => crate::clickhouse::cluster::Cluster::parse(&self.cluster, &self.shards).map(Some),
+            (false, true) => Err("NRT_CLICKHOUSE_CLUSTER needs NRT_CLICKHOUSE_SHARDS (the nodes' HTTP URLs)".into()),
+            (true, false) => Err("NRT_CLICKHOUSE_SHARDS needs NRT_CLICKHOUSE_CLUSTER (the cluster's name)".into()),
+        }
+    }
+
+    /// The same settings for one node of the cluster.
+    pub fn node(&self, url: &str) -> ClickhouseConfig {
+        ClickhouseConfig {
+            url: url.to_owned(),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClickhouseCompression {
     None,
     Lz4,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_needs_its_name_and_its_shards() {
+        let cfg = |cluster: &str, shards: &str| ClickhouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            user: "default".into(),
+            password: Secret::default(),
+            database: "analytics".into(),
+            compression: ClickhouseCompression::None,
+            ca_file: None,
+            cluster: cluster.into(),
+            shards: shards.into(),
+        };
+        assert_eq!(cfg("", "").cluster(), Ok(None));
+        let two = cfg("nrt", "http://a:1,http://b:1;http://c:1").cluster();
+        assert_eq!(two.map(|c| c.map(|c| c.shards.len())), Ok(Some(2)));
+        assert!(cfg("nrt", "").cluster().is_err_and(|e| e.contains("NRT_CLICKHOUSE_SHARDS")));
+        assert!(cfg("", "http://a:1").cluster().is_err_and(|e| e.contains("NRT_CLICKHOUSE_CLUSTER")));
+        assert_eq!(cfg("", "").node("http://x:1").url, "http://x:1");
+    }
 }

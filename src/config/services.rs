@@ -35,11 +35,22 @@ pub struct ServicesConfig {
 impl ServicesConfig {
     /// Checks what clap's types cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), SettingError> {
-        let checks = [
-            ("NRT_SCHEMA_REGISTRY_URL / --registry-url", &self.registry.url),
+        let cluster = self
+            .clickhouse
+            .cluster()
+            .map_err(|e| invalid("NRT_CLICKHOUSE_CLUSTER / NRT_CLICKHOUSE_SHARDS", e))?;
+        if !self.clickhouse.cluster.is_empty() && !is_plain_name(&self.clickhouse.cluster) {
+            let name = &self.clickhouse.cluster;
+            return Err(invalid("NRT_CLICKHOUSE_CLUSTER / --clickhouse-cluster", format!("'{name}' is not a plain name")));
+        }
+        let mut checks = vec![
+            ("NRT_SCHEMA_REGISTRY_URL / --registry-url", self.registry.url.as_str()),
             ("NRT_S3_ENDPOINT / --s3-endpoint", &self.s3.endpoint),
             ("NRT_CLICKHOUSE_URL / --clickhouse-url", &self.clickhouse.url),
         ];
+        for node in cluster.iter().flat_map(|c| c.nodes()) {
+            checks.push(("NRT_CLICKHOUSE_SHARDS / --clickhouse-shards", node));
+        }
         for (name, url) in checks {
             if !url.starts_with("http://") && !url.starts_with("https://") {
                 return Err(invalid(name, format!("'{url}' is not an http(s) URL")));

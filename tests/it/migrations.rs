@@ -21,7 +21,8 @@ async fn migrations_apply_once_even_when_started_together() {
     let cfg = common::services();
     common::require(common::Service::Clickhouse, &cfg).await;
     let names = Names::new("migrations");
-    let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
+    let ddl = nrt_pipeline::clickhouse::ddl::Ddl::new(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
+    let server = ddl.client();
     let added = Migration {
         version: MIGRATIONS.len() as u32 + 1,
         name: "999_note.sql",
@@ -29,7 +30,7 @@ async fn migrations_apply_once_even_when_started_together() {
     };
     let all: Vec<Migration> = MIGRATIONS.iter().copied().chain([added]).collect();
 
-    let together = (0..4).map(|_| migrations::migrate_with(&server, TEST_DATABASE, &names.table, &all));
+    let together = (0..4).map(|_| migrations::migrate_with(&ddl, TEST_DATABASE, &names.table, &all));
     for (i, result) in futures::future::join_all(together).await.into_iter().enumerate() {
         result.unwrap_or_else(|e| panic!("runner {i}: {e}"));
     }
@@ -60,7 +61,7 @@ async fn migrations_apply_once_even_when_started_together() {
     assert_eq!(columns.len(), 13, "{columns:?}");
 
     // Again: nothing left to apply, nothing fails, nothing recorded twice.
-    migrations::migrate_with(&server, TEST_DATABASE, &names.table, &all)
+    migrations::migrate_with(&ddl, TEST_DATABASE, &names.table, &all)
         .await
         .unwrap_or_else(|e| panic!("second run: {e}"));
     assert_eq!(recorded().await, once);

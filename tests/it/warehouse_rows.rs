@@ -350,6 +350,8 @@ async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
     use nrt_pipeline::clickhouse::row::Mismatch;
     use nrt_pipeline::event::{SCHEMA_V1, SCHEMA_V2};
     let (server, db) = server_client().await;
+    let ddl = nrt_pipeline::clickhouse::ddl::Ddl::new(&common::services().clickhouse)
+        .unwrap_or_else(|e| panic!("{e}"));
     let kind = table::server(&server)
         .await
         .unwrap_or_else(|e| panic!("version: {e}"));
@@ -367,7 +369,7 @@ async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
     let v3 = v3();
     for (text, id) in [(SCHEMA_V1, 1), (SCHEMA_V2, 2), (v3.as_str(), 3)] {
         let p = plan(text);
-        let at_once = (0..4).map(|_| follow(&server, kind, &t, &p, id));
+        let at_once = (0..4).map(|_| follow(&ddl, kind, &t, &p, id));
         let plans = futures::future::join_all(at_once).await;
         let columns: Vec<Vec<String>> = plans
             .into_iter()
@@ -406,7 +408,7 @@ async fn consumers_meeting_a_new_schema_at_once_add_each_column_once() {
         r#"{"name":"tier","type":"long","default":7}"#,
         r#"{"name":"tier","type":"string","default":"7"}"#,
     );
-    match follow(&server, kind, &t, &plan(&retyped), 4).await {
+    match follow(&ddl, kind, &t, &plan(&retyped), 4).await {
         Err(FollowError::Mismatch(Mismatch::Incompatible { field, .. })) => assert_eq!(field, "tier"),
         other => panic!("a retyped field must be refused: {other:?}"),
     }
@@ -547,8 +549,10 @@ async fn events_rows_are_the_hand_written_ones_and_a_new_field_becomes_a_column(
         .await
         .unwrap_or_else(|e| panic!("version: {e}"));
     let (by_hand, by_schema) = (common::unique("events_hand_"), common::unique("events_schema_"));
+    let ddl = nrt_pipeline::clickhouse::ddl::Ddl::new(&common::services().clickhouse)
+        .unwrap_or_else(|e| panic!("{e}"));
     for t in [&by_hand, &by_schema] {
-        nrt_pipeline::migrations::migrate(&server, &db, t)
+        nrt_pipeline::migrations::migrate(&ddl, &db, t)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
