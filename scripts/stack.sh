@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The real services, natively, without Docker: install on first use (cached), start, stop, check.
 #
-#   scripts/stack.sh up | down | status | install | logs [SERVICE]
+#   scripts/stack.sh up [--cluster] | down | status | install | logs [SERVICE]
 #   scripts/stack.sh start | stop | kill | freeze | thaw SERVICE
+#
+# `up --cluster` (or NRT_STACK_CLUSTER=1) also starts the cluster profile (scripts/stack/cluster.sh:
+# ZooKeeper, three Kafka nodes, ClickHouse as 2 shards x 2 replicas) beside the single-node stack,
+# whose registry, MinIO and Prometheus it uses; its nodes (kafka-1, clickhouse-s1r2, zookeeper, …) take
+# the same per-service commands; `down` stops it too.
 #
 # `install` installs only (scripts/containers.sh builds its stand-ins from these); `kill` is SIGKILL,
 # `freeze`/`thaw` SIGSTOP/SIGCONT (the fault tests use them). What each part does:
@@ -66,6 +71,11 @@ lock() {
 }
 
 cmd=${1:-}
+CLUSTER=$ROOT/scripts/stack/cluster.sh
+# A node of the cluster profile: its own script says how.
+case ${2:-} in
+  zookeeper|kafka-[0-9]|clickhouse-s[0-9]r[0-9]) exec "$CLUSTER" "$@" ;;
+esac
 case $cmd in
   up|down|start|stop|install) lock "$@" ;;
 esac
@@ -76,15 +86,20 @@ case $cmd in
     install_all
     for svc in "${SERVICES[@]}"; do start_one "$svc"; done
     table
+    if [[ ${2:-} == --cluster || -n ${NRT_STACK_CLUSTER:-} ]]; then "$CLUSTER" up; fi
     ;;
   install)
     install_all
     ;;
   down)
+    "$CLUSTER" down
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[$i]}"; done
     ;;
   status)
-    table
+    rc=0
+    table || rc=$?
+    if "$CLUSTER" running; then "$CLUSTER" status || rc=1; fi
+    exit $rc
     ;;
   start)
     valid_service "${2:-}"
@@ -121,7 +136,7 @@ case $cmd in
     else for svc in "${SERVICES[@]}"; do [[ -f $LOGS/$svc.log ]] && { echo "== $svc"; tail -n 20 "$LOGS/$svc.log"; }; done; fi
     ;;
   *)
-    echo "usage: $0 up|down|status|install|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE|freeze SERVICE|thaw SERVICE" >&2
+    echo "usage: $0 up [--cluster]|down|status|install|logs [SERVICE]|stop SERVICE|kill SERVICE|start SERVICE|freeze SERVICE|thaw SERVICE" >&2
     exit 2
     ;;
 esac

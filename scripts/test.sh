@@ -28,6 +28,7 @@ cleanup() {
     fi
     scripts/containers.sh down >/dev/null 2>&1 || true
   fi
+  if [[ ${cluster_started:-0} == 1 ]]; then scripts/stack/cluster.sh down >/dev/null 2>&1 || true; fi
   if [[ $started_here == 1 && -z ${NRT_KEEP_STACK:-} ]]; then
     scripts/stack.sh down >/dev/null 2>&1 || true
   fi
@@ -106,7 +107,8 @@ run_tests() {
   cargo test --features integration --lib --bins -- --show-output 2>&1 | tee -a .stack/test-output.log
   local names module t0 failed=()
   names=$(cargo test --features integration --test it -- --list --format terse | sed -n 's/: test$//p')
-  for module in $(cut -d: -f1 <<<"$names" | sort -u); do
+  # `cluster` needs the cluster profile: its own phase below.
+  for module in $(cut -d: -f1 <<<"$names" | sort -u | grep -vx cluster); do
     t0=$SECONDS
     # --exact with each test's full name: a filter alone is a substring (`faults::` would also select
     # `poller_faults::…`).
@@ -121,6 +123,21 @@ run_tests() {
   fi
 }
 phase test run_tests
+# The pipeline on the cluster profile (three Kafka nodes, ClickHouse 2 shards x 2 replicas on ZooKeeper)
+# with their faults (tests/it/cluster.rs): the profile runs for this phase only.
+cluster_started=0
+run_cluster_tests() {
+  local rc=0 names
+  cluster_started=1
+  scripts/stack/cluster.sh up
+  names=$(cargo test --features integration --test it -- --list --format terse | sed -n 's/: test$//p' | grep '^cluster::')
+  # shellcheck disable=SC2046
+  cargo test --features integration --test it -- --show-output --exact $names 2>&1 | tee -a .stack/test-output.log || rc=$?
+  scripts/stack/cluster.sh down
+  cluster_started=0
+  return $rc
+}
+phase cluster run_cluster_tests
 # cargo-fuzz on the wire decoder (our schemas, any schema) and the events parser (45 s each; scripts/fuzz.sh
 # says how, on stable).
 phase fuzz scripts/fuzz.sh "${NRT_FUZZ_SECONDS:-45}"

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# WORK IN PROGRESS (issue 26, not wired into stack.sh or the tests yet): the cluster profile of the
-# native stack — ZooKeeper, three Kafka 4.1 KRaft nodes (RF 3, min.insync.replicas 2) and ClickHouse as
-# 2 shards x 2 replicas (ReplicatedReplacingMergeTree on ZooKeeper, a Distributed table over them).
+# The cluster profile of the native stack (`scripts/stack.sh up --cluster` starts it): ZooKeeper, three
+# Kafka 4.1 KRaft nodes (RF 3, min.insync.replicas 2) and ClickHouse as 2 shards x 2 replicas
+# (ReplicatedReplacingMergeTree on ZooKeeper, a Distributed table over them, the cluster `nrt` in
+# remote_servers). The cluster tests (tests/it/cluster.rs, their own phase of scripts/test.sh) use it.
 #
-#   scripts/stack/cluster.sh up | down | status | kill NODE | start NODE | freeze NODE | thaw NODE
+#   scripts/stack/cluster.sh up | down | status | running | kill NODE | start NODE | stop NODE
+#                           | freeze NODE | thaw NODE
 #
 # Nodes: zookeeper, kafka-1..3, clickhouse-s1r1, -s1r2, -s2r1, -s2r2. Ports (all 127.0.0.1): ZooKeeper
 # 22181; Kafka n: 2909n (clients), 2919n (controller); ClickHouse sSrR (i = 2(S-1)+R): HTTP 1812i,
 # native 1910i, interserver 1920i. State and logs in .stack/cluster/. Needs what scripts/stack.sh
 # installs (Kafka's jars, clickhouse-server, Debian's zookeeper jars). The ClickHouse servers' default
-# user has no password here (loopback only; the servers query each other as it): to be aligned with
-# the single stack's NRT_CLICKHOUSE_PASSWORD before the pipeline's tests use it.
+# user has no password here (loopback only; the servers query each other as it), as the single stack's
+# by default (NRT_CLICKHOUSE_PASSWORD empty).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -177,8 +179,22 @@ case $cmd in
   status) status ;;
   start) start_node "${2:?node}"; wait_node "$2" ;;
   stop) stop_node "${2:?node}" ;;
-  kill) p=$(pid_of "${2:?node}"); [[ -n $p ]] && kill -KILL "$p" 2>/dev/null; rm -f "$DIR/pids/$2.pid"; log "$2 killed" ;;
+  running)
+    # Whether any node of the profile runs (stack.sh status and down ask).
+    for n in "${NODES[@]}"; do running "$n" && exit 0; done
+    exit 1
+    ;;
+  kill)
+    # SIGKILL, as a crash would; returns once the process is gone.
+    p=$(pid_of "${2:?node}")
+    if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+      kill -KILL "$p" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$DIR/pids/$2.pid"
+    log "$2 killed"
+    ;;
   freeze) kill -STOP "$(pid_of "${2:?node}")"; log "$2 frozen" ;;
   thaw) kill -CONT "$(pid_of "${2:?node}")"; log "$2 thawed" ;;
-  *) echo "usage: $0 up|down|status|start NODE|stop NODE|kill NODE|freeze NODE|thaw NODE" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|running|start NODE|stop NODE|kill NODE|freeze NODE|thaw NODE" >&2; exit 2 ;;
 esac

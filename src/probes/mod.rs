@@ -7,6 +7,7 @@
 //! (and may create the topic), the registry lists subjects, S3 lists the bucket, ClickHouse says
 //! whether the user may write.
 
+mod cluster;
 pub mod diagnose;
 mod kafka;
 mod peer;
@@ -87,6 +88,8 @@ pub struct Probes {
     registry: Result<RegistryClient, String>,
     s3: Result<ObjectStore, String>,
     clickhouse: Result<clickhouse::Client, String>,
+    /// On a ClickHouse cluster, every shard's replicas (`cluster.rs`).
+    shards: Result<Option<cluster::ShardClients>, String>,
     http: reqwest::Client,
     /// Every secret of the configuration, gathered once: replaced by `***` in what a probe says.
     secrets: Vec<String>,
@@ -103,6 +106,7 @@ impl Probes {
             registry: RegistryClient::new(&cfg.registry, timeout).map_err(|e| e.to_string()),
             s3: ObjectStore::new(&cfg.s3).map_err(|e| e.to_string()),
             clickhouse: crate::clickhouse::server_client(&cfg.clickhouse).map_err(|e| e.to_string()),
+            shards: cluster::ShardClients::new(&cfg.clickhouse),
             // Prometheus is only read by people and tests: the system's roots are enough.
             http: reqwest::Client::builder()
                 .timeout(timeout)
@@ -161,7 +165,11 @@ impl Probes {
             }
             Service::Clickhouse => {
                 let client = self.clickhouse.as_ref().map_err(config)?;
-                clickhouse_probe(client, &self.cfg.clickhouse.database).await
+                let node = clickhouse_probe(client, &self.cfg.clickhouse.database).await?;
+                match self.shards.as_ref().map_err(config)? {
+                    Some(shards) => Ok(format!("{node}; {}", shards.probe().await?)),
+                    None => Ok(node),
+                }
             }
             Service::Prometheus => {
                 let url = format!("{}/-/ready", self.cfg.prometheus.url.trim_end_matches('/'));

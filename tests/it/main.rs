@@ -5,13 +5,15 @@
 //! Some modules stop shared services (`scripts/stack.sh stop kafka`, …) while their tests run, so
 //! modules must not run side by side: `scripts/test.sh` runs this binary once per module, one after
 //! the other, each module's own tests in parallel (as they ran when every module was a binary). One
-//! module by hand: `cargo test --features integration --test it -- faults::`.
+//! module by hand: `cargo test --features integration --test it -- faults::`. `cluster` needs the
+//! cluster profile (`scripts/stack.sh up --cluster`) and runs in its own phase.
 
 #[cfg(feature = "integration")]
 mod common;
 
 mod backpressure;
 mod clickhouse_smoke;
+mod cluster;
 mod config_errors;
 mod dead_letters;
 mod deployment;

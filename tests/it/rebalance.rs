@@ -10,11 +10,9 @@
 
 use crate::common;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{Names, NrtProcess};
-use nrt_pipeline::config::ServicesConfig;
 
 const EPOCH_MS: i64 = 1_767_225_600_000;
 const EVENTS: u64 = 300_000;
@@ -166,7 +164,7 @@ async fn churn(label: &str, seed: u64, extra: Vec<(&'static str, String)>, freez
     })
     .await;
     g.step("producer done".into());
-    let landed = landed_once(&cfg2, &g.names, seed).await;
+    let landed = common::landed_exactly(&cfg2, &g.names, seed, EPOCH_MS, EVENTS).await;
     g.step("everything landed".into());
     common::wait_for(60, "nothing left uncommitted", || async {
         (common::uncommitted_records(&cfg, &g.names) == 0).then_some(())
@@ -206,50 +204,6 @@ async fn churn(label: &str, seed: u64, extra: Vec<(&'static str, String)>, freez
             t.lake_reused > 0.0,
             "no object was found written by another owner"
         );
-    }
-}
-
-struct Landed {
-    kafka: u64,
-    clickhouse: u64,
-    clickhouse_ids: u64,
-    raw_rows: u64,
-    minio_lines: u64,
-    minio_ids: u64,
-}
-
-/// Every count agrees, and the ids are exactly the seeded stream's.
-async fn landed_once(cfg: &ServicesConfig, names: &Names, seed: u64) -> Landed {
-    let kafka = common::topic_records(cfg, &names.topic);
-    assert_eq!(kafka, EVENTS, "records in Kafka (read_committed)");
-    let raw_rows = common::assert_all_landed_once(cfg, names, seed, EPOCH_MS, EVENTS).await;
-    let mut ch = cfg.clickhouse.clone();
-    ch.database = common::TEST_DATABASE.to_owned();
-    let (rows, ch_ids) = nrt_pipeline::clickhouse::client(&ch)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .query(&format!(
-            "SELECT count(), uniqExact(event_id) FROM {} FINAL",
-            names.table
-        ))
-        .fetch_one::<(u64, u64)>()
-        .await
-        .unwrap_or_else(|e| panic!("counting ClickHouse: {e}"));
-    assert_eq!(
-        (rows, ch_ids),
-        (EVENTS, EVENTS),
-        "ClickHouse rows and distinct ids"
-    );
-    let lines = common::minio_lines(cfg, &names.prefix).await;
-    let ids: HashSet<String> = common::event_ids(&lines).into_iter().collect();
-    assert_eq!(lines.len() as u64, EVENTS, "MinIO lines");
-    assert_eq!(ids.len() as u64, EVENTS, "distinct ids in MinIO");
-    Landed {
-        kafka,
-        clickhouse: rows,
-        clickhouse_ids: ch_ids,
-        raw_rows,
-        minio_lines: lines.len() as u64,
-        minio_ids: ids.len() as u64,
     }
 }
 

@@ -756,3 +756,55 @@ pub async fn s3_round_trip(
     expected.sort();
     assert_eq!(listed, expected);
 }
+
+/// The figures of a stream that landed exactly (`landed_exactly`).
+pub struct Landed {
+    pub kafka: u64,
+    pub clickhouse: u64,
+    pub clickhouse_ids: u64,
+    pub raw_rows: u64,
+    pub minio_lines: u64,
+    pub minio_ids: u64,
+}
+
+/// Every count agrees with the seeded stream's `events`: Kafka's records (read_committed), ClickHouse
+/// rows (FINAL) and distinct ids there, lake lines and distinct ids there; the ids are the stream's.
+pub async fn landed_exactly(
+    cfg: &ServicesConfig,
+    names: &Names,
+    seed: u64,
+    epoch_ms: i64,
+    events: u64,
+) -> Landed {
+    let kafka = topic_records(cfg, &names.topic);
+    assert_eq!(kafka, events, "records in Kafka (read_committed)");
+    let raw_rows = assert_all_landed_once(cfg, names, seed, epoch_ms, events).await;
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = TEST_DATABASE.to_owned();
+    let (rows, ch_ids) = nrt_pipeline::clickhouse::client(&ch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .query(&format!(
+            "SELECT count(), uniqExact(event_id) FROM {} FINAL",
+            names.table
+        ))
+        .fetch_one::<(u64, u64)>()
+        .await
+        .unwrap_or_else(|e| panic!("counting ClickHouse: {e}"));
+    assert_eq!(
+        (rows, ch_ids),
+        (events, events),
+        "ClickHouse rows and distinct ids"
+    );
+    let lines = minio_lines(cfg, &names.prefix).await;
+    let ids: std::collections::HashSet<String> = event_ids(&lines).into_iter().collect();
+    assert_eq!(lines.len() as u64, events, "MinIO lines");
+    assert_eq!(ids.len() as u64, events, "distinct ids in MinIO");
+    Landed {
+        kafka,
+        clickhouse: rows,
+        clickhouse_ids: ch_ids,
+        raw_rows,
+        minio_lines: lines.len() as u64,
+        minio_ids: ids.len() as u64,
+    }
+}

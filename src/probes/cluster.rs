@@ -1,0 +1,58 @@
+//! A ClickHouse cluster's probe: every shard must have a replica that answers and whose replicated
+//! tables take rows. A shard whose replicas are all down, or all read-only (their ZooKeeper session
+//! lost), holds its partitions' batches: the pipeline is not ready, and says which shard and why.
+
+use super::diagnose::{self, Failure, Stage};
+use crate::config::ClickhouseConfig;
+
+/// Each shard's replicas: their URL and a client.
+pub struct ShardClients(Vec<Vec<(String, clickhouse::Client)>>);
+
+impl ShardClients {
+    /// None on one server.
+    pub fn new(cfg: &ClickhouseConfig) -> Result<Option<ShardClients>, String> {
+        let Some(cluster) = cfg.cluster()? else {
+            return Ok(None);
+        };
+        let shards = cluster
+            .shards
+            .iter()
+            .map(|urls| {
+                urls.iter()
+                    .map(|url| Ok((url.clone(), crate::clickhouse::server_client(&cfg.node(url)).map_err(|e| e.to_string())?)))
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Some(ShardClients(shards)))
+    }
+
+    /// How many shards take rows; the first that does not, as a failure.
+    pub async fn probe(&self) -> Result<String, Failure> {
+        for (i, replicas) in self.0.iter().enumerate() {
+            let mut said = Vec::new();
+            let mut writable = false;
+            for (url, client) in replicas {
+                let readonly = client
+                    .query("SELECT count() FROM system.replicas WHERE is_readonly")
+                    .fetch_one::<u64>()
+                    .await;
+                match readonly {
+                    Ok(0) => {
+                        writable = true;
+                        break;
+                    }
+                    Ok(n) => said.push(format!("{url}: {n} replicated table(s) read-only (ZooKeeper unreachable?)")),
+                    Err(e) => said.push(format!("{url}: {}", super::chain(&e))),
+                }
+            }
+            if !writable {
+                return Err(diagnose::failure(
+                    Stage::Service,
+                    format!("shard {} takes no rows: {}", i + 1, said.join("; ")),
+                    "bring a replica of the shard back (its partitions' batches wait for it)",
+                ));
+            }
+        }
+        Ok(format!("{} shard(s) take rows", self.0.len()))
+    }
+}

@@ -1,0 +1,396 @@
+//! The pipeline on the cluster profile (`scripts/stack.sh up --cluster`: three Kafka nodes, RF 3,
+//! `min.insync.replicas` 2; ClickHouse as 2 shards x 2 replicas on ZooKeeper, a Distributed table over
+//! them), with the clustered engines' real faults during a stream. Each test ends exact: Kafka's
+//! records (read_committed) = ClickHouse FINAL through the Distributed table = distinct ids there =
+//! lake lines = distinct ids there = the seeded stream, and nothing in the dead-letter topic.
+//!
+//! Run in their own phase of `scripts/test.sh` (the profile is up only then), one at a time: they kill
+//! the profile's nodes.
+#![cfg(feature = "integration")]
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{Names, NrtProcess};
+use nrt_pipeline::config::ServicesConfig;
+
+const EPOCH_MS: i64 = 1_767_225_600_000;
+const BROKERS: &str = "127.0.0.1:29091,127.0.0.1:29092,127.0.0.1:29093";
+/// The node DDL and reads go through (clickhouse-s1r2): not one the tests kill.
+const CLICKHOUSE_URL: &str = "http://127.0.0.1:18122";
+const SHARDS: &str =
+    "http://127.0.0.1:18121,http://127.0.0.1:18122;http://127.0.0.1:18123,http://127.0.0.1:18124";
+const PARTITIONS: i32 = 6;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The services as the cluster tests see them: the profile's Kafka and ClickHouse, the single stack's
+/// registry, MinIO and Prometheus.
+fn services() -> ServicesConfig {
+    let mut cfg = common::services();
+    cfg.kafka.brokers = BROKERS.into();
+    cfg.clickhouse.url = CLICKHOUSE_URL.into();
+    cfg.clickhouse.cluster = "nrt".into();
+    cfg.clickhouse.shards = SHARDS.into();
+    cfg
+}
+
+/// Every node of the profile answers, or the test fails saying how to start it.
+async fn require_cluster(cfg: &ServicesConfig) {
+    common::require_all(cfg, &[common::Service::Registry, common::Service::Minio]).await;
+    let http = reqwest::Client::new();
+    for url in SHARDS.split([';', ',']) {
+        let ok = http
+            .get(format!("{url}/ping"))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await;
+        assert!(
+            ok.is_ok_and(|r| r.status().is_success()),
+            "the cluster profile's ClickHouse {url} is not answering: start it with `scripts/stack.sh up --cluster`"
+        );
+    }
+    for broker in BROKERS.split(',') {
+        let mut one = cfg.kafka.clone();
+        one.brokers = broker.into();
+        let ok = leaders_with(&one, "__consumer_offsets").is_some();
+        assert!(ok, "the cluster profile's Kafka {broker} is not answering: start it with `scripts/stack.sh up --cluster`");
+    }
+}
+
+/// A seeded source for a topic of the cluster (6 partitions, RF 3), and the environment of an
+/// `nrt run` reading it on the cluster.
+struct Stream {
+    names: Names,
+    seed: u64,
+    mock: NrtProcess,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl Stream {
+    #[track_caller]
+    fn start(label: &str, seed: u64, events: u64, rate: u64) -> impl std::future::Future<Output = Stream> {
+        let names = Names::new(label);
+        async move {
+            let cfg = services();
+            require_cluster(&cfg).await;
+            nrt_pipeline::kafka::ensure_topic(
+                &cfg.kafka,
+                &names.topic,
+                PARTITIONS,
+                3,
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+            let mock = common::spawn_mock_at(seed, events, EPOCH_MS, Some(rate));
+            let extra = vec![
+                ("NRT_KAFKA_BROKERS", BROKERS.into()),
+                ("NRT_CLICKHOUSE_URL", CLICKHOUSE_URL.into()),
+                ("NRT_CLICKHOUSE_CLUSTER", "nrt".into()),
+                ("NRT_CLICKHOUSE_SHARDS", SHARDS.into()),
+                ("NRT_TOPIC_PARTITIONS", PARTITIONS.to_string()),
+                ("NRT_TOPIC_REPLICATION", "3".into()),
+                ("NRT_TRANSACTIONAL_ID", format!("{}-producer", names.topic)),
+            ];
+            Stream {
+                names,
+                seed,
+                mock,
+                extra,
+            }
+        }
+    }
+
+    /// Once `producer` published every event: the figures of a stream that landed exactly, and each
+    /// replica's rows once they agree.
+    async fn finish(&self, producer: &NrtProcess, steps: &Steps, events: u64) -> (common::Landed, Vec<u64>) {
+        common::wait_for(300, "every event published", || async {
+            let n = common::metric(&producer.url, "nrt_events_published_total").await?;
+            (n as u64 == events).then_some(())
+        })
+        .await;
+        steps.say("producer done");
+        let landed = landed_exactly(&services(), &self.names, self.seed, events).await;
+        steps.say("everything landed");
+        (landed, replicas_agree(&self.names).await)
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        let mut env = self.names.env(&self.mock.url);
+        env.extend(self.extra.iter().map(|(k, v)| (*k, v.as_str())));
+        env
+    }
+}
+
+/// Each partition's leader (broker id) of `topic`; None when Kafka does not answer.
+fn leaders_with(kafka: &nrt_pipeline::config::KafkaConfig, topic: &str) -> Option<Vec<(i32, i32)>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        nrt_pipeline::kafka::consumer_config(kafka, &common::unique("nrt-test-meta-"))
+            .ok()?
+            .create()
+            .ok()?;
+    let meta = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let t = meta.topics().first()?;
+    Some(t.partitions().iter().map(|p| (p.id(), p.leader())).collect())
+}
+
+/// The broker leading most of `topic`'s partitions.
+fn busiest_leader(cfg: &ServicesConfig, topic: &str) -> String {
+    let leaders = leaders_with(&cfg.kafka, topic).unwrap_or_else(|| panic!("no metadata for {topic}"));
+    let most = (1..=3)
+        .max_by_key(|b| leaders.iter().filter(|(_, l)| l == b).count())
+        .unwrap_or(1);
+    format!("kafka-{most}")
+}
+
+/// The broker coordinating `transactional_id`'s transactions: the leader of its partition of
+/// `__transaction_state` (Java's `abs(id.hashCode()) % 50`, as Kafka places it).
+fn transaction_coordinator(cfg: &ServicesConfig, transactional_id: &str) -> String {
+    let hash = transactional_id
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    let partition = if hash == i32::MIN { 0 } else { hash.abs() } % 50;
+    let leaders =
+        leaders_with(&cfg.kafka, "__transaction_state").unwrap_or_else(|| panic!("no __transaction_state"));
+    let leader = leaders.iter().find(|(p, _)| *p == partition).map(|(_, l)| *l);
+    format!(
+        "kafka-{}",
+        leader.unwrap_or_else(|| panic!("no leader for __transaction_state/{partition}"))
+    )
+}
+
+/// A node of the profile killed (SIGKILL) now and started again when dropped, even if the test fails.
+struct Down(String);
+
+impl Down {
+    fn begin(node: &str) -> Down {
+        common::stack("kill", node);
+        Down(node.to_owned())
+    }
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        common::stack("start", &self.0);
+    }
+}
+
+/// One ClickHouse node's count of a query's single number.
+async fn count_on(url: &str, sql: &str) -> Option<u64> {
+    let text = reqwest::Client::new()
+        .post(url)
+        .body(sql.to_owned())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.trim().parse().ok()
+}
+
+/// Every count agrees with the seeded stream's (`common::landed_exactly`), and the dead-letter topic
+/// is empty: nothing here is poison.
+async fn landed_exactly(cfg: &ServicesConfig, names: &Names, seed: u64, events: u64) -> common::Landed {
+    let landed = common::landed_exactly(cfg, names, seed, EPOCH_MS, events).await;
+    let dead = common::topic_records(cfg, &format!("{}.dlq", names.topic));
+    assert_eq!(
+        dead, 0,
+        "nothing here is poison, yet the dead-letter topic holds records"
+    );
+    landed
+}
+
+/// Both replicas of every shard hold the same rows (a replica that was down has caught up).
+async fn replicas_agree(names: &Names) -> Vec<u64> {
+    let table = format!("{}.{}_local", common::TEST_DATABASE, names.table);
+    let sql = format!("SELECT count() FROM {table} FINAL");
+    common::wait_for(120, "every replica caught up", || async {
+        let mut counts = Vec::new();
+        for url in SHARDS.split([';', ',']) {
+            counts.push(count_on(url, &sql).await?);
+        }
+        (counts[0] == counts[1] && counts[2] == counts[3]).then_some(counts)
+    })
+    .await
+}
+
+struct Steps(Instant);
+
+impl Steps {
+    fn say(&self, what: &str) {
+        println!("cluster: {:5.1} s  {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+/// Three consumer processes in one group and a producer, while the broker coordinating the producer's
+/// transactions is killed and comes back, one consumer is killed during it, the broker leading most
+/// partitions is killed and comes back, and the ClickHouse replica taking shard 1's inserts is killed
+/// (its peer takes them) and comes back (and catches up).
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_consumer_and_replica_kills_end_exact() {
+    const EVENTS: u64 = 90_000;
+    const RATE: u64 = 2_000;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cfg = services();
+    let s = Stream::start("cluster-kills", 261, EVENTS, RATE).await;
+    let (names, env) = (&s.names, s.env());
+    let logs = std::env::temp_dir();
+    let log = |who: &str| logs.join(format!("{}-{who}.log", names.topic));
+    let producer = NrtProcess::spawn_logging_to(&["run", "--role", "producer"], &env, &log("producer"));
+    let mut consumers: Vec<Option<NrtProcess>> = (1..=3)
+        .map(|n| {
+            Some(NrtProcess::spawn_logging_to(
+                &["run", "--role", "consumer"],
+                &env,
+                &log(&format!("consumer{n}")),
+            ))
+        })
+        .collect();
+    let steps = Steps(Instant::now());
+    let pause = |s: u64| tokio::time::sleep(Duration::from_secs(s));
+    pause(8).await;
+
+    let coordinator = transaction_coordinator(&cfg, &format!("{}-producer", names.topic));
+    let down = Down::begin(&coordinator);
+    steps.say(&format!("{coordinator} (transaction coordinator) kill -9"));
+    pause(3).await;
+    if let Some(mut c) = consumers[1].take() {
+        c.kill();
+        steps.say("consumer 2 kill -9");
+    }
+    pause(7).await;
+    drop(down);
+    steps.say(&format!("{coordinator} back"));
+    pause(4).await;
+
+    let leader = busiest_leader(&cfg, &names.topic);
+    let down = Down::begin(&leader);
+    steps.say(&format!("{leader} (leading most partitions) kill -9"));
+    pause(5).await;
+    let replica = Down::begin("clickhouse-s1r1");
+    steps.say("clickhouse-s1r1 (shard 1's first replica) kill -9");
+    pause(6).await;
+    drop(down);
+    steps.say(&format!("{leader} back"));
+    pause(6).await;
+    drop(replica);
+    steps.say("clickhouse-s1r1 back");
+
+    let (landed, replicas) = s.finish(&producer, &steps, EVENTS).await;
+    let failovers: usize = (1..=3)
+        .map(|n| std::fs::read_to_string(log(&format!("consumer{n}"))).unwrap_or_default())
+        .map(|text| {
+            text.matches("replica http://127.0.0.1:18121 did not take")
+                .count()
+        })
+        .sum();
+    println!(
+        "cluster kills: {EVENTS} events at {RATE}/s, 6 partitions RF 3, 3 consumers (one killed); Kafka {} \
+         records, ClickHouse FINAL {} ({} raw rows), lake {} lines; replicas' rows {replicas:?}; batches moved \
+         off the killed replica: {failovers}",
+        landed.kafka, landed.clickhouse, landed.raw_rows, landed.minio_lines
+    );
+    assert!(
+        failovers > 0,
+        "no batch was moved off the killed replica: the fault did not happen mid-stream"
+    );
+    drop(consumers);
+}
+
+/// A whole shard down for 30 s, then ZooKeeper down for 30 s, during a stream into one `nrt run`.
+/// While the shard is down its partitions' batches wait and `/ready` says why; the other shard's
+/// partitions keep landing (their count grows during the outage). While ZooKeeper is down the
+/// replicated tables take no rows: the pipeline holds and resumes. Both end exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_down_and_zookeeper_down_hold_and_resume() {
+    const EVENTS: u64 = 150_000;
+    const RATE: u64 = 2_000;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let s = Stream::start("cluster-outages", 262, EVENTS, RATE).await;
+    let (names, env) = (&s.names, s.env());
+    let log = std::env::temp_dir().join(format!("{}.log", names.topic));
+    let nrt = NrtProcess::spawn_logging_to(&["run"], &env, &log);
+    let steps = Steps(Instant::now());
+    let pause = |s: u64| tokio::time::sleep(Duration::from_secs(s));
+    let shard1 = format!(
+        "SELECT count() FROM {}.{}_local",
+        common::TEST_DATABASE,
+        names.table
+    );
+    let http = reqwest::Client::new();
+    let ready = || async {
+        let r = http.get(format!("{}/ready", nrt.url)).send().await.ok()?;
+        Some((r.status().as_u16(), r.text().await.unwrap_or_default()))
+    };
+    common::wait_for(60, "rows in shard 1", || async {
+        (count_on("http://127.0.0.1:18121", &shard1).await? > 0).then_some(())
+    })
+    .await;
+
+    let shard2 = [Down::begin("clickhouse-s2r1"), Down::begin("clickhouse-s2r2")];
+    steps.say("shard 2 (both replicas) kill -9");
+    pause(5).await;
+    let before = count_on("http://127.0.0.1:18121", &shard1)
+        .await
+        .unwrap_or_default();
+    let mut said = None;
+    for _ in 0..20 {
+        pause(1).await;
+        if let Some((503, why)) = ready().await {
+            said.get_or_insert(why);
+        }
+    }
+    let after = count_on("http://127.0.0.1:18121", &shard1)
+        .await
+        .unwrap_or_default();
+    steps.say(&format!(
+        "shard 1 took {} rows while shard 2 was down",
+        after.saturating_sub(before)
+    ));
+    drop(shard2);
+    steps.say("shard 2 back");
+    let said = said.unwrap_or_else(|| panic!("/ready never said 503 while a shard was down"));
+    println!("cluster: /ready while shard 2 was down: {said}");
+    assert!(
+        said.contains("shard 2 takes no rows"),
+        "/ready does not name the shard: {said}"
+    );
+    assert!(
+        after > before,
+        "shard 1's partitions stopped landing while shard 2 was down ({before} rows, then {after})"
+    );
+    pause(8).await;
+
+    let zookeeper = Down::begin("zookeeper");
+    steps.say("zookeeper kill -9");
+    pause(5).await;
+    let mut held = None;
+    for _ in 0..25 {
+        pause(1).await;
+        if let Some((503, why)) = ready().await {
+            held.get_or_insert(why);
+        }
+    }
+    drop(zookeeper);
+    steps.say("zookeeper back");
+    let held = held.unwrap_or_else(|| panic!("/ready never said 503 while ZooKeeper was down"));
+    println!("cluster: /ready while ZooKeeper was down: {held}");
+    assert!(
+        held.contains("read-only"),
+        "/ready does not say the replicated tables are read-only: {held}"
+    );
+
+    let (landed, replicas) = s.finish(&nrt, &steps, EVENTS).await;
+    println!(
+        "cluster outages: {EVENTS} events at {RATE}/s; Kafka {} records, ClickHouse FINAL {} ({} raw rows), lake {} \
+         lines; replicas' rows {replicas:?}",
+        landed.kafka, landed.clickhouse, landed.raw_rows, landed.minio_lines
+    );
+}
