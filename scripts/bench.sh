@@ -16,6 +16,10 @@
 #      with a nested record, an array and a map, ~1 KB of Avro) from a seeded Mock API through the
 #      producer, then from Kafka to both sinks (a table nrt creates from the schema): MB/s of Avro, and
 #      MB of Avro per CPU second of nrt (the goal: >= 100 MB/s per busy core).
+#   --cluster: everything against the cluster profile (scripts/stack.sh up --cluster: three Kafka nodes,
+#      topics RF 3; ClickHouse 2 shards x 2 replicas, tables made ON CLUSTER): service CPU sums every
+#      node (ClickHouse's includes ZooKeeper's). With --consumers "1 2 3" the sizing figures of
+#      docs/deployment.md. --topics and the wide records are single-node only.
 #   6. freshness: a steady 10,000 events/s (BENCH_FRESH_RATE) through producer and consumer for 30 s
 #      (BENCH_FRESH_SECS, 0 skips it): created_at to ClickHouse acknowledging, p50 and p99.
 # Prints events/s, peak RSS, and CPU microseconds per event of nrt, Kafka, ClickHouse and MinIO, so the
@@ -23,7 +27,7 @@
 # pass/fail: nothing here is a test.
 #
 #   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T]
-#                                                              (defaults 1000000, 3, none, none, none)
+#                    [--cluster]                               (defaults 1000000, 3, none, none, none)
 #   scripts/bench.sh N                                                        (the old form: N events)
 set -euo pipefail
 
@@ -32,20 +36,22 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
-N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-} AGAINST="" TOPICS=""
-usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T]' >&2; exit 2; }
+N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-} AGAINST="" TOPICS="" CLUSTER=""
+usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T] [--cluster]' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --events) N=${2:-}; shift 2 ;;
     --partitions) BENCH_PARTITIONS=${2:-}; shift 2 ;;
     --consumers) BENCH_REPLICAS=${2:-}; shift 2 ;;
     --topics) TOPICS=${2:-}; shift 2; [[ $TOPICS =~ ^[1-9][0-9]?$ ]] || usage ;;
+    --cluster) CLUSTER=1; shift ;;
     --against) AGAINST=${2:-}; shift 2; [[ -x $AGAINST ]] || { echo "--against: $AGAINST is not an executable" >&2; exit 2; } ;;
     [0-9]*) N=$1; shift ;;
     *) usage ;;
   esac
 done
 [[ $N =~ ^[1-9][0-9]*$ && $BENCH_PARTITIONS =~ ^[1-9][0-9]*$ ]] || usage
+[[ -z $CLUSTER || -z $TOPICS ]] || { echo "--topics is single-node only" >&2; exit 2; }
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -57,8 +63,21 @@ trap cleanup EXIT
 t0=$SECONDS
 cargo build --release --quiet
 echo "release build: $((SECONDS - t0)) s"
-scripts/stack.sh up >/dev/null
+scripts/stack.sh up ${CLUSTER:+--cluster} >/dev/null
 [[ -f .env ]] && { set -a; source .env; set +a; }
+# ClickHouse's native port for the bench's own statements (drops, renames).
+CH_PORT=19100 ON_CLUSTER=""
+if [[ -n $CLUSTER ]]; then
+  export NRT_KAFKA_BROKERS=127.0.0.1:29091,127.0.0.1:29092,127.0.0.1:29093 NRT_TOPIC_REPLICATION=3 \
+    NRT_CLICKHOUSE_URL=http://127.0.0.1:18121 NRT_CLICKHOUSE_CLUSTER=nrt \
+    NRT_CLICKHOUSE_SHARDS="http://127.0.0.1:18121,http://127.0.0.1:18122;http://127.0.0.1:18123,http://127.0.0.1:18124"
+  CH_PORT=19101 ON_CLUSTER="ON CLUSTER nrt" BENCH_WIDE=0
+fi
+# Drops table $1 of nrt_bench (and, on the cluster, its local tables on every node).
+drop_table() {
+  clickhouse-client --port "$CH_PORT" -q "DROP TABLE IF EXISTS nrt_bench.$1 $ON_CLUSTER" >/dev/null || true
+  [[ -z $CLUSTER ]] || clickhouse-client --port "$CH_PORT" -q "DROP TABLE IF EXISTS nrt_bench.$1_local $ON_CLUSTER" >/dev/null || true
+}
 
 if [[ ${BENCH_CODEC:-1} != 0 ]]; then
   echo; echo "=== codec (single thread, per stage)"
@@ -90,9 +109,24 @@ spawn() {
   exit 1
 }
 
-# CPU seconds (user + system) a process has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-service_pids() { echo "$(pgrep -f kafka.Kafka | head -1) $(pgrep -x clickhouse-serv | head -1) $(pgrep -x minio | head -1)"; }
+# CPU seconds (user + system) processes have used so far: one pid, or several joined by commas.
+cpu() {
+  local total=0 p
+  for p in ${1//,/ }; do
+    total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", t + ($14 + $15) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
+  done
+  echo "$total"
+}
+joined() { paste -sd, -; }
+service_pids() {
+  if [[ -n $CLUSTER ]]; then
+    echo "$(pgrep -f 'cluster/kafka-.*server.properties' | joined)" \
+      "$( (pgrep -f 'cluster/clickhouse-s'; pgrep -f ZooKeeperServerMain) | joined)" "$(pgrep -x minio | head -1)"
+  else
+    echo "$(pgrep -f 'stack/kafka/server.properties' | head -1) $(pgrep -f 'stack/clickhouse/config.xml' | head -1)" \
+      "$(pgrep -x minio | head -1)"
+  fi
+}
 
 metric() { curl -sf -m 5 "$1/metrics" | awk -v m="$2" '$1 == m {print int($2)}'; }
 now() { date +%s.%N; }
@@ -175,7 +209,7 @@ awk -v b="$cpu_before" -v a="$cpu_after" -v n="$N" -v cores="$(nproc)" 'BEGIN {
 echo "busiest threads of the consumer (CPU seconds):"
 busiest_threads "$consumer" 5
 kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
-clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_$id" || true
+drop_table "events_$id"
 
 # Sum of one metric over the admin URLs given.
 metric_sum() {
@@ -199,7 +233,7 @@ consume_with() {
     "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" \
     "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_$run" || true
+  drop_table "events_${id}_$run"
 }
 
 if [[ -n $AGAINST ]]; then
@@ -244,7 +278,7 @@ for replicas in ${BENCH_REPLICAS:-}; do
       y[1], k, c, m, y[1] / n * 1e6, (k + c + m) / n * 1e6 }'
   for p in "${members[@]}"; do kill -TERM "$p"; done
   for p in "${members[@]}"; do wait "$p" 2>/dev/null || true; done
-  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_r$replicas" || true
+  drop_table "events_${id}_r$replicas"
 done
 
 # Sum of every sample of a metric whose name and labels start with $2 (one per pipeline).
@@ -322,12 +356,12 @@ if [[ -n $TOPICS ]]; then
     export NRT_CONFIG=$WORK/fault.toml
     spawn fault-consumer run --role consumer
     consumer=$PID
-    until [[ $(clickhouse-client --port 19100 -q "EXISTS TABLE nrt_bench.events_${id}_f1" 2>/dev/null) == 1 ]]; do sleep 0.05; done
-    clickhouse-client --port 19100 -q "RENAME TABLE nrt_bench.events_${id}_f1 TO nrt_bench.events_${id}_f1_away"
+    until [[ $(clickhouse-client --port "$CH_PORT" -q "EXISTS TABLE nrt_bench.events_${id}_f1" 2>/dev/null) == 1 ]]; do sleep 0.05; done
+    clickhouse-client --port "$CH_PORT" -q "RENAME TABLE nrt_bench.events_${id}_f1 TO nrt_bench.events_${id}_f1_away"
     start=$(now)
     wait_topics no "$total"
     held=$(metric "$URL" 'nrt_events_written_total{sink="clickhouse",pipeline="t1"}')
-    clickhouse-client --port 19100 -q "RENAME TABLE nrt_bench.events_${id}_f1_away TO nrt_bench.events_${id}_f1"
+    clickhouse-client --port "$CH_PORT" -q "RENAME TABLE nrt_bench.events_${id}_f1_away TO nrt_bench.events_${id}_f1"
     awk -v n="$((per * (TOPICS - 1)))" -v a="$start" -v b="$OTHERS_DONE" -v before="$others_rate" -v held="${held:-0}" 'BEGIN {
       r = n / (b - a)
       printf "  with t1 table gone: the other %d pipelines %.0f events/s against %.0f without the fault (%+.0f %%); t1 wrote %d rows meanwhile\n",
@@ -336,8 +370,8 @@ if [[ -n $TOPICS ]]; then
     kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
   )
   for i in $(seq 1 "$TOPICS"); do
-    clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_t$i" || true
-    clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_f$i" || true
+    drop_table "events_${id}_t$i"
+    drop_table "events_${id}_f$i"
   done
 fi
 
@@ -368,7 +402,7 @@ if ((WIDE > 0)); then
   echo "busiest threads of the consumer (CPU seconds):"
   busiest_threads "$consumer" 4
   kill -TERM "$consumer"; wait "$consumer" 2>/dev/null || true
-  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.wide_$id" || true
+  drop_table "wide_$id"
   unset NRT_SCHEMA_FILE
 fi
 
@@ -417,5 +451,5 @@ if ((FRESH_SECS > 0)); then
     }' "$WORK/fresh0" "$WORK/fresh1"
   kill -TERM "$fresh_producer" "$fresh_consumer"
   wait "$fresh_producer" "$fresh_consumer" 2>/dev/null || true
-  clickhouse-client --port 19100 -q "DROP TABLE IF EXISTS nrt_bench.events_${id}_fresh" || true
+  drop_table "events_${id}_fresh"
 fi

@@ -20,8 +20,20 @@ pub fn nrt(names: &Names, table: &str, args: &[&str]) -> Command {
 
 /// Runs `nrt replay` to its end; returns its summary line's numbers (objects, resumed, events).
 pub fn replay(names: &Names, table: &str, range: (&str, &str), extra: &[&str]) -> (u64, u64, u64) {
+    replay_with(names, table, range, extra, &[])
+}
+
+/// `replay` with more environment (`envs`: another cluster's services, say).
+pub fn replay_with(
+    names: &Names,
+    table: &str,
+    range: (&str, &str),
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> (u64, u64, u64) {
     let out = nrt(names, table, &["replay", "--from", range.0, "--to", range.1])
         .args(extra)
+        .envs(envs.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run nrt replay: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -52,11 +64,22 @@ fn summary(stdout: &str) -> (u64, u64, u64) {
 
 /// `nrt reconcile --json` of `from..to`: its exit code and report.
 pub fn reconcile(names: &Names, from: &str, to: &str) -> (i32, serde_json::Value) {
+    reconcile_with(names, from, to, &[])
+}
+
+/// `reconcile` with more environment (`envs`).
+pub fn reconcile_with(
+    names: &Names,
+    from: &str,
+    to: &str,
+    envs: &[(&str, &str)],
+) -> (i32, serde_json::Value) {
     let out = nrt(
         names,
         &names.table,
         &["reconcile", "--from", from, "--to", to, "--json"],
     )
+    .envs(envs.iter().copied())
     .output()
     .unwrap_or_else(|e| panic!("cannot run nrt reconcile: {e}"));
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
