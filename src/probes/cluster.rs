@@ -2,6 +2,8 @@
 //! tables take rows. A shard whose replicas are all down, or all read-only (their ZooKeeper session
 //! lost), holds its partitions' batches: the pipeline is not ready, and says which shard and why.
 
+use std::time::Duration;
+
 use super::diagnose::{self, Failure, Stage};
 use crate::config::ClickhouseConfig;
 
@@ -26,23 +28,25 @@ impl ShardClients {
         Ok(Some(ShardClients(shards)))
     }
 
-    /// How many shards take rows; the first that does not, as a failure.
-    pub async fn probe(&self) -> Result<String, Failure> {
+    /// How many shards take rows; the first that does not, as a failure. Each replica is given its share
+    /// of `timeout`, so one that hangs leaves time to ask the next.
+    pub async fn probe(&self, timeout: Duration) -> Result<String, Failure> {
         for (i, replicas) in self.0.iter().enumerate() {
             let mut said = Vec::new();
             let mut writable = false;
+            let each = timeout / replicas.len().max(1) as u32;
             for (url, client) in replicas {
                 let readonly = client
                     .query("SELECT count() FROM system.replicas WHERE is_readonly")
-                    .fetch_one::<u64>()
-                    .await;
-                match readonly {
-                    Ok(0) => {
+                    .fetch_one::<u64>();
+                match tokio::time::timeout(each, readonly).await {
+                    Ok(Ok(0)) => {
                         writable = true;
                         break;
                     }
-                    Ok(n) => said.push(format!("{url}: {n} replicated table(s) read-only (ZooKeeper unreachable?)")),
-                    Err(e) => said.push(format!("{url}: {}", super::chain(&e))),
+                    Ok(Ok(n)) => said.push(format!("{url}: {n} replicated table(s) read-only (ZooKeeper unreachable?)")),
+                    Ok(Err(e)) => said.push(format!("{url}: {}", super::chain(&e))),
+                    Err(_) => said.push(format!("{url}: no answer in {} ms", each.as_millis())),
                 }
             }
             if !writable {

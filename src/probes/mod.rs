@@ -167,7 +167,7 @@ impl Probes {
                 let client = self.clickhouse.as_ref().map_err(config)?;
                 let node = clickhouse_probe(client, &self.cfg.clickhouse.database).await?;
                 match self.shards.as_ref().map_err(config)? {
-                    Some(shards) => Ok(format!("{node}; {}", shards.probe().await?)),
+                    Some(shards) => Ok(format!("{node}; {}", shards.probe(self.timeout).await?)),
                     None => Ok(node),
                 }
             }

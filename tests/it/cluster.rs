@@ -324,13 +324,15 @@ async fn broker_consumer_and_replica_kills_end_exact() {
     );
 }
 
-/// A whole shard down for 30 s, then ZooKeeper down for 30 s (each a little over), during a stream into one `nrt run`.
-/// While the shard is down its partitions' batches wait and `/ready` says why; the other shard's
-/// partitions keep landing (their count grows during the outage). While ZooKeeper is down the
-/// replicated tables take no rows: the pipeline holds and resumes. Both end exact.
+/// During a stream into one `nrt run`: a replica frozen for 40 s (SIGSTOP: connections accepted,
+/// nothing answered), whose shard's batches move to its peer after 30 s without an answer; then a
+/// whole shard down for 30 s, then ZooKeeper down for 30 s (each a little over). While the shard is
+/// down its partitions' batches wait and `/ready` says why; the other shard's partitions keep landing
+/// (their count grows during the outage). While ZooKeeper is down the replicated tables take no rows:
+/// the pipeline holds and resumes. All end exact.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_shard_down_and_zookeeper_down_hold_and_resume() {
-    const EVENTS: u64 = 150_000;
+async fn a_hung_replica_a_shard_down_and_zookeeper_down_hold_and_resume() {
+    const EVENTS: u64 = 230_000;
     const RATE: u64 = 2_000;
     let _serial = ONE_AT_A_TIME.lock().await;
     let s = Stream::start("cluster-outages", 262, EVENTS, RATE).await;
@@ -353,6 +355,28 @@ async fn a_shard_down_and_zookeeper_down_hold_and_resume() {
         (count_on("http://127.0.0.1:18121", &shard1).await? > 0).then_some(())
     })
     .await;
+
+    let frozen = common::Freeze::begin("clickhouse-s1r1");
+    steps.say("clickhouse-s1r1 frozen");
+    let peer = || count_on("http://127.0.0.1:18122", &shard1);
+    let peer_before = peer().await.unwrap_or_default();
+    pause(40).await;
+    let peer_after = peer().await.unwrap_or_default();
+    drop(frozen);
+    steps.say(&format!(
+        "clickhouse-s1r1 thawed; its peer took {} rows meanwhile",
+        peer_after.saturating_sub(peer_before)
+    ));
+    let moved = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("replica http://127.0.0.1:18121 did not take")
+        .count();
+    assert!(moved > 0, "no batch left the frozen replica");
+    assert!(
+        peer_after > peer_before,
+        "shard 1's rows stopped while one of its replicas hung ({peer_before} rows on its peer, then {peer_after})"
+    );
+    pause(3).await;
 
     let shard2 = [Down::begin("clickhouse-s2r1"), Down::begin("clickhouse-s2r2")];
     steps.say("shard 2 (both replicas) kill -9");

@@ -54,6 +54,9 @@ fn invalid_values_exit_2_naming_the_variable() {
         ("NRT_S3_ENDPOINT", "minio:9000"),
         ("NRT_SCHEMA_REGISTRY_URL", "ftp://registry"),
         ("NRT_SUBJECT_STRATEGY", "by_name"),
+        // A cluster needs its nodes, and its nodes their cluster's name.
+        ("NRT_CLICKHOUSE_CLUSTER", "nrt"),
+        ("NRT_CLICKHOUSE_SHARDS", "http://127.0.0.1:18121"),
     ];
     for (var, value) in cases {
         let (code, stderr) = run_with(&[(var, value)]);
@@ -62,6 +65,41 @@ fn invalid_values_exit_2_naming_the_variable() {
             stderr.contains(var),
             "{var}={value}: the message does not name the variable:\n{stderr}"
         );
+    }
+}
+
+#[test]
+fn a_clickhouse_cluster_refuses_bad_nodes_and_a_table_per_tenant() {
+    let cluster = ("NRT_CLICKHOUSE_CLUSTER", "nrt");
+    let cases = [
+        (
+            vec![cluster, ("NRT_CLICKHOUSE_SHARDS", "http://a:1;;http://b:1")],
+            "shard 2 has no replica URL",
+        ),
+        (
+            vec![cluster, ("NRT_CLICKHOUSE_SHARDS", "a:8123")],
+            "NRT_CLICKHOUSE_SHARDS",
+        ),
+        (
+            vec![
+                ("NRT_CLICKHOUSE_CLUSTER", "n-r-t"),
+                ("NRT_CLICKHOUSE_SHARDS", "http://a:1"),
+            ],
+            "not a plain name",
+        ),
+        (
+            vec![
+                cluster,
+                ("NRT_CLICKHOUSE_SHARDS", "http://a:1"),
+                ("NRT_CLICKHOUSE_TABLE", "events_{field:tenant}"),
+            ],
+            "not supported on a ClickHouse cluster",
+        ),
+    ];
+    for (envs, said) in cases {
+        let (code, stderr) = run_with(&envs);
+        assert_eq!(code, Some(2), "{envs:?}: {stderr}");
+        assert!(stderr.contains(said), "{envs:?}: expected '{said}' in:\n{stderr}");
     }
 }
 
