@@ -9,6 +9,7 @@
 pub mod hours;
 pub mod key;
 pub mod offsets;
+pub mod parquet;
 pub mod read;
 pub mod writer;
 

@@ -1,0 +1,81 @@
+//! The lake's objects in Parquet (issue 27, first part: the encoding; the MinioWriter, replay and
+//! reconcile do not use it yet). A batch's records of one writer schema are walked from their Avro
+//! datums straight into Arrow columns (`columns.rs`, `visitor.rs`: no JSON, no value tree), then
+//! written as one Parquet file: zstd, dictionary encoding and statistics on, key-value metadata
+//! beside the schema (the offsets the object holds, its writer schema id).
+
+mod columns;
+mod visitor;
+
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch, StructArray};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::avro::walk::walk;
+use crate::avro::Plan;
+use columns::Columns;
+use visitor::ArrowVisitor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetError {
+    #[error("record {index}: {source}")]
+    Datum {
+        index: usize,
+        #[source]
+        source: crate::avro::walk::DecodeError,
+    },
+    /// The columns did not follow the walk: a bug of ours, never the data.
+    #[error("record {0}: a value met a column of another kind")]
+    Mismatch(usize),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+/// The rows of a row group: a batch of up to 50,000 records is one.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// One Parquet file of the `datums` (Avro, all of writer schema `plan`), with `metadata` as its
+/// key-value metadata.
+pub fn encode<'d>(
+    plan: &Plan,
+    datums: impl IntoIterator<Item = &'d [u8]>,
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>, ParquetError> {
+    let mut columns = Columns::new(plan);
+    for (index, datum) in datums.into_iter().enumerate() {
+        let mut visitor = ArrowVisitor::new(&mut columns);
+        walk(plan, datum, &mut visitor).map_err(|source| ParquetError::Datum { index, source })?;
+        if visitor.mismatch {
+            return Err(ParquetError::Mismatch(index));
+        }
+    }
+    let root = columns.finish(0)?;
+    let Some(root) = root.as_any().downcast_ref::<StructArray>() else {
+        return Err(ParquetError::Mismatch(0));
+    };
+    let batch = RecordBatch::from(root.clone());
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_key_value_metadata(Some(
+            metadata
+                .iter()
+                .map(|(k, v)| KeyValue::new((*k).to_owned(), v.clone()))
+                .collect(),
+        ))
+        .build();
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
+    let mut writer = ArrowWriter::try_new(&mut out, Arc::new(batch.schema().as_ref().clone()), Some(properties))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! Records of every Avro type, random but seeded, written to Parquet and read back with the parquet
+//! crate's own reader: as many rows as records, each field present exactly where the JSONL lake has
+//! it, and the values equal to the lake line's (numbers, strings, symbols, uuids, decimals' exact
+//! text, timestamps' counts, the JSON of what has no Parquet type).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rand::SeedableRng;
+use serde_json::Value as Json;
+
+use super::encode;
+use crate::avro::Plan;
+
+const ALL: &str = r#"{"type":"record","name":"All","namespace":"t","fields":[
+    {"name":"n","type":"null"},{"name":"b","type":"boolean"},{"name":"i","type":"int"},
+    {"name":"l","type":"long"},{"name":"f","type":"float"},{"name":"d","type":"double"},
+    {"name":"by","type":"bytes"},{"name":"s","type":"string"},
+    {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
+    {"name":"fx","type":{"type":"fixed","name":"Three","size":3}},
+    {"name":"a","type":{"type":"array","items":"long"}},
+    {"name":"m","type":{"type":"map","values":"string"}},
+    {"name":"u1","type":["null","string"]},
+    {"name":"amb","type":["int","long"]},
+    {"name":"many","type":["null","int","string"]},
+    {"name":"rec","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"},
+        {"name":"tags","type":{"type":"array","items":"string"}}]}},
+    {"name":"recs","type":{"type":"array","items":"Inner"}},
+    {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":30,"scale":4}},
+    {"name":"decf","type":{"type":"fixed","name":"D8","size":8,"logicalType":"decimal","precision":18,"scale":0}},
+    {"name":"wide","type":{"type":"bytes","logicalType":"decimal","precision":50,"scale":2}},
+    {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
+    {"name":"date","type":{"type":"int","logicalType":"date"}},
+    {"name":"tms","type":{"type":"int","logicalType":"time-millis"}},
+    {"name":"tus","type":{"type":"long","logicalType":"time-micros"}},
+    {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+    {"name":"tsn","type":{"type":"long","logicalType":"timestamp-nanos"}},
+    {"name":"lts","type":{"type":"long","logicalType":"local-timestamp-millis"}},
+    {"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}}]}"#;
+
+const ROWS: usize = 700;
+
+fn plan(text: &str) -> Plan {
+    let schema = apache_avro::Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}"));
+    Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `ROWS` seeded datums of `plan`, their lake lines, and the Parquet file read back as one batch.
+fn round_trip(plan: &Plan, seed: u64) -> (Vec<Json>, RecordBatch, Vec<u8>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let datums: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| {
+            let mut d = Vec::new();
+            crate::avro::random::datum(plan, &mut rng, 1_767_225_600_000 + i as i64, &mut d);
+            d
+        })
+        .collect();
+    let lines: Vec<Json> = datums
+        .iter()
+        .map(|d| {
+            let mut line = Vec::new();
+            crate::avro::json_line(plan, d, &mut line).unwrap_or_else(|e| panic!("{e}"));
+            serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let file = encode(plan, datums.iter().map(Vec::as_slice), &[("nrt.offsets", "5..704".into())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.clone()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_batch_size(ROWS * 2)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap_or_else(|e| panic!("{e}"))).collect();
+    assert_eq!(batches.len(), 1, "one row group, one batch");
+    (lines, batches.into_iter().next().unwrap_or_else(|| panic!("no batch")), file)
+}
+
+#[test]
+fn every_type_reads_back_as_the_lake_wrote_it() {
+    let plan = plan(ALL);
+    let (lines, batch, file) = round_trip(&plan, 27);
+    assert_eq!(batch.num_rows(), ROWS);
+    let column = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+    for (row, line) in lines.iter().enumerate() {
+        let at = |name: &str| line.get(name).unwrap_or(&Json::Null);
+        // Present exactly where the lake line has the field.
+        for field in batch.schema().fields() {
+            let present = line.get(field.name()).is_some();
+            let array = column(field.name());
+            let valid = array.logical_nulls().is_none_or(|n| n.is_valid(row));
+            assert_eq!(valid, present, "row {row} field {}", field.name());
+        }
+        assert_eq!(Json::from(column("i").as_primitive::<Int32Type>().value(row)), *at("i"));
+        assert_eq!(Json::from(column("l").as_primitive::<Int64Type>().value(row)), *at("l"));
+        assert_eq!(Json::from(column("b").as_boolean().value(row)), *at("b"));
+        assert_eq!(Json::from(column("s").as_string::<i32>().value(row)), *at("s"));
+        assert_eq!(Json::from(column("e").as_string::<i32>().value(row)), *at("e"));
+        assert_eq!(Json::from(column("uuid").as_string::<i32>().value(row)), *at("uuid"));
+        let d = column("d").as_primitive::<Float64Type>().value(row);
+        if d.is_finite() {
+            assert_eq!(Json::from(d), *at("d"), "row {row}");
+        }
+        let dec = column("dec").as_primitive::<arrow_array::types::Decimal128Type>().value_as_string(row);
+        assert_eq!(Json::from(dec), *at("dec"), "row {row}");
+        assert_eq!(Json::from(column("wide").as_string::<i32>().value(row)), *at("wide"));
+        // Timestamps keep their count; the lake writes the same instant as text.
+        let ts = column("ts").as_primitive::<TimestampMillisecondType>().value(row);
+        let mut text = Vec::new();
+        crate::avro::json::write_datetime(&mut text, ts.div_euclid(1000), ts.rem_euclid(1000) as u64, 3, true);
+        assert_eq!(Json::from(String::from_utf8_lossy(&text)), *at("ts"), "row {row}");
+        // What Parquet has no type for is the lake's JSON of it.
+        for json in ["amb", "dur"] {
+            let text = column(json).as_string::<i32>().value(row);
+            let value: Json = serde_json::from_str(text).unwrap_or_else(|e| panic!("{json}: {text}: {e}"));
+            assert_eq!(value, *at(json), "row {row} {json}");
+        }
+        if column("many").is_valid(row) {
+            let value: Json = serde_json::from_str(column("many").as_string::<i32>().value(row)).unwrap_or_default();
+            assert_eq!(value, *at("many"), "row {row}");
+        }
+        // Lists, maps and nested records hold as many entries as the line.
+        let len = |v: &Json| v.as_array().map_or(0, Vec::len);
+        assert_eq!(column("a").as_list::<i32>().value(row).len(), len(at("a")), "row {row}");
+        assert_eq!(column("recs").as_list::<i32>().value(row).len(), len(at("recs")), "row {row}");
+        let map = column("m").as_map();
+        assert_eq!(map.value_length(row) as usize, at("m").as_object().map_or(0, |m| m.len()));
+        let inner = column("rec").as_struct();
+        assert_eq!(Json::from(inner.column(0).as_primitive::<Int32Type>().value(row)), at("rec")["x"]);
+    }
+    let meta = parquet::file::reader::FileReader::metadata(
+        &parquet::file::serialized_reader::SerializedFileReader::new(bytes::Bytes::from(file))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .file_metadata()
+    .key_value_metadata()
+    .cloned()
+    .unwrap_or_default();
+    assert!(meta.iter().any(|kv| kv.key == "nrt.offsets" && kv.value.as_deref() == Some("5..704")), "{meta:?}");
+}
+
+#[test]
+fn events_take_a_fraction_of_their_lines_bytes() {
+    let plan = plan(crate::event::SCHEMA_V2);
+    let (lines, batch, file) = round_trip(&plan, 5);
+    assert_eq!(batch.num_rows(), ROWS);
+    let jsonl: usize = lines.iter().map(|l| l.to_string().len() + 1).sum();
+    // Random values compress worst; the goal (a quarter of JSONL) is measured in scripts/bench.sh.
+    assert!(file.len() * 2 < jsonl, "Parquet {} bytes against JSONL {jsonl}", file.len());
+}
