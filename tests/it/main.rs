@@ -1,6 +1,6 @@
 //! The integration tests: one test binary, a module per capability (the crate is linked once, not once
 //! per file). Those behind the `integration` feature talk to the real services `scripts/stack.sh`
-//! starts; `config_errors`, `docs` and `phases` need none.
+//! starts; `config_errors`, `docs`, `lake_parquet` and `phases` need none.
 //!
 //! Some modules stop shared services (`scripts/stack.sh stop kafka`, …) while their tests run, so
 //! modules must not run side by side: `scripts/test.sh` runs this binary once per module, one after
@@ -22,6 +22,7 @@ mod evolution;
 mod faults;
 mod hostile_input;
 mod kafka_smoke;
+mod lake_parquet;
 mod migrations;
 mod observability;
 mod phases;

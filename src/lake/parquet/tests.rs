@@ -10,34 +10,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::SeedableRng;
 use serde_json::Value as Json;
 
-use super::encode;
+use super::{encode, EVERY_TYPE_SCHEMA as ALL};
 use crate::avro::Plan;
-
-const ALL: &str = r#"{"type":"record","name":"All","namespace":"t","fields":[
-    {"name":"n","type":"null"},{"name":"b","type":"boolean"},{"name":"i","type":"int"},
-    {"name":"l","type":"long"},{"name":"f","type":"float"},{"name":"d","type":"double"},
-    {"name":"by","type":"bytes"},{"name":"s","type":"string"},
-    {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
-    {"name":"fx","type":{"type":"fixed","name":"Three","size":3}},
-    {"name":"a","type":{"type":"array","items":"long"}},
-    {"name":"m","type":{"type":"map","values":"string"}},
-    {"name":"u1","type":["null","string"]},
-    {"name":"amb","type":["int","long"]},
-    {"name":"many","type":["null","int","string"]},
-    {"name":"rec","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"},
-        {"name":"tags","type":{"type":"array","items":"string"}}]}},
-    {"name":"recs","type":{"type":"array","items":"Inner"}},
-    {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":30,"scale":4}},
-    {"name":"decf","type":{"type":"fixed","name":"D8","size":8,"logicalType":"decimal","precision":18,"scale":0}},
-    {"name":"wide","type":{"type":"bytes","logicalType":"decimal","precision":50,"scale":2}},
-    {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
-    {"name":"date","type":{"type":"int","logicalType":"date"}},
-    {"name":"tms","type":{"type":"int","logicalType":"time-millis"}},
-    {"name":"tus","type":{"type":"long","logicalType":"time-micros"}},
-    {"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
-    {"name":"tsn","type":{"type":"long","logicalType":"timestamp-nanos"}},
-    {"name":"lts","type":{"type":"long","logicalType":"local-timestamp-millis"}},
-    {"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}}]}"#;
 
 const ROWS: usize = 700;
 
