@@ -170,19 +170,15 @@ async fn table_exists(server: &clickhouse::Client, database: &str, table: &str) 
     Ok(n > 0)
 }
 
-async fn has_column(server: &clickhouse::Client, database: &str, table: &str, column: &str) -> Result<bool, MigrationError> {
-    let sql = format!(
-        "SELECT count() FROM system.columns WHERE database = '{database}' AND table = '{table}' AND name = '{}'",
-        column.replace('\'', "")
-    );
-    let n = server.query(&sql).fetch_one::<u64>().await.map_err(|e| err(&sql, e))?;
-    Ok(n > 0)
+/// Whether the table has the column (on a cluster: on every node, `Ddl::columns`).
+async fn has_column(ddl: &Ddl, database: &str, table: &str, column: &str) -> Result<bool, MigrationError> {
+    let columns = ddl.columns(database, table).await.map_err(|e| err("SELECT name FROM system.columns", e))?;
+    Ok(columns.contains_key(column))
 }
 
 async fn run(ddl: &Ddl, database: &str, table: &str, statement: &Statement) -> Result<(), MigrationError> {
-    let server = ddl.client();
     if let Statement::AddColumn { column, .. } = statement {
-        if has_column(server, database, table, column).await? {
+        if has_column(ddl, database, table, column).await? {
             return Ok(());
         }
     }
@@ -195,7 +191,7 @@ async fn run(ddl: &Ddl, database: &str, table: &str, statement: &Statement) -> R
         };
         match statement {
             // A twin added it between our check and our ALTER.
-            Statement::AddColumn { column, .. } if has_column(server, database, table, column).await? => return Ok(()),
+            Statement::AddColumn { column, .. } if has_column(ddl, database, table, column).await? => return Ok(()),
             // Old ClickHouse checks IF NOT EXISTS and creates in two steps: a twin creating the same
             // table at the same moment makes one of them fail ("already exists"); once more is a no-op.
             Statement::Plain(sql) if sql.contains("IF NOT EXISTS") && tries < 3 => {

@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use super::cluster::{self, Cluster, Step};
+use super::row::Columns;
 use super::types::Server;
 use crate::config::ClickhouseConfig;
 
 /// How long an `ON CLUSTER` statement waits for every node: past it the statement fails (and is asked
 /// again later) while the server's queue still takes it to a node that is down once it returns.
-const CLUSTER_WAIT: Duration = Duration::from_secs(60);
+const CLUSTER_WAIT: Duration = Duration::from_secs(30);
 
 pub struct Ddl {
     /// The configured node, no database selected.
@@ -59,8 +60,18 @@ impl Ddl {
         &self.client
     }
 
-    pub fn cluster(&self) -> Option<&Cluster> {
-        self.cluster.as_ref().map(|n| &n.cluster)
+    /// The table's columns as readers see them: on a cluster, only those the table has on every node
+    /// (a node that was down when a column was added node by node lacks it until it is added again
+    /// there), and an error while a node does not answer, so nothing is taken as done meanwhile.
+    pub async fn columns(&self, database: &str, table: &str) -> Result<Columns, clickhouse::error::Error> {
+        let mut columns = super::table::columns(&self.client, database, table).await?;
+        if let Some(nodes) = &self.cluster {
+            for node in &nodes.each {
+                let there = super::table::columns(node, database, table).await?;
+                columns.retain(|name, _| there.contains_key(name));
+            }
+        }
+        Ok(columns)
     }
 
     /// Runs `sql`, written for one server; `data` is the table records go to (in `database`).

@@ -52,11 +52,11 @@ pub async fn follow(
     schema_id: u32,
 ) -> Result<RowPlan, FollowError> {
     let client = ddl.client();
-    let mut columns = read(client, t).await?;
+    let mut columns = read(ddl, t).await?;
     if columns.is_empty() {
         let create = table::create(&t.database, &t.table, plan, server, &t.key, t.time.as_deref())?;
         create_if_absent(ddl, t, &create).await?;
-        columns = read(client, t).await?;
+        columns = read(ddl, t).await?;
     }
     let key = table::key_columns(client, &t.database, &t.table)
         .await
@@ -70,7 +70,7 @@ pub async fn follow(
             let alter = table::add_column(&t.database, &t.table, plan, column, ty);
             if let Err(e) = ddl.execute(&alter, &t.database, &t.table).await {
                 // A twin meeting the same schema may have added it between our read and our ALTER.
-                if !read(client, t).await?.contains_key(column) {
+                if !read(ddl, t).await?.contains_key(column) {
                     return Err(server_error(&alter)(e));
                 }
                 continue;
@@ -78,7 +78,7 @@ pub async fn follow(
             log::info!("clickhouse: {alter} (writer schema {schema_id})");
             record(ddl, t, schema_id, &alter).await?;
         }
-        columns = read(client, t).await?;
+        columns = read(ddl, t).await?;
     }
     Ok(RowPlan::new(plan, &columns, server, t.time.as_deref())?)
 }
@@ -104,8 +104,8 @@ pub async fn record(ddl: &Ddl, t: &Table, schema_id: u32, statement: &str) -> Re
         .map_err(server_error(&note))
 }
 
-async fn read(client: &clickhouse::Client, t: &Table) -> Result<super::row::Columns, FollowError> {
-    table::columns(client, &t.database, &t.table)
+async fn read(ddl: &Ddl, t: &Table) -> Result<super::row::Columns, FollowError> {
+    ddl.columns(&t.database, &t.table)
         .await
         .map_err(server_error("SELECT name, type FROM system.columns"))
 }

@@ -438,3 +438,69 @@ async fn a_hung_replica_a_shard_down_and_zookeeper_down_hold_and_resume() {
         landed.kafka, landed.clickhouse, landed.raw_rows, landed.minio_lines
     );
 }
+
+/// A newer writer schema met while a node is down: its columns are not taken as added until every
+/// node has them (the ALTER of the Distributed table runs node by node on 18.16, so the node that was
+/// down would otherwise never get it); once the node is back the same call completes it there, and
+/// every node's Distributed table has the new columns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_change_while_a_node_is_down_completes_on_it_when_it_returns() {
+    use nrt_pipeline::clickhouse::follow::{follow, Table};
+    use nrt_pipeline::clickhouse::table::Key;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cfg = services();
+    require_cluster(&cfg).await;
+    let names = Names::new("cluster-ddl");
+    let ddl = nrt_pipeline::clickhouse::ddl::Ddl::new(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
+    let server = nrt_pipeline::clickhouse::table::server(ddl.client())
+        .await
+        .unwrap_or_else(|e| panic!("version: {e}"));
+    let t = Table {
+        database: common::TEST_DATABASE.into(),
+        table: names.table.clone(),
+        key: Key::Coordinates,
+        time: None,
+        route: None,
+    };
+    let plan = |text: &str| {
+        let schema = apache_avro::Schema::parse_str(text).unwrap_or_else(|e| panic!("{e}"));
+        nrt_pipeline::avro::Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let db = format!(
+        "CREATE DATABASE IF NOT EXISTS {} ON CLUSTER nrt",
+        common::TEST_DATABASE
+    );
+    ddl.client()
+        .query(&db)
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("{db}: {e}"));
+    follow(&ddl, server, &t, &plan(nrt_pipeline::event::SCHEMA_V1), 1)
+        .await
+        .unwrap_or_else(|e| panic!("v1: {e}"));
+
+    let down = Down::begin("clickhouse-s2r2");
+    let v2 = plan(nrt_pipeline::event::SCHEMA_V2);
+    let refused = follow(&ddl, server, &t, &v2, 2).await;
+    assert!(
+        refused.is_err(),
+        "a schema change was taken as done while a node was down"
+    );
+    drop(down);
+    follow(&ddl, server, &t, &v2, 2)
+        .await
+        .unwrap_or_else(|e| panic!("v2 once the node is back: {e}"));
+    let sql = format!(
+        "SELECT count() FROM system.columns WHERE database = '{}' AND table = '{}' AND name IN ('country', 'session_id')",
+        common::TEST_DATABASE,
+        names.table
+    );
+    for url in SHARDS.split([';', ',']) {
+        assert_eq!(
+            count_on(url, &sql).await,
+            Some(2),
+            "{url}: the new columns of the Distributed table"
+        );
+    }
+    println!("cluster ddl: v2's columns on every node's Distributed table after clickhouse-s2r2 came back");
+}
