@@ -114,6 +114,27 @@ fn stages(c: &mut Criterion) {
     g.bench_function("minio: JSONL body", |b| {
         b.iter(|| black_box(nrt_pipeline::lake::writer::jsonl(&batch).len()))
     });
+    // The same batch as a Parquet object (issue 27): a second walk of the Avro datums into Arrow
+    // columns, then zstd. Bytes per event of both bodies printed once.
+    let datums: Vec<&[u8]> = records
+        .iter()
+        .filter_map(|r| wire::split(r).ok())
+        .map(|(_, a)| a)
+        .collect();
+    let parquet =
+        |d: &[&[u8]]| nrt_pipeline::lake::parquet::encode(&events_plan.plan, d.iter().copied(), &[]);
+    match parquet(&datums) {
+        Ok(body) => println!(
+            "lake body per event: JSONL {:.1} bytes, Parquet {:.1} bytes ({:.0} %)",
+            nrt_pipeline::lake::writer::jsonl(&batch).len() as f64 / EVENTS as f64,
+            body.len() as f64 / EVENTS as f64,
+            body.len() as f64 * 100.0 / nrt_pipeline::lake::writer::jsonl(&batch).len() as f64
+        ),
+        Err(e) => panic!("seeded events do not encode to Parquet: {e}"),
+    }
+    g.bench_function("minio: Parquet body (walk → Arrow → zstd)", |b| {
+        b.iter(|| black_box(parquet(&datums).map(|p| p.len()).unwrap_or_default()))
+    });
     // The row the clickhouse crate serializes to RowBinary (its serializer is private to it; the
     // insert as a whole is in scripts/bench.sh's per-process CPU figures).
     g.bench_function("clickhouse: EventRow", |b| {
