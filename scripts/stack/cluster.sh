@@ -35,7 +35,8 @@ running() { local p; p=$(pid_of "$1"); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; 
 spawn() {
   local node=$1; shift
   mkdir -p "$DIR/pids" "$DIR/logs"
-  setsid "$@" </dev/null >>"$DIR/logs/$node.log" 2>&1 &
+  # 9>&-: a node must not inherit stack.sh's lock (it would hold it as long as it runs).
+  setsid "$@" </dev/null >>"$DIR/logs/$node.log" 2>&1 9>&- &
   echo $! >"$DIR/pids/$node.pid"
 }
 
