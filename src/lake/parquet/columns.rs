@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder,
     Float64Builder, Int32Builder, Int64Builder, NullBuilder, StringBuilder,
 };
 use arrow_array::{make_array, Array, ArrayRef, ListArray, MapArray, StructArray};
@@ -36,8 +36,10 @@ pub enum Col {
     /// Strings, enum symbols, uuids, wide decimals' text, and the JSON of what has no Parquet type.
     Text(StringBuilder),
     Json(StringBuilder),
-    Fixed(FixedSizeBinaryBuilder),
-    Decimal(Decimal128Builder),
+    /// The values, and their width.
+    Fixed(FixedSizeBinaryBuilder, i32),
+    /// The values, and their precision and scale.
+    Decimal(Decimal128Builder, u8, i8),
     Struct {
         names: Vec<String>,
         children: Vec<usize>,
@@ -56,18 +58,112 @@ pub enum Col {
     },
 }
 
-/// The columns of one writer schema; column 0 is the root record.
+/// The columns of one or more writer schemas; column 0 is the root record.
 pub struct Columns {
     pub cols: Vec<Col>,
 }
 
 impl Columns {
-    /// The columns for records of `plan` (its root must be a record).
-    pub fn new(plan: &Plan) -> Columns {
+    /// The columns for records of `plans` (each root must be a record): the first's, then every field
+    /// another adds, by name, at any depth (records of a schema without it have it null there). A field
+    /// two schemas type differently takes both: int and long as long, float and double as double,
+    /// anything else as each value's JSON text (what a union of several types is).
+    pub fn new(plans: &[&Plan]) -> Columns {
         let mut columns = Columns { cols: Vec::new() };
-        let mut path = Vec::new();
-        columns.add(&plan.root, plan, &mut path);
+        if let Some((first, rest)) = plans.split_first() {
+            columns.add(&first.root, first, &mut Vec::new());
+            for plan in rest {
+                columns.merge(0, &plan.root, plan, &mut Vec::new());
+            }
+        }
         columns
+    }
+
+    /// Fits column `at` (made for another schema, still empty) to also take `node` of `plan`.
+    fn merge(&mut self, at: usize, node: &Node, plan: &Plan, path: &mut Vec<usize>) {
+        let node = match node {
+            Node::Union(u) => {
+                let mut others = u.branches.iter().filter(|b| **b != Node::Null);
+                match (others.next(), others.next()) {
+                    (Some(only), None) => only,
+                    _ => node,
+                }
+            }
+            _ => node,
+        };
+        let record = match node {
+            Node::Named(i) if !path.contains(i) => match plan.named.get(*i) {
+                Some(Named::Record(r)) => Some((*i, r)),
+                _ => None,
+            },
+            _ => None,
+        };
+        match (&self.cols[at], node, record) {
+            (Col::Json(_), ..) => {}
+            (Col::Struct { .. }, _, Some((i, r))) => {
+                path.push(i);
+                for f in &r.fields {
+                    let known = match &self.cols[at] {
+                        Col::Struct { names, children, .. } => {
+                            names.iter().position(|n| *n == f.name).and_then(|k| children.get(k).copied())
+                        }
+                        _ => None,
+                    };
+                    match known {
+                        Some(child) => self.merge(child, &f.node, plan, path),
+                        None => {
+                            let child = self.add(&f.node, plan, path);
+                            if let Col::Struct { names, children, .. } = &mut self.cols[at] {
+                                names.push(f.name.clone());
+                                children.push(child);
+                            }
+                        }
+                    }
+                }
+                path.pop();
+            }
+            (Col::List { child, .. }, Node::Array(item), _) => self.merge(*child, item, plan, path),
+            (Col::Map { values, .. }, Node::Map(value), _) => self.merge(*values, value, plan, path),
+            _ => {
+                // A leaf (or containers of different kinds): the same type, a wider one, or JSON.
+                let mark = self.cols.len();
+                let probe = self.add(node, plan, path);
+                let (ours, theirs) = (leaf_type(&self.cols[at]), leaf_type(&self.cols[probe]));
+                if ours == Some(DataType::Null) {
+                    // A field only ever null so far: it takes the other's column (children and all).
+                    self.cols.swap(at, probe);
+                    return;
+                }
+                self.cols.truncate(mark);
+                let wider = match (ours, theirs) {
+                    (Some(a), Some(b)) if a == b => return,
+                    (_, Some(DataType::Null)) => return,
+                    (Some(DataType::Int32), Some(DataType::Int64)) => Col::I64(Int64Builder::new(), DataType::Int64),
+                    (Some(DataType::Int64), Some(DataType::Int32)) => return,
+                    (Some(DataType::Float32), Some(DataType::Float64)) => Col::F64(Float64Builder::new()),
+                    (Some(DataType::Float64), Some(DataType::Float32)) => return,
+                    _ => Col::Json(StringBuilder::new()),
+                };
+                self.cols[at] = wider;
+            }
+        }
+    }
+
+    /// How many values column `at` holds.
+    pub fn len(&self, at: usize) -> usize {
+        match &self.cols[at] {
+            Col::Null(b) => b.len(),
+            Col::Bool(b) => b.len(),
+            Col::I32(b, _) => b.len(),
+            Col::I64(b, _) => b.len(),
+            Col::F32(b) => b.len(),
+            Col::F64(b) => b.len(),
+            Col::Bytes(b) => b.len(),
+            Col::Text(b) | Col::Json(b) => b.len(),
+            Col::Fixed(b, _) => b.len(),
+            Col::Decimal(b, ..) => b.len(),
+            Col::Struct { valid, .. } | Col::List { valid, .. } | Col::Map { valid, .. } => valid.len(),
+        }
     }
 
     fn add(&mut self, node: &Node, plan: &Plan, path: &mut Vec<usize>) -> usize {
@@ -82,7 +178,7 @@ impl Columns {
             Node::String | Node::Uuid(_) => Col::Text(StringBuilder::new()),
             Node::Decimal { precision, scale, .. } => match (u8::try_from(*precision), i8::try_from(*scale)) {
                 (Ok(p @ 1..=38), Ok(s)) => match Decimal128Builder::new().with_precision_and_scale(p, s) {
-                    Ok(b) => Col::Decimal(b),
+                    Ok(b) => Col::Decimal(b, p, s),
                     Err(_) => Col::Text(StringBuilder::new()),
                 },
                 _ => Col::Text(StringBuilder::new()),
@@ -134,7 +230,7 @@ impl Columns {
                 }
                 Some(Named::Enum(_)) => Col::Text(StringBuilder::new()),
                 Some(Named::Fixed(size)) => match i32::try_from(*size) {
-                    Ok(size) => Col::Fixed(FixedSizeBinaryBuilder::new(size)),
+                    Ok(size) => Col::Fixed(FixedSizeBinaryBuilder::new(size), size),
                     Err(_) => Col::Json(StringBuilder::new()),
                 },
                 // A record inside itself (or a name the plan lacks): its JSON.
@@ -163,8 +259,8 @@ impl Columns {
             Col::F64(b) => b.append_null(),
             Col::Bytes(b) => b.append_null(),
             Col::Text(b) | Col::Json(b) => b.append_null(),
-            Col::Fixed(b) => b.append_null(),
-            Col::Decimal(b) => b.append_null(),
+            Col::Fixed(b, _) => b.append_null(),
+            Col::Decimal(b, ..) => b.append_null(),
             Col::Struct { children: c, valid, .. } => {
                 valid.push(false);
                 children.extend_from_slice(c);
@@ -191,8 +287,8 @@ impl Columns {
             Col::F64(mut b) => Arc::new(b.finish()),
             Col::Bytes(mut b) => Arc::new(b.finish()),
             Col::Text(mut b) | Col::Json(mut b) => Arc::new(b.finish()),
-            Col::Fixed(mut b) => Arc::new(b.finish()),
-            Col::Decimal(mut b) => Arc::new(b.finish()),
+            Col::Fixed(mut b, _) => Arc::new(b.finish()),
+            Col::Decimal(mut b, ..) => Arc::new(b.finish()),
             Col::Struct { names, children, valid } => {
                 let arrays = children.iter().map(|&c| self.finish(c)).collect::<Result<Vec<_>, _>>()?;
                 let fields: Fields = names
@@ -231,6 +327,22 @@ impl Columns {
         };
         Ok(array)
     }
+}
+
+/// The Arrow type of a leaf column (None for containers and JSON).
+fn leaf_type(col: &Col) -> Option<DataType> {
+    Some(match col {
+        Col::Null(_) => DataType::Null,
+        Col::Bool(_) => DataType::Boolean,
+        Col::I32(_, ty) | Col::I64(_, ty) => ty.clone(),
+        Col::F32(_) => DataType::Float32,
+        Col::F64(_) => DataType::Float64,
+        Col::Bytes(_) => DataType::Binary,
+        Col::Text(_) => DataType::Utf8,
+        Col::Fixed(_, size) => DataType::FixedSizeBinary(*size),
+        Col::Decimal(_, p, s) => DataType::Decimal128(*p, *s),
+        Col::Json(_) | Col::Struct { .. } | Col::List { .. } | Col::Map { .. } => return None,
+    })
 }
 
 /// Offsets from the ends each list or map closed at (what `Col::List::offsets` holds).

@@ -47,8 +47,19 @@ pub fn encode<'d>(
     datums: impl IntoIterator<Item = &'d [u8]>,
     metadata: &[(&str, String)],
 ) -> Result<Vec<u8>, ParquetError> {
-    let mut columns = Columns::new(plan);
-    for (index, datum) in datums.into_iter().enumerate() {
+    encode_mixed(&[plan], datums.into_iter().map(|d| (0, d)), metadata)
+}
+
+/// One Parquet file of `records` of several writer schemas (each `(index into plans, datum)`), its
+/// columns those of every schema together (`Columns::new`).
+pub fn encode_mixed<'d>(
+    plans: &[&Plan],
+    records: impl IntoIterator<Item = (usize, &'d [u8])>,
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>, ParquetError> {
+    let mut columns = Columns::new(plans);
+    for (index, (which, datum)) in records.into_iter().enumerate() {
+        let plan = plans.get(which).ok_or(ParquetError::Mismatch(index))?;
         let mut visitor = ArrowVisitor::new(&mut columns);
         walk(plan, datum, &mut visitor).map_err(|source| ParquetError::Datum { index, source })?;
         if visitor.mismatch {

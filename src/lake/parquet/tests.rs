@@ -122,3 +122,65 @@ fn events_take_a_fraction_of_their_lines_bytes() {
     // Random values compress worst; the goal (a quarter of JSONL) is measured in scripts/bench.sh.
     assert!(file.len() * 2 < jsonl, "Parquet {} bytes against JSONL {jsonl}", file.len());
 }
+
+/// Records of two writer schemas in one file (as a batch has them while producers move to a new
+/// version): the columns of both, by name at any depth; each record's value where its schema has the
+/// field and null where it does not; int and long as long, a field typed two unrelated ways as the
+/// JSON text of each value.
+#[test]
+fn records_of_several_writer_schemas_share_one_file() {
+    let v1 = plan(
+        r#"{"type":"record","name":"E","fields":[{"name":"id","type":"int"},{"name":"name","type":"string"},
+            {"name":"inner","type":{"type":"record","name":"I","fields":[{"name":"a","type":"int"}]}},
+            {"name":"gone","type":"string"}]}"#,
+    );
+    let v2 = plan(
+        r#"{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"name","type":"int"},
+            {"name":"inner","type":{"type":"record","name":"I","fields":[{"name":"a","type":"int"},
+                {"name":"b","type":["null","string"]}]}},
+            {"name":"added","type":["null","double"]}]}"#,
+    );
+    let value = |plan: &Plan, json: Json| {
+        let mut out = Vec::new();
+        crate::avro::encode::from_json(plan, &json, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        out
+    };
+    let records: Vec<(usize, Vec<u8>)> = (0..10i64)
+        .map(|i| match i % 3 {
+            0 => (0, value(&v1, serde_json::json!({"id": i, "name": format!("n{i}"), "inner": {"a": i}, "gone": "g"}))),
+            _ => (
+                1,
+                value(&v2, serde_json::json!({"id": i << 40, "name": i, "inner": {"a": i, "b": "x"}, "added": 0.5})),
+            ),
+        })
+        .collect();
+    let file = super::encode_mixed(&[&v1, &v2], records.iter().map(|(w, d)| (*w, d.as_slice())), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))
+        .and_then(|b| b.build())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .next()
+        .unwrap_or_else(|| panic!("no rows"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(batch.num_rows(), 10);
+    let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["id", "name", "inner", "gone", "added"]);
+    let column = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+    let inner = column("inner").as_struct();
+    let b = inner.column_by_name("b").unwrap_or_else(|| panic!("no inner.b"));
+    for (row, (writer, _)) in records.iter().enumerate() {
+        let i = row as i64;
+        let v1 = *writer == 0;
+        let id = column("id").as_primitive::<Int64Type>().value(row);
+        assert_eq!(id, if v1 { i } else { i << 40 }, "row {row}");
+        let name = column("name").as_string::<i32>().value(row);
+        assert_eq!(name, if v1 { format!("\"n{i}\"") } else { i.to_string() }, "row {row}: JSON text");
+        assert_eq!(inner.column(0).as_primitive::<Int32Type>().value(row), row as i32);
+        assert_eq!(b.is_valid(row), !v1, "row {row}: inner.b");
+        assert_eq!(column("gone").is_valid(row), v1, "row {row}: gone");
+        assert_eq!(column("added").is_valid(row), !v1, "row {row}: added");
+        if !v1 {
+            assert_eq!(column("added").as_primitive::<Float64Type>().value(row), 0.5);
+        }
+    }
+}

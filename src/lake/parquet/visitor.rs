@@ -3,6 +3,7 @@
 //! JSON text, written by the lake's own `JsonLine` as the value is walked.
 
 use arrow_array::builder::StringBuilder;
+use arrow_schema::DataType;
 
 use super::columns::{Col, Columns};
 use crate::avro::json::JsonLine;
@@ -10,8 +11,9 @@ use crate::avro::plan::{Field, Record, Unit};
 use crate::avro::walk::Visitor;
 
 enum Frame {
-    /// A record being filled: its column, and the child column of the field being read.
-    Record { col: usize, next: usize, at: Option<usize> },
+    /// A record being filled: its column, the index of the child its next field likely is, the child
+    /// column of the field being read, and how many of its children were filled.
+    Record { col: usize, next: usize, at: Option<usize>, filled: usize },
     List { col: usize, child: usize, items: i32 },
     Map { col: usize, values: usize, entries: i32 },
     /// A value being written as JSON into column `col`: its text so far and the containers open.
@@ -124,6 +126,8 @@ impl Visitor for ArrowVisitor<'_> {
         if !self.json(0, |j| j.int(v)) {
             match self.leaf() {
                 Some(Col::I32(b, _)) => b.append_value(v),
+                // Another writer schema has a long here.
+                Some(Col::I64(b, DataType::Int64)) => b.append_value(i64::from(v)),
                 _ => self.mismatch = true,
             }
         }
@@ -142,6 +146,8 @@ impl Visitor for ArrowVisitor<'_> {
         if !self.json(0, |j| j.float(v)) {
             match self.leaf() {
                 Some(Col::F32(b)) => b.append_value(v),
+                // Another writer schema has a double here.
+                Some(Col::F64(b)) => b.append_value(f64::from(v)),
                 _ => self.mismatch = true,
             }
         }
@@ -184,7 +190,7 @@ impl Visitor for ArrowVisitor<'_> {
             return;
         }
         match self.leaf() {
-            Some(Col::Decimal(b)) => match i128_of(unscaled) {
+            Some(Col::Decimal(b, ..)) => match i128_of(unscaled) {
                 Some(v) => b.append_value(v),
                 None => b.append_null(),
             },
@@ -233,7 +239,7 @@ impl Visitor for ArrowVisitor<'_> {
     fn fixed(&mut self, v: &[u8]) {
         if !self.json(0, |j| j.fixed(v)) {
             match self.leaf() {
-                Some(Col::Fixed(b)) => {
+                Some(Col::Fixed(b, _)) => {
                     if b.append_value(v).is_err() {
                         self.mismatch = true;
                     }
@@ -340,7 +346,12 @@ impl Visitor for ArrowVisitor<'_> {
         match col.map(|col| (col, &mut self.columns.cols[col])) {
             Some((col, Col::Struct { valid, .. })) => {
                 valid.push(true);
-                self.stack.push(Frame::Record { col, next: 0, at: None });
+                self.stack.push(Frame::Record {
+                    col,
+                    next: 0,
+                    at: None,
+                    filled: 0,
+                });
             }
             _ => self.mismatch = true,
         }
@@ -350,7 +361,7 @@ impl Visitor for ArrowVisitor<'_> {
         if self.capturing() && self.json(0, |j| j.field(field)) {
             return;
         }
-        let child = self.next_child();
+        let child = self.child(&field.name);
         if let Some(Frame::Record { at, .. }) = self.stack.last_mut() {
             *at = child;
         }
@@ -360,7 +371,7 @@ impl Visitor for ArrowVisitor<'_> {
         if self.capturing() && self.json(0, |j| j.null_field(field)) {
             return;
         }
-        match self.next_child() {
+        match self.child(&field.name) {
             Some(child) => self.columns.append_null(child),
             None => self.mismatch = true,
         }
@@ -371,7 +382,7 @@ impl Visitor for ArrowVisitor<'_> {
             return;
         }
         match self.stack.pop() {
-            Some(Frame::Record { .. }) => {}
+            Some(Frame::Record { col, filled, .. }) => self.fill_missing(col, filled),
             _ => self.mismatch = true,
         }
     }
@@ -390,16 +401,35 @@ impl Visitor for ArrowVisitor<'_> {
 }
 
 impl ArrowVisitor<'_> {
-    /// The column of the record's next field (fields come in order, each by `field` or `null_field`).
-    fn next_child(&mut self) -> Option<usize> {
-        let Some(Frame::Record { col, next, .. }) = self.stack.last_mut() else {
+    /// The column of the record's field `name`. Fields come in order, each by `field` or `null_field`:
+    /// for the schema the columns were made from, the next child is it; for another, it is found by
+    /// name.
+    fn child(&mut self, name: &str) -> Option<usize> {
+        let Some(Frame::Record { col, next, filled, .. }) = self.stack.last_mut() else {
             return None;
         };
-        let i = *next;
-        *next += 1;
-        match &self.columns.cols[*col] {
-            Col::Struct { children, .. } => children.get(i).copied(),
-            _ => None,
+        let Col::Struct { names, children, .. } = &self.columns.cols[*col] else {
+            return None;
+        };
+        let i = match names.get(*next) {
+            Some(n) if n == name => *next,
+            _ => names.iter().position(|n| n == name)?,
+        };
+        *next = i + 1;
+        *filled += 1;
+        children.get(i).copied()
+    }
+
+    /// A null in each child of struct `col` its record did not fill (a field its writer schema lacks).
+    fn fill_missing(&mut self, col: usize, filled: usize) {
+        let (children, rows) = match &self.columns.cols[col] {
+            Col::Struct { children, valid, .. } if children.len() > filled => (children.clone(), valid.len()),
+            _ => return,
+        };
+        for child in children {
+            if self.columns.len(child) < rows {
+                self.columns.append_null(child);
+            }
         }
     }
 }
