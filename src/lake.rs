@@ -190,6 +190,13 @@ impl Object {
     /// The object under `key`, with its sidecar's offsets; None when a reference names it but it is not
     /// there (its writer stopped between the two: the batch was not committed, and is written again).
     pub async fn fetch(store: &ObjectStore, key: &str, timeout: Duration) -> Result<Option<Object>, LakeError> {
+        if key::Format::of_key(key) == Some(key::Format::Parquet) {
+            // Refused, never skipped: a replay or a count that left these out would look complete.
+            return Err(LakeError::Unreadable {
+                key: key.to_owned(),
+                why: "a Parquet object: nrt replay and nrt reconcile read JSONL objects only so far (issue 27)",
+            });
+        }
         let Some((lines, meta)) = store.get_if_present(key, timeout).await? else {
             return Ok(None);
         };
@@ -230,6 +237,8 @@ pub enum LakeError {
     Read(#[from] ReadError),
     #[error("hour {0} is out of range")]
     Range(Hour),
+    #[error("{key}: {why}")]
+    Unreadable { key: String, why: &'static str },
 }
 
 /// What makes a record one in its table, for counting distinct ones: the table's sorting-key columns
@@ -321,6 +330,7 @@ mod tests {
             key: b"",
             line: line.as_bytes(),
             row: b"",
+            datum: b"",
         };
         let (a, a_again, b) = (
             record(r#"{"event_id":"a","created_at":"2026-01-01T10:00:00Z"}"#, 1),

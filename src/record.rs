@@ -19,6 +19,8 @@ pub struct RecordPlan {
     pub rows: RowPlan,
     /// The same decoding, field by field: what `Records::decode` runs.
     steps: Option<Steps>,
+    /// Whether each record keeps its Avro datum too (a Parquet lake is written from them).
+    pub keep_datum: bool,
 }
 
 impl RecordPlan {
@@ -28,7 +30,14 @@ impl RecordPlan {
             schema_id,
             plan,
             rows,
+            keep_datum: false,
         }
+    }
+
+    /// The same plan, its records keeping their datums (`keep_datum`).
+    pub fn keeping_datums(mut self, keep: bool) -> RecordPlan {
+        self.keep_datum = keep;
+        self
     }
 
     /// The name of the field holding the event time, if the schema has one.
@@ -106,6 +115,8 @@ pub struct Record<'a> {
     pub key: &'a [u8],
     pub line: &'a [u8],
     pub row: &'a [u8],
+    /// Its Avro datum, when its plan keeps it (else empty).
+    pub datum: &'a [u8],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +127,7 @@ struct Entry {
     key_end: usize,
     line_end: usize,
     row_end: usize,
+    datum_end: usize,
 }
 
 /// Records in offset order, in flat buffers, with the plans their rows were written along (the rows and
@@ -126,6 +138,7 @@ pub struct Records {
     keys: Vec<u8>,
     lines: Vec<u8>,
     rows: Vec<u8>,
+    datums: Vec<u8>,
     index: Vec<Entry>,
 }
 
@@ -135,13 +148,15 @@ pub struct Shape {
     pub key: usize,
     pub line: usize,
     pub row: usize,
+    pub datum: usize,
 }
 
 /// The same records, bytes and all (plans compared by schema id).
 impl PartialEq for Records {
     fn eq(&self, other: &Records) -> bool {
         let ids = |r: &Records| r.plans.iter().map(|p| p.schema_id).collect::<Vec<_>>();
-        (&self.keys, &self.lines, &self.rows, &self.index) == (&other.keys, &other.lines, &other.rows, &other.index)
+        (&self.keys, &self.lines, &self.rows, &self.datums, &self.index)
+            == (&other.keys, &other.lines, &other.rows, &other.datums, &other.index)
             && ids(self) == ids(other)
     }
 }
@@ -187,6 +202,9 @@ impl Records {
         }
         self.lines.push(b'\n');
         self.keys.extend_from_slice(key);
+        if plan.keep_datum {
+            self.datums.extend_from_slice(datum);
+        }
         self.keep_plan(plan);
         self.index.push(Entry {
             offset,
@@ -195,8 +213,14 @@ impl Records {
             key_end: self.keys.len(),
             line_end: self.lines.len(),
             row_end: self.rows.len(),
+            datum_end: self.datums.len(),
         });
         Ok(())
+    }
+
+    /// The plans these records were decoded along, one per writer schema.
+    pub fn plans(&self) -> &[Arc<RecordPlan>] {
+        &self.plans
     }
 
     /// The plan the rows of writer schema `schema_id` were written along.
@@ -218,6 +242,7 @@ impl Records {
             key: self.keys.len() / n,
             line: self.lines.len() / n,
             row: self.rows.len() / n,
+            datum: self.datums.len() / n,
         }
     }
 
@@ -230,6 +255,7 @@ impl Records {
             keys: Vec::with_capacity(shape.key * records),
             lines: Vec::with_capacity(shape.line * records),
             rows: Vec::with_capacity(shape.row * records),
+            datums: Vec::with_capacity(shape.datum * records),
             index: Vec::with_capacity(records),
         }
     }
@@ -239,6 +265,7 @@ impl Records {
         self.keys.clear();
         self.lines.clear();
         self.rows.clear();
+        self.datums.clear();
         self.index.clear();
     }
 
@@ -253,14 +280,18 @@ impl Records {
     /// What these records hold (the in-flight budget counts it): the bytes written, not the room
     /// reserved for more, which is never touched until written.
     pub fn bytes(&self) -> usize {
-        self.keys.len() + self.lines.len() + self.rows.len() + self.index.len() * std::mem::size_of::<Entry>()
+        self.keys.len()
+            + self.lines.len()
+            + self.rows.len()
+            + self.datums.len()
+            + self.index.len() * std::mem::size_of::<Entry>()
     }
 
     pub fn get(&self, i: usize) -> Option<Record<'_>> {
         let e = self.index.get(i)?;
-        let (key_start, line_start, row_start) = match i.checked_sub(1).and_then(|p| self.index.get(p)) {
-            Some(p) => (p.key_end, p.line_end, p.row_end),
-            None => (0, 0, 0),
+        let (key_start, line_start, row_start, datum_start) = match i.checked_sub(1).and_then(|p| self.index.get(p)) {
+            Some(p) => (p.key_end, p.line_end, p.row_end, p.datum_end),
+            None => (0, 0, 0, 0),
         };
         Some(Record {
             offset: e.offset,
@@ -269,6 +300,7 @@ impl Records {
             key: self.keys.get(key_start..e.key_end)?,
             line: self.lines.get(line_start..e.line_end.checked_sub(1)?)?,
             row: self.rows.get(row_start..e.row_end)?,
+            datum: self.datums.get(datum_start..e.datum_end)?,
         })
     }
 
@@ -295,14 +327,16 @@ impl Records {
         for plan in &other.plans {
             self.keep_plan(plan);
         }
-        let (keys, lines, rows) = (self.keys.len(), self.lines.len(), self.rows.len());
+        let (keys, lines, rows, datums) = (self.keys.len(), self.lines.len(), self.rows.len(), self.datums.len());
         self.keys.extend_from_slice(&other.keys);
         self.lines.extend_from_slice(&other.lines);
         self.rows.extend_from_slice(&other.rows);
+        self.datums.extend_from_slice(&other.datums);
         self.index.extend(other.index.into_iter().map(|e| Entry {
             key_end: e.key_end + keys,
             line_end: e.line_end + lines,
             row_end: e.row_end + rows,
+            datum_end: e.datum_end + datums,
             ..e
         }));
     }
@@ -325,14 +359,15 @@ impl Records {
 
     /// Keeps the first `len` records (their plans stay).
     pub fn truncate(&mut self, len: usize) {
-        let (keys, lines, rows) = match len.checked_sub(1).and_then(|i| self.index.get(i)) {
-            Some(last) => (last.key_end, last.line_end, last.row_end),
-            None => (0, 0, 0),
+        let (keys, lines, rows, datums) = match len.checked_sub(1).and_then(|i| self.index.get(i)) {
+            Some(last) => (last.key_end, last.line_end, last.row_end, last.datum_end),
+            None => (0, 0, 0, 0),
         };
         if len < self.index.len() {
             self.keys.truncate(keys);
             self.lines.truncate(lines);
             self.rows.truncate(rows);
+            self.datums.truncate(datums);
             self.index.truncate(len);
         }
     }
@@ -367,6 +402,7 @@ impl Records {
                 key: b"k",
                 line: line.as_bytes(),
                 row: &offset.to_le_bytes(),
+                datum: &[],
             });
         }
         out
@@ -377,6 +413,7 @@ impl Records {
         self.lines.extend_from_slice(r.line);
         self.lines.push(b'\n');
         self.rows.extend_from_slice(r.row);
+        self.datums.extend_from_slice(r.datum);
         self.index.push(Entry {
             offset: r.offset,
             time: r.time,
@@ -384,6 +421,7 @@ impl Records {
             key_end: self.keys.len(),
             line_end: self.lines.len(),
             row_end: self.rows.len(),
+            datum_end: self.datums.len(),
         });
     }
 }
@@ -466,6 +504,7 @@ mod tests {
             key: 16,
             line: 64,
             row: 32,
+            datum: 0,
         };
         let mut batch = Records::with_room(1_000, shape);
         let room = (batch.keys.capacity(), batch.lines.capacity(), batch.rows.capacity());

@@ -262,7 +262,7 @@ pub fn start(
                 pipeline.lake.s3_prefix.clone(),
                 shared.clone(),
             );
-            let w = MinioWriter::new(store, prefix, sh);
+            let w = MinioWriter::new(store, (prefix, pipeline.lake.lake_format), sh);
             Supervise::start(minio_writer::NAME, w, shared)
         };
         started.crashable(minio_writer::NAME, &minio);
@@ -271,7 +271,8 @@ pub fn start(
         let plans = {
             let table = pipeline.table.table(&services.clickhouse.database);
             let ddl = crate::clickhouse::ddl::Ddl::new(&services.clickhouse)?;
-            Arc::new(crate::clickhouse::plans::Plans::new(ddl, table))
+            let parquet = pipeline.lake.lake_format == crate::lake::key::Format::Parquet;
+            Arc::new(crate::clickhouse::plans::Plans::new(ddl, table).keeping_datums(parquet))
         };
         let clickhouse = {
             let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.table(&services.clickhouse.database), shared.clone())?;

@@ -45,6 +45,8 @@ pub struct Plans {
     table: Table,
     server: RwLock<Option<Server>>,
     known: RwLock<HashMap<u32, Fit>>,
+    /// Whether records keep their Avro datums (a Parquet lake is written from them).
+    keep_datums: bool,
 }
 
 impl Plans {
@@ -54,7 +56,14 @@ impl Plans {
             table,
             server: RwLock::new(None),
             known: RwLock::new(HashMap::new()),
+            keep_datums: false,
         }
+    }
+
+    /// These plans, their records keeping their Avro datums when `keep` (for a Parquet lake).
+    pub fn keeping_datums(mut self, keep: bool) -> Self {
+        self.keep_datums = keep;
+        self
     }
 
     pub fn table(&self) -> &Table {
@@ -96,7 +105,9 @@ impl Plans {
                 .map_err(|e| LearnError::Unreachable(format!("migration {}: {}", e.statement, e.source)))?;
         }
         let fit = match follow(&self.ddl, server, &self.table, &plan, schema_id).await {
-            Ok(rows) => Fit::Rows(Arc::new(RecordPlan::new(schema_id, plan, rows))),
+            Ok(rows) => Fit::Rows(Arc::new(
+                RecordPlan::new(schema_id, plan, rows).keeping_datums(self.keep_datums),
+            )),
             Err(FollowError::Server { statement, source }) => {
                 return Err(LearnError::Unreachable(format!(
                     "clickhouse: {statement}: {source}"

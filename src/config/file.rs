@@ -22,7 +22,7 @@ mod topics;
 
 /// The settings a pipeline of the file may have (the ids of `PipelineConfig`'s and `TableArgs`'
 /// arguments); the other arguments of `PipelineConfig` belong to the process.
-pub const PIPELINE_SETTINGS: [&str; 20] = [
+pub const PIPELINE_SETTINGS: [&str; 21] = [
     "topic",
     "subject-strategy",
     "topic-partitions",
@@ -40,6 +40,7 @@ pub const PIPELINE_SETTINGS: [&str; 20] = [
     "batch-max-records",
     "batch-max-bytes",
     "s3-prefix",
+    "lake-format",
     "clickhouse-table",
     "table-key",
     "event-time-field",

@@ -171,9 +171,19 @@ pub struct PipelineConfig {
 /// reconcile` read there (one declaration for all three).
 #[derive(Debug, Clone, Args)]
 pub struct LakeArgs {
-    /// Key prefix of the JSONL objects in the bucket (e.g. `prod/`); empty for the bucket root.
+    /// Key prefix of the lake's objects in the bucket (e.g. `prod/`); empty for the bucket root.
     #[arg(id = "s3-prefix", long = "s3-prefix", env = "NRT_S3_PREFIX", default_value = "")]
     pub s3_prefix: String,
+    /// What `nrt run` writes each batch as: `jsonl` (a JSON record per line) or `parquet` (columns of
+    /// the writer schemas, zstd). Replay and reconcile read both, whatever this says.
+    #[arg(
+        id = "lake-format",
+        long = "lake-format",
+        env = "NRT_LAKE_FORMAT",
+        value_enum,
+        default_value = "jsonl"
+    )]
+    pub lake_format: crate::lake::key::Format,
 }
 
 /// The table records go to and how nrt makes it: shared by `run`, `replay` and `reconcile`.

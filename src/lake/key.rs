@@ -1,5 +1,5 @@
 //! The lake's keys, written and read in this one place. A batch's object is
-//! `{prefix}dt=YYYY-MM-DD/hour=HH/events_YYYYMMDD_HHMMSS_p{partition}_o{first offset}.jsonl`, under the
+//! `{prefix}dt=YYYY-MM-DD/hour=HH/events_YYYYMMDD_HHMMSS_p{partition}_o{first offset}.{jsonl|parquet}`, under the
 //! hour of its first record's event time (not the wall clock, which would differ on replay). Beside it
 //! may sit its offsets sidecar (`<key>.<digest>.offsets`, see `offsets.rs`) and, under each other hour its
 //! records are of, a reference (`…/hour=HH/<the object's file name>.ref`, see `hours.rs`).
@@ -18,18 +18,61 @@ pub struct ObjectKey {
     pub time: DateTime<Utc>,
     pub partition: i32,
     pub first_offset: i64,
+    pub format: Format,
+}
+
+/// What a lake object holds (`NRT_LAKE_FORMAT`): its key's extension says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON record per line.
+    #[default]
+    Jsonl,
+    /// Parquet (`lake::parquet`).
+    Parquet,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::Jsonl, Format::Parquet];
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Jsonl => "application/x-ndjson",
+            Format::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// The format of the object `key` names, by its extension.
+    pub fn of_key(key: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| key.strip_suffix(f.extension()).is_some_and(|k| k.ends_with('.')))
+    }
 }
 
 impl ObjectKey {
     /// None for a first time without a calendar date.
-    pub fn new(prefix: &str, first_time: Millis, partition: i32, first_offset: i64) -> Option<ObjectKey> {
+    pub fn new(prefix: &str, first_time: Millis, partition: i32, first_offset: i64, format: Format) -> Option<ObjectKey> {
         let time = DateTime::from_timestamp(first_time.0.div_euclid(1000), 0)?;
         Some(ObjectKey {
             prefix: prefix.to_owned(),
             time,
             partition,
             first_offset,
+            format,
         })
+    }
+
+    /// The same batch's key in another format (a pipeline switched formats: never both).
+    pub fn in_format(&self, format: Format) -> ObjectKey {
+        ObjectKey {
+            format,
+            ..self.clone()
+        }
     }
 
     /// A key read back; None when it is not one of the lake's objects (a sidecar, a reference, anything
@@ -40,7 +83,8 @@ impl ObjectKey {
         let prefix = rest.get(..rest.len().checked_sub(DT_LEN)?)?;
         let date = NaiveDate::parse_from_str(rest.get(prefix.len()..)?.strip_prefix("dt=")?, "%Y-%m-%d").ok()?;
         let hour: u32 = hour_dir.strip_prefix("hour=").filter(|h| h.len() == 2)?.parse().ok()?;
-        let name = name.strip_prefix("events_")?.strip_suffix(".jsonl")?;
+        let format = Format::of_key(name)?;
+        let name = name.strip_prefix("events_")?.strip_suffix(format.extension())?.strip_suffix('.')?;
         let (stamp, numbers) = (name.get(..STAMP_LEN)?, name.get(STAMP_LEN..)?);
         let time = NaiveDateTime::parse_from_str(stamp, "%Y%m%d_%H%M%S").ok()?.and_utc();
         let (partition, first_offset) = numbers.strip_prefix("_p")?.split_once("_o")?;
@@ -49,6 +93,7 @@ impl ObjectKey {
             time,
             partition: partition.parse().ok()?,
             first_offset: first_offset.parse().ok()?,
+            format,
         };
         (time.date_naive() == date && time.hour() == hour).then_some(key)
     }
@@ -69,13 +114,14 @@ impl std::fmt::Display for ObjectKey {
         let t = self.time;
         write!(
             f,
-            "{}dt={}/hour={}/events_{}_p{}_o{}.jsonl",
+            "{}dt={}/hour={}/events_{}_p{}_o{}.{}",
             self.prefix,
             t.format("%Y-%m-%d"),
             t.format("%H"),
             t.format("%Y%m%d_%H%M%S"),
             self.partition,
-            self.first_offset
+            self.first_offset,
+            self.format.extension()
         )
     }
 }
@@ -86,9 +132,10 @@ pub fn hour_dir(prefix: &str, hour: Hour) -> Option<String> {
     Some(format!("{prefix}dt={}/hour={}/", t.format("%Y-%m-%d"), t.format("%H")))
 }
 
-/// Whether `key` is one of the lake's JSONL objects (not a sidecar or anything else under the prefix).
+/// Whether `key` is one of the lake's objects, in either format (not a sidecar or anything else under
+/// the prefix).
 pub fn is_object(key: &str) -> bool {
-    key.ends_with(".jsonl")
+    Format::of_key(key).is_some()
 }
 
 /// The reference to `object_key` under `hour` (another hour its records are of).
@@ -98,7 +145,7 @@ pub fn reference(prefix: &str, hour: Hour, object_key: &str) -> Option<String> {
 }
 
 pub fn is_reference(key: &str) -> bool {
-    key.ends_with(".jsonl.ref")
+    key.strip_suffix(".ref").is_some_and(is_object)
 }
 
 /// The sidecar holding `key`'s offset list, named for the digest of its content (two writers of one
@@ -122,7 +169,8 @@ mod tests {
             for _ in 0..500 {
                 let ms = rng.gen_range(-10_000_000_000_000i64..100_000_000_000_000);
                 let (partition, offset) = (rng.gen_range(0..10_000), rng.gen_range(0..i64::MAX));
-                let Some(key) = ObjectKey::new(prefix, Millis(ms), partition, offset) else {
+                let format = Format::ALL[rng.gen_range(0..2)];
+                let Some(key) = ObjectKey::new(prefix, Millis(ms), partition, offset, format) else {
                     continue;
                 };
                 let text = key.to_string();
@@ -135,8 +183,11 @@ mod tests {
 
     #[test]
     fn the_layout_is_the_documented_one() {
-        let key = ObjectKey::new("p/", Millis(1_764_063_000_123), 1, 7).map(|k| k.to_string());
-        assert_eq!(key.as_deref(), Some("p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7.jsonl"));
+        let key = ObjectKey::new("p/", Millis(1_764_063_000_123), 1, 7, Format::Jsonl);
+        let text = key.as_ref().map(|k| k.to_string());
+        assert_eq!(text.as_deref(), Some("p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7.jsonl"));
+        let parquet = key.map(|k| k.in_format(Format::Parquet).to_string());
+        assert_eq!(parquet.as_deref(), Some("p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7.parquet"));
     }
 
     #[test]
@@ -148,6 +199,9 @@ mod tests {
             "p/dt=2025-11-26/hour=09/events_20251125_093000_p1_o7.jsonl",
             "p/dt=2025-11-25/hour=9/events_20251125_093000_p1_o7.jsonl",
             "p/dt=2025-11-25/hour=09/events_20251125_093000_px_o7.jsonl",
+            "p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7.parquet.ref",
+            "p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7.csv",
+            "p/dt=2025-11-25/hour=09/events_20251125_093000_p1_o7jsonl",
             "events_20251125_093000_p1_o7.jsonl",
             "",
         ] {
@@ -163,5 +217,8 @@ mod tests {
         assert!(r.as_deref().is_some_and(is_reference) && !is_object(r.as_deref().unwrap_or_default()));
         assert_eq!(sidecar(object, Some("ab")), format!("{object}.ab.offsets"));
         assert_eq!(sidecar(object, None), format!("{object}.offsets"));
+        let parquet = object.replace(".jsonl", ".parquet");
+        let r = reference("p/", Hour(490_000), &parquet).unwrap_or_default();
+        assert!(is_reference(&r) && !is_object(&r) && is_object(&parquet), "{r}");
     }
 }

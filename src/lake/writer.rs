@@ -1,5 +1,7 @@
-//! MinioWriter: one PutObject of JSONL per batch, under a key that is a function of the batch alone
-//! (partition, first offset, first event's time). The object is created only if the key is free
+//! MinioWriter: one PutObject per batch, JSONL or Parquet (`NRT_LAKE_FORMAT`), under a key that is a
+//! function of the batch alone (partition, first offset, first event's time; its extension the
+//! format). A batch already in the lake in the other format (written before the pipeline switched) is
+//! reused as it is, never written twice. The object is created only if the key is free
 //! (`If-None-Match: *`) and carries its offset range as metadata; when the key is taken (the batch was
 //! written before a crash, or by the partition's former owner), nothing is overwritten and the writer
 //! answers with the range the existing object covers, for the Batcher to reuse. Whatever else an
@@ -16,7 +18,7 @@ use crate::actors::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use crate::actors::Shared;
 use crate::event::Millis;
 use crate::lake::read::SCHEMA_IDS_META;
-use crate::lake::key::{self, ObjectKey};
+use crate::lake::key::{self, Format, ObjectKey};
 use crate::lake::{self, hours, offsets, Hour};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
@@ -25,15 +27,17 @@ pub const NAME: &str = "minio_writer";
 pub struct MinioWriter {
     store: ObjectStore,
     prefix: String,
+    format: Format,
     bucket_ready: bool,
     shared: Shared,
 }
 
 impl MinioWriter {
-    pub fn new(store: ObjectStore, prefix: String, shared: Shared) -> Self {
+    pub fn new(store: ObjectStore, (prefix, format): (String, Format), shared: Shared) -> Self {
         MinioWriter {
             store,
             prefix,
+            format,
             bucket_ready: false,
             shared,
         }
@@ -44,9 +48,9 @@ impl MinioWriter {
 /// None for a batch without records (nothing to write) or whose first time has no calendar date (a
 /// time the table cannot hold is dead-lettered before it gets here, so that is a bug, answered as an
 /// error).
-pub fn object_key(prefix: &str, batch: &Batch) -> Option<String> {
+pub fn object_key(prefix: &str, format: Format, batch: &Batch) -> Option<ObjectKey> {
     let first = batch.records.first()?;
-    ObjectKey::new(prefix, Millis(first.time), batch.partition, batch.first_offset).map(|k| k.to_string())
+    ObjectKey::new(prefix, Millis(first.time), batch.partition, batch.first_offset, format)
 }
 
 /// One JSON record per line (its lake line, written as it was decoded), in offset order: a copy of
@@ -66,6 +70,59 @@ fn body(batch: &Arc<Batch>) -> bytes::Bytes {
         }
     }
     bytes::Bytes::from_owner(Lines(batch.clone()))
+}
+
+fn key_format(key: &str) -> Format {
+    Format::of_key(key).unwrap_or_default()
+}
+
+/// The batch as one Parquet file (`lake::parquet`), built on a blocking thread (a batch of 50,000 events
+/// is ~25 ms of CPU: the actor's thread stays free). Its key-value metadata is the object's metadata,
+/// with every record's offset and writer schema, so a file copied out of the lake still says what it
+/// holds.
+async fn parquet_body(batch: &Arc<Batch>, meta: &BTreeMap<&'static str, String>) -> Result<bytes::Bytes, SinkError> {
+    let batch = batch.clone();
+    let mut kv: Vec<(&str, String)> = meta.iter().map(|(k, v)| (*k, v.clone())).collect();
+    kv.retain(|(k, _)| *k != lake::SIDECAR_META);
+    if !kv.iter().any(|(k, _)| *k == "nrt-offsets") {
+        kv.push(("nrt-offsets", offsets::encode(batch.first_offset, batch.records.iter().map(|r| r.offset))));
+    }
+    kv.push((RECORD_SCHEMAS_META, record_schemas(&batch)));
+    let encoded = tokio::task::spawn_blocking(move || {
+        let plans = batch.records.plans();
+        let avro: Vec<&crate::avro::Plan> = plans.iter().map(|p| &p.plan).collect();
+        let records = batch.records.iter().map(|r| {
+            let which = plans.iter().position(|p| p.schema_id == r.schema_id).unwrap_or(usize::MAX);
+            (which, r.datum)
+        });
+        crate::lake::parquet::encode_mixed(&avro, records, &kv)
+    })
+    .await;
+    let failed = |message: String| SinkError {
+        sink: "minio",
+        message,
+        failure: Failure::Misconfigured,
+    };
+    match encoded {
+        Ok(Ok(file)) => Ok(bytes::Bytes::from(file)),
+        // The datums were decoded along these plans already: a failure here is ours, never the data's.
+        Ok(Err(e)) => Err(failed(format!("parquet: {e}"))),
+        Err(e) => Err(failed(format!("parquet: the encoding thread failed: {e}"))),
+    }
+}
+
+/// The key-value metadata naming each record's writer schema, in runs: `id*count,id*count`.
+pub const RECORD_SCHEMAS_META: &str = "nrt-record-schemas";
+
+fn record_schemas(batch: &Batch) -> String {
+    let mut runs: Vec<(u32, usize)> = Vec::new();
+    for r in batch.records.iter() {
+        match runs.last_mut() {
+            Some((id, n)) if *id == r.schema_id => *n += 1,
+            _ => runs.push((r.schema_id, 1)),
+        }
+    }
+    runs.iter().map(|(id, n)| format!("{id}*{n}")).collect::<Vec<_>>().join(",")
 }
 
 /// The hours the batch's records are of (by their own event time).
@@ -201,36 +258,47 @@ impl Handler<WriteBatch> for MinioWriter {
             // Nothing decodable in the range (all of it dead-lettered): no object to write.
             return Box::pin(fut::ready(Ok(SinkAck::Written)));
         }
-        let prepared = object_key(&self.prefix, &batch)
-            .ok_or_else(|| "the first event's time has no calendar date".to_owned())
-            .map(|key| (key, body(&batch)));
-        let (key, body) = match prepared {
-            Ok(kb) => kb,
-            Err(e) => {
-                let err = SinkError {
-                    sink: "minio",
-                    message: format!("cannot write batch p{} o{}: {e}", batch.partition, batch.first_offset),
-                    failure: Failure::Misconfigured,
-                };
-                return Box::pin(fut::ready(Err(err)));
-            }
+        let Some(key) = object_key(&self.prefix, self.format, &batch) else {
+            let err = SinkError {
+                sink: "minio",
+                message: format!(
+                    "cannot write batch p{} o{}: the first event's time has no calendar date",
+                    batch.partition, batch.first_offset
+                ),
+                failure: Failure::Misconfigured,
+            };
+            return Box::pin(fut::ready(Err(err)));
         };
-        let (store, prefix, need_bucket, bytes, events) = (
+        let (store, prefix, need_bucket, events) = (
             self.store.clone(),
             self.prefix.clone(),
             !self.bucket_ready,
-            body.len(),
             batch.records.len(),
         );
         let started = std::time::Instant::now();
+        let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let written = bytes.clone();
         let write = async move {
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
             }
+            // The batch in the lake in the other format already (the pipeline switched): reused.
+            for other in Format::ALL.into_iter().filter(|f| *f != key.format) {
+                let other = key.in_format(other).to_string();
+                if let Some(found) = store.metadata_if_present(&other).await.map_err(sink_error)? {
+                    return existing(&batch, &other, &found);
+                }
+            }
+            let key = key.to_string();
             let (meta, sidecar) = object_meta(&batch);
+            let body = match key_format(&key) {
+                Format::Jsonl => body(&batch),
+                Format::Parquet => parquet_body(&batch, &meta).await?,
+            };
+            written.store(body.len(), std::sync::atomic::Ordering::Relaxed);
             write_companions(&store, &prefix, &key, &batch, sidecar).await.map_err(sink_error)?;
             let created = store
-                .put_if_absent(&key, body, "application/x-ndjson", &meta)
+                .put_if_absent(&key, body, key_format(&key).content_type(), &meta)
                 .await
                 .map_err(sink_error)?;
             match created {
@@ -247,6 +315,7 @@ impl Handler<WriteBatch> for MinioWriter {
                         m.events_written
                             .with_label_values(&["minio"])
                             .inc_by(events as u64);
+                        let bytes = bytes.load(std::sync::atomic::Ordering::Relaxed);
                         m.sink_bytes.with_label_values(&["minio"]).inc_by(bytes as u64);
                         m.batch_events
                             .with_label_values(&["minio"])

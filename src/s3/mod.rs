@@ -253,6 +253,21 @@ impl ObjectStore {
         Ok(self.head(key).await?.metadata.unwrap_or_default())
     }
 
+    /// The user metadata of `key`, or None when there is no such key.
+    pub async fn metadata_if_present(&self, key: &str) -> Result<Option<HashMap<String, String>>, S3Error> {
+        let req = HeadObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
+        match self.client.head_object(req).await {
+            Ok(out) => Ok(Some(out.metadata.unwrap_or_default())),
+            Err(RusotoError::Service(HeadObjectError::NoSuchKey(_))) => Ok(None),
+            Err(RusotoError::Unknown(resp)) if resp.status.as_u16() == 404 => Ok(None),
+            Err(e) => Err(self.err("head", key, e)),
+        }
+    }
+
     async fn head(&self, key: &str) -> Result<rusoto_s3::HeadObjectOutput, S3Error> {
         let req = HeadObjectRequest {
             bucket: self.bucket.clone(),

@@ -54,6 +54,7 @@ fn invalid_values_exit_2_naming_the_variable() {
         ("NRT_S3_ENDPOINT", "minio:9000"),
         ("NRT_SCHEMA_REGISTRY_URL", "ftp://registry"),
         ("NRT_SUBJECT_STRATEGY", "by_name"),
+        ("NRT_LAKE_FORMAT", "csv"),
         // A cluster needs its nodes, and its nodes their cluster's name.
         ("NRT_CLICKHOUSE_CLUSTER", "nrt"),
         ("NRT_CLICKHOUSE_SHARDS", "http://127.0.0.1:18121"),
