@@ -328,6 +328,14 @@ fn branch_name(schema: &Schema, ns: NamespaceRef<'_>) -> String {
         Schema::Record(r) => r.name.fullname(ns),
         Schema::Enum(e) => e.name.fullname(ns),
         Schema::Fixed(f) => f.name.fullname(ns),
+        // Named types under a logical type keep their own name: two of them (a duration and a decimal
+        // on fixed) in one union would otherwise both be written as "fixed" and read back as the first.
+        Schema::Duration(f) => f.name.fullname(ns),
+        Schema::Decimal(d) => match &d.inner {
+            apache_avro::schema::InnerDecimalSchema::Fixed(f) => f.name.fullname(ns),
+            apache_avro::schema::InnerDecimalSchema::Bytes => "bytes".into(),
+        },
+        Schema::Uuid(apache_avro::schema::UuidSchema::Fixed(f)) => f.name.fullname(ns),
         Schema::Ref { name } => name.fullname(ns),
         Schema::Array(_) => "array".into(),
         Schema::Map(_) => "map".into(),
@@ -383,6 +391,19 @@ mod tests {
         };
         let wrap: Vec<&str> = u.wrap.iter().flat_map(|w| w.iter().map(String::as_str)).collect();
         assert_eq!(wrap, ["null", "int", "long", "E", "string"]);
+        // Named types under a logical type are written under their own names (found by fuzzing: a
+        // duration and a decimal on fixed were both "fixed", read back as the first).
+        let p = plan(
+            r#"[{"type":"fixed","name":"Dur1","size":12,"logicalType":"duration"},
+                {"type":"fixed","name":"D2","size":3,"logicalType":"decimal","precision":10,"scale":0},
+                {"type":"fixed","name":"U","size":16,"logicalType":"uuid"},
+                {"type":"record","name":"R3","fields":[{"name":"f1","type":"int"}]}]"#,
+        );
+        let Node::Union(u) = &p.root else {
+            panic!("{:?}", p.root)
+        };
+        let wrap: Vec<&str> = u.wrap.iter().flat_map(|w| w.iter().map(String::as_str)).collect();
+        assert_eq!(wrap, ["Dur1", "D2", "U", "R3"]);
         let p = plan(r#"["null","long","string",{"type":"array","items":"int"}]"#);
         let Node::Union(u) = &p.root else {
             panic!("{:?}", p.root)
