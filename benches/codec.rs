@@ -63,6 +63,7 @@ fn stages(c: &mut Criterion) {
         first_offset: 0,
         last_offset: EVENTS as i64 - 1,
         records: decoded,
+        dead_letters: Vec::new(),
         bytes: 0,
         ingested_at: Millis(1_767_225_600_000),
         lake: nrt_pipeline::actors::messages::LakePart::Write,

@@ -180,43 +180,55 @@ pub fn sidecar_key(key: &str, meta: &HashMap<String, String>) -> Option<String> 
 
 /// An object as `nrt replay` and `nrt reconcile` read it.
 pub struct Object {
-    /// Its JSONL body.
-    pub lines: Vec<u8>,
+    pub body: Body,
     pub meta: HashMap<String, String>,
     pub origin: Origin,
+}
+
+/// What an object holds, by its key's format.
+pub enum Body {
+    /// JSONL: a record per line.
+    Lines(Vec<u8>),
+    Parquet(parquet::read::File),
 }
 
 impl Object {
     /// The object under `key`, with its sidecar's offsets; None when a reference names it but it is not
     /// there (its writer stopped between the two: the batch was not committed, and is written again).
     pub async fn fetch(store: &ObjectStore, key: &str, timeout: Duration) -> Result<Option<Object>, LakeError> {
-        if key::Format::of_key(key) == Some(key::Format::Parquet) {
-            // Refused, never skipped: a replay or a count that left these out would look complete.
-            return Err(LakeError::Unreadable {
-                key: key.to_owned(),
-                why: "a Parquet object: nrt replay and nrt reconcile read JSONL objects only so far (issue 27)",
-            });
-        }
-        let Some((lines, meta)) = store.get_if_present(key, timeout).await? else {
+        let Some((bytes, meta)) = store.get_if_present(key, timeout).await? else {
             return Ok(None);
+        };
+        let body = match key::Format::of_key(key).unwrap_or_default() {
+            key::Format::Jsonl => Body::Lines(bytes),
+            key::Format::Parquet => match parquet::read::File::open(bytes.into()) {
+                Ok(file) => Body::Parquet(file),
+                Err(why) => return Err(LakeError::Unreadable { key: key.to_owned(), why }),
+            },
         };
         let sidecar = match sidecar_key(key, &meta) {
             Some(sidecar) => Some(String::from_utf8_lossy(&store.get(&sidecar, timeout).await?).into_owned()),
             None => None,
         };
-        let count = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        let count = match &body {
+            Body::Lines(lines) => lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(),
+            Body::Parquet(file) => file.rows(),
+        };
         let origin = Origin::of(&meta, sidecar.as_deref(), count).map_err(|source| LakeError::Meta {
             key: key.to_owned(),
             source,
         })?;
-        Ok(Some(Object { lines, meta, origin }))
+        Ok(Some(Object { body, meta, origin }))
     }
 
-    /// Its lines read back into the records the pipeline made of them (`read.rs`).
+    /// Its lines or rows read back into the records the pipeline made of them (`read.rs`).
     pub async fn records(&self, key: &str, reader: &mut LineReader) -> Result<Records, ReadError> {
         // Objects written before `nrt-ingested-at` was recorded hold events, which have their own time.
         let ingested_at = self.origin.ingested_at.map_or(0, |m| m.0);
-        reader.read(key, &self.lines, &self.meta, &self.origin.offsets, ingested_at).await
+        match &self.body {
+            Body::Lines(lines) => reader.read(key, lines, &self.meta, &self.origin.offsets, ingested_at).await,
+            Body::Parquet(file) => reader.read_parquet(key, file, &self.origin.offsets, ingested_at).await,
+        }
     }
 }
 
@@ -237,8 +249,9 @@ pub enum LakeError {
     Read(#[from] ReadError),
     #[error("hour {0} is out of range")]
     Range(Hour),
+    /// Not a file of its format (a Parquet object that does not open).
     #[error("{key}: {why}")]
-    Unreadable { key: String, why: &'static str },
+    Unreadable { key: String, why: String },
 }
 
 /// What makes a record one in its table, for counting distinct ones: the table's sorting-key columns

@@ -22,6 +22,8 @@ pub struct Batch {
     pub records: Records,
     /// What the records take in memory (`Records::bytes`), for the in-flight budget.
     pub bytes: usize,
+    /// The offsets of its range that went to the dead-letter topic (usually none).
+    pub dead_letters: Vec<i64>,
     /// When the Batcher started writing it: the same in both sinks and on every retry (the rows'
     /// `ingested_at`, the object's `nrt-ingested-at`), so a replay from the lake gives the same rows.
     /// Inside an object written earlier, that object's.
@@ -42,15 +44,19 @@ pub enum LakePart {
 }
 
 impl Batch {
-    /// The part of this batch after `offset` (a range of its own, starting at `offset + 1`).
+    /// The part of this batch after `offset`: a range of its own, starting at its first delivered
+    /// offset (`first_delivered`).
     pub fn after(&self, offset: i64) -> Batch {
+        let records = self.records.select(|r| r.offset > offset);
+        let dead_letters: Vec<i64> = self.dead_letters.iter().copied().filter(|o| *o > offset).collect();
         Batch {
             topic: self.topic.clone(),
             partition: self.partition,
             epoch: self.epoch,
-            first_offset: offset + 1,
+            first_offset: first_delivered(&records, &dead_letters, offset),
             last_offset: self.last_offset,
-            records: self.records.select(|r| r.offset > offset),
+            records,
+            dead_letters,
             bytes: 0,
             ingested_at: self.ingested_at,
             lake: LakePart::Write,
@@ -64,11 +70,22 @@ impl Batch {
             topic: self.topic.clone(),
             last_offset: offset.min(self.last_offset),
             records: self.records.select(|r| r.offset <= offset),
+            dead_letters: self.dead_letters.iter().copied().filter(|o| *o <= offset).collect(),
             bytes: 0,
             ingested_at,
             ..*self
         }
     }
+}
+
+/// Where a range after `end` starts, holding `records` and `dead_letters` (all after `end`): at the
+/// first offset delivered (a record's or a dead letter's), as a batch of a reading not cut at `end`
+/// started. `end + 1` may be a transaction marker's offset (taken, never delivered): a key named for
+/// it would miss the object another reading wrote for the same records, and the lake would hold them
+/// twice. `end + 1` when nothing after `end` was delivered.
+pub fn first_delivered(records: &Records, dead_letters: &[i64], end: i64) -> i64 {
+    let delivered = records.first().map(|r| r.offset).into_iter().chain(dead_letters.first().copied());
+    delivered.min().unwrap_or(end + 1)
 }
 
 /// Write this batch (shared by both writers, no copy). Ok means durable in that sink.
@@ -203,6 +220,9 @@ pub struct Decoded {
     pub last_offset: i64,
     pub records: Records,
     pub bytes: usize,
+    /// The offsets in the range that went to the dead-letter topic, ascending (usually none): with the
+    /// records', every offset delivered; the others are transaction markers.
+    pub dead_letters: Vec<i64>,
 }
 
 /// The partitions (as assigned under these epochs) are being revoked (sent from the reader's rebalance

@@ -152,6 +152,7 @@ pub async fn write_isolating(
                             records: half,
                             bytes: 0,
                             topic: part.topic.clone(),
+                            dead_letters: Vec::new(),
                             ..*part
                         }));
                     }

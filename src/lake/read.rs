@@ -131,6 +131,48 @@ impl LineReader {
         Ok(records)
     }
 
+    /// The records of Parquet object `key` (`lake::parquet::read`), row `i` at `offsets[i]`: each row
+    /// made the datum of its writer schema again and decoded as the pipeline decoded it.
+    pub async fn read_parquet(
+        &mut self,
+        key: &str,
+        file: &crate::lake::parquet::read::File,
+        offsets: &[i64],
+        ingested_at: i64,
+    ) -> Result<Records, ReadError> {
+        use crate::lake::parquet::read::RowReader;
+        let fail = |line: usize, why: String| ReadError::Line {
+            key: key.to_owned(),
+            line,
+            why,
+        };
+        let ids = file.row_schemas().map_err(|why| fail(0, why))?;
+        let mut merged = Vec::new();
+        for id in file.column_schemas().map_err(|why| fail(0, why))? {
+            merged.push(self.plan(id).await?);
+        }
+        let rows = RowReader::new(&merged.iter().map(|p| &p.plan).collect::<Vec<_>>());
+        let mut records = Records::default();
+        let mut n = 0;
+        for batch in &file.batches {
+            let root = arrow_array::StructArray::from(batch.clone());
+            for row in 0..batch.num_rows() {
+                let (Some(&id), Some(&offset)) = (ids.get(n), offsets.get(n)) else {
+                    return Err(fail(n + 1, "more rows than its metadata names".into()));
+                };
+                n += 1;
+                let plan = self.plan(id).await?;
+                let json = rows.row(&root, row, &plan.plan).map_err(|why| fail(n, why))?;
+                self.avro.clear();
+                from_json(&plan.plan, &json, &mut self.avro).map_err(|e| fail(n, format!("writer schema {id}: {e}")))?;
+                records
+                    .decode(&plan, (offset, &b""[..]), &self.avro, ingested_at, &mut self.scratch)
+                    .map_err(|e| fail(n, format!("writer schema {id}: {e}")))?;
+            }
+        }
+        Ok(records)
+    }
+
     /// The plan of writer schema `id`, fetched and planned once.
     async fn plan(&mut self, id: u32) -> Result<Arc<RecordPlan>, ReadError> {
         if let Some(plan) = self.known.get(&id) {

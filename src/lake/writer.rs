@@ -19,6 +19,7 @@ use crate::actors::Shared;
 use crate::event::Millis;
 use crate::lake::read::SCHEMA_IDS_META;
 use crate::lake::key::{self, Format, ObjectKey};
+use crate::lake::parquet::read::{COLUMN_SCHEMAS_META, RECORD_SCHEMAS_META};
 use crate::lake::{self, hours, offsets, Hour};
 use crate::s3::{ObjectStore, PutOutcome, S3Error};
 
@@ -88,6 +89,8 @@ async fn parquet_body(batch: &Arc<Batch>, meta: &BTreeMap<&'static str, String>)
         kv.push(("nrt-offsets", offsets::encode(batch.first_offset, batch.records.iter().map(|r| r.offset))));
     }
     kv.push((RECORD_SCHEMAS_META, record_schemas(&batch)));
+    let merged = batch.records.plans().iter().map(|p| p.schema_id.to_string());
+    kv.push((COLUMN_SCHEMAS_META, merged.collect::<Vec<_>>().join(",")));
     let encoded = tokio::task::spawn_blocking(move || {
         let plans = batch.records.plans();
         let avro: Vec<&crate::avro::Plan> = plans.iter().map(|p| &p.plan).collect();
@@ -110,9 +113,6 @@ async fn parquet_body(batch: &Arc<Batch>, meta: &BTreeMap<&'static str, String>)
         Err(e) => Err(failed(format!("parquet: the encoding thread failed: {e}"))),
     }
 }
-
-/// The key-value metadata naming each record's writer schema, in runs: `id*count,id*count`.
-pub const RECORD_SCHEMAS_META: &str = "nrt-record-schemas";
 
 fn record_schemas(batch: &Batch) -> String {
     let mut runs: Vec<(u32, usize)> = Vec::new();
@@ -349,6 +349,7 @@ mod tests {
             first_offset: first,
             last_offset: last,
             records: crate::record::Records::default(),
+            dead_letters: Vec::new(),
             bytes: 0,
             ingested_at: Millis(1_795_771_800_000),
             lake: LakePart::Write,

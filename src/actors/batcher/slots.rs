@@ -39,9 +39,13 @@ struct Cover {
 
 #[derive(Debug)]
 pub struct Open {
+    /// Its first delivered offset (a record's or a dead letter's, never a transaction marker's): the
+    /// offset its object's key names, the same however the partition's records were cut into batches.
     pub first_offset: i64,
     pub last_offset: i64,
     pub records: Records,
+    /// The offsets of its range that went to the dead-letter topic.
+    pub dead_letters: Vec<i64>,
     pub bytes: usize,
     pub opened: Instant,
     /// When records were last added: a batch that stopped growing may be due early (`Limits::quiet`).
@@ -112,6 +116,7 @@ impl Slots {
                 open.last_offset = d.last_offset;
                 open.bytes += d.bytes;
                 open.records.extend(d.records);
+                open.dead_letters.extend(d.dead_letters);
             }
             None => {
                 let mut records = Records::with_room(self.room.max(d.records.len()), d.records.shape());
@@ -120,6 +125,7 @@ impl Slots {
                     first_offset: d.first_offset,
                     last_offset: d.last_offset,
                     records,
+                    dead_letters: d.dead_letters,
                     bytes: d.bytes,
                     opened: Instant::now(),
                     grown: Instant::now(),
@@ -178,6 +184,7 @@ impl Slots {
             first_offset: open.first_offset,
             last_offset: open.last_offset,
             records: open.records,
+            dead_letters: open.dead_letters,
             bytes: open.bytes,
             ingested_at,
             lake,
@@ -291,13 +298,19 @@ fn cut_after(open: &mut Open, end: i64) -> Open {
         Some(i) => open.records.split_off(i),
         None => Records::default(),
     };
+    let dead_later = match open.dead_letters.iter().position(|o| *o > end) {
+        Some(i) => open.dead_letters.split_off(i),
+        None => Vec::new(),
+    };
+    let first_offset = crate::actors::messages::first_delivered(&later, &dead_later, end);
     let span = (open.last_offset - open.first_offset + 1).max(1) as u128;
     let kept = (end - open.first_offset + 1).clamp(0, span as i64) as u128;
     let kept_bytes = (open.bytes as u128 * kept / span) as usize;
     let rest = Open {
-        first_offset: end + 1,
+        first_offset,
         last_offset: open.last_offset,
         records: later,
+        dead_letters: dead_later,
         bytes: open.bytes - kept_bytes,
         opened: open.opened,
         grown: open.grown,
@@ -321,6 +334,7 @@ mod tests {
             last_offset: last,
             records: Records::of((first..=last).map(|o| (o, 1_795_771_800_000 + o))),
             bytes: (last - first + 1) as usize * 10,
+            dead_letters: Vec::new(),
         }
     }
 
@@ -400,6 +414,39 @@ mod tests {
         assert_eq!((rest.first_offset, rest.last_offset, rest.lake), (200, 230, LakePart::Write));
         assert_eq!(b.bytes + rest.bytes, 700);
         assert_ne!(rest.ingested_at, t0, "after the object, a batch of its own");
+    }
+
+    /// The rest after an object's end starts at its first delivered offset, as a batch of the first
+    /// reading did: past a transaction marker (never delivered), at a dead letter (delivered, and
+    /// counted in its batch's range).
+    #[test]
+    fn the_rest_after_an_object_starts_at_its_first_delivered_offset() {
+        let t0 = Millis(1_795_000_000_000);
+        // (records after the object's end at 199, dead letters there, where the rest starts)
+        let cases = [
+            (201..=230, vec![], 201, "a marker at 200"),
+            (202..=230, vec![201], 201, "a marker at 200, a dead letter at 201"),
+            (201..=230, vec![200], 200, "a dead letter at 200"),
+            (200..=230, vec![], 200, "no gap"),
+        ];
+        for (later, dead_letters, start, case) in cases {
+            let mut s = Slots::new("t".into());
+            s.add(run(1, 1, 100, 140));
+            let _ = s.start(1, &limits(), true);
+            s.finish(1, JobEnd::Inside { until: 199, ingested_at: t0 });
+            let offsets: Vec<i64> = (141..=199).chain(later).collect();
+            s.add(Decoded {
+                records: Records::of(offsets.iter().map(|&o| (o, 1_795_771_800_000 + o))),
+                bytes: offsets.len() * 10,
+                dead_letters,
+                ..run(1, 1, 141, 230)
+            });
+            let b = s.start(1, &limits(), false).map(|b| (b.first_offset, b.last_offset));
+            assert_eq!(b, Some((141, 199)), "{case}: cut at the object's end");
+            s.finish(1, JobEnd::Committed);
+            let rest = s.start(1, &limits(), true).map(|b| (b.first_offset, b.last_offset));
+            assert_eq!(rest, Some((start, 230)), "{case}");
+        }
     }
 
     #[test]

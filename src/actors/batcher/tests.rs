@@ -202,6 +202,7 @@ impl Rig {
             last_offset: last,
             records: Records::of((first..=last).map(|o| (o, 1_795_771_800_000 + o))),
             bytes: (last - first + 1) as usize * 100,
+            dead_letters: Vec::new(),
         };
         // The reader counts what it hands over; the Batcher releases it.
         self.inflight.add(run.bytes);

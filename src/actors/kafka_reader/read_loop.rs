@@ -469,6 +469,12 @@ impl ReadLoop {
     /// bytes count in the budget from here, so the budget, not a reply, keeps the reader in step.
     async fn hand_over(&mut self, mut chunk: Chunk, records: &mut Messages<'_>) -> Result<(), ReaderError> {
         self.wiring.shared.metrics.bytes_consumed.inc_by(chunk.bytes);
+        let mut dead_offsets: HashMap<i32, Vec<i64>> = HashMap::new();
+        for (partition, run) in &chunk.runs {
+            if !run.letters.is_empty() {
+                dead_offsets.insert(*partition, run.letters.iter().map(|l| l.offset).collect());
+            }
+        }
         let letters: Vec<DeadLetter> = chunk
             .runs
             .values_mut()
@@ -504,6 +510,7 @@ impl ReadLoop {
                 last_offset: run.last_offset,
                 records: run.records,
                 bytes,
+                dead_letters: dead_offsets.remove(&partition).unwrap_or_default(),
             };
             if !self.wiring.batcher.decoded.connected() {
                 return Err(ReaderError::BatcherGone);

@@ -5,6 +5,7 @@
 //! beside the schema (the offsets the object holds, its writer schema id).
 
 mod columns;
+pub mod read;
 mod visitor;
 
 use std::sync::Arc;
