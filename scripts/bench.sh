@@ -6,6 +6,9 @@
 #   3. consumer: those N events from Kafka → both sinks, until MinIO and ClickHouse acknowledged all N.
 #   4. replicas (--consumers "1 2 3"): the same N events read by 1, 2, 3… consumer processes in one
 #      group (a fresh group each time), until MinIO and ClickHouse acknowledged all N between them.
+#   3a. lake formats (BENCH_FORMATS=0 skips it): the consumer alone on the same N events writing the
+#      lake as JSONL, then as Parquet, two rounds alternating: events/s, nrt CPU and the lake's bytes
+#      per event of each (goal: Parquet <= 25 % of JSONL's bytes at >= 85 % of its events/s).
 #   3b. against (--against BIN): the consumer run again with another nrt binary (say the last release's)
 #      and with this one, alternating, each on the same N events with a fresh group and table.
 #   4b. topics (--topics T): the same number of events spread over T topics (N/T each), produced and
@@ -235,6 +238,45 @@ consume_with() {
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   drop_table "events_${id}_$run"
 }
+
+# The consumer alone writing the lake as $1 (jsonl|parquet): N events into a fresh group, prefix and
+# table. Prints its events/s, nrt CPU per event, the lake's bytes per event, peak RSS; sets FORMAT_RATE
+# and FORMAT_BYTES (bytes per event) for the summary.
+consume_as() {
+  local format=$1 run=$2 pid
+  export NRT_GROUP_ID=nrt-bench-$id-$run NRT_S3_PREFIX=bench-$id-$run/ NRT_CLICKHOUSE_TABLE=events_${id}_$run \
+    NRT_LAKE_FORMAT=$format
+  spawn "format-$run" run --role consumer
+  pid=$PID
+  wait_written "$N"
+  local end
+  end=$(now)
+  FORMAT_RATE=$(awk -v n="$N" -v a="$START" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
+  FORMAT_BYTES=$(awk -v b="$(metric "$URL" 'nrt_sink_bytes_total{sink="minio"}')" -v n="$N" 'BEGIN {printf "%.1f", b / n}')
+  printf '  %-8s %s events/s, CPU %.2f µs/event, %s lake bytes/event, peak RSS %s\n' "$format" "$FORMAT_RATE" \
+    "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" "$FORMAT_BYTES" \
+    "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  unset NRT_LAKE_FORMAT
+  drop_table "events_${id}_$run"
+}
+
+if [[ ${BENCH_FORMATS:-1} != 0 ]]; then
+  echo; echo "=== lake formats: the consumer writing JSONL, then Parquet, alternating, $N events each"
+  declare -A rates=() sizes=()
+  for round in 1 2; do
+    for format in jsonl parquet; do
+      consume_as "$format" "$format$round"
+      rates[$format]="${rates[$format]:-} $FORMAT_RATE" sizes[$format]=$FORMAT_BYTES
+    done
+  done
+  awk -v j="${rates[jsonl]}" -v p="${rates[parquet]}" -v jb="${sizes[jsonl]}" -v pb="${sizes[parquet]}" 'BEGIN {
+    nj = split(j, a, " "); np = split(p, b, " "); bj = 0; bp = 0
+    for (i = 1; i <= nj; i++) if (a[i] > bj) bj = a[i]
+    for (i = 1; i <= np; i++) if (b[i] > bp) bp = b[i]
+    printf "  Parquet: %.0f %% of JSONL'"'"'s bytes, %.0f %% of its events/s (best of two rounds each; goal <= 25 %% at >= 85 %%)\n",
+      pb / jb * 100, bp / bj * 100 }'
+fi
 
 if [[ -n $AGAINST ]]; then
   echo; echo "=== consumer against $AGAINST: $N events each, alternating"

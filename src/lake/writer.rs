@@ -98,7 +98,7 @@ async fn parquet_body(batch: &Arc<Batch>, meta: &BTreeMap<&'static str, String>)
             let which = plans.iter().position(|p| p.schema_id == r.schema_id).unwrap_or(usize::MAX);
             (which, r.datum)
         });
-        crate::lake::parquet::encode_mixed(&avro, records, &kv)
+        crate::lake::parquet::encode_mixed(&avro, (batch.records.len(), records), &kv)
     })
     .await;
     let failed = |message: String| SinkError {

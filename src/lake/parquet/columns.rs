@@ -61,6 +61,9 @@ pub enum Col {
 /// The columns of one or more writer schemas; column 0 is the root record.
 pub struct Columns {
     pub cols: Vec<Col>,
+    /// The values each column gets room for up front: a batch's records, so that builders do not grow
+    /// by copying themselves (which, with the fresh pages each copy touches, was most of the cost).
+    rows: usize,
 }
 
 impl Columns {
@@ -69,7 +72,12 @@ impl Columns {
     /// two schemas type differently takes both: int and long as long, float and double as double,
     /// anything else as each value's JSON text (what a union of several types is).
     pub fn new(plans: &[&Plan]) -> Columns {
-        let mut columns = Columns { cols: Vec::new() };
+        Columns::with_capacity(plans, 0)
+    }
+
+    /// `new`, each column with room for `rows` values.
+    pub fn with_capacity(plans: &[&Plan], rows: usize) -> Columns {
+        let mut columns = Columns { cols: Vec::new(), rows };
         if let Some((first, rest)) = plans.split_first() {
             columns.add(&first.root, first, &mut Vec::new());
             for plan in rest {
@@ -138,11 +146,11 @@ impl Columns {
                 let wider = match (ours, theirs) {
                     (Some(a), Some(b)) if a == b => return,
                     (_, Some(DataType::Null)) => return,
-                    (Some(DataType::Int32), Some(DataType::Int64)) => Col::I64(Int64Builder::new(), DataType::Int64),
+                    (Some(DataType::Int32), Some(DataType::Int64)) => Col::I64(Int64Builder::with_capacity(self.rows), DataType::Int64),
                     (Some(DataType::Int64), Some(DataType::Int32)) => return,
-                    (Some(DataType::Float32), Some(DataType::Float64)) => Col::F64(Float64Builder::new()),
+                    (Some(DataType::Float32), Some(DataType::Float64)) => Col::F64(Float64Builder::with_capacity(self.rows)),
                     (Some(DataType::Float64), Some(DataType::Float32)) => return,
-                    _ => Col::Json(StringBuilder::new()),
+                    _ => Col::Json(StringBuilder::with_capacity(self.rows, self.rows * 16)),
                 };
                 self.cols[at] = wider;
             }
@@ -169,50 +177,50 @@ impl Columns {
     fn add(&mut self, node: &Node, plan: &Plan, path: &mut Vec<usize>) -> usize {
         let col = match node {
             Node::Null => Col::Null(NullBuilder::new()),
-            Node::Boolean => Col::Bool(BooleanBuilder::new()),
-            Node::Int => Col::I32(Int32Builder::new(), DataType::Int32),
-            Node::Long => Col::I64(Int64Builder::new(), DataType::Int64),
-            Node::Float => Col::F32(Float32Builder::new()),
-            Node::Double => Col::F64(Float64Builder::new()),
-            Node::Bytes => Col::Bytes(BinaryBuilder::new()),
-            Node::String | Node::Uuid(_) => Col::Text(StringBuilder::new()),
+            Node::Boolean => Col::Bool(BooleanBuilder::with_capacity(self.rows)),
+            Node::Int => Col::I32(Int32Builder::with_capacity(self.rows), DataType::Int32),
+            Node::Long => Col::I64(Int64Builder::with_capacity(self.rows), DataType::Int64),
+            Node::Float => Col::F32(Float32Builder::with_capacity(self.rows)),
+            Node::Double => Col::F64(Float64Builder::with_capacity(self.rows)),
+            Node::Bytes => Col::Bytes(BinaryBuilder::with_capacity(self.rows, self.rows * 16)),
+            Node::String | Node::Uuid(_) => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 16)),
             Node::Decimal { precision, scale, .. } => match (u8::try_from(*precision), i8::try_from(*scale)) {
-                (Ok(p @ 1..=38), Ok(s)) => match Decimal128Builder::new().with_precision_and_scale(p, s) {
+                (Ok(p @ 1..=38), Ok(s)) => match Decimal128Builder::with_capacity(self.rows).with_precision_and_scale(p, s) {
                     Ok(b) => Col::Decimal(b, p, s),
-                    Err(_) => Col::Text(StringBuilder::new()),
+                    Err(_) => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 16)),
                 },
-                _ => Col::Text(StringBuilder::new()),
+                _ => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 16)),
             },
-            Node::Date => Col::I32(Int32Builder::new(), DataType::Date32),
-            Node::Time(Unit::Millis) => Col::I32(Int32Builder::new(), DataType::Time32(TimeUnit::Millisecond)),
-            Node::Time(unit) => Col::I64(Int64Builder::new(), DataType::Time64(time_unit(*unit))),
+            Node::Date => Col::I32(Int32Builder::with_capacity(self.rows), DataType::Date32),
+            Node::Time(Unit::Millis) => Col::I32(Int32Builder::with_capacity(self.rows), DataType::Time32(TimeUnit::Millisecond)),
+            Node::Time(unit) => Col::I64(Int64Builder::with_capacity(self.rows), DataType::Time64(time_unit(*unit))),
             Node::Timestamp { unit, local } => {
                 let zone = (!local).then(|| Arc::from("UTC"));
-                Col::I64(Int64Builder::new(), DataType::Timestamp(time_unit(*unit), zone))
+                Col::I64(Int64Builder::with_capacity(self.rows), DataType::Timestamp(time_unit(*unit), zone))
             }
-            Node::Duration => Col::Json(StringBuilder::new()),
+            Node::Duration => Col::Json(StringBuilder::with_capacity(self.rows, self.rows * 16)),
             Node::Array(item) => {
                 let child = self.add(item, plan, path);
                 Col::List {
                     child,
                     offsets: vec![0],
-                    valid: Vec::new(),
+                    valid: Vec::with_capacity(self.rows),
                 }
             }
             Node::Map(value) => {
                 let values = self.add(value, plan, path);
                 Col::Map {
-                    keys: StringBuilder::new(),
+                    keys: StringBuilder::with_capacity(self.rows, self.rows * 16),
                     values,
                     offsets: vec![0],
-                    valid: Vec::new(),
+                    valid: Vec::with_capacity(self.rows),
                 }
             }
             Node::Union(u) => {
                 let mut others = u.branches.iter().filter(|b| **b != Node::Null);
                 match (others.next(), others.next()) {
                     (Some(only), None) => return self.add(only, plan, path),
-                    _ => Col::Json(StringBuilder::new()),
+                    _ => Col::Json(StringBuilder::with_capacity(self.rows, self.rows * 16)),
                 }
             }
             Node::Named(i) => match plan.named.get(*i) {
@@ -224,17 +232,17 @@ impl Columns {
                     self.cols[at] = Col::Struct {
                         names: r.fields.iter().map(|f| f.name.clone()).collect(),
                         children,
-                        valid: Vec::new(),
+                        valid: Vec::with_capacity(self.rows),
                     };
                     return at;
                 }
-                Some(Named::Enum(_)) => Col::Text(StringBuilder::new()),
+                Some(Named::Enum(_)) => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 16)),
                 Some(Named::Fixed(size)) => match i32::try_from(*size) {
-                    Ok(size) => Col::Fixed(FixedSizeBinaryBuilder::new(size), size),
-                    Err(_) => Col::Json(StringBuilder::new()),
+                    Ok(size) => Col::Fixed(FixedSizeBinaryBuilder::with_capacity(self.rows, size), size),
+                    Err(_) => Col::Json(StringBuilder::with_capacity(self.rows, self.rows * 16)),
                 },
                 // A record inside itself (or a name the plan lacks): its JSON.
-                _ => Col::Json(StringBuilder::new()),
+                _ => Col::Json(StringBuilder::with_capacity(self.rows, self.rows * 16)),
             },
         };
         self.cols.push(col);

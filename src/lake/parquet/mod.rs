@@ -48,17 +48,20 @@ pub fn encode<'d>(
     datums: impl IntoIterator<Item = &'d [u8]>,
     metadata: &[(&str, String)],
 ) -> Result<Vec<u8>, ParquetError> {
-    encode_mixed(&[plan], datums.into_iter().map(|d| (0, d)), metadata)
+    let datums = datums.into_iter();
+    let rows = datums.size_hint().0;
+    encode_mixed(&[plan], (rows, datums.map(|d| (0, d))), metadata)
 }
 
-/// One Parquet file of `records` of several writer schemas (each `(index into plans, datum)`), its
-/// columns those of every schema together (`Columns::new`).
+/// One Parquet file of `records` of several writer schemas (each `(index into plans, datum)`; `rows`:
+/// how many, room made for them up front), its columns those of every schema together
+/// (`Columns::new`).
 pub fn encode_mixed<'d>(
     plans: &[&Plan],
-    records: impl IntoIterator<Item = (usize, &'d [u8])>,
+    (rows, records): (usize, impl IntoIterator<Item = (usize, &'d [u8])>),
     metadata: &[(&str, String)],
 ) -> Result<Vec<u8>, ParquetError> {
-    let mut columns = Columns::new(plans);
+    let mut columns = Columns::with_capacity(plans, rows);
     for (index, (which, datum)) in records.into_iter().enumerate() {
         let plan = plans.get(which).ok_or(ParquetError::Mismatch(index))?;
         let mut visitor = ArrowVisitor::new(&mut columns);

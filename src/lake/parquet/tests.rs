@@ -154,7 +154,7 @@ fn records_of_several_writer_schemas_share_one_file() {
             ),
         })
         .collect();
-    let file = super::encode_mixed(&[&v1, &v2], records.iter().map(|(w, d)| (*w, d.as_slice())), &[])
+    let file = super::encode_mixed(&[&v1, &v2], (records.len(), records.iter().map(|(w, d)| (*w, d.as_slice()))), &[])
         .unwrap_or_else(|e| panic!("{e}"));
     let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))
         .and_then(|b| b.build())
@@ -211,7 +211,7 @@ fn every_row_reads_back_as_the_record_written() {
                 (which, d)
             })
             .collect();
-        let file = super::encode_mixed(&plans, records.iter().map(|(w, d)| (*w, d.as_slice())), &[])
+        let file = super::encode_mixed(&plans, (ROWS, records.iter().map(|(w, d)| (*w, d.as_slice()))), &[])
             .unwrap_or_else(|e| panic!("{e}"));
         let file = File::open(bytes::Bytes::from(file)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(file.rows(), ROWS);
