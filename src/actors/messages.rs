@@ -248,3 +248,39 @@ pub struct ToBatcher {
     pub revoke: Recipient<Revoke>,
     pub commit_to: Recipient<CommitTo>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The part of a batch after a reused object's end starts where that part's own first reading did:
+    /// at the first record or dead letter after it, never at a transaction marker's offset.
+    #[test]
+    fn the_part_after_an_offset_starts_at_its_first_delivered_one() {
+        let batch = |offsets: &[i64], dead_letters: Vec<i64>| Batch {
+            topic: "t".into(),
+            partition: 0,
+            epoch: 1,
+            first_offset: 0,
+            last_offset: 30,
+            records: Records::of(offsets.iter().map(|&o| (o, 1_795_771_800_000 + o))),
+            dead_letters,
+            bytes: 0,
+            ingested_at: Millis(0),
+            lake: LakePart::Write,
+        };
+        let starts = |b: &Batch| (b.after(9).first_offset, b.after(9).records.len());
+        // 10 is a marker: the rest starts at 11.
+        let gap: Vec<i64> = (0..=9).chain(11..=30).collect();
+        assert_eq!(starts(&batch(&gap, vec![])), (11, 20));
+        // 10 a marker, 11 a dead letter: at 11, holding the records from 12.
+        let dead: Vec<i64> = (0..=9).chain(12..=30).collect();
+        assert_eq!(starts(&batch(&dead, vec![11])), (11, 19));
+        assert_eq!(batch(&dead, vec![11]).after(9).dead_letters, vec![11]);
+        // No gap: at 10. Nothing delivered after: at 10 too.
+        assert_eq!(starts(&batch(&(0..=30).collect::<Vec<_>>(), vec![])), (10, 21));
+        assert_eq!(starts(&batch(&(0..=9).collect::<Vec<_>>(), vec![])), (10, 0));
+        // The part up to an offset keeps its own dead letters only.
+        assert_eq!(batch(&dead, vec![3, 11]).up_to(9, Millis(5)).dead_letters, vec![3]);
+    }
+}

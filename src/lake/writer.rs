@@ -73,10 +73,6 @@ fn body(batch: &Arc<Batch>) -> bytes::Bytes {
     bytes::Bytes::from_owner(Lines(batch.clone()))
 }
 
-fn key_format(key: &str) -> Format {
-    Format::of_key(key).unwrap_or_default()
-}
-
 /// The batch as one Parquet file (`lake::parquet`), built on a blocking thread (a batch of 50,000 events
 /// is ~25 ms of CPU: the actor's thread stays free). Its key-value metadata is the object's metadata,
 /// with every record's offset and writer schema, so a file copied out of the lake still says what it
@@ -276,8 +272,7 @@ impl Handler<WriteBatch> for MinioWriter {
             batch.records.len(),
         );
         let started = std::time::Instant::now();
-        let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let written = bytes.clone();
+        // Its acknowledgement and the bytes of the body written (none when an object was reused).
         let write = async move {
             if need_bucket {
                 store.ensure_bucket().await.map_err(sink_error)?;
@@ -286,37 +281,36 @@ impl Handler<WriteBatch> for MinioWriter {
             for other in Format::ALL.into_iter().filter(|f| *f != key.format) {
                 let other = key.in_format(other).to_string();
                 if let Some(found) = store.metadata_if_present(&other).await.map_err(sink_error)? {
-                    return existing(&batch, &other, &found);
+                    return existing(&batch, &other, &found).map(|ack| (ack, 0));
                 }
             }
-            let key = key.to_string();
+            let (format, key) = (key.format, key.to_string());
             let (meta, sidecar) = object_meta(&batch);
-            let body = match key_format(&key) {
+            let body = match format {
                 Format::Jsonl => body(&batch),
                 Format::Parquet => parquet_body(&batch, &meta).await?,
             };
-            written.store(body.len(), std::sync::atomic::Ordering::Relaxed);
+            let bytes = body.len();
             write_companions(&store, &prefix, &key, &batch, sidecar).await.map_err(sink_error)?;
             let created = store
-                .put_if_absent(&key, body, key_format(&key).content_type(), &meta)
+                .put_if_absent(&key, body, format.content_type(), &meta)
                 .await
                 .map_err(sink_error)?;
             match created {
-                PutOutcome::Created => Ok(SinkAck::Written),
-                PutOutcome::Exists(found) => existing(&batch, &key, &found),
+                PutOutcome::Created => Ok((SinkAck::Written, bytes)),
+                PutOutcome::Exists(found) => existing(&batch, &key, &found).map(|ack| (ack, 0)),
             }
         };
         Box::pin(write.into_actor(self).map(move |res, act, _| {
             let m = &act.shared.metrics;
             match &res {
-                Ok(ack) => {
+                Ok((ack, bytes)) => {
                     act.bucket_ready = true;
                     if *ack == SinkAck::Written {
                         m.events_written
                             .with_label_values(&["minio"])
                             .inc_by(events as u64);
-                        let bytes = bytes.load(std::sync::atomic::Ordering::Relaxed);
-                        m.sink_bytes.with_label_values(&["minio"]).inc_by(bytes as u64);
+                        m.sink_bytes.with_label_values(&["minio"]).inc_by(*bytes as u64);
                         m.batch_events
                             .with_label_values(&["minio"])
                             .observe(events as f64);
@@ -331,7 +325,7 @@ impl Handler<WriteBatch> for MinioWriter {
                     act.shared.health.error(NAME, e.to_string());
                 }
             }
-            res
+            res.map(|(ack, _)| ack)
         }))
     }
 }

@@ -189,11 +189,7 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
         .into_iter()
         .filter(|k| nrt_pipeline::lake::key::is_reference(k))
         .collect();
-    let ch = {
-        let mut ch = cfg.clickhouse.clone();
-        ch.database = common::TEST_DATABASE.to_owned();
-        nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"))
-    };
+    let ch = test_database(&cfg);
     let (ids, user_ids) = ch
         .query(&format!(
             "SELECT uniqExact(event_id), sum(user_id) FROM {} FINAL",
@@ -254,6 +250,13 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
         references.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A ClickHouse client on the tests' database.
+fn test_database(cfg: &nrt_pipeline::config::ServicesConfig) -> clickhouse::Client {
+    let mut ch = cfg.clickhouse.clone();
+    ch.database = crate::common::TEST_DATABASE.to_owned();
+    nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The lake's objects under `prefix` and the events their metadata says they hold; None while one
@@ -339,11 +342,7 @@ async fn a_lake_of_both_formats_reconciles_and_replays_completely() {
         common::clickhouse_count(&cfg, &replayed_table, true).await,
         Some(FIRST + THEN)
     );
-    let ch = {
-        let mut ch = cfg.clickhouse.clone();
-        ch.database = common::TEST_DATABASE.to_owned();
-        nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"))
-    };
+    let ch = test_database(&cfg);
     let same = |table: &str| {
         format!("SELECT sum(cityHash64(toString(event_id), user_id, toString(amount), currency, created_at)) FROM {table} FINAL")
     };
