@@ -200,6 +200,8 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ids, EVENTS, "distinct ids in ClickHouse");
 
+    let warehouse = warehouse_rows(&ch, &names.table).await;
+    assert_eq!(warehouse.len() as u64, EVENTS, "rows of ClickHouse FINAL");
     let read = common::python("read_lake.py", &[&dir.to_string_lossy()]);
     assert_eq!(read["files"].as_u64(), Some(objects.len() as u64), "{read}");
     assert_eq!(read["events_in_metadata"].as_u64(), Some(EVENTS), "{read}");
@@ -233,6 +235,7 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
                 && hours.iter().all(|h| h == "2026-01-01/00" || h == "2026-01-01/01"),
             "{reader}: {r}"
         );
+        assert_values_equal(reader, &r["values"], &warehouse);
         let columns = common::strings(&r["columns"]);
         assert!(
             columns.contains("dt") && columns.contains("hour"),
@@ -241,7 +244,7 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
     }
     println!(
         "lake_parquet: {EVENTS} events, {} Parquet objects ({} bytes); pyarrow and DuckDB read them with Hive \
-         partitions {}: rows, ids and sum(user_id) equal ClickHouse FINAL's; {} rows under the hour before \
+         partitions {}: every row equals ClickHouse FINAL's value for value; {} rows under the hour before \
          theirs ({} references)",
         objects.len(),
         walk_bytes(&dir),
@@ -250,6 +253,76 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
         references.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One event's values as the test compares them: event id, type, user id, amount in hundredths
+/// (exact; `Decimal(18, 2)`), currency, created_at in ms since the epoch.
+type Values = (String, String, i64, i64, String, i64);
+
+/// ClickHouse FINAL's rows of `table`, by event id.
+async fn warehouse_rows(ch: &clickhouse::Client, table: &str) -> std::collections::HashMap<String, Values> {
+    let sql = format!(
+        "SELECT toString(event_id), type, user_id, toString(amount), currency, created_at_ms FROM {table} FINAL"
+    );
+    let rows = ch
+        .query(&sql)
+        .fetch_all::<(String, String, i64, String, String, i64)>()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.into_iter()
+        .map(|(id, kind, user, amount, currency, ms)| {
+            let cents = cents(&amount).unwrap_or_else(|| panic!("ClickHouse amount {amount:?} of {id}"));
+            (id.clone(), (id, kind, user, cents, currency, ms))
+        })
+        .collect()
+}
+
+/// Each of a reader's rows (`[event_id, type, user_id, amount text, currency, created ms]`) equals
+/// ClickHouse's row of its event id, and each event id is read once.
+fn assert_values_equal(reader: &str, values: &Json, warehouse: &std::collections::HashMap<String, Values>) {
+    let rows = values.as_array().unwrap_or_else(|| panic!("{reader}: no values"));
+    assert_eq!(rows.len(), warehouse.len(), "{reader}: rows against ClickHouse's");
+    let mut seen = std::collections::HashSet::new();
+    for row in rows {
+        let text = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
+        let number = |i: usize| {
+            row[i]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{reader}: field {i} of {row}"))
+        };
+        let amount = text(3);
+        let read: Values = (
+            text(0),
+            text(1),
+            number(2),
+            cents(&amount)
+                .unwrap_or_else(|| panic!("{reader}: amount {amount:?} is not an exact decimal: {row}")),
+            text(4),
+            number(5),
+        );
+        assert!(seen.insert(read.0.clone()), "{reader}: {} read twice", read.0);
+        let want = warehouse
+            .get(&read.0)
+            .unwrap_or_else(|| panic!("{reader}: {row} has no row in ClickHouse"));
+        assert_eq!(&read, want, "{reader}: the lake's row against ClickHouse FINAL's");
+    }
+}
+
+/// A decimal's text (`"-12.3"`, `"12.30"`, `"7"`) in hundredths; None past two places or not a number.
+fn cents(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if fraction.len() > 2
+        || whole.is_empty()
+        || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let units = whole.parse::<i64>().ok()? * 100 + format!("{fraction:0<2}").parse::<i64>().ok()?;
+    Some(if negative { -units } else { units })
 }
 
 /// A ClickHouse client on the tests' database.

@@ -6,10 +6,13 @@ partitioning, and prints what each saw: the independent readers of tests/it/lake
 
 For each reader: rows, distinct event ids, the sum of user_id, the partition columns it found, and
 the rows under the hour before their own created_at's (UTC; an object sits under its first event's
-hour, so a batch across an hour's end has such rows) and those anywhere else (none should be). Also, from each
-file's key-value metadata, the events it says it holds.
+hour, so a batch across an hour's end has such rows) and those anywhere else (none should be); and
+every row's values, sorted by event id, for the test to compare with ClickHouse's value for value:
+[event_id, type, user_id, amount as the decimal's exact text, currency, created_at in ms since the
+epoch]. Also, from each file's key-value metadata, the events it says it holds.
 """
 import datetime
+import decimal
 import glob
 import json
 import os
@@ -40,12 +43,24 @@ def summary(rows):
         "misplaced": misplaced,
         "in_next_hour": later,
         "hours": sorted({f"{r['dt']}/{int(r['hour']):02d}" for r in rows}),
+        "values": sorted(
+            [str(r["event_id"]), r["type"], r["user_id"], exact(r["amount"]), r["currency"], r["created_ms"]]
+            for r in rows
+        ),
     }
+
+
+def exact(amount):
+    """A decimal as its exact text at its scale (both readers give Python Decimals; a float would be
+    a reader losing the type)."""
+    if not isinstance(amount, decimal.Decimal):
+        return f"not a decimal: {amount!r}"
+    return format(amount, "f")
 
 
 def with_pyarrow(root):
     dataset = ds.dataset(root, format="parquet", partitioning="hive")
-    table = dataset.to_table(columns=["event_id", "user_id", "created_at", "dt", "hour"])
+    table = dataset.to_table(columns=["event_id", "type", "user_id", "amount", "currency", "created_at", "dt", "hour"])
     rows = table.to_pylist()
     ms = table.column("created_at").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
     for r, m in zip(rows, ms):
@@ -60,7 +75,7 @@ def with_duckdb(root):
 
     con = duckdb.connect()
     rel = con.sql(
-        f"SELECT event_id, user_id, epoch_ms(created_at) AS created_ms, dt, hour FROM "
+        f'SELECT event_id, "type", user_id, amount, currency, epoch_ms(created_at) AS created_ms, dt, hour FROM '
         f"read_parquet('{root}/**/*.parquet', hive_partitioning = true)"
     )
     names = rel.columns
