@@ -2,7 +2,8 @@
 //! (`avro::json`) and its ClickHouse row (`clickhouse::row`), written in one walk, plus its event time.
 //! `Records` keeps a run of them in flat buffers (keys, lines, rows, an index), so a batch of a million
 //! records is a few allocations, not millions, and what it holds in memory is exactly its bytes. Each
-//! line is kept with its newline: the buffer of lines is the lake object, sent without a copy.
+//! line is kept with its newline: the buffer of lines is the lake object, sent without a copy. For a
+//! Parquet lake a record keeps its Avro datum instead of its line (`Keep`).
 
 use crate::poison::PoisonKind;
 use std::sync::Arc;
@@ -19,8 +20,32 @@ pub struct RecordPlan {
     pub rows: RowPlan,
     /// The same decoding, field by field: what `Records::decode` runs.
     steps: Option<Steps>,
-    /// Whether each record keeps its Avro datum too (a Parquet lake is written from them).
-    pub keep_datum: bool,
+    /// What each record keeps besides its row.
+    pub keep: Keep,
+}
+
+/// What a record keeps besides its row, by what the lake is written from: its lake line (the JSONL
+/// object; a route's field is read from it) or its Avro datum (a Parquet object is walked from them;
+/// a line is made from it only when one is needed, for a dead letter). A kept line is never empty
+/// (`{}` at least) and ends with a newline; a line not kept is empty, without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub line: bool,
+    pub datum: bool,
+}
+
+impl Keep {
+    /// A JSONL lake's records: the line.
+    pub const LINE: Keep = Keep { line: true, datum: false };
+
+    /// For a lake of `format`; `route`: the table is named by a field's value, read from the line.
+    /// Building a line no sink writes was a fifth of a Parquet pipeline's bytes copied per event.
+    pub fn for_lake(format: crate::lake::key::Format, route: bool) -> Keep {
+        match format {
+            crate::lake::key::Format::Jsonl => Keep::LINE,
+            crate::lake::key::Format::Parquet => Keep { line: route, datum: true },
+        }
+    }
 }
 
 impl RecordPlan {
@@ -30,13 +55,13 @@ impl RecordPlan {
             schema_id,
             plan,
             rows,
-            keep_datum: false,
+            keep: Keep::LINE,
         }
     }
 
-    /// The same plan, its records keeping their datums (`keep_datum`).
-    pub fn keeping_datums(mut self, keep: bool) -> RecordPlan {
-        self.keep_datum = keep;
+    /// The same plan, its records keeping `keep`.
+    pub fn keeping(mut self, keep: Keep) -> RecordPlan {
+        self.keep = keep;
         self
     }
 
@@ -200,9 +225,13 @@ impl Records {
             self.rows.truncate(row_start);
             return Err(poison);
         }
-        self.lines.push(b'\n');
+        if plan.keep.line {
+            self.lines.push(b'\n');
+        } else {
+            self.lines.truncate(line_start);
+        }
         self.keys.extend_from_slice(key);
-        if plan.keep_datum {
+        if plan.keep.datum {
             self.datums.extend_from_slice(datum);
         }
         self.keep_plan(plan);
@@ -226,6 +255,19 @@ impl Records {
     /// The plan the rows of writer schema `schema_id` were written along.
     pub fn plan(&self, schema_id: u32) -> Option<&Arc<RecordPlan>> {
         self.plans.iter().find(|p| p.schema_id == schema_id)
+    }
+
+    /// Record `r`'s lake line: the one it keeps, or one made from its datum (a Parquet lake's records
+    /// keep none); empty when it has neither.
+    pub fn line_of(&self, r: &Record<'_>) -> Vec<u8> {
+        if !r.line.is_empty() || r.datum.is_empty() {
+            return r.line.to_vec();
+        }
+        let mut line = Vec::with_capacity(r.datum.len() * 2);
+        match self.plan(r.schema_id) {
+            Some(p) if crate::avro::json_line(&p.plan, r.datum, &mut line).is_ok() => line,
+            _ => Vec::new(),
+        }
     }
 
     fn keep_plan(&mut self, plan: &Arc<RecordPlan>) {
@@ -298,7 +340,8 @@ impl Records {
             time: e.time,
             schema_id: e.schema_id,
             key: self.keys.get(key_start..e.key_end)?,
-            line: self.lines.get(line_start..e.line_end.checked_sub(1)?)?,
+            // Without its newline; a line not kept is empty.
+            line: self.lines.get(line_start..e.line_end.saturating_sub(1).max(line_start))?,
             row: self.rows.get(row_start..e.row_end)?,
             datum: self.datums.get(datum_start..e.datum_end)?,
         })
@@ -320,7 +363,7 @@ impl Records {
     pub fn extend(&mut self, other: Records) {
         // Taken whole only when it is at least the room these have: room given up front (`with_room`)
         // must not be thrown away for a run's small buffers, which would then grow by copying.
-        if self.is_empty() && other.lines.capacity() >= self.lines.capacity() {
+        if self.is_empty() && other.room() >= self.room() {
             *self = other;
             return;
         }
@@ -339,6 +382,11 @@ impl Records {
             datum_end: e.datum_end + datums,
             ..e
         }));
+    }
+
+    /// The bytes these buffers have room for (lines or datums, whichever the records keep).
+    fn room(&self) -> usize {
+        self.keys.capacity() + self.lines.capacity() + self.rows.capacity() + self.datums.capacity()
     }
 
     /// The records `keep` accepts, in order (a copy).
@@ -410,8 +458,10 @@ impl Records {
 
     fn push(&mut self, r: Record<'_>) {
         self.keys.extend_from_slice(r.key);
-        self.lines.extend_from_slice(r.line);
-        self.lines.push(b'\n');
+        if !r.line.is_empty() {
+            self.lines.extend_from_slice(r.line);
+            self.lines.push(b'\n');
+        }
         self.rows.extend_from_slice(r.row);
         self.datums.extend_from_slice(r.datum);
         self.index.push(Entry {
@@ -523,5 +573,48 @@ mod tests {
         let mut empty = Records::default();
         empty.extend(run);
         assert_eq!(empty.lines.as_ptr(), taken);
+    }
+
+    /// A Parquet lake's records keep their datums and no line: the same rows, an empty line each, and
+    /// `line_of` (what a refused row's dead letter carries) makes the very line a JSONL lake's record
+    /// keeps. A batch given room for datums keeps it as runs without lines are added.
+    #[test]
+    fn records_keeping_datums_make_their_lines_only_when_asked() {
+        let with_line = events_plan();
+        let with_datum = Arc::new(
+            (*with_line)
+                .clone()
+                .keeping(Keep::for_lake(crate::lake::key::Format::Parquet, false)),
+        );
+        let (mut lines, mut scratch) = (Records::default(), Scratch::default());
+        let mut runs = Vec::new();
+        for o in 0..6 {
+            let d = datum(o as u128, 1_795_771_800_000 + o);
+            let mut run = Records::default();
+            for (records, plan) in [(&mut lines, &with_line), (&mut run, &with_datum)] {
+                records
+                    .decode(plan, (o, b"k"), &d, 0, &mut scratch)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            runs.push(run);
+        }
+        let mut batch = Records::with_room(6, runs[0].shape());
+        let room = batch.room();
+        for run in runs {
+            batch.extend(run);
+        }
+        assert_eq!(batch.room(), room, "the room given up front is kept");
+        let mut datums = batch;
+        assert_eq!(datums.len(), 6);
+        assert!(datums.jsonl().is_empty(), "no line kept");
+        for (a, b) in lines.iter().zip(datums.iter()) {
+            assert_eq!((a.offset, a.time, a.row), (b.offset, b.time, b.row));
+            assert!(b.line.is_empty() && !b.datum.is_empty());
+            assert_eq!(datums.line_of(&b), a.line, "offset {}", a.offset);
+            assert_eq!(lines.line_of(&a), a.line);
+        }
+        let tail = datums.split_off(4);
+        assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(tail.get(1).map(|r| tail.line_of(&r)), lines.get(5).map(|r| r.line.to_vec()));
     }
 }

@@ -271,8 +271,7 @@ pub fn start(
         let plans = {
             let table = pipeline.table.table(&services.clickhouse.database);
             let ddl = crate::clickhouse::ddl::Ddl::new(&services.clickhouse)?;
-            let parquet = pipeline.lake.lake_format == crate::lake::key::Format::Parquet;
-            Arc::new(crate::clickhouse::plans::Plans::new(ddl, table).keeping_datums(parquet))
+            Arc::new(crate::clickhouse::plans::Plans::new(ddl, table).for_lake(pipeline.lake.lake_format))
         };
         let clickhouse = {
             let w = ClickhouseWriter::new(&services.clickhouse, &pipeline.table.table(&services.clickhouse.database), shared.clone())?;

@@ -11,7 +11,7 @@ use super::follow::{follow, FollowError, Table};
 use super::row::Mismatch;
 use super::types::Server;
 use crate::avro::Plan;
-use crate::record::RecordPlan;
+use crate::record::{Keep, RecordPlan};
 
 /// The record the migrations of `schemas/clickhouse/` are written for: a table for it is made (and
 /// kept) by them, as it always was, so `analytics.events_raw` stays exactly what it is.
@@ -45,8 +45,8 @@ pub struct Plans {
     table: Table,
     server: RwLock<Option<Server>>,
     known: RwLock<HashMap<u32, Fit>>,
-    /// Whether records keep their Avro datums (a Parquet lake is written from them).
-    keep_datums: bool,
+    /// What records keep besides their rows (by the lake's format).
+    keep: Keep,
 }
 
 impl Plans {
@@ -56,13 +56,14 @@ impl Plans {
             table,
             server: RwLock::new(None),
             known: RwLock::new(HashMap::new()),
-            keep_datums: false,
+            keep: Keep::LINE,
         }
     }
 
-    /// These plans, their records keeping their Avro datums when `keep` (for a Parquet lake).
-    pub fn keeping_datums(mut self, keep: bool) -> Self {
-        self.keep_datums = keep;
+    /// These plans, their records keeping what a lake of `format` is written from (and the line, which
+    /// a route reads, when the table has one).
+    pub fn for_lake(mut self, format: crate::lake::key::Format) -> Self {
+        self.keep = Keep::for_lake(format, self.table.route.is_some());
         self
     }
 
@@ -106,7 +107,7 @@ impl Plans {
         }
         let fit = match follow(&self.ddl, server, &self.table, &plan, schema_id).await {
             Ok(rows) => Fit::Rows(Arc::new(
-                RecordPlan::new(schema_id, plan, rows).keeping_datums(self.keep_datums),
+                RecordPlan::new(schema_id, plan, rows).keeping(self.keep),
             )),
             Err(FollowError::Server { statement, source }) => {
                 return Err(LearnError::Unreachable(format!(

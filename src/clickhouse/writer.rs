@@ -139,7 +139,7 @@ pub async fn write_isolating(
                     offset: r.offset,
                     time: r.time,
                     key: r.key.to_vec(),
-                    line: r.line.to_vec(),
+                    line: part.records.line_of(&r),
                     message: e.message,
                 }),
                 (n, _) => {

@@ -152,7 +152,7 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
     let dir = std::env::temp_dir().join(format!("nrt-{}", names.prefix.trim_end_matches('/')));
     let _ = std::fs::remove_dir_all(&dir);
     let objects = common::wait_for(60, "every event in the lake", || async {
-        let (objects, events) = lake_objects(&store, &names.prefix).await?;
+        let (objects, events) = crate::common::lake::objects(&store, &names.prefix).await?;
         (events == EVENTS).then_some(objects)
     })
     .await;
@@ -332,27 +332,6 @@ fn test_database(cfg: &nrt_pipeline::config::ServicesConfig) -> clickhouse::Clie
     nrt_pipeline::clickhouse::client(&ch).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The lake's objects under `prefix` and the events their metadata says they hold; None while one
-/// does not answer.
-async fn lake_objects(store: &nrt_pipeline::s3::ObjectStore, prefix: &str) -> Option<(Vec<String>, u64)> {
-    let keys = store.list(prefix).await.ok()?;
-    let objects: Vec<String> = keys
-        .into_iter()
-        .filter(|k| nrt_pipeline::lake::key::is_object(k))
-        .collect();
-    let mut events = 0u64;
-    for key in &objects {
-        events += store
-            .metadata(key)
-            .await
-            .ok()?
-            .get("nrt-events")?
-            .parse::<u64>()
-            .ok()?;
-    }
-    Some((objects, events))
-}
-
 /// The bytes of every file under `dir`.
 fn walk_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -394,7 +373,7 @@ async fn a_lake_of_both_formats_reconciles_and_replays_completely() {
     .await;
     let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
     let (jsonl_objects, parquet_objects) = common::wait_for(60, "every event in the lake", || async {
-        let (objects, events) = lake_objects(&store, &names.prefix).await?;
+        let (objects, events) = crate::common::lake::objects(&store, &names.prefix).await?;
         let parquet = objects.iter().filter(|k| k.ends_with(".parquet")).count();
         (events == FIRST + THEN).then_some((objects.len() - parquet, parquet))
     })

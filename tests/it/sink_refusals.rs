@@ -24,9 +24,20 @@ fn refused(e: &Event) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
+    refused_rows_with_a_lake_of("jsonl").await;
+}
+
+/// A Parquet lake's records keep their Avro datums, not their lines: a refused row's dead letter
+/// carries the line made from its datum, the same JSON.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_rows_of_a_parquet_lake_are_dead_lettered_as_json() {
+    refused_rows_with_a_lake_of("parquet").await;
+}
+
+async fn refused_rows_with_a_lake_of(format: &str) {
     let cfg = common::services();
     common::require_all(&cfg, &common::PIPELINE_SERVICES).await;
-    let names = Names::new("refused");
+    let names = Names::new(&format!("refused-{format}"));
     let dlq_topic = format!("{}.dlq", names.topic);
     // The pipeline's own DDL, plus a guard column ClickHouse evaluates on every insert.
     let server = nrt_pipeline::clickhouse::server_client(&cfg.clickhouse).unwrap_or_else(|e| panic!("{e}"));
@@ -58,7 +69,9 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
     assert!(k > 5, "the seed gives only {k} refused events");
 
     let mock = common::spawn_mock(SEED, EVENTS, EPOCH_MS);
-    let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &names.env(&mock.url));
+    let mut env = names.env(&mock.url);
+    env.push(("NRT_LAKE_FORMAT", format));
+    let pipeline = NrtProcess::spawn(&["run", "--role", "all"], &env);
     common::wait_for(240, "every accepted event in ClickHouse", || async {
         (common::clickhouse_count(&cfg, &names.table, true).await? == EVENTS - k).then_some(())
     })
@@ -73,12 +86,19 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
         },
     )
     .await;
-    let lines = common::minio_lines(&cfg, &names.prefix).await;
-    assert_eq!(
-        lines.len() as u64,
-        EVENTS,
-        "MinIO has every event, refused ones included"
+    let store = nrt_pipeline::s3::ObjectStore::new(&cfg.s3).unwrap_or_else(|e| panic!("{e}"));
+    let (objects, in_lake) = common::lake::objects(&store, &names.prefix)
+        .await
+        .unwrap_or_else(|| panic!("the lake's objects under {}", names.prefix));
+    assert_eq!(in_lake, EVENTS, "MinIO has every event, refused ones included");
+    assert!(
+        objects.iter().all(|k| k.ends_with(&format!(".{format}"))),
+        "objects of another format than {format}: {objects:?}"
     );
+    if format == "jsonl" {
+        let lines = common::minio_lines(&cfg, &names.prefix).await;
+        assert_eq!(lines.len() as u64, EVENTS, "JSONL lines");
+    }
 
     let reader: StreamConsumer =
         nrt_pipeline::kafka::consumer_config(&cfg.kafka, &common::unique("nrt-test-refused-"))
@@ -97,8 +117,15 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
         assert_eq!(get("nrt.payload.format"), "json", "{headers:?}");
         assert!(get("nrt.error.message").contains("395"), "{headers:?}");
         assert_eq!(get("nrt.original.topic"), names.topic, "{headers:?}");
-        let event: Event = serde_json::from_slice(msg.payload().unwrap_or_default())
+        let payload = msg.payload().unwrap_or_default();
+        let event: Event = serde_json::from_slice(payload)
             .unwrap_or_else(|e| panic!("dead letter payload is not an event: {e}"));
+        // The lake line exactly (docs/data.md), whichever the lake's format.
+        assert_eq!(
+            String::from_utf8_lossy(payload),
+            String::from_utf8_lossy(&lake_line(&event)),
+            "the dead letter's payload against the event's lake line"
+        );
         assert!(refused(&event), "{event:?} was not to be refused");
         assert_eq!(msg.key(), Some(event.event_id.to_string().as_bytes()));
         seen.insert(event.event_id.to_string());
@@ -106,9 +133,21 @@ async fn refused_rows_are_dead_lettered_and_the_rest_lands() {
     assert_eq!(seen, expected, "dead-lettered ids");
     let errors = common::metric(&pipeline.url, r#"nrt_sink_errors_total{sink="clickhouse"}"#).await;
     println!(
-        "sink refusals: ClickHouse refused {k} of {EVENTS} events (throwIf guard, code 395): {k} in {dlq_topic}, \
-         {} rows FINAL, {EVENTS} JSONL lines, lag 0; {} refused inserts while isolating them",
+        "sink refusals ({format} lake): ClickHouse refused {k} of {EVENTS} events (throwIf guard, code 395): {k} \
+         in {dlq_topic}, {} rows FINAL, {EVENTS} events in the lake, lag 0; {} refused inserts while isolating them",
         EVENTS - k,
         errors.unwrap_or_default()
     );
+}
+
+/// The JSONL lake's line of `event` (events.v1), as `nrt` writes it.
+fn lake_line(event: &Event) -> Vec<u8> {
+    let schema =
+        apache_avro::Schema::parse_str(nrt_pipeline::event::SCHEMA_V1).unwrap_or_else(|e| panic!("{e}"));
+    let plan = nrt_pipeline::avro::Plan::new(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let mut datum = Vec::new();
+    nrt_pipeline::fast_avro::encode_event(event, nrt_pipeline::fast_avro::Shape::V1, &mut datum);
+    let mut line = Vec::new();
+    nrt_pipeline::avro::json_line(&plan, &datum, &mut line).unwrap_or_else(|e| panic!("{e}"));
+    line
 }

@@ -183,7 +183,9 @@ impl Columns {
             Node::Float => Col::F32(Float32Builder::with_capacity(self.rows)),
             Node::Double => Col::F64(Float64Builder::with_capacity(self.rows)),
             Node::Bytes => Col::Bytes(BinaryBuilder::with_capacity(self.rows, self.rows * 16)),
-            Node::String | Node::Uuid(_) => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 16)),
+            Node::String => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 16)),
+            // Hyphenated: 36 bytes each, known up front (growing by doubling copied the column twice).
+            Node::Uuid(_) => Col::Text(StringBuilder::with_capacity(self.rows, self.rows * 36)),
             Node::Decimal { precision, scale, .. } => match (u8::try_from(*precision), i8::try_from(*scale)) {
                 (Ok(p @ 1..=38), Ok(s)) => match Decimal128Builder::with_capacity(self.rows).with_precision_and_scale(p, s) {
                     Ok(b) => Col::Decimal(b, p, s),

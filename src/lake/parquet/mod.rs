@@ -1,10 +1,11 @@
-//! The lake's objects in Parquet (issue 27, first part: the encoding; the MinioWriter, replay and
-//! reconcile do not use it yet). A batch's records of one writer schema are walked from their Avro
-//! datums straight into Arrow columns (`columns.rs`, `visitor.rs`: no JSON, no value tree), then
-//! written as one Parquet file: zstd, dictionary encoding and statistics on, key-value metadata
-//! beside the schema (the offsets the object holds, its writer schema id).
+//! The lake's objects in Parquet. A batch's records are walked from their Avro datums straight into
+//! Arrow columns (`columns.rs`, `visitor.rs`: no JSON, no value tree), then written as one Parquet
+//! file: zstd, statistics on, dictionary encoding on except for columns of mostly distinct values
+//! (`dictionary.rs`), key-value metadata beside the schema (the offsets the object holds, its
+//! writer schemas). `read.rs` reads such a file back as the lake's lines.
 
 mod columns;
+mod dictionary;
 pub mod read;
 mod visitor;
 
@@ -75,7 +76,7 @@ pub fn encode_mixed<'d>(
         return Err(ParquetError::Mismatch(0));
     };
     let batch = RecordBatch::from(root.clone());
-    let properties = WriterProperties::builder()
+    let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(
@@ -83,8 +84,11 @@ pub fn encode_mixed<'d>(
                 .iter()
                 .map(|(k, v)| KeyValue::new((*k).to_owned(), v.clone()))
                 .collect(),
-        ))
-        .build();
+        ));
+    for column in dictionary::plain_columns(&batch) {
+        properties = properties.set_column_dictionary_enabled(column, false);
+    }
+    let properties = properties.build();
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
     let mut writer = ArrowWriter::try_new(&mut out, Arc::new(batch.schema().as_ref().clone()), Some(properties))?;
     writer.write(&batch)?;

@@ -123,6 +123,46 @@ fn events_take_a_fraction_of_their_lines_bytes() {
     assert!(file.len() * 2 < jsonl, "Parquet {} bytes against JSONL {jsonl}", file.len());
 }
 
+/// Columns of mostly distinct values (ids, millisecond times, user ids) are written without a
+/// dictionary, those of repeating values (an event's type, its currency, the Mock API's amounts)
+/// with one; the file reads back.
+#[test]
+fn a_dictionary_only_where_values_repeat() {
+    let plan = plan(crate::event::SCHEMA_V1);
+    let mut events = crate::mock_api::Generator::seeded(3, 1_767_225_600_000);
+    let datums: Vec<Vec<u8>> = (0..5_000)
+        .map(|_| {
+            let mut d = Vec::new();
+            crate::fast_avro::encode_event(&events.next_event(), crate::fast_avro::Shape::V1, &mut d);
+            d
+        })
+        .collect();
+    let file = encode(&plan, datums.iter().map(Vec::as_slice), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file)).unwrap_or_else(|e| panic!("{e}"));
+    let group = reader.metadata().row_group(0);
+    let dictionary: Vec<(String, bool)> = group
+        .columns()
+        .iter()
+        .map(|c| (c.column_path().string(), c.dictionary_page_offset().is_some()))
+        .collect();
+    let want = [
+        ("event_id", false),
+        ("type", true),
+        ("user_id", false),
+        ("amount", true),
+        ("currency", true),
+        ("created_at", false),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(n, d)| ((*n).to_owned(), *d)).collect();
+    assert_eq!(dictionary, want, "(column, has a dictionary)");
+    let rows: usize = reader
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|b| b.map(|b| b.num_rows()).unwrap_or_else(|e| panic!("{e}")))
+        .sum();
+    assert_eq!(rows, 5_000);
+}
+
 /// Records of two writer schemas in one file (as a batch has them while producers move to a new
 /// version): the columns of both, by name at any depth; each record's value where its schema has the
 /// field and null where it does not; int and long as long, a field typed two unrelated ways as the

@@ -160,3 +160,24 @@ pub async fn checksum_of(cfg: &ServicesConfig, table: &str, columns: &[String]) 
         .await
         .unwrap_or_else(|e| panic!("checksum of {table}: {e}"))
 }
+
+/// The lake's objects under `prefix` and the events their metadata says they hold; None while one
+/// does not answer.
+pub async fn objects(store: &nrt_pipeline::s3::ObjectStore, prefix: &str) -> Option<(Vec<String>, u64)> {
+    let keys = store.list(prefix).await.ok()?;
+    let objects: Vec<String> = keys
+        .into_iter()
+        .filter(|k| nrt_pipeline::lake::key::is_object(k))
+        .collect();
+    let mut events = 0u64;
+    for key in &objects {
+        events += store
+            .metadata(key)
+            .await
+            .ok()?
+            .get("nrt-events")?
+            .parse::<u64>()
+            .ok()?;
+    }
+    Some((objects, events))
+}
