@@ -8,6 +8,7 @@
 //! land meanwhile).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -99,6 +100,14 @@ impl Inflight {
         self.freed.notify_waiters();
     }
 
+    /// `n` bytes counted until the returned guard is dropped: memory a step holds beside the batches for
+    /// a while (a Parquet file's columns while it is encoded), released however the step ends, a
+    /// dropped future included.
+    pub fn hold(self: &Arc<Self>, n: usize) -> Held {
+        self.add(n);
+        Held(self.clone(), n)
+    }
+
     /// Resolves at the next release (create it before checking the count, so no release is missed).
     pub fn freed(&self) -> Notified<'_> {
         self.freed.notified()
@@ -111,9 +120,31 @@ impl Inflight {
     }
 }
 
+/// Bytes counted in a budget while this lives (`Inflight::hold`).
+#[derive(Debug)]
+pub struct Held(Arc<Inflight>, usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_bytes_count_until_their_guard_is_dropped() {
+        let inflight = Arc::new(Inflight::bounded(100));
+        inflight.add(50);
+        let held = inflight.hold(60);
+        assert_eq!(inflight.bytes(), 110);
+        assert!(inflight.over(), "the reader waits while they are held");
+        drop(held);
+        assert_eq!(inflight.bytes(), 50);
+        assert!(!inflight.over());
+    }
 
     #[test]
     fn pressure_starts_at_three_quarters_and_reading_stops_at_the_bound() {

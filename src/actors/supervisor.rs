@@ -262,7 +262,7 @@ pub fn start(
                 pipeline.lake.s3_prefix.clone(),
                 shared.clone(),
             );
-            let w = MinioWriter::new(store, (prefix, pipeline.lake.lake_format), sh);
+            let w = MinioWriter::new(store, (prefix, pipeline.lake.lake_format), sh, inflight.clone());
             Supervise::start(minio_writer::NAME, w, shared)
         };
         started.crashable(minio_writer::NAME, &minio);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::actors::inflight::Inflight;
 use crate::actors::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use crate::actors::Shared;
 use crate::event::Millis;
@@ -31,16 +32,19 @@ pub struct MinioWriter {
     format: Format,
     bucket_ready: bool,
     shared: Shared,
+    /// The consumer's budget: a Parquet file's columns count in it while they are built.
+    inflight: Arc<Inflight>,
 }
 
 impl MinioWriter {
-    pub fn new(store: ObjectStore, (prefix, format): (String, Format), shared: Shared) -> Self {
+    pub fn new(store: ObjectStore, (prefix, format): (String, Format), shared: Shared, inflight: Arc<Inflight>) -> Self {
         MinioWriter {
             store,
             prefix,
             format,
             bucket_ready: false,
             shared,
+            inflight,
         }
     }
 }
@@ -76,8 +80,15 @@ fn body(batch: &Arc<Batch>) -> bytes::Bytes {
 /// The batch as one Parquet file (`lake::parquet`), built on a blocking thread (a batch of 50,000 events
 /// is ~25 ms of CPU: the actor's thread stays free). Its key-value metadata is the object's metadata,
 /// with every record's offset and writer schema, so a file copied out of the lake still says what it
-/// holds.
-async fn parquet_body(batch: &Arc<Batch>, meta: &BTreeMap<&'static str, String>) -> Result<bytes::Bytes, SinkError> {
+/// holds. While it is built, its columns (about the records' bytes again) count in the budget: with
+/// every partition's batch encoding at once, the process would otherwise hold up to twice
+/// `NRT_MAX_INFLIGHT_BYTES`.
+async fn parquet_body(
+    batch: &Arc<Batch>,
+    meta: &BTreeMap<&'static str, String>,
+    inflight: &Arc<Inflight>,
+) -> Result<bytes::Bytes, SinkError> {
+    let columns = inflight.hold(batch.records.bytes());
     let batch = batch.clone();
     let mut kv: Vec<(&str, String)> = meta.iter().map(|(k, v)| (*k, v.clone())).collect();
     kv.retain(|(k, _)| *k != lake::SIDECAR_META);
@@ -88,6 +99,8 @@ async fn parquet_body(batch: &Arc<Batch>, meta: &BTreeMap<&'static str, String>)
     let merged = batch.records.plans().iter().map(|p| p.schema_id.to_string());
     kv.push((COLUMN_SCHEMAS_META, merged.collect::<Vec<_>>().join(",")));
     let encoded = tokio::task::spawn_blocking(move || {
+        // Released when the encoding ends, even if the write waiting for it was dropped meanwhile.
+        let _columns = columns;
         let plans = batch.records.plans();
         let avro: Vec<&crate::avro::Plan> = plans.iter().map(|p| &p.plan).collect();
         let records = batch.records.iter().map(|r| {
@@ -265,11 +278,12 @@ impl Handler<WriteBatch> for MinioWriter {
             };
             return Box::pin(fut::ready(Err(err)));
         };
-        let (store, prefix, need_bucket, events) = (
+        let (store, prefix, need_bucket, events, inflight) = (
             self.store.clone(),
             self.prefix.clone(),
             !self.bucket_ready,
             batch.records.len(),
+            self.inflight.clone(),
         );
         let started = std::time::Instant::now();
         // Its acknowledgement and the bytes of the body written (none when an object was reused).
@@ -288,7 +302,7 @@ impl Handler<WriteBatch> for MinioWriter {
             let (meta, sidecar) = object_meta(&batch);
             let body = match format {
                 Format::Jsonl => body(&batch),
-                Format::Parquet => parquet_body(&batch, &meta).await?,
+                Format::Parquet => parquet_body(&batch, &meta, &inflight).await?,
             };
             let bytes = body.len();
             write_companions(&store, &prefix, &key, &batch, sidecar).await.map_err(sink_error)?;

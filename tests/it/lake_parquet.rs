@@ -156,6 +156,11 @@ async fn a_parquet_lake_is_read_by_pyarrow_and_duckdb_with_hive_partitions() {
         (events == EVENTS).then_some(objects)
     })
     .await;
+    // What the Parquet encoding held in the budget is released: nothing counted once all is committed.
+    common::wait_for(60, "the in-flight budget back to 0 bytes", || async {
+        (common::metric(&nrt.url, "nrt_inflight_bytes").await? == 0.0).then_some(())
+    })
+    .await;
     assert_eq!(nrt.terminate(), Some(0), "nrt run exits 0 on SIGTERM");
     assert!(
         objects.iter().all(|k| k.ends_with(".parquet")),
