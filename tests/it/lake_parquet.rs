@@ -315,19 +315,7 @@ fn assert_values_equal(reader: &str, values: &Json, warehouse: &std::collections
 
 /// A decimal's text (`"-12.3"`, `"12.30"`, `"7"`) in hundredths; None past two places or not a number.
 fn cents(text: &str) -> Option<i64> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if fraction.len() > 2
-        || whole.is_empty()
-        || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let units = whole.parse::<i64>().ok()? * 100 + format!("{fraction:0<2}").parse::<i64>().ok()?;
-    Some(if negative { -units } else { units })
+    text.parse::<nrt_pipeline::event::Money>().ok().map(|m| m.0)
 }
 
 /// A ClickHouse client on the tests' database.
