@@ -49,13 +49,12 @@ fn stages(c: &mut Criterion) {
     // The same records read through an evolved writer schema (resolution on every record).
     let evolved = schema(&SCHEMA_V1.replacen("\"doc\"", "\"aliases\": [], \"doc\"", 1));
     let events_plan = record_plan(7, &v1);
-    let mut decoded = Records::default();
-    let mut scratch = Scratch::default();
-    for (o, record) in records.iter().enumerate() {
-        if let Ok((_, avro)) = wire::split(record) {
-            let _ = decoded.decode(&events_plan, (o as i64, b""), avro, 0, &mut scratch);
-        }
-    }
+    let datum_plan = std::sync::Arc::new((*events_plan).clone().keeping(nrt_pipeline::record::Keep {
+        line: false,
+        datum: true,
+    }));
+    let (mut decoded, mut scratch) = (Records::default(), Scratch::default());
+    decode_all(&records, &datum_plan, &mut decoded, &mut scratch);
     let batch = Batch {
         topic: "t".into(),
         partition: 0,
@@ -112,9 +111,9 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("minio: JSONL body", |b| {
-        b.iter(|| black_box(nrt_pipeline::lake::writer::jsonl(&batch).len()))
-    });
+    // The lines made from the records' datums when the batch is written.
+    let jsonl = |batch: &Batch| nrt_pipeline::lake::writer::jsonl(batch).unwrap_or_default();
+    g.bench_function("minio: JSONL body", |b| b.iter(|| black_box(jsonl(&batch).len())));
     // The same batch as a Parquet object (issue 27): a second walk of the Avro datums into Arrow
     // columns, then zstd. Bytes per event of both bodies printed once.
     let datums: Vec<&[u8]> = records
@@ -127,9 +126,9 @@ fn stages(c: &mut Criterion) {
     match parquet(&datums) {
         Ok(body) => println!(
             "lake body per event: JSONL {:.1} bytes, Parquet {:.1} bytes ({:.0} %)",
-            nrt_pipeline::lake::writer::jsonl(&batch).len() as f64 / EVENTS as f64,
+            jsonl(&batch).len() as f64 / EVENTS as f64,
             body.len() as f64 / EVENTS as f64,
-            body.len() as f64 * 100.0 / nrt_pipeline::lake::writer::jsonl(&batch).len() as f64
+            body.len() as f64 * 100.0 / jsonl(&batch).len() as f64
         ),
         Err(e) => panic!("seeded events do not encode to Parquet: {e}"),
     }
@@ -146,23 +145,29 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
-    // The schema-driven path: the walker writes the line and the RowBinary row in one pass.
+    // A table routed by a field's value: the walker writes the line and the RowBinary row in one pass.
     g.bench_function("reader+sinks: walk → line + row", |b| {
         let (mut out, mut scratch) = (Records::default(), Scratch::default());
-        b.iter(|| {
-            out.clear();
-            for (o, record) in records.iter().enumerate() {
-                if let Ok((_, avro)) = wire::split(record) {
-                    black_box(
-                        out.decode(&events_plan, (o as i64, b""), avro, 0, &mut scratch)
-                            .is_ok(),
-                    );
-                }
-            }
-        })
+        b.iter(|| decode_all(&records, &events_plan, &mut out, &mut scratch))
+    });
+    // What the consumer does for a JSONL or Parquet lake (records keep their datums): the reader's
+    // pass writes the row only; the lines or columns are made from the datums when written (above).
+    g.bench_function("reader: walk → row, datum kept", |b| {
+        let (mut out, mut scratch) = (Records::default(), Scratch::default());
+        b.iter(|| decode_all(&records, &datum_plan, &mut out, &mut scratch))
     });
     g.finish();
     wide(c);
+}
+
+/// Decodes every framed record into `out` (emptied first) as the KafkaReader does.
+fn decode_all(records: &[Vec<u8>], plan: &Arc<RecordPlan>, out: &mut Records, scratch: &mut Scratch) {
+    out.clear();
+    for (o, record) in records.iter().enumerate() {
+        if let Ok((_, avro)) = wire::split(record) {
+            black_box(out.decode(plan, (o as i64, b""), avro, 0, scratch).is_ok());
+        }
+    }
 }
 
 /// The plan of records of `schema` into the table made from it on ClickHouse 18.16.
@@ -254,13 +259,19 @@ fn wide(c: &mut Criterion) {
     g.measurement_time(std::time::Duration::from_secs(8));
     g.bench_function("walk → line + row (bytes of Avro)", |b| {
         let (mut out, mut scratch) = (Records::default(), Scratch::default());
+        b.iter(|| decode_all(&records, &plan, &mut out, &mut scratch))
+    });
+    // What the consumer does: the row when read (the datum kept), the lake's lines when written.
+    let kept = std::sync::Arc::new((*plan).clone().keeping(nrt_pipeline::record::Keep {
+        line: false,
+        datum: true,
+    }));
+    g.bench_function("walk → row, then lines from datums (bytes of Avro)", |b| {
+        let (mut out, mut scratch, mut lines) = (Records::default(), Scratch::default(), Vec::new());
         b.iter(|| {
-            out.clear();
-            for (o, record) in records.iter().enumerate() {
-                if let Ok((_, avro)) = wire::split(record) {
-                    black_box(out.decode(&plan, (o as i64, b""), avro, 0, &mut scratch).is_ok());
-                }
-            }
+            decode_all(&records, &kept, &mut out, &mut scratch);
+            lines.clear();
+            black_box(out.write_jsonl(&mut lines).is_ok());
         })
     });
     g.bench_function("apache-avro decode to Value (bytes of Avro)", |b| {

@@ -9,8 +9,9 @@
 #   3a. lake formats (BENCH_FORMATS=0 skips it): the consumer alone on the same N events writing the
 #      lake as JSONL, then as Parquet, two rounds alternating: events/s, nrt CPU and the lake's bytes
 #      per event of each (goal: Parquet <= 25 % of JSONL's bytes at >= 85 % of its events/s).
-#   3b. against (--against BIN): the consumer run again with another nrt binary (say the last release's)
-#      and with this one, alternating, each on the same N events with a fresh group and table.
+#   3b. against (--against "BIN..."): the consumer run again with other nrt binaries (say the last
+#      release's) and with this one, alternating, three rounds, each on the same N events with a fresh
+#      group and table: events/s, CPU of nrt and of the services, batches.
 #   4b. topics (--topics T): the same number of events spread over T topics (N/T each), produced and
 #      consumed by one process each with a pipelines file of T pipelines (one per topic), consumer-side
 #      events/s and memory against the one-topic consumer above; then read again with pipeline t1's
@@ -29,7 +30,7 @@
 # ceiling of the whole job on this machine (cores / total CPU per event) is visible. Figures, not
 # pass/fail: nothing here is a test.
 #
-#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T]
+#   scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against "BIN..."] [--topics T]
 #                    [--cluster]                               (defaults 1000000, 3, none, none, none)
 #   scripts/bench.sh N                                                        (the old form: N events)
 set -euo pipefail
@@ -40,7 +41,7 @@ source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 
 N=1000000 BENCH_PARTITIONS=${BENCH_PARTITIONS:-3} BENCH_REPLICAS=${BENCH_REPLICAS:-} AGAINST="" TOPICS="" CLUSTER=""
-usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against BIN] [--topics T] [--cluster]' >&2; exit 2; }
+usage() { echo 'usage: scripts/bench.sh [--events N] [--partitions P] [--consumers "1 2 3"] [--against "BIN..."] [--topics T] [--cluster]' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --events) N=${2:-}; shift 2 ;;
@@ -48,7 +49,8 @@ while (($#)); do
     --consumers) BENCH_REPLICAS=${2:-}; shift 2 ;;
     --topics) TOPICS=${2:-}; shift 2; [[ $TOPICS =~ ^[1-9][0-9]?$ ]] || usage ;;
     --cluster) CLUSTER=1; shift ;;
-    --against) AGAINST=${2:-}; shift 2; [[ -x $AGAINST ]] || { echo "--against: $AGAINST is not an executable" >&2; exit 2; } ;;
+    --against) AGAINST=${2:-}; shift 2
+      for bin in $AGAINST; do [[ -x $bin ]] || { echo "--against: $bin is not an executable" >&2; exit 2; }; done ;;
     [0-9]*) N=$1; shift ;;
     *) usage ;;
   esac
@@ -118,6 +120,12 @@ cpu() {
   for p in ${1//,/ }; do
     total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" '{printf "%.2f", t + ($14 + $15) / hz}' "/proc/$p/stat" 2>/dev/null || echo "$total")
   done
+  echo "$total"
+}
+# Clock ticks (user + system) of the processes of comma-joined pids $1.
+cpu_ticks() {
+  local total=0 p
+  for p in ${1//,/ }; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
   echo "$total"
 }
 joined() { paste -sd, -; }
@@ -226,15 +234,20 @@ metric_sum() {
 consume_with() {
   local bin=$1 label=$2 run=$3
   export NRT_GROUP_ID=nrt-bench-$id-$run NRT_S3_PREFIX=bench-$id-$run/ NRT_CLICKHOUSE_TABLE=events_${id}_$run
-  local saved=$NRT
+  local saved=$NRT kafka_pid clickhouse_pid minio_pid before
+  read -r kafka_pid clickhouse_pid minio_pid <<<"$(service_pids)"
+  before=$(( $(cpu_ticks "$kafka_pid") + $(cpu_ticks "$clickhouse_pid") + $(cpu_ticks "$minio_pid") ))
   NRT=$bin
   spawn "against-$run" run --role consumer
   NRT=$saved
   local pid=$PID
   wait_written "$N"
-  printf '  %-10s %s, CPU %.2f µs/event, peak RSS %s\n' "$label" "$(rate "$N" "$START" "$(now)")" \
-    "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" \
-    "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
+  local services=$(( $(cpu_ticks "$kafka_pid") + $(cpu_ticks "$clickhouse_pid") + $(cpu_ticks "$minio_pid") - before ))
+  printf '  %-10s %s, CPU %.2f µs/event (services %.2f), peak RSS %s, %s batches\n' "$label" \
+    "$(rate "$N" "$START" "$(now)")" "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" \
+    "$(awk -v t="$services" -v hz="$(getconf CLK_TCK)" -v n="$N" 'BEGIN {print t / hz / n * 1e6}')" \
+    "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")" \
+    "$(metric "$URL" 'nrt_batch_events_count{sink="clickhouse"}')"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   drop_table "events_${id}_$run"
 }
@@ -253,9 +266,10 @@ consume_as() {
   end=$(now)
   FORMAT_RATE=$(awk -v n="$N" -v a="$START" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
   FORMAT_BYTES=$(awk -v b="$(metric "$URL" 'nrt_sink_bytes_total{sink="minio"}')" -v n="$N" 'BEGIN {printf "%.1f", b / n}')
-  printf '  %-8s %s events/s, CPU %.2f µs/event, %s lake bytes/event, peak RSS %s\n' "$format" "$FORMAT_RATE" \
-    "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" "$FORMAT_BYTES" \
-    "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")"
+  printf '  %-8s %s events/s, CPU %.2f µs/event, %s lake bytes/event, peak RSS %s, %s batches\n' "$format" \
+    "$FORMAT_RATE" "$(awk -v c="$(cpu "$pid")" -v n="$N" 'BEGIN {print c / n * 1e6}')" "$FORMAT_BYTES" \
+    "$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$pid/status")" \
+    "$(metric "$URL" 'nrt_batch_events_count{sink="clickhouse"}')"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   unset NRT_LAKE_FORMAT
   drop_table "events_${id}_$run"
@@ -280,8 +294,12 @@ fi
 
 if [[ -n $AGAINST ]]; then
   echo; echo "=== consumer against $AGAINST: $N events each, alternating"
-  for round in 1 2; do
-    consume_with "$AGAINST" baseline "base$round"
+  for round in 1 2 3; do
+    b=0
+    for bin in $AGAINST; do
+      b=$((b + 1))
+      consume_with "$bin" "$(basename "$bin")" "base${b}r$round"
+    done
     consume_with "$NRT" this "this$round"
   done
 fi

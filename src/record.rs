@@ -1,16 +1,18 @@
-//! What a Kafka record becomes for the sinks, decoded once along its writer schema: its lake line
-//! (`avro::json`) and its ClickHouse row (`clickhouse::row`), written in one walk, plus its event time.
-//! `Records` keeps a run of them in flat buffers (keys, lines, rows, an index), so a batch of a million
-//! records is a few allocations, not millions, and what it holds in memory is exactly its bytes. Each
-//! line is kept with its newline: the buffer of lines is the lake object, sent without a copy. For a
-//! Parquet lake a record keeps its Avro datum instead of its line (`Keep`).
+//! What a Kafka record becomes for the sinks, decoded once along its writer schema when it is read: its
+//! ClickHouse row (`clickhouse::row`), its event time, and what its lake object is made from (`Keep`):
+//! its Avro datum, from which the MinioWriter makes the JSONL lines (`write_jsonl`) or the Parquet
+//! columns when the batch is written; or, for a table routed by a field's value, its lake line
+//! (`avro::json`) written in the same walk, each with its newline, so that buffer is the JSONL object.
+//! `Records` keeps a run of them in flat buffers (keys, lines, rows, datums, an index), so a batch of a
+//! million records is a few allocations, not millions, and what it holds in memory is exactly its
+//! bytes.
 
 use crate::poison::PoisonKind;
 use std::sync::Arc;
 
 use crate::avro::json::JsonLine;
 use crate::avro::{walk, DecodeError, Plan};
-use crate::clickhouse::row::{Mismatch, RowFault, RowPlan, RowWriter, Scratch, Steps};
+use crate::clickhouse::row::{Json, Mismatch, NoLine, RowFault, RowPlan, RowWriter, Scratch, Steps};
 
 /// How records of one writer schema are decoded for one table (built once per schema id).
 #[derive(Debug, Clone)]
@@ -35,15 +37,21 @@ pub struct Keep {
 }
 
 impl Keep {
-    /// A JSONL lake's records: the line.
+    /// The line only: what replay decodes lines back with (it compares them), and a routed JSONL lake.
     pub const LINE: Keep = Keep { line: true, datum: false };
 
     /// For a lake of `format`; `route`: the table is named by a field's value, read from the line.
-    /// Building a line no sink writes was a fifth of a Parquet pipeline's bytes copied per event.
+    /// The datum, not the line, for the lake itself: an `events.v1` datum is ~60 bytes where its line
+    /// is ~158, so the in-flight budget holds ~1.5 times the records and a backlog is written in two
+    /// thirds of the batches (each an INSERT and a PUT), for ~0.1 µs more per event to make the lines
+    /// when written (docs/benchmarks.md, "2026-12-07, late").
     pub fn for_lake(format: crate::lake::key::Format, route: bool) -> Keep {
         match format {
-            crate::lake::key::Format::Jsonl => Keep::LINE,
-            crate::lake::key::Format::Parquet => Keep { line: route, datum: true },
+            crate::lake::key::Format::Jsonl if route => Keep::LINE,
+            crate::lake::key::Format::Jsonl | crate::lake::key::Format::Parquet => Keep {
+                line: route,
+                datum: true,
+            },
         }
     }
 }
@@ -129,6 +137,16 @@ fn walk_whole(
     (walked, fault, time)
 }
 
+/// Why `Records::write_jsonl` could not make a line: never the data's fault (each datum was decoded
+/// along its plan when it was read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("record at offset {0}: no plan for its writer schema {1}")]
+    NoPlan(i64, u32),
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+}
+
 /// One record of a `Records`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -210,7 +228,10 @@ impl Records {
         let (walked, fault, time) = match &plan.steps {
             Some(steps) => {
                 let out = (&mut self.lines, &mut self.rows);
-                let w = steps.run(&plan.plan, &plan.rows, datum, out, scratch);
+                let w = match plan.keep.line {
+                    true => steps.run::<Json>(&plan.plan, &plan.rows, datum, out, scratch),
+                    false => steps.run::<NoLine>(&plan.plan, &plan.rows, datum, out, scratch),
+                };
                 (w.walked, w.fault, w.time_millis)
             }
             None => walk_whole(plan, datum, (&mut self.lines, &mut self.rows), scratch),
@@ -268,6 +289,22 @@ impl Records {
             Some(p) if crate::avro::json_line(&p.plan, r.datum, &mut line).is_ok() => line,
             _ => Vec::new(),
         }
+    }
+
+    /// Every record's lake line, each followed by a newline, in order: the JSONL object of records
+    /// that keep their datums (a line kept is copied), each line made as `decode` makes it. Fails only
+    /// if a datum no longer decodes along its plan, which `decode` has checked: a bug, not the data.
+    pub fn write_jsonl(&self, out: &mut Vec<u8>) -> Result<(), LineError> {
+        for r in self.iter() {
+            if !r.line.is_empty() {
+                out.extend_from_slice(r.line);
+            } else {
+                let plan = self.plan(r.schema_id).ok_or(LineError::NoPlan(r.offset, r.schema_id))?;
+                crate::avro::json_line(&plan.plan, r.datum, out)?;
+            }
+            out.push(b'\n');
+        }
+        Ok(())
     }
 
     fn keep_plan(&mut self, plan: &Arc<RecordPlan>) {
@@ -613,6 +650,12 @@ mod tests {
             assert_eq!(datums.line_of(&b), a.line, "offset {}", a.offset);
             assert_eq!(lines.line_of(&a), a.line);
         }
+        let mut made = Vec::new();
+        datums.write_jsonl(&mut made).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(made, lines.jsonl(), "the JSONL object made from the datums is the one the lines make");
+        let mut copied = Vec::new();
+        lines.write_jsonl(&mut copied).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(copied, lines.jsonl(), "kept lines are copied");
         let tail = datums.split_off(4);
         assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), [4, 5]);
         assert_eq!(tail.get(1).map(|r| tail.line_of(&r)), lines.get(5).map(|r| r.line.to_vec()));

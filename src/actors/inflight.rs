@@ -1,11 +1,11 @@
 //! The consumer's in-flight budget: bytes the process holds for what it read from Kafka and has not
-//! committed (or dropped) yet: the decoded records (`Records::bytes`), which are also what the sinks
-//! send (the lake object is the records' buffer of lines; ClickHouse rows go in 256 KiB chunks). The
-//! reader adds a run as it hands it over; the Batcher releases a batch when it is committed,
-//! abandoned or dropped. The reader stops reading while the count is over the bound, and the Batcher
-//! writes every open batch at once while it is over three quarters of it (so memory comes back as fast
-//! as the sinks take it; a write adds no copy, so the last quarter is room enough for the reads that
-//! land meanwhile).
+//! committed (or dropped) yet: the decoded records (`Records::bytes`: rows, datums, keys, index) and,
+//! while a batch is written, its lake object (`Inflight::hold`: made from the datums, held until the
+//! PUT is done with it; ClickHouse rows go from the records in 256 KiB chunks). The reader adds a run
+//! as it hands it over; the Batcher releases a batch when it is committed, abandoned or dropped. The
+//! reader stops reading while the count is over the bound, and the Batcher writes every open batch at
+//! once while it is over three quarters of it (so memory comes back as fast as the sinks take it; the
+//! last quarter is room for the reads that land meanwhile and the objects being made).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

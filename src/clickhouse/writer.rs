@@ -243,11 +243,13 @@ impl Handler<WriteBatch> for ClickhouseWriter {
                         .with_label_values(&["clickhouse"])
                         .observe(started.elapsed().as_secs_f64());
                     // Freshness ends here: an event is queryable once ClickHouse acknowledged it.
+                    // Counted locally, added once: an atomic update per record was 1 % of the consumer.
                     let now = Millis::now().0;
+                    let freshness = m.freshness_seconds.local();
                     for r in batch.records.iter() {
-                        m.freshness_seconds
-                            .observe(now.saturating_sub(r.time).max(0) as f64 / 1000.0);
+                        freshness.observe(now.saturating_sub(r.time).max(0) as f64 / 1000.0);
                     }
+                    freshness.flush();
                     act.shared.health.running(NAME);
                     Ok(SinkAck::Written)
                 }

@@ -7,14 +7,16 @@
 //! answers with the range the existing object covers, for the Batcher to reuse. Whatever else an
 //! object needs is written before it and never replaced: a reference under each other hour its events
 //! are of (`lake::hours`), and a sidecar for an offset list too long for the metadata, named by its
-//! content (a second writer's different list gets another name).
+//! content (a second writer's different list gets another name). The body is made from the records'
+//! Avro datums when the batch is written, on a blocking thread, and counts in the in-flight budget
+//! until the PUT is done with it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::actors::inflight::Inflight;
+use crate::actors::inflight::{Held, Inflight};
 use crate::actors::messages::{Batch, Failure, SinkAck, SinkError, WriteBatch};
 use crate::actors::Shared;
 use crate::event::Millis;
@@ -58,16 +60,16 @@ pub fn object_key(prefix: &str, format: Format, batch: &Batch) -> Option<ObjectK
     ObjectKey::new(prefix, Millis(first.time), batch.partition, batch.first_offset, format)
 }
 
-/// One JSON record per line (its lake line, written as it was decoded), in offset order: a copy of
-/// what `body` sends.
-pub fn jsonl(batch: &Batch) -> Vec<u8> {
-    batch.records.jsonl().to_vec()
+/// One JSON record per line, in offset order: the JSONL object of the batch (what `jsonl_body` sends).
+pub fn jsonl(batch: &Batch) -> Result<Vec<u8>, crate::record::LineError> {
+    let mut out = Vec::with_capacity(batch.records.bytes() * 2);
+    batch.records.write_jsonl(&mut out)?;
+    Ok(out)
 }
 
-/// The batch's lines as the object's body, without a copy: the records keep each line with its
-/// newline, so their buffer of lines is the JSONL object. (Copied, a body held every line twice while
-/// it was sent, and counted in the budget twice.)
-fn body(batch: &Arc<Batch>) -> bytes::Bytes {
+/// The batch's lines as the object's body, without a copy, when the records keep their lines (a table
+/// routed by a field): their buffer of lines is the JSONL object.
+fn kept_lines(batch: &Arc<Batch>) -> bytes::Bytes {
     struct Lines(Arc<Batch>);
     impl AsRef<[u8]> for Lines {
         fn as_ref(&self) -> &[u8] {
@@ -75,6 +77,48 @@ fn body(batch: &Arc<Batch>) -> bytes::Bytes {
         }
     }
     bytes::Bytes::from_owner(Lines(batch.clone()))
+}
+
+/// The batch's lines made from its records' datums (records that keep no line), on a blocking thread.
+/// The body counts in the budget until it is dropped, after the write: an estimate while it is made,
+/// then its length.
+async fn jsonl_body(batch: &Arc<Batch>, inflight: &Arc<Inflight>) -> Result<bytes::Bytes, SinkError> {
+    let estimate = inflight.hold(batch.records.bytes() * 2);
+    let (batch, inflight) = (batch.clone(), inflight.clone());
+    let made = tokio::task::spawn_blocking(move || {
+        let out = jsonl(&batch)?;
+        let held = inflight.hold(out.len());
+        drop(estimate);
+        Ok::<_, crate::record::LineError>(bytes::Bytes::from_owner(Body { bytes: out, _held: held }))
+    })
+    .await;
+    match made {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(ours(format!("jsonl: {e}"))),
+        Err(e) => Err(ours(format!("jsonl: the thread making the lines failed: {e}"))),
+    }
+}
+
+/// A body made for the write, counted in the budget while it lives.
+struct Body {
+    bytes: Vec<u8>,
+    _held: Held,
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A failure making a body: the datums were decoded along these plans already, so it is ours, never
+/// the data's.
+fn ours(message: String) -> SinkError {
+    SinkError {
+        sink: "minio",
+        message,
+        failure: Failure::Misconfigured,
+    }
 }
 
 /// The batch as one Parquet file (`lake::parquet`), built on a blocking thread (a batch of 50,000 events
@@ -110,16 +154,13 @@ async fn parquet_body(
         crate::lake::parquet::encode_mixed(&avro, (batch.records.len(), records), &kv)
     })
     .await;
-    let failed = |message: String| SinkError {
-        sink: "minio",
-        message,
-        failure: Failure::Misconfigured,
-    };
     match encoded {
-        Ok(Ok(file)) => Ok(bytes::Bytes::from(file)),
-        // The datums were decoded along these plans already: a failure here is ours, never the data's.
-        Ok(Err(e)) => Err(failed(format!("parquet: {e}"))),
-        Err(e) => Err(failed(format!("parquet: the encoding thread failed: {e}"))),
+        Ok(Ok(file)) => {
+            let held = inflight.hold(file.len());
+            Ok(bytes::Bytes::from_owner(Body { bytes: file, _held: held }))
+        }
+        Ok(Err(e)) => Err(ours(format!("parquet: {e}"))),
+        Err(e) => Err(ours(format!("parquet: the encoding thread failed: {e}"))),
     }
 }
 
@@ -136,7 +177,17 @@ fn record_schemas(batch: &Batch) -> String {
 
 /// The hours the batch's records are of (by their own event time).
 fn hours_of(batch: &Batch) -> BTreeSet<Hour> {
-    batch.records.iter().map(|r| Hour::of_millis(r.time)).collect()
+    let mut hours = BTreeSet::new();
+    let mut last = None;
+    // Records of a batch mostly share an hour: the set is asked only when it changes.
+    for r in batch.records.iter() {
+        let hour = Hour::of_millis(r.time);
+        if last != Some(hour) {
+            last = Some(hour);
+            hours.insert(hour);
+        }
+    }
+    hours
 }
 
 /// The writer schema ids of the batch's lines, ascending, comma-separated: with the registry, what a
@@ -301,7 +352,8 @@ impl Handler<WriteBatch> for MinioWriter {
             let (format, key) = (key.format, key.to_string());
             let (meta, sidecar) = object_meta(&batch);
             let body = match format {
-                Format::Jsonl => body(&batch),
+                Format::Jsonl if !batch.records.jsonl().is_empty() => kept_lines(&batch),
+                Format::Jsonl => jsonl_body(&batch, &inflight).await?,
                 Format::Parquet => parquet_body(&batch, &meta, &inflight).await?,
             };
             let bytes = body.len();

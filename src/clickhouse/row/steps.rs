@@ -6,10 +6,10 @@
 //! holds as JSON or has no column for) is walked as before, into the same buffers. The bytes are the
 //! walk's: `tests.rs` compares the two on every type, every column form and every truncated datum.
 
+use super::line::Line;
 use super::value::{put, to_millis, Problem, RowFault, Scalar};
 use super::writer::{RowWriter, Scratch};
 use super::{root_record, single_value, Form, RowPlan};
-use crate::avro::json::JsonLine;
 use crate::avro::plan::{Named, Node, Plan, Record, Unit, UuidForm};
 use crate::avro::walk::{Cursor, DecodeError, Visitor};
 use crate::clickhouse::types::Type;
@@ -80,8 +80,9 @@ impl Steps {
         Some(Steps(steps.collect()))
     }
 
-    /// Decodes `datum` along `plan`, appending its line to `line` and its row's own columns to `row`.
-    pub fn run(
+    /// Decodes `datum` along `plan`, appending its line to `line` (when `L` writes lines: `Json`;
+    /// `NoLine` formats none, for records that keep no line) and its row's own columns to `row`.
+    pub fn run<L: Line>(
         &self,
         plan: &Plan,
         rows: &RowPlan,
@@ -98,11 +99,13 @@ impl Steps {
             return written;
         };
         let mut cursor = Cursor::new(plan, datum);
-        line.push(b'{');
+        if L::ON {
+            line.push(b'{');
+        }
         let mut first = true;
         for step in self.0.iter() {
             let done = match step {
-                Step::Walk(i) => walk_field(
+                Step::Walk(i) => walk_field::<L>(
                     record,
                     *i,
                     &mut cursor,
@@ -112,14 +115,16 @@ impl Steps {
                     &mut first,
                     &mut written,
                 ),
-                Step::Leaf(leaf) => leaf.run(record, &mut cursor, (line, row), &mut first, &mut written),
+                Step::Leaf(leaf) => leaf.run::<L>(record, &mut cursor, (line, row), &mut first, &mut written),
             };
             if let Err(e) = done {
                 written.walked = Err(e);
                 return written;
             }
         }
-        line.push(b'}');
+        if L::ON {
+            line.push(b'}');
+        }
         written.walked = cursor.finish();
         written
     }
@@ -147,7 +152,7 @@ fn is_leaf(node: &Node, plan: &Plan) -> bool {
 
 /// One field of the root record through the visitors, as the whole walk would tell it.
 #[allow(clippy::too_many_arguments)]
-fn walk_field<'p>(
+fn walk_field<'p, L: Line>(
     record: &'p Record,
     i: usize,
     cursor: &mut Cursor<'p, '_>,
@@ -163,10 +168,7 @@ fn walk_field<'p>(
     let mut open = std::mem::take(&mut scratch.line_open);
     open.clear();
     open.push(*first);
-    let mut both = (
-        JsonLine::resume(line, open),
-        RowWriter::at_field(rows, row, scratch, i),
-    );
+    let mut both = (L::resume(line, open), RowWriter::at_field(rows, row, scratch, i));
     let walked = cursor.field(f, &mut both);
     let (json, mut w) = both;
     if let Some(fault) = w.fault.take() {
@@ -176,14 +178,14 @@ fn walk_field<'p>(
         written.time_millis = w.time_millis;
     }
     drop(w);
-    let open = json.into_open();
+    let open = L::into_open(json);
     *first = open.first().copied().unwrap_or(*first);
     scratch.line_open = open;
     walked
 }
 
 impl Leaf {
-    fn run<'p>(
+    fn run<'p, L: Line>(
         &self,
         record: &'p Record,
         cursor: &mut Cursor<'p, '_>,
@@ -208,15 +210,17 @@ impl Leaf {
             }
             (_, node) => node,
         };
-        if !std::mem::replace(first, false) {
-            line.push(b',');
+        if L::ON {
+            if !std::mem::replace(first, false) {
+                line.push(b',');
+            }
+            line.extend_from_slice(&f.json_key);
         }
-        line.extend_from_slice(&f.json_key);
         if self.nullable {
             row.push(0);
         }
-        let mut value = Value {
-            line: JsonLine::resume(line, Vec::new()),
+        let mut value = Value::<L> {
+            line: L::resume(line, Vec::new()),
             row,
             ty: &self.ty,
             problem: None,
@@ -258,9 +262,9 @@ fn plain(b: &[u8]) -> bool {
 }
 
 /// A string's bytes, as `Walk` reads and tells them.
-fn string(b: &[u8], value: &mut Value<'_, '_>) -> Result<(), DecodeError> {
+fn string<L: Line>(b: &[u8], value: &mut Value<'_, '_, L>) -> Result<(), DecodeError> {
     if plain(b) {
-        value.line.raw_string(b);
+        L::raw_string(&mut value.line, b);
         value.put(Scalar::Bytes(b));
         return Ok(());
     }
@@ -270,10 +274,10 @@ fn string(b: &[u8], value: &mut Value<'_, '_>) -> Result<(), DecodeError> {
 }
 
 /// A uuid written as a string, as `Walk` reads and tells it.
-fn uuid(b: &[u8], value: &mut Value<'_, '_>) -> Result<(), DecodeError> {
+fn uuid<L: Line>(b: &[u8], value: &mut Value<'_, '_, L>) -> Result<(), DecodeError> {
     if let Some((u, lowercase)) = canonical_uuid(b) {
         match lowercase {
-            true => value.line.raw_string(b),
+            true => L::raw_string(&mut value.line, b),
             false => value.line.uuid(u),
         }
         value.put(Scalar::Uuid(u));
@@ -328,15 +332,15 @@ fn canonical_uuid(b: &[u8]) -> Option<(uuid::Uuid, bool)> {
 }
 
 /// One scalar, to the line as JSON and to the row as its column holds it.
-struct Value<'a, 'l> {
-    line: JsonLine<'l>,
+struct Value<'a, 'l, L: Line> {
+    line: L::Out<'l>,
     row: &'a mut Vec<u8>,
     ty: &'a Type,
     problem: Option<Problem>,
     timestamp: Option<(i64, Unit)>,
 }
 
-impl Value<'_, '_> {
+impl<L: Line> Value<'_, '_, L> {
     fn put(&mut self, v: Scalar<'_>) {
         if let Err(p) = put(self.row, self.ty, v) {
             self.problem.get_or_insert(p);
@@ -345,7 +349,7 @@ impl Value<'_, '_> {
 }
 
 /// Only scalars are told to it (`is_leaf`): containers are never opened.
-impl Visitor for Value<'_, '_> {
+impl<L: Line> Visitor for Value<'_, '_, L> {
     fn null(&mut self) {
         self.line.null();
         self.put(Scalar::Null)

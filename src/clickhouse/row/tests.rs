@@ -388,10 +388,21 @@ fn by_walk(rows: &RowPlan, p: &Plan, datum: &[u8]) -> Outcome {
     finished(walked, fault, time, line, out)
 }
 
+/// The pass with a line; the pass without one (`NoLine`, records keeping their datums) must write the
+/// same row, fault and time, and nothing to the line's buffer.
 fn by_steps(steps: &Steps, rows: &RowPlan, p: &Plan, datum: &[u8]) -> Outcome {
     let (mut line, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
-    let w = steps.run(p, rows, datum, (&mut line, &mut out), &mut scratch);
-    finished(w.walked, w.fault, w.time_millis, line, out)
+    let w = steps.run::<super::Json>(p, rows, datum, (&mut line, &mut out), &mut scratch);
+    let with = finished(w.walked, w.fault, w.time_millis, line, out);
+    let (mut none, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+    let w = steps.run::<super::NoLine>(p, rows, datum, (&mut none, &mut out), &mut scratch);
+    assert!(none.is_empty(), "a pass without a line writes none");
+    let without = finished(w.walked, w.fault, w.time_millis, Vec::new(), out);
+    assert_eq!(
+        (&without.0, &without.1, &without.2, &without.4),
+        (&with.0, &with.1, &with.2, &with.4)
+    );
+    with
 }
 
 /// Bytes count only when the record is taken (a failed one is truncated away).
