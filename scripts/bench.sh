@@ -10,8 +10,9 @@
 #      lake as JSONL, then as Parquet, two rounds alternating: events/s, nrt CPU and the lake's bytes
 #      per event of each (goal: Parquet <= 25 % of JSONL's bytes at >= 85 % of its events/s).
 #   3b. against (--against "BIN..."): the consumer run again with other nrt binaries (say the last
-#      release's) and with this one, alternating, three rounds, each on the same N events with a fresh
-#      group and table: events/s, CPU of nrt and of the services, batches.
+#      release's) and with this one, alternating, three rounds (each starting with the next binary),
+#      each on the same N events with a fresh group and table: events/s, CPU of nrt and of the
+#      services, batches.
 #   4b. topics (--topics T): the same number of events spread over T topics (N/T each), produced and
 #      consumed by one process each with a pipelines file of T pipelines (one per topic), consumer-side
 #      events/s and memory against the one-topic consumer above; then read again with pipeline t1's
@@ -294,13 +295,19 @@ fi
 
 if [[ -n $AGAINST ]]; then
   echo; echo "=== consumer against $AGAINST: $N events each, alternating"
+  # The order turns each round: a run pays for the background work (merges, MinIO's) of the one
+  # before it, so no binary always goes second.
   for round in 1 2 3; do
-    b=0
+    runs=() b=0
     for bin in $AGAINST; do
       b=$((b + 1))
-      consume_with "$bin" "$(basename "$bin")" "base${b}r$round"
+      runs+=("$bin $(basename "$bin") base${b}r$round")
     done
-    consume_with "$NRT" this "this$round"
+    runs+=("$NRT this this$round")
+    for ((k = 0; k < ${#runs[@]}; k++)); do
+      # shellcheck disable=SC2086
+      consume_with ${runs[(k + round - 1) % ${#runs[@]}]}
+    done
   done
 fi
 

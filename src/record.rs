@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::avro::json::JsonLine;
 use crate::avro::{walk, DecodeError, Plan};
-use crate::clickhouse::row::{Json, Mismatch, NoLine, RowFault, RowPlan, RowWriter, Scratch, Steps};
+use crate::clickhouse::row::{Both, LineOnly, Mismatch, RowFault, RowOnly, RowPlan, RowWriter, Scratch, Steps};
 
 /// How records of one writer schema are decoded for one table (built once per schema id).
 #[derive(Debug, Clone)]
@@ -229,8 +229,8 @@ impl Records {
             Some(steps) => {
                 let out = (&mut self.lines, &mut self.rows);
                 let w = match plan.keep.line {
-                    true => steps.run::<Json>(&plan.plan, &plan.rows, datum, out, scratch),
-                    false => steps.run::<NoLine>(&plan.plan, &plan.rows, datum, out, scratch),
+                    true => steps.run::<Both>(&plan.plan, &plan.rows, datum, out, scratch),
+                    false => steps.run::<RowOnly>(&plan.plan, &plan.rows, datum, out, scratch),
                 };
                 (w.walked, w.fault, w.time_millis)
             }
@@ -295,12 +295,19 @@ impl Records {
     /// that keep their datums (a line kept is copied), each line made as `decode` makes it. Fails only
     /// if a datum no longer decodes along its plan, which `decode` has checked: a bug, not the data.
     pub fn write_jsonl(&self, out: &mut Vec<u8>) -> Result<(), LineError> {
+        let (mut scratch, mut no_row) = (Scratch::default(), Vec::new());
         for r in self.iter() {
             if !r.line.is_empty() {
                 out.extend_from_slice(r.line);
             } else {
                 let plan = self.plan(r.schema_id).ok_or(LineError::NoPlan(r.offset, r.schema_id))?;
-                crate::avro::json_line(&plan.plan, r.datum, out)?;
+                match &plan.steps {
+                    Some(steps) => {
+                        let line = (&mut *out, &mut no_row);
+                        steps.run::<LineOnly>(&plan.plan, &plan.rows, r.datum, line, &mut scratch).walked?
+                    }
+                    None => crate::avro::json_line(&plan.plan, r.datum, out)?,
+                }
             }
             out.push(b'\n');
         }

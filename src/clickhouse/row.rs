@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use super::types::{self, Server, Type};
 use crate::avro::plan::{Field, Named, Node, Plan, Record};
 
-mod line;
+mod pass;
 mod steps;
 mod value;
 mod writer;
 
-pub use line::{Json, Line, NoLine};
+pub use pass::{Both, LineOnly, Pass, RowOnly};
 pub use steps::{Steps, Written};
 pub use value::{put_meta, Problem, RowFault};
 pub use writer::{RowWriter, Scratch};

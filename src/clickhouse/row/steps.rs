@@ -6,7 +6,7 @@
 //! holds as JSON or has no column for) is walked as before, into the same buffers. The bytes are the
 //! walk's: `tests.rs` compares the two on every type, every column form and every truncated datum.
 
-use super::line::Line;
+use super::pass::{Pass, Unwritten};
 use super::value::{put, to_millis, Problem, RowFault, Scalar};
 use super::writer::{RowWriter, Scratch};
 use super::{root_record, single_value, Form, RowPlan};
@@ -80,9 +80,9 @@ impl Steps {
         Some(Steps(steps.collect()))
     }
 
-    /// Decodes `datum` along `plan`, appending its line to `line` (when `L` writes lines: `Json`;
-    /// `NoLine` formats none, for records that keep no line) and its row's own columns to `row`.
-    pub fn run<L: Line>(
+    /// Decodes `datum` along `plan`, appending its line to `line` and its row's own columns to `row`,
+    /// as far as `P` writes them (`pass`).
+    pub fn run<P: Pass>(
         &self,
         plan: &Plan,
         rows: &RowPlan,
@@ -99,13 +99,13 @@ impl Steps {
             return written;
         };
         let mut cursor = Cursor::new(plan, datum);
-        if L::ON {
+        if P::LINE {
             line.push(b'{');
         }
         let mut first = true;
         for step in self.0.iter() {
             let done = match step {
-                Step::Walk(i) => walk_field::<L>(
+                Step::Walk(i) => walk_field::<P>(
                     record,
                     *i,
                     &mut cursor,
@@ -115,14 +115,14 @@ impl Steps {
                     &mut first,
                     &mut written,
                 ),
-                Step::Leaf(leaf) => leaf.run::<L>(record, &mut cursor, (line, row), &mut first, &mut written),
+                Step::Leaf(leaf) => leaf.run::<P>(record, &mut cursor, (line, row), &mut first, &mut written),
             };
             if let Err(e) = done {
                 written.walked = Err(e);
                 return written;
             }
         }
-        if L::ON {
+        if P::LINE {
             line.push(b'}');
         }
         written.walked = cursor.finish();
@@ -152,7 +152,7 @@ fn is_leaf(node: &Node, plan: &Plan) -> bool {
 
 /// One field of the root record through the visitors, as the whole walk would tell it.
 #[allow(clippy::too_many_arguments)]
-fn walk_field<'p, L: Line>(
+fn walk_field<'p, P: Pass>(
     record: &'p Record,
     i: usize,
     cursor: &mut Cursor<'p, '_>,
@@ -168,24 +168,30 @@ fn walk_field<'p, L: Line>(
     let mut open = std::mem::take(&mut scratch.line_open);
     open.clear();
     open.push(*first);
-    let mut both = (L::resume(line, open), RowWriter::at_field(rows, row, scratch, i));
-    let walked = cursor.field(f, &mut both);
-    let (json, mut w) = both;
-    if let Some(fault) = w.fault.take() {
-        written.fault.get_or_insert(fault);
-    }
-    if w.time_millis.is_some() {
-        written.time_millis = w.time_millis;
-    }
-    drop(w);
-    let open = L::into_open(json);
+    let (walked, json) = if P::ROW {
+        let mut both = (P::resume(line, open), RowWriter::at_field(rows, row, scratch, i));
+        let walked = cursor.field(f, &mut both);
+        let (json, mut w) = both;
+        if let Some(fault) = w.fault.take() {
+            written.fault.get_or_insert(fault);
+        }
+        if w.time_millis.is_some() {
+            written.time_millis = w.time_millis;
+        }
+        (walked, json)
+    } else {
+        let mut both = (P::resume(line, open), Unwritten::default());
+        let walked = cursor.field(f, &mut both);
+        (walked, both.0)
+    };
+    let open = P::into_open(json);
     *first = open.first().copied().unwrap_or(*first);
     scratch.line_open = open;
     walked
 }
 
 impl Leaf {
-    fn run<'p, L: Line>(
+    fn run<'p, P: Pass>(
         &self,
         record: &'p Record,
         cursor: &mut Cursor<'p, '_>,
@@ -200,9 +206,11 @@ impl Leaf {
             (Some(null), Node::Union(u)) => {
                 let branch = cursor.branch(u)?;
                 if branch == null {
-                    row.push(1);
-                    if self.exact {
+                    if P::ROW {
                         row.push(1);
+                        if self.exact {
+                            row.push(1);
+                        }
                     }
                     return Ok(());
                 }
@@ -210,17 +218,17 @@ impl Leaf {
             }
             (_, node) => node,
         };
-        if L::ON {
+        if P::LINE {
             if !std::mem::replace(first, false) {
                 line.push(b',');
             }
             line.extend_from_slice(&f.json_key);
         }
-        if self.nullable {
+        if P::ROW && self.nullable {
             row.push(0);
         }
-        let mut value = Value::<L> {
-            line: L::resume(line, Vec::new()),
+        let mut value = Value::<P> {
+            line: P::resume(line, Vec::new()),
             row,
             ty: &self.ty,
             problem: None,
@@ -240,7 +248,7 @@ impl Leaf {
                 problem,
             });
         }
-        if self.exact {
+        if P::ROW && self.exact {
             if self.nullable {
                 row.push(0);
             }
@@ -262,9 +270,9 @@ fn plain(b: &[u8]) -> bool {
 }
 
 /// A string's bytes, as `Walk` reads and tells them.
-fn string<L: Line>(b: &[u8], value: &mut Value<'_, '_, L>) -> Result<(), DecodeError> {
+fn string<P: Pass>(b: &[u8], value: &mut Value<'_, '_, P>) -> Result<(), DecodeError> {
     if plain(b) {
-        L::raw_string(&mut value.line, b);
+        P::raw_string(&mut value.line, b);
         value.put(Scalar::Bytes(b));
         return Ok(());
     }
@@ -274,10 +282,10 @@ fn string<L: Line>(b: &[u8], value: &mut Value<'_, '_, L>) -> Result<(), DecodeE
 }
 
 /// A uuid written as a string, as `Walk` reads and tells it.
-fn uuid<L: Line>(b: &[u8], value: &mut Value<'_, '_, L>) -> Result<(), DecodeError> {
+fn uuid<P: Pass>(b: &[u8], value: &mut Value<'_, '_, P>) -> Result<(), DecodeError> {
     if let Some((u, lowercase)) = canonical_uuid(b) {
         match lowercase {
-            true => L::raw_string(&mut value.line, b),
+            true => P::raw_string(&mut value.line, b),
             false => value.line.uuid(u),
         }
         value.put(Scalar::Uuid(u));
@@ -332,16 +340,19 @@ fn canonical_uuid(b: &[u8]) -> Option<(uuid::Uuid, bool)> {
 }
 
 /// One scalar, to the line as JSON and to the row as its column holds it.
-struct Value<'a, 'l, L: Line> {
-    line: L::Out<'l>,
+struct Value<'a, 'l, P: Pass> {
+    line: P::Out<'l>,
     row: &'a mut Vec<u8>,
     ty: &'a Type,
     problem: Option<Problem>,
     timestamp: Option<(i64, Unit)>,
 }
 
-impl<L: Line> Value<'_, '_, L> {
+impl<P: Pass> Value<'_, '_, P> {
     fn put(&mut self, v: Scalar<'_>) {
+        if !P::ROW {
+            return;
+        }
         if let Err(p) = put(self.row, self.ty, v) {
             self.problem.get_or_insert(p);
         }
@@ -349,7 +360,7 @@ impl<L: Line> Value<'_, '_, L> {
 }
 
 /// Only scalars are told to it (`is_leaf`): containers are never opened.
-impl<L: Line> Visitor for Value<'_, '_, L> {
+impl<P: Pass> Visitor for Value<'_, '_, P> {
     fn null(&mut self) {
         self.line.null();
         self.put(Scalar::Null)

@@ -388,20 +388,32 @@ fn by_walk(rows: &RowPlan, p: &Plan, datum: &[u8]) -> Outcome {
     finished(walked, fault, time, line, out)
 }
 
-/// The pass with a line; the pass without one (`NoLine`, records keeping their datums) must write the
-/// same row, fault and time, and nothing to the line's buffer.
+/// The pass writing both; the row-only pass (records keeping their datums, when read) must write the
+/// same row, fault and time and nothing to the line's buffer; the line-only pass (their lines, when
+/// written) the same line for every datum that decodes, and nothing to the row's.
 fn by_steps(steps: &Steps, rows: &RowPlan, p: &Plan, datum: &[u8]) -> Outcome {
     let (mut line, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
-    let w = steps.run::<super::Json>(p, rows, datum, (&mut line, &mut out), &mut scratch);
+    let w = steps.run::<super::Both>(p, rows, datum, (&mut line, &mut out), &mut scratch);
+    let whole_line = line.clone();
     let with = finished(w.walked, w.fault, w.time_millis, line, out);
     let (mut none, mut out, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
-    let w = steps.run::<super::NoLine>(p, rows, datum, (&mut none, &mut out), &mut scratch);
+    let w = steps.run::<super::RowOnly>(p, rows, datum, (&mut none, &mut out), &mut scratch);
     assert!(none.is_empty(), "a pass without a line writes none");
     let without = finished(w.walked, w.fault, w.time_millis, Vec::new(), out);
     assert_eq!(
         (&without.0, &without.1, &without.2, &without.4),
         (&with.0, &with.1, &with.2, &with.4)
     );
+    let (mut line, mut none, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+    let w = steps.run::<super::LineOnly>(p, rows, datum, (&mut line, &mut none), &mut scratch);
+    assert!(none.is_empty(), "a pass without a row writes none");
+    assert_eq!(w.walked, with.0);
+    if w.walked.is_ok() {
+        assert_eq!(
+            line, whole_line,
+            "the line-only pass writes the line the pass of both writes"
+        );
+    }
     with
 }
 

@@ -1,31 +1,42 @@
-//! Whether a record's pass (`Steps::run`) writes its lake line: a JSONL lake whose records keep their
-//! lines (a table routed by a field's value reads it from the line) writes it as JSON; records that keep
-//! their Avro datum instead (`record::Keep`) get none, and their lake object is made from the datums
-//! when it is written. Chosen per call, at compile time: the pass without a line has no branch for it.
+//! What a record's pass (`Steps::run`) writes: its lake line, its ClickHouse row, or both. Records that
+//! keep their Avro datum (`record::Keep`) are read with the row only and their lake lines are made from
+//! the datums when the batch is written, with the line only; a table routed by a field's value reads
+//! the line, so its records get both in one pass. Chosen per call, at compile time: a pass has no
+//! branch for what it does not write.
 
 use crate::avro::json::JsonLine;
 use crate::avro::plan::{Field, Record, Unit};
 use crate::avro::walk::Visitor;
 
-/// Whether a pass writes the record's lake line, and with what: `Json` (the line a JSONL lake keeps)
-/// or `NoLine` (a record that keeps its datum instead: formatting a line nobody keeps was a third of
-/// its decoding).
-pub trait Line {
+/// What a pass writes, and how it writes the line: `Both` (the line as JSON and the row: a table
+/// routed by a field's value reads the line), `RowOnly` (when read, for records that keep their datum:
+/// formatting a line nobody keeps was a third of the decoding), `LineOnly` (when the batch is written,
+/// the lake's lines from those datums).
+pub trait Pass {
     type Out<'l>: Visitor;
     /// False: nothing is written to the line's buffer.
-    const ON: bool;
+    const LINE: bool;
+    /// False: nothing is written to the row's buffer, and no value is checked against its column.
+    const ROW: bool;
     fn resume(out: &mut Vec<u8>, open: Vec<bool>) -> Self::Out<'_>;
     fn into_open(out: Self::Out<'_>) -> Vec<bool>;
     /// Text that is its own JSON string, between quotes.
     fn raw_string(out: &mut Self::Out<'_>, text: &[u8]);
 }
 
-/// The lake line, as JSON.
-pub enum Json {}
+/// The line as JSON, with the row (`ROW`) or without.
+pub enum WithLine<const ROW: bool> {}
 
-impl Line for Json {
+/// The line as JSON, and the row.
+pub type Both = WithLine<true>;
+
+/// The line as JSON only.
+pub type LineOnly = WithLine<false>;
+
+impl<const R: bool> Pass for WithLine<R> {
     type Out<'l> = JsonLine<'l>;
-    const ON: bool = true;
+    const LINE: bool = true;
+    const ROW: bool = R;
     fn resume(out: &mut Vec<u8>, open: Vec<bool>) -> JsonLine<'_> {
         JsonLine::resume(out, open)
     }
@@ -37,10 +48,11 @@ impl Line for Json {
     }
 }
 
-/// No line at all.
-pub enum NoLine {}
+/// The row only.
+pub enum RowOnly {}
 
-/// What a `NoLine` pass is told: nothing is done with it (the open containers are carried back).
+/// What a pass without a line tells the line: nothing is done with it (the open containers are carried back).
+#[derive(Default)]
 pub struct Unwritten(Vec<bool>);
 
 impl Visitor for Unwritten {
@@ -74,9 +86,10 @@ impl Visitor for Unwritten {
     fn end_branch(&mut self) {}
 }
 
-impl Line for NoLine {
+impl Pass for RowOnly {
     type Out<'l> = Unwritten;
-    const ON: bool = false;
+    const LINE: bool = false;
+    const ROW: bool = true;
     fn resume(_: &mut Vec<u8>, open: Vec<bool>) -> Unwritten {
         Unwritten(open)
     }
