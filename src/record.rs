@@ -46,12 +46,10 @@ impl Keep {
     /// thirds of the batches (each an INSERT and a PUT), for ~0.1 µs more per event to make the lines
     /// when written (docs/benchmarks.md, "2026-12-07, late").
     pub fn for_lake(format: crate::lake::key::Format, route: bool) -> Keep {
-        match format {
-            crate::lake::key::Format::Jsonl if route => Keep::LINE,
-            crate::lake::key::Format::Jsonl | crate::lake::key::Format::Parquet => Keep {
-                line: route,
-                datum: true,
-            },
+        match (format, route) {
+            // The JSONL object is then the buffer of lines: no datum needed.
+            (crate::lake::key::Format::Jsonl, true) => Keep::LINE,
+            _ => Keep { line: route, datum: true },
         }
     }
 }
@@ -278,16 +276,31 @@ impl Records {
         self.plans.iter().find(|p| p.schema_id == schema_id)
     }
 
-    /// Record `r`'s lake line: the one it keeps, or one made from its datum (a Parquet lake's records
-    /// keep none); empty when it has neither.
+    /// Record `r`'s lake line: the one it keeps, or one made from its datum (records that keep their
+    /// datums keep none); empty when it has neither.
     pub fn line_of(&self, r: &Record<'_>) -> Vec<u8> {
         if !r.line.is_empty() || r.datum.is_empty() {
             return r.line.to_vec();
         }
         let mut line = Vec::with_capacity(r.datum.len() * 2);
-        match self.plan(r.schema_id) {
-            Some(p) if crate::avro::json_line(&p.plan, r.datum, &mut line).is_ok() => line,
-            _ => Vec::new(),
+        let made = self.make_line(r, &mut line, &mut Scratch::default());
+        if made.is_err() {
+            line.clear();
+        }
+        line
+    }
+
+    /// Appends the line of record `r`, which keeps its datum: the steps with the line only (the bytes
+    /// `decode` writes, proven equal by the differential test), or the whole walk for a root that is not
+    /// a record.
+    fn make_line(&self, r: &Record<'_>, out: &mut Vec<u8>, scratch: &mut Scratch) -> Result<(), LineError> {
+        let plan = self.plan(r.schema_id).ok_or(LineError::NoPlan(r.offset, r.schema_id))?;
+        match &plan.steps {
+            // The line-only pass writes no row: nothing goes to this buffer.
+            Some(steps) => Ok(steps
+                .run::<LineOnly>(&plan.plan, &plan.rows, r.datum, (out, &mut Vec::new()), scratch)
+                .walked?),
+            None => Ok(crate::avro::json_line(&plan.plan, r.datum, out)?),
         }
     }
 
@@ -295,19 +308,11 @@ impl Records {
     /// that keep their datums (a line kept is copied), each line made as `decode` makes it. Fails only
     /// if a datum no longer decodes along its plan, which `decode` has checked: a bug, not the data.
     pub fn write_jsonl(&self, out: &mut Vec<u8>) -> Result<(), LineError> {
-        let (mut scratch, mut no_row) = (Scratch::default(), Vec::new());
+        let mut scratch = Scratch::default();
         for r in self.iter() {
-            if !r.line.is_empty() {
-                out.extend_from_slice(r.line);
-            } else {
-                let plan = self.plan(r.schema_id).ok_or(LineError::NoPlan(r.offset, r.schema_id))?;
-                match &plan.steps {
-                    Some(steps) => {
-                        let line = (&mut *out, &mut no_row);
-                        steps.run::<LineOnly>(&plan.plan, &plan.rows, r.datum, line, &mut scratch).walked?
-                    }
-                    None => crate::avro::json_line(&plan.plan, r.datum, out)?,
-                }
+            match r.line.is_empty() {
+                false => out.extend_from_slice(r.line),
+                true => self.make_line(&r, out, &mut scratch)?,
             }
             out.push(b'\n');
         }

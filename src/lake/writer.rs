@@ -420,6 +420,23 @@ mod tests {
         meta.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
+    /// A body made for the write counts in the budget for as long as it exists (the PUT holds it), and
+    /// only its own length once made.
+    #[actix::test]
+    async fn a_made_body_counts_in_the_budget_until_it_is_dropped() {
+        let mut b = batch(0, 99);
+        b.records = crate::record::Records::of((0..100).map(|o| (o, 1_795_771_800_000 + o)));
+        let (batch, inflight) = (Arc::new(b), Arc::new(Inflight::bounded(1 << 20)));
+        let body = jsonl_body(&batch, &inflight).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&body[..], batch.records.jsonl(), "the batch's lines, each with its newline");
+        assert_eq!(inflight.bytes(), body.len() as u64, "the body, not the estimate made before it");
+        let sent = body.clone();
+        drop(body);
+        assert_eq!(inflight.bytes(), sent.len() as u64, "held while any handle to it lives");
+        drop(sent);
+        assert_eq!(inflight.bytes(), 0);
+    }
+
     #[test]
     fn an_existing_object_is_reused_only_when_it_starts_where_the_batch_does() {
         let b = batch(100, 140);
