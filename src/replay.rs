@@ -84,7 +84,7 @@ pub async fn run(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let mut reader = LineReader::new(registry.into(), rows);
     let client = crate::clickhouse::client(ch)?;
     // On a cluster, each object's rows go to its partition's shard, as the consumer wrote them.
-    let shards = match ch.cluster().map_err(crate::lake::UsageError)? {
+    let shards = match ch.cluster().map_err(|e| crate::lake::UsageError(e.to_string()))? {
         Some(cluster) => Some(crate::clickhouse::shards::Shards::new(ch, cluster, table)?),
         None => None,
     };

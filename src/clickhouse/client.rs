@@ -7,6 +7,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::cluster::Cluster;
 use crate::config::{ClickhouseCompression, ClickhouseConfig};
 use crate::tls::TlsError;
 
@@ -42,6 +43,36 @@ pub fn server_client(cfg: &ClickhouseConfig) -> Result<clickhouse::Client, TlsEr
     } else {
         client.with_password(cfg.password.expose())
     })
+}
+
+/// One node of a cluster: its URL (what logs and `/ready` name) and a client to it.
+pub struct Node {
+    pub url: String,
+    pub client: clickhouse::Client,
+}
+
+/// Each shard's replicas, with clients made by `make` (`client` or `server_client`) from the
+/// configuration's settings with the node's URL: the writer's inserts, the probe and the DDL reach the
+/// nodes the same way.
+pub fn shard_nodes(
+    cfg: &ClickhouseConfig,
+    cluster: &Cluster,
+    make: fn(&ClickhouseConfig) -> Result<clickhouse::Client, TlsError>,
+) -> Result<Vec<Vec<Node>>, TlsError> {
+    cluster
+        .shards
+        .iter()
+        .map(|urls| {
+            urls.iter()
+                .map(|url| {
+                    Ok(Node {
+                        url: url.clone(),
+                        client: make(&cfg.node(url))?,
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// TLS trusting the system's roots plus NRT_CLICKHOUSE_CA_FILE; plain `http://` URLs work through it too.

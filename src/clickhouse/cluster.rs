@@ -19,9 +19,20 @@ pub struct Cluster {
     pub shards: Vec<Vec<String>>,
 }
 
+/// What is wrong with `NRT_CLICKHOUSE_CLUSTER` / `NRT_CLICKHOUSE_SHARDS`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    #[error("shard {0} has no replica URL (shards are separated by ';', replicas by ',')")]
+    EmptyShard(usize),
+    #[error("NRT_CLICKHOUSE_CLUSTER needs NRT_CLICKHOUSE_SHARDS (the nodes' HTTP URLs)")]
+    NoShards,
+    #[error("NRT_CLICKHOUSE_SHARDS needs NRT_CLICKHOUSE_CLUSTER (the cluster's name)")]
+    NoName,
+}
+
 impl Cluster {
     /// `shards`: shards separated by `;`, each shard's replicas by `,` (`http://a:8123,http://b:8123;…`).
-    pub fn parse(name: &str, shards: &str) -> Result<Cluster, String> {
+    pub fn parse(name: &str, shards: &str) -> Result<Cluster, ClusterError> {
         let shards: Vec<Vec<String>> = shards
             .split(';')
             .map(|s| {
@@ -32,10 +43,7 @@ impl Cluster {
             })
             .collect();
         if let Some(i) = shards.iter().position(Vec::is_empty) {
-            return Err(format!(
-                "shard {} has no replica URL (shards are separated by ';', replicas by ',')",
-                i + 1
-            ));
+            return Err(ClusterError::EmptyShard(i + 1));
         }
         Ok(Cluster {
             name: name.to_owned(),
@@ -203,8 +211,11 @@ mod tests {
         );
         assert_eq!([0, 1, 2, 3, 5].map(|p| c.shard_of(p)), [0, 1, 0, 1, 1]);
         assert_eq!(c.nodes().count(), 4);
-        assert!(Cluster::parse("nrt", "http://a:1;;http://b:1").is_err());
-        assert!(Cluster::parse("nrt", "").is_err());
+        assert_eq!(
+            Cluster::parse("nrt", "http://a:1;;http://b:1"),
+            Err(ClusterError::EmptyShard(2))
+        );
+        assert_eq!(Cluster::parse("nrt", ""), Err(ClusterError::EmptyShard(1)));
     }
 
     #[test]

@@ -31,20 +31,20 @@ struct Nodes {
 impl Ddl {
     pub fn new(cfg: &ClickhouseConfig) -> Result<Ddl, crate::tls::TlsError> {
         let client = super::server_client(cfg)?;
-        let cluster = match cfg.cluster() {
-            Ok(Some(cluster)) => {
-                let each = cluster
-                    .nodes()
-                    .map(|url| super::server_client(&cfg.node(url)))
-                    .collect::<Result<_, _>>()?;
+        let cluster = match cfg.validated_cluster() {
+            Some(cluster) => {
+                let each = super::shard_nodes(cfg, &cluster, super::server_client)?
+                    .into_iter()
+                    .flatten()
+                    .map(|node| node.client)
+                    .collect();
                 Some(Nodes {
                     cluster,
                     each,
                     server: tokio::sync::OnceCell::new(),
                 })
             }
-            // Refused by `ServicesConfig::validate` before anything starts.
-            Ok(None) | Err(_) => None,
+            None => None,
         };
         let client = match cluster {
             Some(_) => {

@@ -28,4 +28,4 @@ pub mod types;
 pub mod writer;
 
 #[cfg(feature = "runtime")]
-pub use client::{client, server_client};
+pub use client::{client, server_client, shard_nodes, Node};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::cluster::{self, Cluster};
 use super::insert::{insert_all_within, InsertError, Origin};
+use super::Node;
 use crate::actors::messages::Failure;
 use crate::config::ClickhouseConfig;
 use crate::record::Records;
@@ -26,7 +27,7 @@ pub struct Shards {
 }
 
 struct Shard {
-    replicas: Vec<(String, clickhouse::Client)>,
+    replicas: Vec<Node>,
     /// The replica tried first: the last one that took rows.
     first: AtomicUsize,
 }
@@ -38,20 +39,13 @@ impl Shards {
         cluster: Cluster,
         table: &str,
     ) -> Result<Shards, crate::tls::TlsError> {
-        let shards = cluster
-            .shards
-            .iter()
-            .map(|urls| {
-                let replicas = urls
-                    .iter()
-                    .map(|url| Ok((url.clone(), super::client(&cfg.node(url))?)))
-                    .collect::<Result<_, crate::tls::TlsError>>()?;
-                Ok(Shard {
-                    replicas,
-                    first: AtomicUsize::new(0),
-                })
+        let shards = super::shard_nodes(cfg, &cluster, super::client)?
+            .into_iter()
+            .map(|replicas| Shard {
+                replicas,
+                first: AtomicUsize::new(0),
             })
-            .collect::<Result<_, crate::tls::TlsError>>()?;
+            .collect();
         Ok(Shards {
             table: format!("{}.{}", cfg.database, cluster::local(table)),
             cluster,
@@ -64,11 +58,9 @@ impl Shards {
         let Some(shard) = self.shards.get(self.cluster.shard_of(origin.partition)) else {
             return Ok(());
         };
-        let n = shard.replicas.len();
-        let first = shard.first.load(Ordering::Relaxed);
         let mut last = None;
-        for i in (0..n).map(|k| (first + k) % n) {
-            let (url, client) = &shard.replicas[i];
+        for i in tried(shard.first.load(Ordering::Relaxed), shard.replicas.len()) {
+            let Node { url, client } = &shard.replicas[i];
             match insert_all_within(client, &self.table, records, origin, Some(REPLICA_WAIT)).await {
                 Ok(()) => {
                     shard.first.store(i, Ordering::Relaxed);
@@ -85,5 +77,25 @@ impl Shards {
             }
         }
         Err(last.map_or(InsertError::NoReplica(origin.partition), InsertError::Server))
+    }
+}
+
+/// The order a shard's `n` replicas are tried in: from the one that last took rows, each once, wrapping
+/// around, so a replica that failed is asked again only after every other one.
+fn tried(first: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (first + k) % n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tried;
+
+    #[test]
+    fn replicas_are_tried_from_the_last_that_took_rows_each_once() {
+        assert_eq!(tried(0, 2).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(tried(1, 2).collect::<Vec<_>>(), [1, 0]);
+        assert_eq!(tried(2, 3).collect::<Vec<_>>(), [2, 0, 1]);
+        assert_eq!(tried(0, 1).collect::<Vec<_>>(), [0]);
+        assert_eq!(tried(0, 0).count(), 0);
     }
 }

@@ -35,10 +35,9 @@ impl ClickhouseWriter {
         table: &Table,
         shared: Shared,
     ) -> Result<Self, crate::tls::TlsError> {
-        let shards = match cfg.cluster() {
-            Ok(Some(cluster)) => Some(Arc::new(Shards::new(cfg, cluster, &table.table)?)),
-            // Refused by `ServicesConfig::validate` before anything starts.
-            Ok(None) | Err(_) => None,
+        let shards = match cfg.validated_cluster() {
+            Some(cluster) => Some(Arc::new(Shards::new(cfg, cluster, &table.table)?)),
+            None => None,
         };
         Ok(ClickhouseWriter {
             shards,

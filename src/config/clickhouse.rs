@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::Secret;
+use crate::clickhouse::cluster::{Cluster, ClusterError};
 
 /// ClickHouse, over its HTTP interface.
 #[derive(Debug, Clone, Args)]
@@ -84,13 +85,19 @@ pub struct ClickhouseConfig {
 
 impl ClickhouseConfig {
     /// The cluster configured, if any (checked by `ServicesConfig::validate`).
-    pub fn cluster(&self) -> Result<Option<crate::clickhouse::cluster::Cluster>, String> {
+    pub fn cluster(&self) -> Result<Option<Cluster>, ClusterError> {
         match (self.cluster.is_empty(), self.shards.is_empty()) {
             (true, true) => Ok(None),
-            (false, false) => crate::clickhouse::cluster::Cluster::parse(&self.cluster, &self.shards).map(Some),
-            (false, true) => Err("NRT_CLICKHOUSE_CLUSTER needs NRT_CLICKHOUSE_SHARDS (the nodes' HTTP URLs)".into()),
-            (true, false) => Err("NRT_CLICKHOUSE_SHARDS needs NRT_CLICKHOUSE_CLUSTER (the cluster's name)".into()),
+            (false, false) => Cluster::parse(&self.cluster, &self.shards).map(Some),
+            (false, true) => Err(ClusterError::NoShards),
+            (true, false) => Err(ClusterError::NoName),
         }
+    }
+
+    /// The cluster, once `ServicesConfig::validate` accepted the settings (which refuses a wrong one
+    /// before anything starts): None on one server.
+    pub fn validated_cluster(&self) -> Option<Cluster> {
+        self.cluster().ok().flatten()
     }
 
     /// The same settings for one node of the cluster.
@@ -127,8 +134,8 @@ mod tests {
         assert_eq!(cfg("", "").cluster(), Ok(None));
         let two = cfg("nrt", "http://a:1,http://b:1;http://c:1").cluster();
         assert_eq!(two.map(|c| c.map(|c| c.shards.len())), Ok(Some(2)));
-        assert!(cfg("nrt", "").cluster().is_err_and(|e| e.contains("NRT_CLICKHOUSE_SHARDS")));
-        assert!(cfg("", "http://a:1").cluster().is_err_and(|e| e.contains("NRT_CLICKHOUSE_CLUSTER")));
+        assert_eq!(cfg("nrt", "").cluster(), Err(ClusterError::NoShards));
+        assert_eq!(cfg("", "http://a:1").cluster(), Err(ClusterError::NoName));
         assert_eq!(cfg("", "").node("http://x:1").url, "http://x:1");
     }
 }

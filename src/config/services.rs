@@ -38,7 +38,7 @@ impl ServicesConfig {
         let cluster = self
             .clickhouse
             .cluster()
-            .map_err(|e| invalid("NRT_CLICKHOUSE_CLUSTER / NRT_CLICKHOUSE_SHARDS", e))?;
+            .map_err(|e| invalid("NRT_CLICKHOUSE_CLUSTER / NRT_CLICKHOUSE_SHARDS", e.to_string()))?;
         if !self.clickhouse.cluster.is_empty() && !is_plain_name(&self.clickhouse.cluster) {
             let name = &self.clickhouse.cluster;
             return Err(invalid("NRT_CLICKHOUSE_CLUSTER / --clickhouse-cluster", format!("'{name}' is not a plain name")));

@@ -5,26 +5,29 @@
 use std::time::Duration;
 
 use super::diagnose::{self, Failure, Stage};
+use crate::clickhouse::cluster::ClusterError;
+use crate::clickhouse::Node;
 use crate::config::ClickhouseConfig;
 
-/// Each shard's replicas: their URL and a client.
-pub struct ShardClients(Vec<Vec<(String, clickhouse::Client)>>);
+/// Each shard's replicas.
+pub struct ShardClients(Vec<Vec<Node>>);
+
+/// Why the probe has no clients: the settings, or a node's TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientsError {
+    #[error(transparent)]
+    Settings(#[from] ClusterError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
 
 impl ShardClients {
     /// None on one server.
-    pub fn new(cfg: &ClickhouseConfig) -> Result<Option<ShardClients>, String> {
+    pub fn new(cfg: &ClickhouseConfig) -> Result<Option<ShardClients>, ClientsError> {
         let Some(cluster) = cfg.cluster()? else {
             return Ok(None);
         };
-        let shards = cluster
-            .shards
-            .iter()
-            .map(|urls| {
-                urls.iter()
-                    .map(|url| Ok((url.clone(), crate::clickhouse::server_client(&cfg.node(url)).map_err(|e| e.to_string())?)))
-                    .collect::<Result<Vec<_>, String>>()
-            })
-            .collect::<Result<_, String>>()?;
+        let shards = crate::clickhouse::shard_nodes(cfg, &cluster, crate::clickhouse::server_client)?;
         Ok(Some(ShardClients(shards)))
     }
 
@@ -35,7 +38,7 @@ impl ShardClients {
             let mut said = Vec::new();
             let mut writable = false;
             let each = timeout / replicas.len().max(1) as u32;
-            for (url, client) in replicas {
+            for Node { url, client } in replicas {
                 let readonly = client
                     .query("SELECT count() FROM system.replicas WHERE is_readonly")
                     .fetch_one::<u64>();

@@ -106,7 +106,7 @@ impl Probes {
             registry: RegistryClient::new(&cfg.registry, timeout).map_err(|e| e.to_string()),
             s3: ObjectStore::new(&cfg.s3).map_err(|e| e.to_string()),
             clickhouse: crate::clickhouse::server_client(&cfg.clickhouse).map_err(|e| e.to_string()),
-            shards: cluster::ShardClients::new(&cfg.clickhouse),
+            shards: cluster::ShardClients::new(&cfg.clickhouse).map_err(|e| e.to_string()),
             // Prometheus is only read by people and tests: the system's roots are enough.
             http: reqwest::Client::builder()
                 .timeout(timeout)
