@@ -28,6 +28,8 @@ cleanup() {
     fi
     scripts/containers.sh down >/dev/null 2>&1 || true
   fi
+  # A run that failed before the pydeps phase: pip stops with it (a venv half made is made again).
+  if [[ -n ${venv_pid:-} ]]; then kill "$venv_pid" 2>/dev/null || true; fi
   if [[ ${cluster_started:-0} == 1 ]]; then scripts/stack/cluster.sh down >/dev/null 2>&1 || true; fi
   if [[ $started_here == 1 && -z ${NRT_KEEP_STACK:-} ]]; then
     scripts/stack.sh down >/dev/null 2>&1 || true
@@ -40,17 +42,30 @@ PHASE_TESTS_LOGS=(.stack/test-output.log .stack/containers-output.log)
 rm -f "${PHASE_TESTS_LOGS[@]}"
 
 # Confluent's Python client, the independent reference the registry tests compare against. Cached in a
-# venv, rebuilt only when tests/python/requirements.txt changes.
-python_deps() {
-  local venv=${NRT_CACHE:-$HOME/.cache/nrt}/venv req=tests/python/requirements.txt
-  if [[ ! -x $venv/bin/python ]] || ! cmp -s "$req" "$venv/requirements.txt"; then
-    rm -rf "$venv"
-    python3 -m venv "$venv" || { echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2; return 1; }
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-    cp "$req" "$venv/requirements.txt"
+# venv, rebuilt only when tests/python/requirements.txt changes. Made in the background from the start:
+# on a fresh machine pip waits on the network while the stack phase compiles; the pydeps phase waits
+# for it.
+VENV=${NRT_CACHE:-$HOME/.cache/nrt}/venv
+python_venv() {
+  local req=tests/python/requirements.txt
+  if [[ ! -x $VENV/bin/python ]] || ! cmp -s "$req" "$VENV/requirements.txt"; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || { echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2; return 1; }
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+    cp "$req" "$VENV/requirements.txt"
   fi
-  export NRT_PYTHON=$venv/bin/python
-  "$NRT_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0])'
+}
+mkdir -p .stack
+python_venv >.stack/pydeps.log 2>&1 &
+venv_pid=$!
+python_deps() {
+  local rc=0
+  wait "$venv_pid" || rc=$?
+  venv_pid=""
+  cat .stack/pydeps.log
+  ((rc == 0)) || return "$rc"
+  export NRT_PYTHON=$VENV/bin/python
+  "$NRT_PYTHON" -c 'import confluent_kafka as c; v = c.version(); print("confluent-kafka", v[0] if isinstance(v, tuple) else v)'
 }
 
 # A stopped stack is brought up by two callers at once, as `scripts/demo.sh` beside `scripts/test.sh`
