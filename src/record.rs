@@ -171,6 +171,26 @@ struct Entry {
     datum_end: usize,
 }
 
+/// Where a record's parts end in each buffer: where the next record's start.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends {
+    key: usize,
+    line: usize,
+    row: usize,
+    datum: usize,
+}
+
+impl Ends {
+    fn of(e: &Entry) -> Ends {
+        Ends {
+            key: e.key_end,
+            line: e.line_end,
+            row: e.row_end,
+            datum: e.datum_end,
+        }
+    }
+}
+
 /// Records in offset order, in flat buffers, with the plans their rows were written along (the rows and
 /// the columns they are for travel together: a plan learnt again later never renames older rows).
 #[derive(Debug, Clone, Default)]
@@ -380,24 +400,32 @@ impl Records {
 
     pub fn get(&self, i: usize) -> Option<Record<'_>> {
         let e = self.index.get(i)?;
-        let (key_start, line_start, row_start, datum_start) = match i.checked_sub(1).and_then(|p| self.index.get(p)) {
-            Some(p) => (p.key_end, p.line_end, p.row_end, p.datum_end),
-            None => (0, 0, 0, 0),
-        };
+        let starts = i.checked_sub(1).and_then(|p| self.index.get(p)).map_or(Ends::default(), Ends::of);
+        self.record(e, starts)
+    }
+
+    /// Every record in order: each one's parts start where the one before ended, so no entry is looked
+    /// up twice (what `get` does for one record).
+    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> + '_ {
+        let mut starts = Ends::default();
+        self.index.iter().filter_map(move |e| {
+            let record = self.record(e, starts);
+            starts = Ends::of(e);
+            record
+        })
+    }
+
+    fn record(&self, e: &Entry, starts: Ends) -> Option<Record<'_>> {
         Some(Record {
             offset: e.offset,
             time: e.time,
             schema_id: e.schema_id,
-            key: self.keys.get(key_start..e.key_end)?,
+            key: self.keys.get(starts.key..e.key_end)?,
             // Without its newline; a line not kept is empty.
-            line: self.lines.get(line_start..e.line_end.saturating_sub(1).max(line_start))?,
-            row: self.rows.get(row_start..e.row_end)?,
-            datum: self.datums.get(datum_start..e.datum_end)?,
+            line: self.lines.get(starts.line..e.line_end.saturating_sub(1).max(starts.line))?,
+            row: self.rows.get(starts.row..e.row_end)?,
+            datum: self.datums.get(starts.datum..e.datum_end)?,
         })
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = Record<'_>> + '_ {
-        (0..self.len()).filter_map(|i| self.get(i))
     }
 
     pub fn first(&self) -> Option<Record<'_>> {
@@ -408,13 +436,14 @@ impl Records {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
-    /// Appends `other`'s records after these.
-    pub fn extend(&mut self, other: Records) {
+    /// Appends `other`'s records after these; `other` is given back emptied when its bytes were copied
+    /// (its buffers can be filled again), None when it was taken whole.
+    pub fn extend(&mut self, mut other: Records) -> Option<Records> {
         // Taken whole only when it is at least the room these have: room given up front (`with_room`)
         // must not be thrown away for a run's small buffers, which would then grow by copying.
         if self.is_empty() && other.room() >= self.room() {
             *self = other;
-            return;
+            return None;
         }
         for plan in &other.plans {
             self.keep_plan(plan);
@@ -424,17 +453,19 @@ impl Records {
         self.lines.extend_from_slice(&other.lines);
         self.rows.extend_from_slice(&other.rows);
         self.datums.extend_from_slice(&other.datums);
-        self.index.extend(other.index.into_iter().map(|e| Entry {
+        self.index.extend(other.index.iter().map(|e| Entry {
             key_end: e.key_end + keys,
             line_end: e.line_end + lines,
             row_end: e.row_end + rows,
             datum_end: e.datum_end + datums,
-            ..e
+            ..*e
         }));
+        other.clear();
+        Some(other)
     }
 
-    /// The bytes these buffers have room for (lines or datums, whichever the records keep).
-    fn room(&self) -> usize {
+    /// The bytes these buffers have room for.
+    pub fn room(&self) -> usize {
         self.keys.capacity() + self.lines.capacity() + self.rows.capacity() + self.datums.capacity()
     }
 

@@ -213,6 +213,9 @@ impl Handler<Decoded> for Batcher {
         let partition = msg.partition;
         let dropped = self.slots.add(msg);
         self.inflight.release(dropped);
+        for run in self.slots.take_spares() {
+            self.inflight.give_back(run);
+        }
         // Under pressure every open batch is due at once, not at the next tick: by then a commit may
         // have eased the pressure and left the others waiting for their interval.
         if self.inflight.pressed() {

@@ -8,9 +8,11 @@
 //! last quarter is room for the reads that land meanwhile and the objects being made).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::futures::Notified;
+
+use crate::record::Records;
 use tokio::sync::Notify;
 
 #[derive(Debug)]
@@ -21,7 +23,12 @@ pub struct Inflight {
     freed: Notify,
     gauge: Option<prometheus::IntGauge>,
     bound_gauge: Option<prometheus::IntGauge>,
+    /// Runs the Batcher copied into its batches, emptied, for the reader to decode into again.
+    spares: Mutex<Vec<Records>>,
 }
+
+/// What the spare runs may hold, all together: their room is resident and not counted in the budget.
+const SPARE_ROOM: usize = 8 << 20;
 
 impl Default for Inflight {
     /// No bound (tests of the bookkeeping).
@@ -32,6 +39,7 @@ impl Default for Inflight {
             freed: Notify::new(),
             gauge: None,
             bound_gauge: None,
+            spares: Mutex::new(Vec::new()),
         }
     }
 }
@@ -113,6 +121,24 @@ impl Inflight {
         self.freed.notified()
     }
 
+    /// An emptied run to decode into, if one was given back: its pages are the process's already, where
+    /// a new run's buffers fault in page by page as they fill (the allocator returns freed memory to
+    /// the system at once), a cost paid for every byte read.
+    pub fn spare_run(&self) -> Option<Records> {
+        self.spares.lock().ok()?.pop()
+    }
+
+    /// Keeps an emptied run for `spare_run` while the spares' room stays under `SPARE_ROOM`.
+    pub fn give_back(&self, mut run: Records) {
+        run.clear();
+        let Ok(mut spares) = self.spares.lock() else {
+            return;
+        };
+        if spares.iter().map(Records::room).sum::<usize>() + run.room() <= SPARE_ROOM {
+            spares.push(run);
+        }
+    }
+
     fn report(&self, now: u64) {
         if let Some(g) = &self.gauge {
             g.set(now as i64);
@@ -144,6 +170,30 @@ mod tests {
         drop(held);
         assert_eq!(inflight.bytes(), 50);
         assert!(!inflight.over());
+    }
+
+    #[test]
+    fn runs_given_back_are_handed_out_again_empty_within_their_room() {
+        let inflight = Inflight::default();
+        assert!(inflight.spare_run().is_none());
+        let shape = crate::record::Shape {
+            key: 0,
+            line: 0,
+            row: 1 << 20,
+            datum: 0,
+        };
+        let mut run = Records::with_room(3, shape);
+        run.extend(Records::of((0..3).map(|o| (o, o))));
+        assert!(!run.is_empty());
+        inflight.give_back(run);
+        let again = inflight.spare_run().unwrap_or_default();
+        assert!(again.is_empty() && again.bytes() == 0, "handed out empty");
+        assert!(again.room() >= 3 << 20, "with its room");
+        inflight.give_back(again);
+        inflight.give_back(Records::with_room(4, shape));
+        inflight.give_back(Records::with_room(2, shape));
+        let rooms: Vec<usize> = std::iter::from_fn(|| inflight.spare_run()).map(|r| r.room() >> 20).collect();
+        assert_eq!(rooms, [4, 3], "past 8 MiB of room together a run is dropped");
     }
 
     #[test]

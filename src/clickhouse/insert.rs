@@ -43,7 +43,7 @@ pub async fn insert_chosen(
     at: &[usize],
     origin: Origin,
 ) -> Result<(), InsertError> {
-    let mut at = at.iter().copied().peekable();
+    let mut at = at.iter().filter_map(|&i| records.get(i)).peekable();
     while at.peek().is_some() {
         insert_next(client, table, records, &mut at, origin, None).await?;
     }
@@ -51,15 +51,15 @@ pub async fn insert_chosen(
 }
 
 /// Inserts the records of `at` from its next one on while they share its writer schema.
-async fn insert_next(
+async fn insert_next<'r>(
     client: &clickhouse::Client,
     table: &str,
-    records: &Records,
-    at: &mut std::iter::Peekable<impl Iterator<Item = usize>>,
+    records: &'r Records,
+    at: &mut std::iter::Peekable<impl Iterator<Item = Record<'r>>>,
     origin: Origin,
     limit: Option<Duration>,
 ) -> Result<(), InsertError> {
-    let Some(schema_id) = at.peek().and_then(|&i| records.get(i)).map(|r| r.schema_id) else {
+    let Some(schema_id) = at.peek().map(|r| r.schema_id) else {
         return Ok(());
     };
     let plan = records.plan(schema_id).ok_or(InsertError::NoPlan(schema_id))?;
@@ -70,10 +70,7 @@ async fn insert_next(
     let ingested = |r: &Record| secs(origin.ingested_at.unwrap_or(r.time));
     // Rows gathered into chunks of `SEND_BYTES`, each handed over whole (no copy behind it).
     let mut chunk = Vec::with_capacity(SEND_BYTES + 4096);
-    while let Some(r) = at
-        .next_if(|&i| records.get(i).is_some_and(|r| r.schema_id == schema_id))
-        .and_then(|i| records.get(i))
-    {
+    while let Some(r) = at.next_if(|r| r.schema_id == schema_id) {
         chunk.extend_from_slice(r.row);
         put_meta(&mut chunk, ingested(&r), origin.partition, r.offset);
         if chunk.len() >= SEND_BYTES {
@@ -107,7 +104,7 @@ pub async fn insert_all_within(
     origin: Origin,
     limit: Option<Duration>,
 ) -> Result<(), InsertError> {
-    let mut at = (0..records.len()).peekable();
+    let mut at = records.iter().peekable();
     while at.peek().is_some() {
         insert_next(client, table, records, &mut at, origin, limit).await?;
     }

@@ -67,6 +67,9 @@ pub struct Slots {
     map: BTreeMap<i32, Slot>,
     /// Records a new open batch has room for from the start (its size limit).
     room: usize,
+    /// Runs whose records were copied into a batch, emptied: the Batcher gives them back to the
+    /// reader (`Inflight::give_back`).
+    spares: Vec<Records>,
 }
 
 impl Slots {
@@ -75,7 +78,13 @@ impl Slots {
             topic,
             map: BTreeMap::new(),
             room: 0,
+            spares: Vec::new(),
         }
+    }
+
+    /// The runs emptied since last asked.
+    pub fn take_spares(&mut self) -> Vec<Records> {
+        std::mem::take(&mut self.spares)
     }
 
     /// Open batches are given room for `events` when they open, so they never grow by copying
@@ -115,12 +124,12 @@ impl Slots {
                 open.grown = Instant::now();
                 open.last_offset = d.last_offset;
                 open.bytes += d.bytes;
-                open.records.extend(d.records);
+                self.spares.extend(open.records.extend(d.records));
                 open.dead_letters.extend(d.dead_letters);
             }
             None => {
                 let mut records = Records::with_room(self.room.max(d.records.len()), d.records.shape());
-                records.extend(d.records);
+                self.spares.extend(records.extend(d.records));
                 slot.open = Some(Open {
                     first_offset: d.first_offset,
                     last_offset: d.last_offset,

@@ -288,7 +288,11 @@ impl ReadLoop {
             }
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + CHUNK_WAIT);
             if let Some(&epoch) = epochs.get(&msg.partition()) {
-                self.process(&mut chunk, epoch, &msg).await;
+                // The waiting part's future is made only for a record that needs it (see process_now).
+                match self.process_now(&mut chunk, epoch, &msg) {
+                    Left::Nothing => {}
+                    left => self.process_asking(&mut chunk, epoch, &msg, left).await,
+                }
             }
         }
         chunk
@@ -297,59 +301,108 @@ impl ReadLoop {
     /// Classifies one record and puts it where it belongs: its partition's run (event or dead letter),
     /// the run of unknown ids, or — when the registry cannot tell — the queue of records that wait.
     async fn process(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) {
+        let left = self.process_now(chunk, epoch, msg);
+        self.process_asking(chunk, epoch, msg, left).await;
+    }
+
+    /// What `process` does without waiting: all of it for a record whose writer schema is known (or
+    /// that is not even framed), which is nearly every record. A plain call: the future of the part
+    /// that asks the registry is large, and the read loop makes it only for the records that need it.
+    fn process_now(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) -> Left {
         if self.taken.is_repeat(msg.partition(), epoch, msg.offset()) {
             self.wiring.shared.metrics.records_redelivered.inc();
             log::debug!("{NAME}: p{} @{} handed over again: dropped", msg.partition(), msg.offset());
-            return;
+            return Left::Nothing;
         }
         chunk.records += 1;
         chunk.bytes += msg.payload().map_or(0, <[u8]>::len) as u64;
-        let incoming = Incoming {
-            offset: msg.offset(),
-            key: msg.key().unwrap_or_default(),
-            payload: msg.payload().unwrap_or_default(),
-            now: chunk.now,
+        // The decoder appends the record to its partition's records so far.
+        let classified = match chunk.runs.get_mut(&msg.partition()) {
+            Some(run) => self.decoding.classify_now(incoming(msg, chunk.now), &mut run.records),
+            None => {
+                let mut records = self.new_run();
+                let classified = self.decoding.classify_now(incoming(msg, chunk.now), &mut records);
+                if matches!(classified, Some(Classified::Decoded)) {
+                    run_of(chunk, epoch, msg).records = records;
+                }
+                classified
+            }
         };
-        // The partition's records so far are lent to the decoder, which appends this one to them.
-        let partition = msg.partition();
-        let shape = self.shape;
-        let mut records = chunk
-            .runs
-            .get_mut(&partition)
-            .map(|r| std::mem::take(&mut r.records))
-            .unwrap_or_else(|| Records::with_room(CHUNK_RECORDS, shape));
-        let classified = match self.decoding.classify_now(incoming, &mut records) {
-            Some(known) => known,
-            None => self.decoding.classify(incoming, &mut records).await,
-        };
-        if let Some(run) = chunk.runs.get_mut(&partition) {
-            run.records = records;
-        } else if matches!(classified, Classified::Decoded) {
-            run_of(chunk, epoch, msg).records = records;
+        match classified {
+            None => Left::Classify,
+            Some(classified) => self.place(chunk, epoch, msg, classified),
         }
+    }
+
+    /// Empty records for a partition's run: a spare one the Batcher gave back, else new, with room for
+    /// a chunk of records like the last ones.
+    fn new_run(&self) -> Records {
+        self.wiring
+            .inflight
+            .spare_run()
+            .unwrap_or_else(|| Records::with_room(CHUNK_RECORDS, self.shape))
+    }
+
+    /// What `process_now` left: the registry asked for the record's writer schema, or whether it has
+    /// the topic's subjects at all.
+    async fn process_asking(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message, left: Left) {
+        let (id, message) = match left {
+            Left::Nothing => return,
+            Left::UnknownId { id, message } => (id, message),
+            Left::Classify => {
+                // The partition's records so far are lent to the decoder across the wait.
+                let partition = msg.partition();
+                let mut records = chunk
+                    .runs
+                    .get_mut(&partition)
+                    .map(|r| std::mem::take(&mut r.records))
+                    .unwrap_or_else(|| self.new_run());
+                let classified = self.decoding.classify(incoming(msg, chunk.now), &mut records).await;
+                if let Some(run) = chunk.runs.get_mut(&partition) {
+                    run.records = records;
+                } else if matches!(classified, Classified::Decoded) {
+                    run_of(chunk, epoch, msg).records = records;
+                }
+                match self.place(chunk, epoch, msg, classified) {
+                    Left::UnknownId { id, message } => (id, message),
+                    _ => return,
+                }
+            }
+        };
         let held = |why: String| Held {
             epoch,
             msg: owned(msg),
             why,
         };
+        match self.decoding.subject_known().await {
+            Ok(true) => {
+                if self.holding.suspect(held(message), Instant::now()) == Verdict::RegistryWrong {
+                    self.block(BlockReason::LacksSchemas, id, None);
+                }
+            }
+            Ok(false) => {
+                let why = format!(
+                    "the schema registry knows no subject {}: is NRT_SCHEMA_REGISTRY_URL the registry of this topic?",
+                    self.decoding.subjects()
+                );
+                self.block(BlockReason::LacksSchemas, id, Some((held(message), why)));
+            }
+            Err(e) => self.block(outage_of(&e).into(), id, Some((held(message), e.to_string()))),
+        }
+    }
+
+    /// Puts a classified record where it belongs; one of an id the registry does not know is left to
+    /// `process_asking`.
+    fn place(&mut self, chunk: &mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message, classified: Classified) -> Left {
         match classified {
-            Classified::UnknownId { id, message } => match self.decoding.subject_known().await {
-                Ok(true) => {
-                    if self.holding.suspect(held(message), Instant::now()) == Verdict::RegistryWrong {
-                        self.block(BlockReason::LacksSchemas, id, None);
-                    }
-                }
-                Ok(false) => {
-                    let why = format!(
-                        "the schema registry knows no subject {}: is NRT_SCHEMA_REGISTRY_URL the registry of this topic?",
-                        self.decoding.subjects()
-                    );
-                    self.block(BlockReason::LacksSchemas, id, Some((held(message), why)));
-                }
-                Err(e) => self.block(outage_of(&e).into(), id, Some((held(message), e.to_string()))),
-            },
+            Classified::UnknownId { id, message } => return Left::UnknownId { id, message },
             Classified::Unresolved { id, message, outage } => {
-                self.block(Some(outage).into(), id, Some((held(message.clone()), message)))
+                let held = Held {
+                    epoch,
+                    msg: owned(msg),
+                    why: message.clone(),
+                };
+                self.block(Some(outage).into(), id, Some((held, message)))
             }
             Classified::Decoded => {
                 self.suspects_are_poison(chunk);
@@ -361,6 +414,7 @@ impl ReadLoop {
                 self.dead_letter(chunk, epoch, msg, kind, message);
             }
         }
+        Left::Nothing
     }
 
     fn dead_letter(
@@ -604,6 +658,24 @@ fn run_of<'c>(chunk: &'c mut Chunk, epoch: Epoch, msg: &impl rdkafka::Message) -
     });
     run.last_offset = msg.offset();
     run
+}
+
+/// What of a record's processing waits on the registry (`ReadLoop::process_asking`).
+enum Left {
+    Nothing,
+    /// Its writer schema is not known yet.
+    Classify,
+    /// The registry said it does not know the id: does it have the topic's subjects at all?
+    UnknownId { id: u32, message: String },
+}
+
+fn incoming(msg: &impl rdkafka::Message, now: i64) -> Incoming<'_> {
+    Incoming {
+        offset: msg.offset(),
+        key: msg.key().unwrap_or_default(),
+        payload: msg.payload().unwrap_or_default(),
+        now,
+    }
 }
 
 fn owned(msg: &impl rdkafka::Message) -> OwnedMessage {
