@@ -27,7 +27,9 @@ pub struct Inflight {
     spares: Mutex<Vec<Records>>,
 }
 
-/// What the spare runs may hold, all together: their room is resident and not counted in the budget.
+/// What the spare runs may hold, all together: their room is resident and not counted in the budget,
+/// so it is also at most a quarter of the bound (a process of several pipelines keeps no more spares
+/// than one).
 const SPARE_ROOM: usize = 8 << 20;
 
 impl Default for Inflight {
@@ -128,13 +130,15 @@ impl Inflight {
         self.spares.lock().ok()?.pop()
     }
 
-    /// Keeps an emptied run for `spare_run` while the spares' room stays under `SPARE_ROOM`.
+    /// Keeps an emptied run for `spare_run` while the spares' room stays under `SPARE_ROOM` and a
+    /// quarter of the bound.
     pub fn give_back(&self, mut run: Records) {
         run.clear();
         let Ok(mut spares) = self.spares.lock() else {
             return;
         };
-        if spares.iter().map(Records::room).sum::<usize>() + run.room() <= SPARE_ROOM {
+        let most = SPARE_ROOM.min(usize::try_from(self.bound() / 4).unwrap_or(usize::MAX));
+        if spares.iter().map(Records::room).sum::<usize>() + run.room() <= most {
             spares.push(run);
         }
     }
@@ -194,6 +198,11 @@ mod tests {
         inflight.give_back(Records::with_room(2, shape));
         let rooms: Vec<usize> = std::iter::from_fn(|| inflight.spare_run()).map(|r| r.room() >> 20).collect();
         assert_eq!(rooms, [4, 3], "past 8 MiB of room together a run is dropped");
+        let share = Inflight::bounded(16 << 20);
+        share.give_back(Records::with_room(3, shape));
+        share.give_back(Records::with_room(2, shape));
+        let rooms: Vec<usize> = std::iter::from_fn(|| share.spare_run()).map(|r| r.room() >> 20).collect();
+        assert_eq!(rooms, [3], "a budget's share keeps a quarter of it at most");
     }
 
     #[test]
