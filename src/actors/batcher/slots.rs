@@ -370,6 +370,20 @@ mod tests {
     }
 
     #[test]
+    fn runs_copied_into_an_open_batch_are_given_back_empty() {
+        let mut s = Slots::new("t".into());
+        s.add_room(1_000);
+        s.add(run(0, 1, 0, 9));
+        s.add(run(0, 1, 10, 19));
+        let spares = s.take_spares();
+        assert_eq!(spares.len(), 2, "both runs were copied into the batch's room");
+        assert!(spares.iter().all(|r| r.is_empty() && r.bytes() == 0));
+        assert!(s.take_spares().is_empty(), "each given back once");
+        let batch = s.start(0, &limits(), true).map(|b| (b.first_offset, b.last_offset, b.records.len()));
+        assert_eq!(batch, Some((0, 19, 20)), "the batch holds every record");
+    }
+
+    #[test]
     fn a_batch_that_stopped_growing_is_due_once_it_holds_a_tenth_of_its_limit() {
         let quiet = Limits {
             quiet: Duration::from_millis(30),

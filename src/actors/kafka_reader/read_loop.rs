@@ -322,8 +322,11 @@ impl ReadLoop {
             None => {
                 let mut records = self.new_run();
                 let classified = self.decoding.classify_now(incoming(msg, chunk.now), &mut records);
-                if matches!(classified, Some(Classified::Decoded)) {
-                    run_of(chunk, epoch, msg).records = records;
+                match classified {
+                    Some(Classified::Decoded) => run_of(chunk, epoch, msg).records = records,
+                    // Not this record's run after all (poison, or the registry must be asked): the
+                    // buffers go back for the next one.
+                    _ => self.wiring.inflight.give_back(records),
                 }
                 classified
             }
